@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * smtpgate ABI: the one header shared by the XDP program and the C++ loader.
+ * Everything that crosses the kernel/userspace boundary is defined here: map
+ * key and value layouts, enums stored in maps, limits. Changing a layout here
+ * changes both sides at once; pinned maps from an older build are refused by
+ * libbpf's pin compatibility check rather than misread.
+ */
+#ifndef SMTPGATE_ABI_H
+#define SMTPGATE_ABI_H
+
+#ifdef __BPF__
+#include <linux/types.h>
+#else
+#include <linux/types.h>
+#endif
+
+/* Guarded destination ports: a short list, checked in a bounded loop. */
+#define SG_MAX_PORTS 8
+
+/* Rule ids index the per-rule counters. Id 0 is the default rule: a source
+ * that no range explains. Range rules are 1..max_rules-1. */
+#define SG_RULE_DEFAULT 0
+#define SG_DEFAULT_MAX_RULES 65536
+
+/* Two allowlist buffers: the program reads the active one; userspace fills
+ * the other and flips sg_state.active_slot (see docs/design.md). */
+#define SG_SLOTS 2
+
+/* Deepest IPv6 extension-header chain walked before the packet is judged on
+ * its source alone (fail closed: see docs/design.md). */
+#define SG_MAX_EXT_HEADERS 8
+
+/* Verdict for a source that is not admitted. Chosen at run time. */
+enum sg_action {
+	SG_ACTION_DROP = 0,    /* XDP_DROP: EOP reports 4.4.315 timed out */
+	SG_ACTION_REJECT = 1,  /* RST+ACK via XDP_TX: EOP reports 4.4.316 refused */
+	SG_ACTION_MONITOR = 2, /* count as would-refuse, then pass */
+	SG_ACTION_MAX,
+};
+
+/* What a range does to a SYN whose source it is the longest match for. */
+enum sg_rule_kind {
+	SG_KIND_NONE = 0,
+	SG_KIND_ADMIT = 1, /* allowlist: admitted */
+	SG_KIND_DENY = 2,  /* operator deny: refused, wins ties with admit */
+	SG_KIND_WATCH = 3, /* known but not admitted (e.g. unapplied feed range) */
+	SG_KIND_MAX,
+};
+
+/* The user-facing outcome of one packet; exactly one per packet. */
+enum sg_verdict {
+	SG_VERDICT_PASS = 0,    /* not judged: not a guarded SYN */
+	SG_VERDICT_ADMIT = 1,   /* judged, source admitted */
+	SG_VERDICT_DROP = 2,    /* judged, refused with XDP_DROP */
+	SG_VERDICT_REJECT = 3,  /* judged, refused with an RST via XDP_TX */
+	SG_VERDICT_MONITOR = 4, /* judged, would be refused, passed (monitor) */
+	SG_VERDICT_MAX,
+};
+
+/* Why the packet got its verdict; exactly one per packet. */
+enum sg_reason {
+	SG_REASON_NOT_IP = 0,        /* not IPv4/IPv6 (after at most two VLAN tags) */
+	SG_REASON_NOT_TCP = 1,       /* IP, but the upper layer is not TCP */
+	SG_REASON_OTHER_PORT = 2,    /* TCP to a port that is not guarded */
+	SG_REASON_NOT_SYN = 3,       /* TCP to a guarded port, not SYN without ACK */
+	SG_REASON_LATER_FRAGMENT = 4,/* non-first fragment: passes (see design) */
+	SG_REASON_MALFORMED = 5,     /* headers cut or invalid before judging: the
+					stack drops what it cannot parse */
+	SG_REASON_RULE_ADMIT = 6,    /* longest match is an admit range */
+	SG_REASON_RULE_DENY = 7,     /* longest match is an operator deny range */
+	SG_REASON_RULE_WATCH = 8,    /* longest match is a watch range */
+	SG_REASON_DEFAULT = 9,       /* no range matches the source */
+	SG_REASON_NO_ALLOWLIST = 10, /* no allowlist published yet: fail closed */
+	SG_REASON_REJECT_AS_DROP = 11,/* reject asked, but no RST can be built
+					 (fragment, cut TCP header): dropped */
+	SG_REASON_MAX,
+};
+
+/* Why a judged packet was judged (recorded in events). */
+enum sg_judged_as {
+	SG_JUDGED_SYN = 0,             /* a complete SYN to a guarded port */
+	SG_JUDGED_FIRST_FRAGMENT = 1,  /* first fragment to a guarded port */
+	SG_JUDGED_TINY_FRAGMENT = 2,   /* first fragment too short to name a port */
+	SG_JUDGED_EXT_LIMIT = 3,       /* IPv6 extension chain longer than walked */
+};
+
+/* gate_config[0]: written by userspace, read by every packet. */
+struct sg_config {
+	__u32 action;                 /* enum sg_action */
+	__u32 nports;                 /* entries used in ports[] */
+	__u16 ports[SG_MAX_PORTS];    /* host byte order */
+	__u32 events_per_sec;         /* per-CPU ring buffer event budget; 0 = none */
+	__u32 flags;                  /* reserved, 0 */
+};
+
+/* gate_state[0]: which allowlist slot the program reads. The flip of
+ * active_slot is the single write that publishes a new allowlist. */
+struct sg_state {
+	__u32 active_slot;            /* 0 or 1 */
+	__u32 generation;             /* bumped on every publish, for status */
+};
+
+/* LPM trie keys: prefixlen first, as the LPM trie requires. Address bytes in
+ * network order. */
+struct sg_lpm_v4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct sg_lpm_v6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* LPM trie value: the rule that decides for sources under this prefix. */
+struct sg_rule_ref {
+	__u32 rule_id;
+	__u32 kind;                   /* enum sg_rule_kind */
+};
+
+/* rule_counters[rule_id], per CPU. "refused" counts drop, reject and
+ * monitor's would-refuse alike; the verdict counters tell them apart. */
+struct sg_rule_counters {
+	__u64 admit_packets;
+	__u64 admit_bytes;
+	__u64 refuse_packets;
+	__u64 refuse_bytes;
+};
+
+/* verdict_counters[enum sg_verdict], reason_counters[enum sg_reason],
+ * per CPU. */
+struct sg_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* recent_refused: LRU table of recently refused sources. */
+struct sg_source_key {
+	__u32 family;                 /* 4 or 6 */
+	__u8 addr[16];                /* IPv4 in the first 4 bytes, rest zero */
+};
+
+struct sg_source_info {
+	__u64 count;
+	__u64 first_seen_ns;          /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 last_seen_ns;
+	__u32 rule_id;                /* the rule that refused it last */
+	__u16 last_port;
+	__u8 last_verdict;            /* enum sg_verdict */
+	__u8 pad;
+};
+
+/* events ring buffer: one record per refused SYN, within the rate budget. */
+struct sg_event {
+	__u64 ts_ns;                  /* bpf_ktime_get_ns() */
+	__u8 addr[16];                /* source; IPv4 in the first 4 bytes */
+	__u32 rule_id;
+	__u32 ifindex;
+	__u16 dport;
+	__u8 family;                  /* 4 or 6 */
+	__u8 verdict;                 /* enum sg_verdict */
+	__u8 reason;                  /* enum sg_reason */
+	__u8 judged_as;               /* enum sg_judged_as */
+	__u8 pad[2];
+};
+
+/* event_budget[0], per CPU: token bucket for the ring buffer. */
+struct sg_event_budget {
+	__u64 window_start_ns;
+	__u64 sent;                   /* events sent in this one-second window */
+	__u64 suppressed;             /* events not sent, ever (monotonic) */
+};
+
+#endif /* SMTPGATE_ABI_H */

@@ -1,0 +1,114 @@
+// The one place that knows the map layout (bpf/smtpgate_abi.h) from userspace:
+// publish an allowlist atomically, read and write the run-time config, read the
+// counters and the recently-refused table. See docs/design.md for the protocol.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cidr.hpp"
+#include "smtpgate_abi.h"
+
+struct bpf_object;
+
+namespace smtpgate {
+
+enum class Action : uint32_t { Drop = SG_ACTION_DROP, Reject = SG_ACTION_REJECT, Monitor = SG_ACTION_MONITOR };
+enum class RuleKind : uint32_t { Admit = SG_KIND_ADMIT, Deny = SG_KIND_DENY, Watch = SG_KIND_WATCH };
+
+/// "drop" / "reject" / "monitor"; parse throws InputError naming the word.
+std::string to_string(Action a);
+Action parse_action(std::string_view word);
+std::string to_string(RuleKind k);
+std::string verdict_name(uint32_t verdict);  // enum sg_verdict
+std::string reason_name(uint32_t reason);    // enum sg_reason
+
+/// One prefix of the compiled allowlist and the rule that decides under it.
+struct TrieEntry {
+  Cidr prefix;
+  uint32_t rule_id = 0;
+  RuleKind kind = RuleKind::Admit;
+  bool operator==(const TrieEntry&) const = default;
+};
+
+/// Run-time settings the program reads for every packet.
+struct GateConfig {
+  Action action = Action::Drop;
+  std::vector<uint16_t> ports{25};
+  uint32_t events_per_sec = 100;
+  bool operator==(const GateConfig&) const = default;
+};
+
+/// A recently refused source, from the LRU table.
+struct RecentSource {
+  Cidr address;
+  uint64_t count = 0;
+  uint64_t first_seen_ns = 0;  // CLOCK_MONOTONIC
+  uint64_t last_seen_ns = 0;
+  uint32_t rule_id = 0;
+  uint16_t last_port = 0;
+  uint32_t last_verdict = 0;
+};
+
+/// File descriptors of smtpgate's maps (owned, closed on destruction).
+/// Not copyable; movable.
+class GateMaps {
+ public:
+  /// Borrows the maps of a loaded object (fds are duplicated).
+  static GateMaps from_object(bpf_object* obj);
+  /// Opens the maps pinned under pin_dir. Throws SystemError when no gate is
+  /// pinned there.
+  static GateMaps open_pinned(const std::string& pin_dir);
+  /// True when pin_dir holds smtpgate's pinned maps.
+  static bool pinned_at(const std::string& pin_dir);
+
+  GateMaps(GateMaps&&) noexcept;
+  GateMaps& operator=(GateMaps&&) noexcept;
+  GateMaps(const GateMaps&) = delete;
+  GateMaps& operator=(const GateMaps&) = delete;
+  ~GateMaps();
+
+  /// Replaces the whole allowlist atomically: builds fresh tries in the
+  /// inactive slot, flips the active slot with one map write, waits until no
+  /// program still reads the old slot, then releases it. Entries must have
+  /// distinct (prefix) and rule ids < max_rules(). Throws before anything
+  /// changes if they do not.
+  void publish(const std::vector<TrieEntry>& entries);
+  /// The allowlist the program reads now, sorted by prefix.
+  std::vector<TrieEntry> active_entries() const;
+  /// Longest-prefix match of an address in the active allowlist, as the program
+  /// does it.
+  std::optional<TrieEntry> match(const Cidr& address) const;
+  /// True once an allowlist has been published.
+  bool has_allowlist() const;
+  /// Publish counter (bumped by every publish).
+  uint32_t generation() const;
+
+  GateConfig config() const;
+  /// Validates (ports 1..65535, at most SG_MAX_PORTS, action known) and writes.
+  void set_config(const GateConfig& cfg);
+
+  uint32_t max_rules() const;
+  /// Per-rule counters summed over CPUs.
+  sg_rule_counters rule_counters(uint32_t rule_id) const;
+  /// Zeroes one rule's counters (before a freed id is reused).
+  void reset_rule_counters(uint32_t rule_id);
+  std::array<sg_counter, SG_VERDICT_MAX> verdict_counters() const;
+  std::array<sg_counter, SG_REASON_MAX> reason_counters() const;
+  /// The recently-refused table, most recent first.
+  std::vector<RecentSource> recent_refused() const;
+  /// Events the ring buffer's rate limit held back, summed over CPUs.
+  uint64_t events_suppressed() const;
+  /// The ring buffer's fd, for ring_buffer__new.
+  int events_fd() const;
+
+ private:
+  GateMaps() = default;
+  struct Fds;
+  Fds* fds_ = nullptr;
+};
+
+}  // namespace smtpgate

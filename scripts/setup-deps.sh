@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything smtpgate needs to build, test and run on Debian 12.
+# Idempotent: packages already present are left alone.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-deps.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+packages=(
+  # build
+  build-essential cmake pkg-config clang llvm
+  # BPF
+  libbpf-dev libxdp-dev bpftool xdp-tools linux-libc-dev
+  # C++ libraries
+  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev
+  libcli11-dev libtomlplusplus-dev libcurl4-openssl-dev libsystemd-dev
+  # tests: namespaces, veth, traffic, comparisons
+  iproute2 ethtool nftables procps util-linux ca-certificates
+  # vm-tests: Debian 12's kernel under emulation
+  qemu-system-x86 busybox-static cpio kmod
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,2 +1,123 @@
+// smtpgatectl: a thin command line over the smtpgate library. Reads work
+// whether or not smtpgated runs; changes take the pin-dir lock.
+// Exit codes: 0 ok, 1 error (one line on stderr), 2 usage.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
-int main() { std::puts("smtpgatectl: not built yet"); return 1; }
+#include <iostream>
+
+#include "cidr.hpp"
+#include "error.hpp"
+#include "gate.hpp"
+#include "gate_program.hpp"
+#include "log.hpp"
+#include "report.hpp"
+#include "state.hpp"
+
+using namespace smtpgate;
+
+namespace {
+
+void print(const nlohmann::json& j, bool as_json, std::string (*render)(const nlohmann::json&)) {
+  if (as_json)
+    std::cout << j.dump(2) << "\n";
+  else
+    std::cout << render(j);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"smtpgatectl: control and explain the smtpgate XDP port-25 gate"};
+  app.require_subcommand(1);
+  Paths paths;
+  bool as_json = false;
+  int verbose = 0;
+  app.add_option("--pin-dir", paths.pin_dir, "Where the gate's maps are pinned")->capture_default_str();
+  app.add_option("--state-dir", paths.state_dir, "Where the gate's state is kept")->capture_default_str();
+  app.add_flag("-j,--json", as_json, "Print JSON (documented schema) instead of text");
+  app.add_flag("-v,--verbose", verbose, "More logging; -vv includes libbpf and libxdp");
+
+  auto* status = app.add_subcommand("status", "Interfaces, XDP mode, action, ports, ranges per origin");
+
+  auto* ranges = app.add_subcommand("ranges", "List or change the operator's ranges");
+  ranges->require_subcommand(1);
+  auto* r_list = ranges->add_subcommand("list", "Every range the gate knows, with kind, origin and rule id");
+  std::string cidr_text, comment, file;
+  bool allow_reserved = false, deny = false;
+  auto* r_add = ranges->add_subcommand("add", "Admit (or with --deny refuse) a range, now and after restarts");
+  r_add->add_option("CIDR", cidr_text, "Range, e.g. 40.95.0.0/16 or 2a01:111:f400::/48")->required();
+  r_add->add_option("--comment", comment, "Why the range is there");
+  r_add->add_flag("--allow-reserved", allow_reserved, "Accept special-purpose space (private, loopback, ...)");
+  r_add->add_flag("--deny", deny, "Refuse this range, even inside an admitted one");
+  auto* r_del = ranges->add_subcommand("del", "Remove an operator range");
+  r_del->add_option("CIDR", cidr_text, "Range as listed by 'ranges list'")->required();
+  auto* r_import = ranges->add_subcommand("import", "Add every range of a file (one CIDR per line, # comments)");
+  r_import->add_option("FILE", file, "Range file")->required();
+  r_import->add_flag("--allow-reserved", allow_reserved, "Accept special-purpose space");
+  r_import->add_flag("--deny", deny, "Import the ranges as deny ranges");
+
+  auto* stats = app.add_subcommand("stats", "Per-range and total counters");
+
+  std::string address;
+  auto* explain = app.add_subcommand("explain", "The verdict a SYN from ADDR would get now, and why");
+  explain->add_option("ADDR", address, "Source address, IPv4 or IPv6")->required();
+
+  std::string action_word;
+  auto* action = app.add_subcommand("action", "Set what happens to refused SYNs: drop, reject or monitor");
+  action->add_option("ACTION", action_word, "drop (EOP: 4.4.315), reject (EOP: 4.4.316) or monitor")
+      ->required()
+      ->check(CLI::IsMember({"drop", "reject", "monitor"}));
+
+  std::string ifname;
+  auto* detach_cmd = app.add_subcommand("detach", "Remove the gate from an interface (other XDP programs stay)");
+  detach_cmd->add_option("IF", ifname, "Interface")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+
+  init_logging(verbose);
+  try {
+    if (*status) {
+      print(build_status(paths), as_json, render_status);
+    } else if (*r_list) {
+      print(build_ranges(paths), as_json, render_ranges);
+    } else if (*r_add) {
+      OperatorRange r{Cidr::parse(cidr_text), deny ? RuleKind::Deny : RuleKind::Admit, comment, 0};
+      add_range(paths, r, allow_reserved);
+      if (!as_json) std::cout << (deny ? "denied " : "admitted ") << r.cidr.str() << "\n";
+    } else if (*r_del) {
+      Cidr c = Cidr::parse(cidr_text);
+      del_range(paths, c);
+      if (!as_json) std::cout << "removed " << c.str() << "\n";
+    } else if (*r_import) {
+      size_t n = import_ranges(paths, file, deny ? RuleKind::Deny : RuleKind::Admit, allow_reserved);
+      if (!as_json) std::cout << "imported " << n << " new range(s) from " << file << "\n";
+    } else if (*stats) {
+      print(build_stats(paths), as_json, render_stats);
+    } else if (*explain) {
+      print(build_explain(paths, Cidr::parse_address(address)), as_json, render_explain);
+    } else if (*action) {
+      Action a = parse_action(action_word);
+      set_action(paths, a);
+      if (!as_json) std::cout << "action " << action_word << ": refused senders see " << eop_code_for(a) << "\n";
+    } else if (*detach_cmd) {
+      if (!detach(ifname)) {
+        std::cerr << "smtpgatectl: no smtpgate program is attached to " << ifname << "\n";
+        return 1;
+      }
+      if (!as_json) std::cout << "detached from " << ifname << " (maps stay pinned at " << paths.pin_dir << ")\n";
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "smtpgatectl: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -23,7 +23,8 @@ void make_dirs(const std::string& path, unsigned mode = 0755);
 /// every process that changes the gate (smtpgatectl, smtpgated).
 class FileLock {
  public:
-  /// Blocks until the lock on path (created if missing) is held.
+  /// Blocks until the lock on path (a directory, or a file created if
+  /// missing) is held.
   explicit FileLock(const std::string& path);
   ~FileLock();
   FileLock(const FileLock&) = delete;

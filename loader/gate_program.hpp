@@ -10,7 +10,7 @@
 #include <vector>
 
 struct bpf_object;
-struct smtpgate;  // generated skeleton
+struct smtpgate_bpf;  // generated skeleton (bpf/smtpgate.skel.h)
 
 namespace smtpgate {
 
@@ -51,7 +51,7 @@ class GateProgram {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  friend class Attachment;
+  friend XdpMode attach(const ProgramOptions&, const std::string&, XdpMode);
 };
 
 /// What is attached to one interface, as the kernel reports it.
@@ -63,18 +63,23 @@ struct AttachedInfo {
   uint32_t prog_id = 0;       // smtpgate's program id
   bool dispatcher = false;    // attached through libxdp's multiprog dispatcher
   std::vector<std::string> others;  // other XDP programs on the interface
+  bool uses_pinned_maps = false;    // its maps are the ones pinned in pin_dir
 };
 
-/// Attaches a program to an interface through libxdp (dispatcher when the kernel
-/// allows it, so other XDP programs stay), falling back from native to skb mode
-/// with a warning when native is refused.
-/// Returns the mode actually used.
-XdpMode attach(GateProgram& prog, const std::string& ifname, XdpMode mode);
+/// Loads a fresh program (maps reused from opts.pin_dir) and attaches it to an
+/// interface through libxdp (its dispatcher when the kernel allows it, so other
+/// XDP programs stay), falling back from native to skb mode with a warning when
+/// the driver refuses native. An smtpgate program already there is replaced
+/// without a moment where the interface is unguarded. Returns the mode used.
+XdpMode attach(const ProgramOptions& opts, const std::string& ifname, XdpMode mode);
 /// Detaches smtpgate from the interface; other XDP programs stay. Returns false
 /// when no smtpgate program was attached there.
 bool detach(const std::string& ifname);
-/// Reports what is attached to the interface.
-AttachedInfo query_attached(const std::string& ifname);
+/// Reports what is attached to the interface; pin_dir (may be empty) is used to
+/// tell whether the attached program uses the pinned maps.
+AttachedInfo query_attached(const std::string& ifname, const std::string& pin_dir = "");
+/// The program's name in the kernel, used to find it on an interface.
+constexpr const char* kProgramName = "smtpgate_xdp";
 
 /// Mounts bpffs at /sys/fs/bpf if nothing is mounted there, and creates dir.
 void ensure_pin_dir(const std::string& dir);

@@ -1,0 +1,161 @@
+#include "config.hpp"
+
+#include <toml++/toml.h>
+
+#include <set>
+
+#include "error.hpp"
+
+namespace smtpgate {
+
+XdpMode parse_mode(std::string_view word) {
+  if (word == "native") return XdpMode::Native;
+  if (word == "skb") return XdpMode::Skb;
+  throw InputError("unknown XDP mode '" + std::string(word) + "': use native or skb");
+}
+
+std::string to_string(XdpMode m) { return m == XdpMode::Native ? "native" : "skb"; }
+
+namespace {
+
+struct Reader {
+  const std::string& file;
+  std::string where(const std::string& key) const { return file + ": key '" + key + "'"; }
+
+  void check_keys(const toml::table& t, const std::set<std::string>& known, const std::string& prefix) const {
+    for (const auto& [k, v] : t) {
+      std::string key = prefix + std::string(k.str());
+      if (!known.count(std::string(k.str())))
+        throw InputError(file + ": unknown key '" + key + "': see smtpgate.toml(5) for the keys");
+    }
+  }
+
+  template <typename T>
+  void get(const toml::table& t, const std::string& key, const std::string& full, T& out) const {
+    const toml::node* n = t.get(key);
+    if (!n) return;
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!n->is_boolean()) throw InputError(where(full) + " must be true or false");
+      out = n->as_boolean()->get();
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (!n->is_string()) throw InputError(where(full) + " must be a string");
+      out = n->as_string()->get();
+    } else if constexpr (std::is_same_v<T, double>) {
+      if (n->is_integer())
+        out = static_cast<double>(n->as_integer()->get());
+      else if (n->is_floating_point())
+        out = n->as_floating_point()->get();
+      else
+        throw InputError(where(full) + " must be a number");
+    } else {
+      if (!n->is_integer()) throw InputError(where(full) + " must be a whole number");
+      int64_t v = n->as_integer()->get();
+      if (v < 0 || v > int64_t(std::numeric_limits<T>::max()))
+        throw InputError(where(full) + " is out of range: " + std::to_string(v));
+      out = static_cast<T>(v);
+    }
+  }
+};
+
+}  // namespace
+
+void load_config_file(const std::string& path, DaemonConfig& cfg) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& s = e.source().begin;
+    throw InputError(path + ":" + std::to_string(s.line) + ":" + std::to_string(s.column) + ": " +
+                     std::string(e.description()));
+  }
+  Reader r{path};
+  r.check_keys(root,
+               {"interfaces", "mode", "action", "ports", "pin_dir", "state_dir", "allow_empty", "max_rules",
+                "recent_sources", "events_per_sec", "feed", "metrics"},
+               "");
+  if (const toml::node* n = root.get("interfaces")) {
+    if (!n->is_array()) throw InputError(r.where("interfaces") + " must be a list of names, e.g. [\"eth0\"]");
+    cfg.interfaces.clear();
+    for (const auto& e : *n->as_array()) {
+      if (!e.is_string()) throw InputError(r.where("interfaces") + " must hold strings");
+      cfg.interfaces.push_back(e.as_string()->get());
+    }
+  }
+  if (const toml::node* n = root.get("ports")) {
+    if (!n->is_array()) throw InputError(r.where("ports") + " must be a list, e.g. [25]");
+    cfg.ports.clear();
+    for (const auto& e : *n->as_array()) {
+      if (!e.is_integer() || e.as_integer()->get() < 1 || e.as_integer()->get() > 65535)
+        throw InputError(r.where("ports") + " must hold port numbers 1..65535");
+      cfg.ports.push_back(static_cast<uint16_t>(e.as_integer()->get()));
+    }
+  }
+  std::string word;
+  r.get(root, "mode", "mode", word);
+  if (!word.empty()) {
+    try {
+      cfg.mode = parse_mode(word);
+    } catch (const InputError& e) {
+      throw InputError(path + ": " + e.what());
+    }
+  }
+  word.clear();
+  r.get(root, "action", "action", word);
+  if (!word.empty()) {
+    try {
+      cfg.action = parse_action(word);
+    } catch (const InputError& e) {
+      throw InputError(path + ": " + e.what());
+    }
+  }
+  r.get(root, "pin_dir", "pin_dir", cfg.paths.pin_dir);
+  r.get(root, "state_dir", "state_dir", cfg.paths.state_dir);
+  r.get(root, "allow_empty", "allow_empty", cfg.allow_empty);
+  r.get(root, "max_rules", "max_rules", cfg.max_rules);
+  r.get(root, "recent_sources", "recent_sources", cfg.recent_sources);
+  r.get(root, "events_per_sec", "events_per_sec", cfg.events_per_sec);
+
+  if (const toml::node* n = root.get("feed")) {
+    if (!n->is_table()) throw InputError(r.where("feed") + " must be a table: [feed]");
+    const toml::table& f = *n->as_table();
+    r.check_keys(f,
+                 {"enabled", "instance", "url", "interval", "proxy", "ipv6", "min_prefix_v4", "min_prefix_v6",
+                  "max_removal_share", "force", "watch_other_instances"},
+                 "feed.");
+    r.get(f, "enabled", "feed.enabled", cfg.feed.enabled);
+    r.get(f, "instance", "feed.instance", cfg.feed.instance);
+    r.get(f, "url", "feed.url", cfg.feed.url);
+    r.get(f, "interval", "feed.interval", cfg.feed.interval_s);
+    r.get(f, "proxy", "feed.proxy", cfg.feed.proxy);
+    r.get(f, "ipv6", "feed.ipv6", cfg.feed.ipv6);
+    r.get(f, "min_prefix_v4", "feed.min_prefix_v4", cfg.feed.min_prefix_v4);
+    r.get(f, "min_prefix_v6", "feed.min_prefix_v6", cfg.feed.min_prefix_v6);
+    r.get(f, "max_removal_share", "feed.max_removal_share", cfg.feed.max_removal_share);
+    r.get(f, "force", "feed.force", cfg.feed.force);
+    r.get(f, "watch_other_instances", "feed.watch_other_instances", cfg.feed.watch_other_instances);
+  }
+  if (const toml::node* n = root.get("metrics")) {
+    if (!n->is_table()) throw InputError(r.where("metrics") + " must be a table: [metrics]");
+    const toml::table& m = *n->as_table();
+    r.check_keys(m, {"listen", "textfile"}, "metrics.");
+    r.get(m, "listen", "metrics.listen", cfg.metrics.listen);
+    r.get(m, "textfile", "metrics.textfile", cfg.metrics.textfile);
+  }
+}
+
+void validate_config(const DaemonConfig& cfg) {
+  if (cfg.ports.empty() || cfg.ports.size() > SG_MAX_PORTS)
+    throw InputError("ports: give 1 to " + std::to_string(SG_MAX_PORTS) + " guarded ports");
+  for (uint16_t p : cfg.ports)
+    if (p == 0) throw InputError("ports: 0 is not a port; use 1..65535");
+  if (cfg.max_rules < 16) throw InputError("max_rules must be at least 16");
+  if (cfg.feed.max_removal_share <= 0 || cfg.feed.max_removal_share > 1)
+    throw InputError("feed.max_removal_share must be in (0, 1], e.g. 0.5");
+  if (cfg.feed.min_prefix_v4 > 32 || cfg.feed.min_prefix_v6 > 128)
+    throw InputError("feed.min_prefix_v4 must be 0..32 and feed.min_prefix_v6 0..128");
+  if (cfg.feed.interval_s < 60) throw InputError("feed.interval must be at least 60 seconds");
+  if (cfg.paths.pin_dir.empty() || cfg.paths.state_dir.empty())
+    throw InputError("pin_dir and state_dir must not be empty");
+}
+
+}  // namespace smtpgate

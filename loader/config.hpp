@@ -1,0 +1,59 @@
+// smtpgated's configuration: /etc/smtpgate/smtpgate.toml, overridden by flags.
+// Unknown keys and wrong types are errors that name the key and the file.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gate_maps.hpp"
+#include "gate_program.hpp"
+#include "state.hpp"
+
+namespace smtpgate {
+
+struct FeedConfig {
+  bool enabled = true;
+  std::string instance = "Worldwide";
+  std::string url = "https://endpoints.office.com";
+  uint32_t interval_s = 3600;
+  std::string proxy;  // empty: libcurl's environment (https_proxy, no_proxy)
+  bool ipv6 = true;
+  unsigned min_prefix_v4 = 8;
+  unsigned min_prefix_v6 = 16;
+  double max_removal_share = 0.5;
+  bool force = false;
+  bool watch_other_instances = true;
+};
+
+struct MetricsConfig {
+  std::string listen = "127.0.0.1:9725";  // empty: no HTTP endpoint
+  std::string textfile;                   // node_exporter textfile path; empty: none
+};
+
+struct DaemonConfig {
+  std::vector<std::string> interfaces;
+  XdpMode mode = XdpMode::Native;
+  std::optional<Action> action;  // unset: keep the last one chosen (runtime.json), else drop
+  std::vector<uint16_t> ports{25};
+  Paths paths;
+  bool allow_empty = false;
+  uint32_t max_rules = 65536;
+  uint32_t recent_sources = 16384;
+  uint32_t events_per_sec = 100;
+  FeedConfig feed;
+  MetricsConfig metrics;
+};
+
+/// Reads a TOML file into cfg (keys present override cfg's values). Throws
+/// InputError "FILE: key 'x': ..." on unknown keys, wrong types, bad values.
+void load_config_file(const std::string& path, DaemonConfig& cfg);
+
+/// Checks cross-field rules (ports, interfaces, shares); throws InputError.
+void validate_config(const DaemonConfig& cfg);
+
+XdpMode parse_mode(std::string_view word);
+std::string to_string(XdpMode m);
+
+}  // namespace smtpgate

@@ -1,0 +1,144 @@
+#include "daemon.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "error.hpp"
+#include "feed_service.hpp"
+#include "gate.hpp"
+#include "gate_maps.hpp"
+#include "gate_program.hpp"
+#include "state.hpp"
+
+namespace smtpgate {
+
+namespace {
+
+ProgramOptions program_options(const DaemonConfig& cfg) {
+  ProgramOptions o;
+  o.pin_dir = cfg.paths.pin_dir;
+  o.max_rules = cfg.max_rules;
+  o.recent_sources = cfg.recent_sources;
+  return o;
+}
+
+// The action to run with: config/flag if given, else the last one chosen with
+// smtpgatectl action, else what a running gate has, else drop.
+Action choose_action(const DaemonConfig& cfg, const StateStore& store, const std::optional<GateConfig>& running) {
+  if (cfg.action) return *cfg.action;
+  if (auto rt = store.runtime(); rt.action) return *rt.action;
+  if (running) return running->action;
+  return Action::Drop;
+}
+
+size_t count_admits(const std::vector<DesiredRange>& desired) {
+  size_t n = 0;
+  for (const auto& d : desired)
+    if (d.kind == RuleKind::Admit) n++;
+  return n;
+}
+
+}  // namespace
+
+void bring_up(const DaemonConfig& cfg) {
+  validate_config(cfg);
+  if (cfg.interfaces.empty())
+    throw InputError("no interface to guard: pass --interface IF or set interfaces in smtpgate.toml");
+  GateLock lock(cfg.paths);
+  StateStore store(cfg.paths.state_dir);
+  make_dirs(cfg.paths.state_dir, 0755);
+
+  std::vector<DesiredRange> desired = store.desired_ranges();
+  if (count_admits(desired) == 0 && !cfg.allow_empty)
+    throw InputError("refusing to attach with an empty allowlist: it would refuse all mail on port 25; "
+                     "add ranges (smtpgatectl ranges add, smtpgatectl feed import) or pass --allow-empty");
+
+  // Maps first: pinned (or adopted), configured and holding the allowlist
+  // before any interface runs the program, so no packet meets an empty gate.
+  bool adopted = GateMaps::pinned_at(cfg.paths.pin_dir);
+  std::optional<GateConfig> running;
+  if (adopted) {
+    running = GateMaps::open_pinned(cfg.paths.pin_dir).config();
+  } else {
+    GateProgram seed(program_options(cfg));
+    seed.load();
+  }
+  GateMaps maps = GateMaps::open_pinned(cfg.paths.pin_dir);
+  GateConfig gc;
+  gc.action = choose_action(cfg, store, running);
+  gc.ports = cfg.ports;
+  gc.events_per_sec = cfg.events_per_sec;
+  maps.set_config(gc);
+  PublishResult pr = publish_desired(maps, desired);
+  spdlog::info("allowlist published: {} ranges (generation {}), action {}", pr.entries, pr.generation,
+               to_string(gc.action));
+
+  for (const auto& ifname : cfg.interfaces) {
+    AttachedInfo a = query_attached(ifname, cfg.paths.pin_dir);
+    if (a.attached && a.uses_pinned_maps) {
+      spdlog::info("{}: adopted the running gate (program id {}, {} mode)", ifname, a.prog_id, a.mode);
+      continue;
+    }
+    XdpMode used = attach(program_options(cfg), ifname, cfg.mode);
+    spdlog::info("{}: gate attached in {} mode", ifname, to_string(used));
+  }
+}
+
+int run_daemon(DaemonConfig cfg, const std::string& config_path) {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+  if (sfd < 0) throw SystemError("signalfd", errno);
+
+  FeedService feed(cfg);
+  feed.start_up();  // last known good, and a first sync when the state is empty
+  bring_up(cfg);
+  sd_notify(0, "READY=1\nSTATUS=gate attached, allowlist loaded");
+  spdlog::warn("smtpgated ready: guarding {} interface(s)", cfg.interfaces.size());
+
+  while (true) {
+    int timeout_ms = feed.ms_until_next_check();
+    pollfd p{sfd, POLLIN, 0};
+    int rc = ::poll(&p, 1, timeout_ms);
+    if (rc < 0 && errno != EINTR) throw SystemError("poll", errno);
+    if (rc > 0) {
+      signalfd_siginfo si{};
+      if (::read(sfd, &si, sizeof(si)) != sizeof(si)) continue;
+      if (si.ssi_signo == SIGHUP) {
+        sd_notify(0, "RELOADING=1");
+        try {
+          DaemonConfig next = cfg;
+          if (!config_path.empty()) load_config_file(config_path, next);
+          validate_config(next);
+          bring_up(next);
+          cfg = next;
+          feed.reconfigure(cfg);
+          spdlog::warn("configuration reloaded");
+        } catch (const std::exception& e) {
+          spdlog::error("reload refused, running configuration kept: {}", e.what());
+        }
+        sd_notify(0, "READY=1");
+        continue;
+      }
+      spdlog::warn("smtpgated stopping; the gate stays attached and filtering "
+                   "(smtpgatectl detach IF removes it)");
+      sd_notify(0, "STOPPING=1");
+      break;
+    }
+    feed.check_now_if_due();
+  }
+  ::close(sfd);
+  return 0;
+}
+
+}  // namespace smtpgate

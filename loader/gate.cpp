@@ -1,0 +1,160 @@
+#include "gate.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "error.hpp"
+#include "gate_program.hpp"
+
+namespace smtpgate {
+
+namespace {
+FileLock lock_pin_dir(const Paths& paths) {
+  ensure_pin_dir(paths.pin_dir);
+  return FileLock(paths.pin_dir);
+}
+}  // namespace
+
+GateLock::GateLock(const Paths& paths) : lock_(lock_pin_dir(paths)) {}
+
+PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& desired) {
+  std::vector<TrieEntry> current = maps.active_entries();
+  CompiledRules compiled = compile_rules(desired, current, maps.max_rules());
+  for (uint32_t id : compiled.fresh_ids) maps.reset_rule_counters(id);
+  maps.publish(compiled.entries);
+
+  PublishResult r;
+  r.entries = compiled.entries.size();
+  std::set<Cidr> before, after;
+  for (const auto& e : current) before.insert(e.prefix);
+  for (const auto& e : compiled.entries) after.insert(e.prefix);
+  for (const auto& e : compiled.entries)
+    if (!before.count(e.prefix)) r.added.push_back(e);
+  for (const auto& e : current)
+    if (!after.count(e.prefix)) r.removed.push_back(e);
+  r.generation = maps.generation();
+  return r;
+}
+
+bool republish_if_pinned(const Paths& paths, PublishResult* result) {
+  if (!GateMaps::pinned_at(paths.pin_dir)) return false;
+  GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
+  PublishResult r = publish_desired(maps, StateStore(paths.state_dir).desired_ranges());
+  if (result) *result = r;
+  return true;
+}
+
+namespace {
+// Writes the new operator ranges and publishes them; if the publish fails the
+// old file is put back, so state and maps never disagree.
+void commit_operator_ranges(const Paths& paths, const StateStore& store,
+                            const std::vector<OperatorRange>& before,
+                            const std::vector<OperatorRange>& after) {
+  // Dry-run the compile first: too many ranges is refused before any write.
+  if (GateMaps::pinned_at(paths.pin_dir)) {
+    GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
+    std::vector<DesiredRange> desired;
+    for (const auto& r : after) desired.push_back(DesiredRange{r.cidr, r.kind, origin::kOperator, r.comment});
+    compile_rules(desired, maps.active_entries(), maps.max_rules());
+  }
+  store.save_operator_ranges(after);
+  try {
+    republish_if_pinned(paths);
+  } catch (...) {
+    store.save_operator_ranges(before);
+    throw;
+  }
+}
+}  // namespace
+
+void add_range(const Paths& paths, const OperatorRange& range, bool allow_reserved) {
+  check_not_special(range.cidr, allow_reserved);
+  GateLock lock(paths);
+  StateStore store(paths.state_dir);
+  auto before = store.operator_ranges();
+  auto after = before;
+  auto it = std::find_if(after.begin(), after.end(), [&](const OperatorRange& r) {
+    return r.cidr == range.cidr && r.kind == range.kind;
+  });
+  if (it != after.end()) {
+    it->comment = range.comment;
+  } else {
+    OperatorRange r = range;
+    if (!r.added_unix) r.added_unix = ::time(nullptr);
+    after.push_back(r);
+  }
+  commit_operator_ranges(paths, store, before, after);
+}
+
+void del_range(const Paths& paths, const Cidr& cidr) {
+  GateLock lock(paths);
+  StateStore store(paths.state_dir);
+  auto before = store.operator_ranges();
+  auto after = before;
+  auto gone = std::remove_if(after.begin(), after.end(), [&](const OperatorRange& r) { return r.cidr == cidr; });
+  if (gone == after.end()) {
+    for (const auto& d : store.desired_ranges())
+      if (d.cidr == cidr)
+        throw InputError(cidr.str() + " comes from the feed (" + d.origin +
+                         "), not from 'ranges add': it changes with the feed; to refuse it anyway use "
+                         "'smtpgatectl ranges add " + cidr.str() + " --deny'");
+    throw InputError(cidr.str() + " is not in the operator's ranges: see 'smtpgatectl ranges list'");
+  }
+  after.erase(gone, after.end());
+  commit_operator_ranges(paths, store, before, after);
+}
+
+size_t import_ranges(const Paths& paths, const std::string& file, RuleKind kind, bool allow_reserved) {
+  std::vector<RangeLine> lines = parse_range_file(read_file(file), file);
+  for (const auto& l : lines) {
+    try {
+      check_not_special(l.cidr, allow_reserved);
+    } catch (const InputError& e) {
+      throw InputError(file + ":" + std::to_string(l.line) + ": " + e.what());
+    }
+  }
+  GateLock lock(paths);
+  StateStore store(paths.state_dir);
+  auto before = store.operator_ranges();
+  auto after = before;
+  size_t added = 0;
+  int64_t now = ::time(nullptr);
+  for (const auto& l : lines) {
+    auto it = std::find_if(after.begin(), after.end(),
+                           [&](const OperatorRange& r) { return r.cidr == l.cidr && r.kind == kind; });
+    if (it != after.end()) {
+      if (!l.comment.empty()) it->comment = l.comment;
+      continue;
+    }
+    after.push_back(OperatorRange{l.cidr, kind, l.comment, now});
+    added++;
+  }
+  commit_operator_ranges(paths, store, before, after);
+  return added;
+}
+
+void set_action(const Paths& paths, Action action) {
+  GateLock lock(paths);
+  StateStore store(paths.state_dir);
+  RuntimeSettings before = store.runtime();
+  RuntimeSettings after = before;
+  after.action = action;
+  store.save_runtime(after);
+  if (GateMaps::pinned_at(paths.pin_dir)) {
+    GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
+    GateConfig cfg = maps.config();
+    cfg.action = action;
+    try {
+      maps.set_config(cfg);
+    } catch (...) {
+      store.save_runtime(before);
+      throw;
+    }
+  }
+}
+
+}  // namespace smtpgate

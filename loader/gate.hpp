@@ -1,0 +1,56 @@
+// Changes to the gate, as smtpgatectl and smtpgated make them: each one takes
+// the pin-dir lock, validates everything, writes the state directory, then
+// publishes to the pinned maps. Bad input changes nothing.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cidr.hpp"
+#include "fsutil.hpp"
+#include "gate_maps.hpp"
+#include "state.hpp"
+
+namespace smtpgate {
+
+/// The lock every process that changes the gate holds (flock of the pin dir,
+/// created, with bpffs mounted, if needed).
+class GateLock {
+ public:
+  explicit GateLock(const Paths& paths);
+
+ private:
+  FileLock lock_;
+};
+
+/// What a publish changed.
+struct PublishResult {
+  size_t entries = 0;
+  std::vector<TrieEntry> added;    // prefixes new in the allowlist
+  std::vector<TrieEntry> removed;  // prefixes gone from it
+  uint32_t generation = 0;
+};
+
+/// Compiles desired ranges against what the maps hold now and publishes them
+/// (fresh rule ids get zeroed counters first). The caller holds the GateLock.
+PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& desired);
+
+/// Re-publishes the state directory's ranges if a gate is pinned. Returns
+/// false when no gate is pinned (the state alone was the change). Caller holds
+/// the lock.
+bool republish_if_pinned(const Paths& paths, PublishResult* result = nullptr);
+
+/// ranges add: admit (or deny) a range. Refuses special-purpose space unless
+/// allow_reserved; re-adding an existing range updates its comment.
+void add_range(const Paths& paths, const OperatorRange& range, bool allow_reserved);
+/// ranges del: removes an operator range. Throws InputError naming the range
+/// when it is not an operator range (feed ranges change through the feed).
+void del_range(const Paths& paths, const Cidr& cidr);
+/// ranges import: adds every range of a file (one CIDR per line, '#'
+/// comments). All or nothing: one bad line and nothing changes. Returns how
+/// many ranges were new.
+size_t import_ranges(const Paths& paths, const std::string& file, RuleKind kind, bool allow_reserved);
+/// action: sets the verdict for refused sources now and for later starts.
+void set_action(const Paths& paths, Action action);
+
+}  // namespace smtpgate

@@ -1,0 +1,456 @@
+#include "gate_maps.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "error.hpp"
+
+namespace smtpgate {
+
+// Names of the maps, as the program defines them and as they are pinned.
+namespace mapname {
+constexpr const char* kConfig = "gate_config";
+constexpr const char* kState = "gate_state";
+constexpr const char* kAllowV4 = "allow_v4";
+constexpr const char* kAllowV6 = "allow_v6";
+constexpr const char* kRuleCounters = "rule_counters";
+constexpr const char* kVerdictCounters = "verdict_counters";
+constexpr const char* kReasonCounters = "reason_counters";
+constexpr const char* kRecent = "recent_refused";
+constexpr const char* kEvents = "events";
+constexpr const char* kEventBudget = "event_budget";
+constexpr const char* kAll[] = {kConfig,          kState,          kAllowV4, kAllowV6,
+                                kRuleCounters,    kVerdictCounters, kReasonCounters,
+                                kRecent,          kEvents,         kEventBudget};
+}  // namespace mapname
+
+std::string to_string(Action a) {
+  switch (a) {
+    case Action::Drop: return "drop";
+    case Action::Reject: return "reject";
+    case Action::Monitor: return "monitor";
+  }
+  return "unknown";
+}
+
+Action parse_action(std::string_view word) {
+  if (word == "drop") return Action::Drop;
+  if (word == "reject") return Action::Reject;
+  if (word == "monitor") return Action::Monitor;
+  throw InputError("unknown action '" + std::string(word) + "': use drop, reject or monitor");
+}
+
+std::string to_string(RuleKind k) {
+  switch (k) {
+    case RuleKind::Admit: return "admit";
+    case RuleKind::Deny: return "deny";
+    case RuleKind::Watch: return "watch";
+  }
+  return "unknown";
+}
+
+std::string verdict_name(uint32_t v) {
+  static const char* names[] = {"pass", "admit", "drop", "reject", "monitor"};
+  return v < SG_VERDICT_MAX ? names[v] : "unknown";
+}
+
+std::string reason_name(uint32_t r) {
+  static const char* names[] = {"not_ip",       "not_tcp",      "other_port",   "not_syn",
+                                "later_fragment", "malformed",  "rule_admit",   "rule_deny",
+                                "rule_watch",   "default",      "no_allowlist", "reject_as_drop"};
+  static_assert(sizeof(names) / sizeof(names[0]) == SG_REASON_MAX);
+  return r < SG_REASON_MAX ? names[r] : "unknown";
+}
+
+namespace {
+
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(Fd&& o) noexcept : fd(o.fd) { o.fd = -1; }
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd = o.fd;
+      o.fd = -1;
+    }
+    return *this;
+  }
+  ~Fd() { reset(); }
+  void reset() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+};
+
+int num_cpus() {
+  static int n = libbpf_num_possible_cpus();
+  if (n <= 0) throw SystemError("count possible CPUs", n);
+  return n;
+}
+
+template <typename T>
+std::vector<T> lookup_percpu(int fd, uint32_t key) {
+  // Per-CPU values come back as one 8-byte-aligned slot per possible CPU.
+  static_assert(sizeof(T) % 8 == 0);
+  std::vector<T> vals(num_cpus());
+  if (bpf_map_lookup_elem(fd, &key, vals.data()) != 0)
+    throw SystemError("read per-CPU counter " + std::to_string(key), errno);
+  return vals;
+}
+
+void fill_key_v4(sg_lpm_v4_key& k, const Cidr& c) {
+  k.prefixlen = c.prefix_len();
+  std::memcpy(k.addr, c.bytes().data(), 4);
+}
+
+void fill_key_v6(sg_lpm_v6_key& k, const Cidr& c) {
+  k.prefixlen = c.prefix_len();
+  std::memcpy(k.addr, c.bytes().data(), 16);
+}
+
+// Creates an inner LPM trie compatible with the outer map's template.
+Fd create_trie(Family fam, size_t entries) {
+  LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+  size_t key_size = fam == Family::V4 ? sizeof(sg_lpm_v4_key) : sizeof(sg_lpm_v6_key);
+  uint32_t max = static_cast<uint32_t>(std::max<size_t>(entries, 1));
+  int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, fam == Family::V4 ? "sg_allow_v4" : "sg_allow_v6",
+                          key_size, sizeof(sg_rule_ref), max, &opts);
+  if (fd < 0) throw SystemError("create allowlist trie", errno);
+  return Fd(fd);
+}
+
+// The inner map currently in slot `slot` of an outer map, or -1 when empty.
+Fd inner_map(int outer_fd, uint32_t slot) {
+  uint32_t id = 0;
+  if (bpf_map_lookup_elem(outer_fd, &slot, &id) != 0) return Fd();
+  int fd = bpf_map_get_fd_by_id(id);
+  if (fd < 0) return Fd();
+  return Fd(fd);
+}
+
+template <typename Key>
+void collect_trie(int fd, Family fam, std::vector<TrieEntry>& out) {
+  Key key{}, next{};
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    sg_rule_ref ref{};
+    if (bpf_map_lookup_elem(fd, &next, &ref) == 0) {
+      TrieEntry e;
+      e.prefix = Cidr::from_bytes(fam, next.addr, next.prefixlen);
+      e.rule_id = ref.rule_id;
+      e.kind = static_cast<RuleKind>(ref.kind);
+      out.push_back(e);
+    }
+    key = next;
+    prev = &key;
+  }
+}
+
+}  // namespace
+
+struct GateMaps::Fds {
+  std::map<std::string, Fd> by_name;
+  uint32_t max_rules = 0;
+  int get(const char* name) const {
+    auto it = by_name.find(name);
+    if (it == by_name.end() || it->second.fd < 0)
+      throw SystemError(std::string("map ") + name + " is not open", EBADF);
+    return it->second.fd;
+  }
+};
+
+GateMaps GateMaps::from_object(bpf_object* obj) {
+  GateMaps m;
+  m.fds_ = new Fds;
+  for (const char* name : mapname::kAll) {
+    bpf_map* map = bpf_object__find_map_by_name(obj, name);
+    if (!map) throw SystemError(std::string("BPF object has no map ") + name, ENOENT);
+    int fd = bpf_map__fd(map);
+    if (fd < 0) throw SystemError(std::string("map ") + name + " is not loaded", EBADF);
+    int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) throw SystemError(std::string("dup map ") + name, errno);
+    m.fds_->by_name[name] = Fd(dup);
+  }
+  m.fds_->max_rules = bpf_map__max_entries(bpf_object__find_map_by_name(obj, mapname::kRuleCounters));
+  return m;
+}
+
+bool GateMaps::pinned_at(const std::string& pin_dir) {
+  return ::access((pin_dir + "/" + mapname::kState).c_str(), F_OK) == 0;
+}
+
+GateMaps GateMaps::open_pinned(const std::string& pin_dir) {
+  GateMaps m;
+  m.fds_ = new Fds;
+  for (const char* name : mapname::kAll) {
+    std::string path = pin_dir + "/" + name;
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) {
+      int err = errno;
+      if (err == ENOENT)
+        throw SystemError("no gate is pinned at " + pin_dir + " (" + name +
+                              " missing); start smtpgated first",
+                          err);
+      throw SystemError("open pinned map " + path, err);
+    }
+    m.fds_->by_name[name] = Fd(fd);
+  }
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(m.fds_->get(mapname::kRuleCounters), &info, &len) != 0)
+    throw SystemError("read rule_counters info", errno);
+  m.fds_->max_rules = info.max_entries;
+  return m;
+}
+
+GateMaps::GateMaps(GateMaps&& o) noexcept : fds_(o.fds_) { o.fds_ = nullptr; }
+GateMaps& GateMaps::operator=(GateMaps&& o) noexcept {
+  if (this != &o) {
+    delete fds_;
+    fds_ = o.fds_;
+    o.fds_ = nullptr;
+  }
+  return *this;
+}
+GateMaps::~GateMaps() { delete fds_; }
+
+uint32_t GateMaps::max_rules() const { return fds_->max_rules; }
+
+namespace {
+sg_state read_state(int fd) {
+  uint32_t zero = 0;
+  sg_state st{};
+  if (bpf_map_lookup_elem(fd, &zero, &st) != 0) throw SystemError("read gate_state", errno);
+  return st;
+}
+}  // namespace
+
+void GateMaps::publish(const std::vector<TrieEntry>& entries) {
+  // Everything that can be refused is checked before the first map changes.
+  std::set<Cidr> seen;
+  size_t n4 = 0, n6 = 0;
+  for (const auto& e : entries) {
+    if (e.rule_id == SG_RULE_DEFAULT || e.rule_id >= max_rules())
+      throw InputError("rule id " + std::to_string(e.rule_id) + " for " + e.prefix.str() +
+                       " is outside 1.." + std::to_string(max_rules() - 1) +
+                       ": too many ranges for this gate's max_rules");
+    if (!seen.insert(e.prefix).second)
+      throw InputError(e.prefix.str() + " appears twice in one allowlist");
+    (e.prefix.family() == Family::V4 ? n4 : n6)++;
+  }
+
+  // Build the new tries off to the side: nothing reads them yet.
+  Fd v4 = create_trie(Family::V4, n4);
+  Fd v6 = create_trie(Family::V6, n6);
+  for (const auto& e : entries) {
+    sg_rule_ref ref{e.rule_id, static_cast<uint32_t>(e.kind)};
+    int rc;
+    if (e.prefix.family() == Family::V4) {
+      sg_lpm_v4_key k{};
+      fill_key_v4(k, e.prefix);
+      rc = bpf_map_update_elem(v4.fd, &k, &ref, BPF_NOEXIST);
+    } else {
+      sg_lpm_v6_key k{};
+      fill_key_v6(k, e.prefix);
+      rc = bpf_map_update_elem(v6.fd, &k, &ref, BPF_NOEXIST);
+    }
+    if (rc != 0) throw SystemError("insert " + e.prefix.str() + " into the new allowlist", errno);
+  }
+
+  int state_fd = fds_->get(mapname::kState);
+  int out4 = fds_->get(mapname::kAllowV4), out6 = fds_->get(mapname::kAllowV6);
+  sg_state st = read_state(state_fd);
+  uint32_t old_slot = st.active_slot & 1;
+  uint32_t new_slot = old_slot ^ 1;
+
+  // Install into the inactive slot. Each map-in-map update returns only after
+  // an RCU grace period, so no program still holds what was there before.
+  if (bpf_map_update_elem(out4, &new_slot, &v4.fd, BPF_ANY) != 0)
+    throw SystemError("install IPv4 allowlist", errno);
+  if (bpf_map_update_elem(out6, &new_slot, &v6.fd, BPF_ANY) != 0)
+    throw SystemError("install IPv6 allowlist", errno);
+
+  // The publish: one write of the active slot. A packet reads the slot once,
+  // so it sees the old set or the new one, never a mix.
+  sg_state next{new_slot, st.generation + 1};
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(state_fd, &zero, &next, BPF_ANY) != 0)
+    throw SystemError("flip the active allowlist", errno);
+
+  // Wait out programs that read the old slot index before the flip (the
+  // rewrite of the same value is a map-in-map update, hence a grace period),
+  // then release the old tries.
+  if (bpf_map_update_elem(out4, &new_slot, &v4.fd, BPF_ANY) != 0)
+    throw SystemError("wait for readers of the old allowlist", errno);
+  bpf_map_delete_elem(out4, &old_slot);
+  bpf_map_delete_elem(out6, &old_slot);
+}
+
+bool GateMaps::has_allowlist() const {
+  sg_state st = read_state(fds_->get(mapname::kState));
+  return inner_map(fds_->get(mapname::kAllowV4), st.active_slot & 1).fd >= 0;
+}
+
+uint32_t GateMaps::generation() const { return read_state(fds_->get(mapname::kState)).generation; }
+
+std::vector<TrieEntry> GateMaps::active_entries() const {
+  sg_state st = read_state(fds_->get(mapname::kState));
+  uint32_t slot = st.active_slot & 1;
+  std::vector<TrieEntry> out;
+  Fd v4 = inner_map(fds_->get(mapname::kAllowV4), slot);
+  Fd v6 = inner_map(fds_->get(mapname::kAllowV6), slot);
+  if (v4.fd >= 0) collect_trie<sg_lpm_v4_key>(v4.fd, Family::V4, out);
+  if (v6.fd >= 0) collect_trie<sg_lpm_v6_key>(v6.fd, Family::V6, out);
+  std::sort(out.begin(), out.end(), [](const TrieEntry& a, const TrieEntry& b) { return a.prefix < b.prefix; });
+  return out;
+}
+
+std::optional<TrieEntry> GateMaps::match(const Cidr& address) const {
+  sg_state st = read_state(fds_->get(mapname::kState));
+  uint32_t slot = st.active_slot & 1;
+  bool v4 = address.family() == Family::V4;
+  Fd trie = inner_map(fds_->get(v4 ? mapname::kAllowV4 : mapname::kAllowV6), slot);
+  if (trie.fd < 0) return std::nullopt;
+  sg_rule_ref ref{};
+  int rc;
+  if (v4) {
+    sg_lpm_v4_key k{};
+    fill_key_v4(k, address);
+    k.prefixlen = 32;
+    rc = bpf_map_lookup_elem(trie.fd, &k, &ref);
+  } else {
+    sg_lpm_v6_key k{};
+    fill_key_v6(k, address);
+    k.prefixlen = 128;
+    rc = bpf_map_lookup_elem(trie.fd, &k, &ref);
+  }
+  if (rc != 0) return std::nullopt;
+  // The trie answers with the value only; find the longest entry that holds
+  // this rule and contains the address.
+  std::vector<TrieEntry> all;
+  if (v4)
+    collect_trie<sg_lpm_v4_key>(trie.fd, Family::V4, all);
+  else
+    collect_trie<sg_lpm_v6_key>(trie.fd, Family::V6, all);
+  std::optional<TrieEntry> best;
+  for (const auto& e : all)
+    if (e.rule_id == ref.rule_id && e.prefix.contains(address) &&
+        (!best || e.prefix.prefix_len() > best->prefix.prefix_len()))
+      best = e;
+  return best;
+}
+
+GateConfig GateMaps::config() const {
+  uint32_t zero = 0;
+  sg_config raw{};
+  if (bpf_map_lookup_elem(fds_->get(mapname::kConfig), &zero, &raw) != 0)
+    throw SystemError("read gate_config", errno);
+  GateConfig c;
+  c.action = static_cast<Action>(raw.action);
+  c.ports.assign(raw.ports, raw.ports + std::min<uint32_t>(raw.nports, SG_MAX_PORTS));
+  c.events_per_sec = raw.events_per_sec;
+  return c;
+}
+
+void GateMaps::set_config(const GateConfig& c) {
+  if (static_cast<uint32_t>(c.action) >= SG_ACTION_MAX) throw InputError("unknown action");
+  if (c.ports.empty() || c.ports.size() > SG_MAX_PORTS)
+    throw InputError("guarded ports: give 1 to " + std::to_string(SG_MAX_PORTS) + " ports, got " +
+                     std::to_string(c.ports.size()));
+  sg_config raw{};
+  raw.action = static_cast<uint32_t>(c.action);
+  raw.nports = static_cast<uint32_t>(c.ports.size());
+  for (size_t i = 0; i < c.ports.size(); i++) {
+    if (c.ports[i] == 0) throw InputError("guarded port 0 is not a port: use 1..65535");
+    raw.ports[i] = c.ports[i];
+  }
+  raw.events_per_sec = c.events_per_sec;
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(fds_->get(mapname::kConfig), &zero, &raw, BPF_ANY) != 0)
+    throw SystemError("write gate_config", errno);
+}
+
+sg_rule_counters GateMaps::rule_counters(uint32_t rule_id) const {
+  sg_rule_counters sum{};
+  for (const auto& v : lookup_percpu<sg_rule_counters>(fds_->get(mapname::kRuleCounters), rule_id)) {
+    sum.admit_packets += v.admit_packets;
+    sum.admit_bytes += v.admit_bytes;
+    sum.refuse_packets += v.refuse_packets;
+    sum.refuse_bytes += v.refuse_bytes;
+  }
+  return sum;
+}
+
+void GateMaps::reset_rule_counters(uint32_t rule_id) {
+  std::vector<sg_rule_counters> zeros(num_cpus());
+  if (bpf_map_update_elem(fds_->get(mapname::kRuleCounters), &rule_id, zeros.data(), BPF_ANY) != 0)
+    throw SystemError("reset counters of rule " + std::to_string(rule_id), errno);
+}
+
+namespace {
+template <size_t N>
+std::array<sg_counter, N> sum_counters(int fd) {
+  std::array<sg_counter, N> out{};
+  for (uint32_t i = 0; i < N; i++)
+    for (const auto& v : lookup_percpu<sg_counter>(fd, i)) {
+      out[i].packets += v.packets;
+      out[i].bytes += v.bytes;
+    }
+  return out;
+}
+}  // namespace
+
+std::array<sg_counter, SG_VERDICT_MAX> GateMaps::verdict_counters() const {
+  return sum_counters<SG_VERDICT_MAX>(fds_->get(mapname::kVerdictCounters));
+}
+
+std::array<sg_counter, SG_REASON_MAX> GateMaps::reason_counters() const {
+  return sum_counters<SG_REASON_MAX>(fds_->get(mapname::kReasonCounters));
+}
+
+std::vector<RecentSource> GateMaps::recent_refused() const {
+  int fd = fds_->get(mapname::kRecent);
+  std::vector<RecentSource> out;
+  sg_source_key key{}, next{};
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    sg_source_info info{};
+    if (bpf_map_lookup_elem(fd, &next, &info) == 0) {
+      RecentSource r;
+      r.address = Cidr::from_bytes(next.family == 6 ? Family::V6 : Family::V4, next.addr,
+                                   next.family == 6 ? 128 : 32);
+      r.count = info.count;
+      r.first_seen_ns = info.first_seen_ns;
+      r.last_seen_ns = info.last_seen_ns;
+      r.rule_id = info.rule_id;
+      r.last_port = info.last_port;
+      r.last_verdict = info.last_verdict;
+      out.push_back(r);
+    }
+    key = next;
+    prev = &key;
+  }
+  std::sort(out.begin(), out.end(),
+            [](const RecentSource& a, const RecentSource& b) { return a.last_seen_ns > b.last_seen_ns; });
+  return out;
+}
+
+uint64_t GateMaps::events_suppressed() const {
+  uint64_t sum = 0;
+  for (const auto& v : lookup_percpu<sg_event_budget>(fds_->get(mapname::kEventBudget), 0)) sum += v.suppressed;
+  return sum;
+}
+
+int GateMaps::events_fd() const { return fds_->get(mapname::kEvents); }
+
+}  // namespace smtpgate

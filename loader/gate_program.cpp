@@ -1,0 +1,339 @@
+#include "gate_program.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include <xdp/libxdp.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "error.hpp"
+#include "fsutil.hpp"
+#include "log.hpp"
+#include "smtpgate.skel.h"
+
+namespace smtpgate {
+
+namespace {
+constexpr long kBpfFsMagic = 0xcafe4a11;
+
+std::string kernel_release() {
+  utsname u{};
+  ::uname(&u);
+  return u.release;
+}
+
+// Turns a refused load into one line an operator can act on; the full
+// verifier log is available with -v.
+std::string explain_load_failure(const std::string& log, int err) {
+  std::string kernel = "this kernel (" + kernel_release() + ")";
+  auto has = [&](const char* s) { return log.find(s) != std::string::npos; };
+  if (has("unknown func") || has("invalid func")) {
+    size_t p = log.find("unknown func");
+    if (p == std::string::npos) p = log.find("invalid func");
+    std::string fn = log.substr(p, log.find('\n', p) - p);
+    return kernel + " lacks a BPF helper smtpgate uses (" + fn + "); smtpgate needs Linux 6.1 or newer";
+  }
+  if (has("map_type") || has("Invalid map type") || (has("map '") && has("failed to create")))
+    return kernel + " lacks a BPF map type smtpgate uses; smtpgate needs Linux 6.1 or newer";
+  if (has("BPF program is too large") || has("too complex"))
+    return "the verifier of " + kernel + " finds the smtpgate program too complex; smtpgate needs Linux 6.1 or newer";
+  if (err == EPERM)
+    return "loading BPF was refused (EPERM): run as root or with CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON";
+  return "the verifier of " + kernel + " refused the smtpgate program (" + std::strerror(err) +
+         "); run with -vv to see its log";
+}
+
+// Refuses to reuse a pinned map whose layout differs (from another version).
+void check_pin_compatible(bpf_map* map, int pinned_fd, const std::string& path) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(pinned_fd, &info, &len) != 0) throw SystemError("inspect " + path, errno);
+  if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+      info.value_size != bpf_map__value_size(map) || info.max_entries != bpf_map__max_entries(map) ||
+      info.map_flags != bpf_map__map_flags(map))
+    throw InputError("pinned map " + path + " has another layout or size than this smtpgate expects (" +
+                     "from another version or other --max-rules); detach every interface with " +
+                     "'smtpgatectl detach IF' and remove the pin directory, then start again");
+}
+}  // namespace
+
+struct GateProgram::Impl {
+  ProgramOptions opts;
+  struct smtpgate_bpf* skel = nullptr;
+  bool loaded = false;
+  xdp_program* xdp = nullptr;
+
+  ~Impl() {
+    if (xdp) xdp_program__close(xdp);
+    if (skel) smtpgate_bpf__destroy(skel);
+  }
+
+  // Maps already pinned are reused (fds handed to libbpf before load).
+  void reuse_pins() {
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel->obj) {
+      const char* name = bpf_map__name(map);
+      if (std::strchr(name, '.')) continue;  // .rodata, .bss, inner templates
+      std::string path = opts.pin_dir + "/" + name;
+      int fd = bpf_obj_get(path.c_str());
+      if (fd < 0) {
+        if (errno == ENOENT) continue;
+        throw SystemError("open pinned map " + path, errno);
+      }
+      try {
+        check_pin_compatible(map, fd, path);
+      } catch (...) {
+        ::close(fd);
+        throw;
+      }
+      int rc = bpf_map__reuse_fd(map, fd);
+      ::close(fd);
+      if (rc) throw SystemError("reuse pinned map " + path, -rc);
+    }
+  }
+
+  // After load: pin what was not pinned yet.
+  void pin_new() {
+    if (opts.pin_dir.empty()) return;
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel->obj) {
+      const char* name = bpf_map__name(map);
+      if (std::strchr(name, '.')) continue;
+      std::string path = opts.pin_dir + "/" + name;
+      if (file_exists(path)) continue;
+      int rc = bpf_map__pin(map, path.c_str());
+      if (rc) throw SystemError("pin map " + path, -rc);
+    }
+  }
+};
+
+GateProgram::GateProgram(const ProgramOptions& opts) : impl_(std::make_unique<Impl>()) {
+  impl_->opts = opts;
+  impl_->skel = smtpgate_bpf__open();
+  if (!impl_->skel) throw SystemError("open the embedded smtpgate BPF object", errno);
+  bpf_object* obj = impl_->skel->obj;
+  if (int rc = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "rule_counters"), opts.max_rules))
+    throw SystemError("size rule_counters", -rc);
+  if (int rc = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "recent_refused"), opts.recent_sources))
+    throw SystemError("size recent_refused", -rc);
+  if (!opts.pin_dir.empty()) impl_->reuse_pins();
+}
+
+GateProgram::~GateProgram() = default;
+GateProgram::GateProgram(GateProgram&&) noexcept = default;
+GateProgram& GateProgram::operator=(GateProgram&&) noexcept = default;
+
+void GateProgram::load() {
+  LibbpfCapture capture;
+  int rc = smtpgate_bpf__load(impl_->skel);
+  if (rc) {
+    spdlog::debug("libbpf:\n{}", capture.text());
+    throw SystemError(explain_load_failure(capture.text(), -rc), -rc);
+  }
+  impl_->loaded = true;
+  impl_->pin_new();
+}
+
+int GateProgram::prog_fd() const { return bpf_program__fd(impl_->skel->progs.smtpgate_xdp); }
+
+bpf_object* GateProgram::object() const { return impl_->skel->obj; }
+
+uint32_t GateProgram::prog_id() const {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd(), &info, &len) != 0) return 0;
+  return info.id;
+}
+
+void ensure_pin_dir(const std::string& dir) {
+  const std::string root = "/sys/fs/bpf";
+  if (dir.rfind(root, 0) == 0) {
+    struct statfs st{};
+    if (::statfs(root.c_str(), &st) != 0 || st.f_type != kBpfFsMagic) {
+      if (::mount("bpf", root.c_str(), "bpf", 0, "mode=0700") != 0)
+        throw SystemError("mount bpffs at " + root + " (needed to pin the gate's maps)", errno);
+      spdlog::info("mounted bpffs at {}", root);
+    }
+  }
+  make_dirs(dir, 0700);
+}
+
+namespace {
+
+int ifindex_of(const std::string& ifname) {
+  unsigned idx = if_nametoindex(ifname.c_str());
+  if (idx == 0) throw InputError("no network interface named '" + ifname + "': check 'ip link'");
+  return static_cast<int>(idx);
+}
+
+// Map ids a loaded program uses.
+std::vector<uint32_t> prog_map_ids(uint32_t prog_id) {
+  int fd = bpf_prog_get_fd_by_id(prog_id);
+  if (fd < 0) return {};
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0 || info.nr_map_ids == 0) {
+    ::close(fd);
+    return {};
+  }
+  std::vector<uint32_t> ids(info.nr_map_ids);
+  uint32_t n = info.nr_map_ids;
+  info = {};
+  info.nr_map_ids = n;
+  info.map_ids = reinterpret_cast<uint64_t>(ids.data());
+  len = sizeof(info);
+  int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
+  ::close(fd);
+  if (rc != 0) return {};
+  ids.resize(std::min(n, info.nr_map_ids));
+  return ids;
+}
+
+uint32_t pinned_map_id(const std::string& pin_dir, const char* name) {
+  int fd = bpf_obj_get((pin_dir + "/" + name).c_str());
+  if (fd < 0) return 0;
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  uint32_t id = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+  ::close(fd);
+  return id;
+}
+
+struct Multiprog {
+  xdp_multiprog* mp = nullptr;
+  explicit Multiprog(int ifindex) {
+    mp = xdp_multiprog__get_from_ifindex(ifindex);
+    if (libxdp_get_error(mp)) mp = nullptr;
+  }
+  ~Multiprog() {
+    if (mp) xdp_multiprog__close(mp);
+  }
+  // smtpgate's program on the interface, if any.
+  xdp_program* find() const {
+    if (!mp) return nullptr;
+    if (xdp_multiprog__is_legacy(mp)) {
+      xdp_program* main = xdp_multiprog__main_prog(mp);
+      return main && std::strcmp(xdp_program__name(main), kProgramName) == 0 ? main : nullptr;
+    }
+    for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p; p = xdp_multiprog__next_prog(p, mp))
+      if (std::strcmp(xdp_program__name(p), kProgramName) == 0) return p;
+    return nullptr;
+  }
+};
+
+std::string mode_name(xdp_attach_mode m) {
+  switch (m) {
+    case XDP_MODE_NATIVE: return "native";
+    case XDP_MODE_SKB: return "skb";
+    case XDP_MODE_HW: return "hw";
+    default: return "";
+  }
+}
+
+}  // namespace
+
+AttachedInfo query_attached(const std::string& ifname, const std::string& pin_dir) {
+  AttachedInfo info;
+  info.ifname = ifname;
+  info.ifindex = ifindex_of(ifname);
+  Multiprog m(info.ifindex);
+  if (!m.mp) return info;
+  info.dispatcher = !xdp_multiprog__is_legacy(m.mp);
+  info.mode = mode_name(xdp_multiprog__attach_mode(m.mp));
+  if (info.dispatcher) {
+    for (xdp_program* p = xdp_multiprog__next_prog(nullptr, m.mp); p; p = xdp_multiprog__next_prog(p, m.mp))
+      if (std::strcmp(xdp_program__name(p), kProgramName) != 0) info.others.push_back(xdp_program__name(p));
+  }
+  if (xdp_program* p = m.find()) {
+    info.attached = true;
+    info.prog_id = xdp_program__id(p);
+    if (!pin_dir.empty()) {
+      uint32_t state_id = pinned_map_id(pin_dir, "gate_state");
+      for (uint32_t id : prog_map_ids(info.prog_id))
+        if (state_id && id == state_id) info.uses_pinned_maps = true;
+    }
+  } else if (!info.dispatcher) {
+    if (xdp_program* main = xdp_multiprog__main_prog(m.mp)) info.others.push_back(xdp_program__name(main));
+  }
+  if (!info.attached && info.others.empty()) info.mode.clear();
+  return info;
+}
+
+XdpMode attach(const ProgramOptions& opts, const std::string& ifname, XdpMode mode) {
+  int ifindex = ifindex_of(ifname);
+  AttachedInfo before = query_attached(ifname, opts.pin_dir);
+
+  auto try_mode = [&](XdpMode m) -> int {
+    GateProgram prog(opts);
+    xdp_attach_mode xm = m == XdpMode::Native ? XDP_MODE_NATIVE : XDP_MODE_SKB;
+    if (before.attached && !before.dispatcher) {
+      // A lone (legacy) smtpgate program: swap it atomically for the new one.
+      prog.load();
+      LIBBPF_OPTS(bpf_xdp_attach_opts, xopts, .old_prog_fd = bpf_prog_get_fd_by_id(before.prog_id));
+      uint32_t flags = XDP_FLAGS_REPLACE | (m == XdpMode::Native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE);
+      int rc = bpf_xdp_attach(ifindex, prog.prog_fd(), flags, &xopts);
+      if (xopts.old_prog_fd >= 0) ::close(xopts.old_prog_fd);
+      return rc;
+    }
+    LibbpfCapture capture;
+    DECLARE_LIBXDP_OPTS(xdp_program_opts, popts, .obj = prog.object(), .prog_name = kProgramName);
+    xdp_program* xp = xdp_program__create(&popts);
+    if (long err = libxdp_get_error(xp)) throw SystemError("prepare the XDP program for " + ifname, err);
+    prog.impl_->xdp = xp;
+    int rc = xdp_program__attach(xp, ifindex, xm, 0);
+    if (rc) {
+      spdlog::debug("libxdp:\n{}", capture.text());
+      if (capture.text().find("verifier") != std::string::npos || capture.text().find("failed to load") != std::string::npos) {
+        if (rc != -EOPNOTSUPP && rc != -EBUSY && rc != -EEXIST)
+          throw SystemError(explain_load_failure(capture.text(), -rc), -rc);
+      }
+      return rc;
+    }
+    prog.impl_->loaded = true;
+    prog.impl_->pin_new();
+    if (capture.text().find("Falling back to loading single prog") != std::string::npos)
+      spdlog::warn("{}: libxdp's dispatcher is not usable on this kernel; attached alone, "
+                   "so no other XDP program can share {}", ifname, ifname);
+    if (before.attached) {
+      // Dispatcher: the new program runs beside the old one; remove the old.
+      Multiprog m(ifindex);
+      for (xdp_program* p = m.mp ? xdp_multiprog__next_prog(nullptr, m.mp) : nullptr; p;
+           p = xdp_multiprog__next_prog(p, m.mp))
+        if (xdp_program__id(p) == before.prog_id) {
+          xdp_program__detach(p, ifindex, xdp_multiprog__attach_mode(m.mp), 0);
+          break;
+        }
+    }
+    return 0;
+  };
+
+  int rc = try_mode(mode);
+  if (rc == 0) return mode;
+  if (mode == XdpMode::Native) {
+    spdlog::warn("{}: native XDP refused ({}); falling back to skb (generic) mode, which is slower",
+                 ifname, std::strerror(-rc));
+    rc = try_mode(XdpMode::Skb);
+    if (rc == 0) return XdpMode::Skb;
+  }
+  throw SystemError("attach smtpgate to " + ifname, -rc);
+}
+
+bool detach(const std::string& ifname) {
+  int ifindex = ifindex_of(ifname);
+  Multiprog m(ifindex);
+  xdp_program* p = m.find();
+  if (!p) return false;
+  int rc = xdp_program__detach(p, ifindex, xdp_multiprog__attach_mode(m.mp), 0);
+  if (rc) throw SystemError("detach smtpgate from " + ifname, -rc);
+  return true;
+}
+
+}  // namespace smtpgate

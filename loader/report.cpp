@@ -1,0 +1,295 @@
+#include "report.hpp"
+
+#include <net/if.h>
+#include <time.h>
+
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "gate_maps.hpp"
+#include "gate_program.hpp"
+
+namespace smtpgate {
+
+using nlohmann::json;
+
+std::string eop_code_for(Action a) {
+  switch (a) {
+    case Action::Drop: return "450 4.4.315 connection timed out (the SYN was dropped silently)";
+    case Action::Reject: return "450 4.4.316 connection refused (the gate answered with a TCP reset)";
+    case Action::Monitor: return "none: monitor lets the SYN through";
+  }
+  return "";
+}
+
+std::string monotonic_to_wall(uint64_t mono_ns) {
+  timespec mono{}, real{};
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &real);
+  int64_t now_mono = int64_t(mono.tv_sec) * 1000000000 + mono.tv_nsec;
+  int64_t now_real = int64_t(real.tv_sec) * 1000000000 + real.tv_nsec;
+  int64_t wall = now_real - (now_mono - int64_t(mono_ns));
+  time_t secs = wall / 1000000000;
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[40];
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &t);
+  return buf;
+}
+
+namespace {
+
+json counters_json(const sg_rule_counters& c) {
+  return {{"admit_packets", c.admit_packets},
+          {"admit_bytes", c.admit_bytes},
+          {"refuse_packets", c.refuse_packets},
+          {"refuse_bytes", c.refuse_bytes}};
+}
+
+// Interfaces of this network namespace that carry smtpgate.
+json interfaces_json(const Paths& paths) {
+  json arr = json::array();
+  struct if_nameindex* list = if_nameindex();
+  if (!list) return arr;
+  for (struct if_nameindex* i = list; i->if_index; i++) {
+    AttachedInfo a;
+    try {
+      a = query_attached(i->if_name, paths.pin_dir);
+    } catch (...) {
+      continue;
+    }
+    if (!a.attached) continue;
+    arr.push_back({{"name", a.ifname},
+                   {"ifindex", a.ifindex},
+                   {"mode", a.mode},
+                   {"prog_id", a.prog_id},
+                   {"dispatcher", a.dispatcher},
+                   {"uses_pinned_maps", a.uses_pinned_maps},
+                   {"other_programs", a.others}});
+  }
+  if_freenameindex(list);
+  return arr;
+}
+
+json rule_json(const TrieEntry& e, const std::vector<DesiredRange>& desired) {
+  const DesiredRange* d = find_desired(desired, e);
+  return {{"rule_id", e.rule_id},
+          {"range", e.prefix.str()},
+          {"kind", to_string(e.kind)},
+          {"origin", d ? d->origin : "unknown"},
+          {"note", d ? d->note : ""}};
+}
+
+}  // namespace
+
+json build_status(const Paths& paths) {
+  json j{{"schema", kJsonSchemaVersion}, {"pin_dir", paths.pin_dir}, {"state_dir", paths.state_dir}};
+  j["interfaces"] = interfaces_json(paths);
+  bool pinned = GateMaps::pinned_at(paths.pin_dir);
+  j["loaded"] = pinned;
+  StateStore store(paths.state_dir);
+  std::vector<DesiredRange> desired = store.desired_ranges();
+  if (pinned) {
+    GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
+    GateConfig cfg = maps.config();
+    j["action"] = to_string(cfg.action);
+    j["ports"] = cfg.ports;
+    j["generation"] = maps.generation();
+    j["allowlist_published"] = maps.has_allowlist();
+    std::map<std::string, json> by_origin;
+    size_t total = 0;
+    for (const auto& e : maps.active_entries()) {
+      const DesiredRange* d = find_desired(desired, e);
+      std::string origin = d ? d->origin : "unknown";
+      json& o = by_origin[origin];
+      if (o.is_null()) o = {{"admit", 0}, {"deny", 0}, {"watch", 0}};
+      o[to_string(e.kind)] = o[to_string(e.kind)].get<int>() + 1;
+      total++;
+    }
+    j["ranges"] = {{"total", total}, {"by_origin", by_origin}};
+  } else {
+    RuntimeSettings rt = store.runtime();
+    j["action"] = to_string(rt.action.value_or(Action::Drop));
+    j["ranges"] = {{"total", 0}, {"by_origin", json::object()}};
+  }
+  return j;
+}
+
+json build_ranges(const Paths& paths) {
+  StateStore store(paths.state_dir);
+  std::vector<DesiredRange> desired = store.desired_ranges();
+  json arr = json::array();
+  if (GateMaps::pinned_at(paths.pin_dir)) {
+    GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
+    for (const auto& e : maps.active_entries()) arr.push_back(rule_json(e, desired));
+  } else {
+    // No gate loaded: what the state directory would load.
+    for (const auto& d : desired)
+      arr.push_back({{"rule_id", nullptr}, {"range", d.cidr.str()}, {"kind", to_string(d.kind)},
+                     {"origin", d.origin}, {"note", d.note}});
+  }
+  return {{"schema", kJsonSchemaVersion}, {"loaded", GateMaps::pinned_at(paths.pin_dir)}, {"ranges", arr}};
+}
+
+json build_stats(const Paths& paths) {
+  GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
+  std::vector<DesiredRange> desired = StateStore(paths.state_dir).desired_ranges();
+  json rules = json::array();
+  for (const auto& e : maps.active_entries()) {
+    json r = rule_json(e, desired);
+    r["counters"] = counters_json(maps.rule_counters(e.rule_id));
+    rules.push_back(r);
+  }
+  json def = {{"rule_id", SG_RULE_DEFAULT}, {"range", nullptr}, {"kind", "default"}, {"origin", "default"},
+              {"note", "sources no range explains"},
+              {"counters", counters_json(maps.rule_counters(SG_RULE_DEFAULT))}};
+  json verdicts = json::object(), reasons = json::object();
+  auto v = maps.verdict_counters();
+  for (uint32_t i = 0; i < SG_VERDICT_MAX; i++)
+    verdicts[verdict_name(i)] = {{"packets", v[i].packets}, {"bytes", v[i].bytes}};
+  auto r = maps.reason_counters();
+  for (uint32_t i = 0; i < SG_REASON_MAX; i++)
+    reasons[reason_name(i)] = {{"packets", r[i].packets}, {"bytes", r[i].bytes}};
+  return {{"schema", kJsonSchemaVersion},
+          {"action", to_string(maps.config().action)},
+          {"rules", rules},
+          {"default_rule", def},
+          {"verdicts", verdicts},
+          {"reasons", reasons},
+          {"events_suppressed", maps.events_suppressed()}};
+}
+
+json build_explain(const Paths& paths, const Cidr& address) {
+  GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
+  std::vector<DesiredRange> desired = StateStore(paths.state_dir).desired_ranges();
+  GateConfig cfg = maps.config();
+  json j{{"schema", kJsonSchemaVersion}, {"address", address.address_str()}, {"action", to_string(cfg.action)},
+         {"ports", cfg.ports}};
+  std::optional<TrieEntry> m = maps.match(address);
+  bool admitted = m && m->kind == RuleKind::Admit;
+  uint32_t rule_id = m ? m->rule_id : SG_RULE_DEFAULT;
+  j["verdict"] = admitted ? "admit" : to_string(cfg.action);
+  if (m) {
+    j["rule"] = rule_json(*m, desired);
+  } else {
+    j["rule"] = {{"rule_id", SG_RULE_DEFAULT}, {"range", nullptr}, {"kind", "default"}, {"origin", "default"},
+                 {"note", "no range contains this address"}};
+  }
+  j["rule"]["counters"] = counters_json(maps.rule_counters(rule_id));
+  if (admitted) {
+    j["why"] = address.address_str() + " is inside " + m->prefix.str() + ", an admit range";
+    j["eop_code"] = nullptr;
+  } else {
+    if (!m)
+      j["why"] = address.address_str() + " is in no range the gate knows";
+    else
+      j["why"] = address.address_str() + " is inside " + m->prefix.str() + ", a " + to_string(m->kind) + " range";
+    j["eop_code"] = eop_code_for(cfg.action);
+  }
+  j["last_refused"] = nullptr;
+  for (const auto& s : maps.recent_refused())
+    if (s.address == address) {
+      j["last_refused"] = {{"count", s.count},
+                           {"first_seen", monotonic_to_wall(s.first_seen_ns)},
+                           {"last_seen", monotonic_to_wall(s.last_seen_ns)},
+                           {"port", s.last_port},
+                           {"verdict", verdict_name(s.last_verdict)},
+                           {"rule_id", s.rule_id}};
+      break;
+    }
+  // Every origin that lists the address, not only the deciding one.
+  json listed = json::array();
+  for (const auto& d : desired)
+    if (d.cidr.contains(address))
+      listed.push_back({{"range", d.cidr.str()}, {"kind", to_string(d.kind)}, {"origin", d.origin}, {"note", d.note}});
+  j["listed_in"] = listed;
+  return j;
+}
+
+namespace {
+std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : j.is_null() ? "-" : j.dump(); }
+}  // namespace
+
+std::string render_status(const json& j) {
+  std::ostringstream o;
+  o << "gate:       " << (j["loaded"].get<bool>() ? "loaded (maps pinned at " + str(j["pin_dir"]) + ")"
+                                                   : "not loaded (nothing pinned at " + str(j["pin_dir"]) + ")")
+    << "\n";
+  o << "action:     " << str(j["action"]) << "\n";
+  if (j.contains("ports")) {
+    std::string ports;
+    for (const auto& p : j["ports"]) ports += (ports.empty() ? "" : ",") + p.dump();
+    o << "ports:      " << ports << "\n";
+  }
+  if (j["interfaces"].empty()) o << "interfaces: none attached\n";
+  for (const auto& i : j["interfaces"])
+    o << fmt::format("interface:  {} ({} mode, program id {}{}{})\n", str(i["name"]), str(i["mode"]),
+                     i["prog_id"].get<uint32_t>(), i["dispatcher"].get<bool>() ? ", via libxdp dispatcher" : "",
+                     i["uses_pinned_maps"].get<bool>() ? "" : ", NOT using the pinned maps");
+  o << "ranges:     " << j["ranges"]["total"].get<size_t>() << "\n";
+  for (const auto& [origin, k] : j["ranges"]["by_origin"].items())
+    o << fmt::format("  {:<13} admit {:>5}  deny {:>5}  watch {:>5}\n", origin, k["admit"].get<int>(),
+                     k["deny"].get<int>(), k["watch"].get<int>());
+  return o.str();
+}
+
+std::string render_ranges(const json& j) {
+  std::ostringstream o;
+  o << fmt::format("{:<6} {:<28} {:<6} {:<13} {}\n", "RULE", "RANGE", "KIND", "ORIGIN", "NOTE");
+  for (const auto& r : j["ranges"])
+    o << fmt::format("{:<6} {:<28} {:<6} {:<13} {}\n", str(r["rule_id"]), str(r["range"]), str(r["kind"]),
+                     str(r["origin"]), str(r["note"]));
+  return o.str();
+}
+
+std::string render_stats(const json& j) {
+  std::ostringstream o;
+  o << fmt::format("{:<6} {:<28} {:<6} {:<13} {:>12} {:>12}\n", "RULE", "RANGE", "KIND", "ORIGIN", "ADMITTED",
+                   "REFUSED");
+  auto row = [&](const json& r) {
+    o << fmt::format("{:<6} {:<28} {:<6} {:<13} {:>12} {:>12}\n", str(r["rule_id"]), str(r["range"]),
+                     str(r["kind"]), str(r["origin"]), r["counters"]["admit_packets"].get<uint64_t>(),
+                     r["counters"]["refuse_packets"].get<uint64_t>());
+  };
+  for (const auto& r : j["rules"]) row(r);
+  row(j["default_rule"]);
+  o << "\nverdicts (action " << str(j["action"]) << "):";
+  for (const auto& [name, c] : j["verdicts"].items()) o << " " << name << "=" << c["packets"].get<uint64_t>();
+  o << "\nreasons:";
+  for (const auto& [name, c] : j["reasons"].items())
+    if (c["packets"].get<uint64_t>()) o << " " << name << "=" << c["packets"].get<uint64_t>();
+  o << "\n";
+  return o.str();
+}
+
+std::string render_explain(const json& j) {
+  std::ostringstream o;
+  const json& r = j["rule"];
+  o << "address:  " << str(j["address"]) << "\n";
+  o << "verdict:  " << str(j["verdict"]) << " (a SYN to port";
+  for (const auto& p : j["ports"]) o << " " << p.get<int>();
+  o << " from this address, now)\n";
+  o << "why:      " << str(j["why"]) << "\n";
+  o << "rule:     " << fmt::format("{} {} {} (origin {}{}{})", str(r["rule_id"]), str(r["range"]), str(r["kind"]),
+                                   str(r["origin"]), r["note"].get<std::string>().empty() ? "" : ": ",
+                                   str(r["note"]))
+    << "\n";
+  o << "counters: " << fmt::format("admitted {} packets, refused {} packets", r["counters"]["admit_packets"].get<uint64_t>(),
+                                   r["counters"]["refuse_packets"].get<uint64_t>())
+    << " (whole range)\n";
+  if (!j["eop_code"].is_null()) o << "sender:   EOP would report " << str(j["eop_code"]) << "\n";
+  if (j["last_refused"].is_null())
+    o << "refused:  not recently (not in the recently-refused table)\n";
+  else
+    o << fmt::format("refused:  {} times, first {}, last {} (port {}, {})\n", j["last_refused"]["count"].get<uint64_t>(),
+                     str(j["last_refused"]["first_seen"]), str(j["last_refused"]["last_seen"]),
+                     j["last_refused"]["port"].get<int>(), str(j["last_refused"]["verdict"]));
+  for (const auto& l : j["listed_in"])
+    o << fmt::format("listed:   {} {} (origin {}{}{})\n", str(l["range"]), str(l["kind"]), str(l["origin"]),
+                     l["note"].get<std::string>().empty() ? "" : ": ", str(l["note"]));
+  return o.str();
+}
+
+}  // namespace smtpgate

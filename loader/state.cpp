@@ -1,0 +1,89 @@
+#include "state.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "error.hpp"
+#include "feed_ranges.hpp"
+#include "fsutil.hpp"
+
+namespace smtpgate {
+
+using nlohmann::json;
+
+StateStore::StateStore(std::string state_dir) : dir_(std::move(state_dir)) {}
+
+namespace {
+// Reads a JSON state file; a file that does not parse is moved aside.
+std::optional<json> read_json(const std::string& path) {
+  if (!file_exists(path)) return std::nullopt;
+  std::string text = read_file(path);
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    std::string aside = set_aside(path);
+    throw InputError(path + " is corrupt (" + e.what() + "); moved to " + aside +
+                     ": re-add its ranges or restore it from a backup");
+  }
+}
+}  // namespace
+
+std::vector<OperatorRange> StateStore::operator_ranges() const {
+  std::string path = dir_ + "/ranges.json";
+  auto doc = read_json(path);
+  std::vector<OperatorRange> out;
+  if (!doc) return out;
+  try {
+    for (const auto& r : doc->at("ranges")) {
+      OperatorRange o;
+      o.cidr = Cidr::parse(r.at("cidr").get<std::string>());
+      std::string kind = r.value("kind", "admit");
+      o.kind = kind == "deny" ? RuleKind::Deny : RuleKind::Admit;
+      o.comment = r.value("comment", "");
+      o.added_unix = r.value("added", int64_t{0});
+      out.push_back(std::move(o));
+    }
+  } catch (const std::exception& e) {
+    std::string aside = set_aside(path);
+    throw InputError(path + " is corrupt (" + e.what() + "); moved to " + aside +
+                     ": re-add its ranges or restore it from a backup");
+  }
+  return out;
+}
+
+void StateStore::save_operator_ranges(const std::vector<OperatorRange>& ranges) const {
+  json arr = json::array();
+  for (const auto& r : ranges)
+    arr.push_back({{"cidr", r.cidr.str()}, {"kind", to_string(r.kind)}, {"comment", r.comment}, {"added", r.added_unix}});
+  make_dirs(dir_, 0755);
+  write_file_atomic(dir_ + "/ranges.json", json{{"version", 1}, {"ranges", arr}}.dump(2) + "\n");
+}
+
+RuntimeSettings StateStore::runtime() const {
+  RuntimeSettings s;
+  try {
+    auto doc = read_json(dir_ + "/runtime.json");
+    if (doc && doc->contains("action")) s.action = parse_action(doc->at("action").get<std::string>());
+  } catch (const std::exception& e) {
+    spdlog::warn("{}", e.what());
+  }
+  return s;
+}
+
+void StateStore::save_runtime(const RuntimeSettings& s) const {
+  json doc = json::object();
+  if (s.action) doc["action"] = to_string(*s.action);
+  make_dirs(dir_, 0755);
+  write_file_atomic(dir_ + "/runtime.json", doc.dump(2) + "\n");
+}
+
+std::vector<DesiredRange> StateStore::desired_ranges() const {
+  std::vector<DesiredRange> out;
+  for (const auto& r : operator_ranges())
+    out.push_back(DesiredRange{r.cidr, r.kind, origin::kOperator, r.comment});
+  for (auto& d : feed_desired_ranges(dir_)) out.push_back(std::move(d));
+  return out;
+}
+
+}  // namespace smtpgate

@@ -147,6 +147,7 @@ void set_action(const Paths& paths, Action action) {
   if (GateMaps::pinned_at(paths.pin_dir)) {
     GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
     GateConfig cfg = maps.config();
+    if (cfg.ports.empty()) cfg.ports = GateConfig{}.ports;  // maps pinned, daemon not yet configured
     cfg.action = action;
     try {
       maps.set_config(cfg);

@@ -1,0 +1,77 @@
+// smtpgate.toml: the shipped file parses to the defaults, every key is read,
+// and mistakes are refused with a message naming the key.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "config.hpp"
+#include "error.hpp"
+
+using namespace smtpgate;
+
+namespace {
+std::string write_tmp(const std::string& text) {
+  std::string path = "/tmp/sgt" + std::to_string(::getpid()) + "-config.toml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string error_of(const std::string& text) {
+  DaemonConfig cfg;
+  try {
+    load_config_file(write_tmp(text), cfg);
+    validate_config(cfg);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Config, ShippedFileIsAllDefaults) {
+  DaemonConfig cfg;
+  load_config_file(SG_SOURCE_DIR "/packaging/smtpgate.toml", cfg);
+  validate_config(cfg);
+  DaemonConfig def;
+  EXPECT_EQ(cfg.ports, def.ports);
+  EXPECT_EQ(cfg.paths.pin_dir, def.paths.pin_dir);
+  EXPECT_EQ(cfg.feed.instance, def.feed.instance);
+  EXPECT_FALSE(cfg.action.has_value());
+}
+
+TEST(Config, ShippedFileUncommentedIsValidAndReadsEveryKey) {
+  std::ifstream in(SG_SOURCE_DIR "/packaging/smtpgate.toml");
+  std::string text, line;
+  while (std::getline(in, line)) {
+    if (line.rfind("#", 0) == 0 && line.find(" = ") != std::string::npos && line[1] != ' ') line = line.substr(1);
+    text += line + "\n";
+  }
+  DaemonConfig cfg;
+  load_config_file(write_tmp(text), cfg);
+  validate_config(cfg);
+  EXPECT_EQ(cfg.interfaces, std::vector<std::string>{"eth0"});
+  EXPECT_EQ(cfg.action, Action::Drop);
+  EXPECT_EQ(cfg.metrics.listen, "127.0.0.1:9725");
+}
+
+TEST(Config, MistakesNameTheKey) {
+  struct Case {
+    const char* toml;
+    const char* expect;
+  } cases[] = {
+      {"interface = [\"eth0\"]\n", "unknown key 'interface'"},
+      {"[feed]\ninterval = \"hourly\"\n", "key 'feed.interval' must be a whole number"},
+      {"[feed]\nurls = \"x\"\n", "unknown key 'feed.urls'"},
+      {"action = \"block\"\n", "unknown action 'block'"},
+      {"mode = \"fast\"\n", "unknown XDP mode 'fast'"},
+      {"ports = [25, 70000]\n", "key 'ports' must hold port numbers"},
+      {"ports = [1,2,3,4,5,6,7,8,9]\n", "give 1 to 8 guarded ports"},
+      {"[feed]\nmax_removal_share = 1.5\n", "max_removal_share"},
+      {"allow_empty = yes\n", ":1:"},
+  };
+  for (const auto& c : cases) {
+    std::string err = error_of(c.toml);
+    EXPECT_NE(err.find(c.expect), std::string::npos) << c.toml << " -> '" << err << "'";
+  }
+}

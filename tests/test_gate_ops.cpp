@@ -1,0 +1,169 @@
+// Changes to a real gate (maps loaded and pinned in a test pin dir, no
+// interface): what ranges add/del/import and action do to the state dir and
+// the maps, and that bad input changes neither.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "error.hpp"
+#include "fsutil.hpp"
+#include "gate.hpp"
+#include "gate_maps.hpp"
+#include "gate_program.hpp"
+#include "state.hpp"
+
+using namespace smtpgate;
+namespace fs = std::filesystem;
+
+namespace {
+
+class GateOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tag = "sgt" + std::to_string(::getpid()) + "ops";
+    paths.pin_dir = "/sys/fs/bpf/" + tag;
+    paths.state_dir = "/tmp/" + tag + "-state";
+    ensure_pin_dir(paths.pin_dir);
+    make_dirs(paths.state_dir);
+    ProgramOptions o;
+    o.pin_dir = paths.pin_dir;
+    o.max_rules = 64;
+    GateProgram p(o);
+    p.load();  // pins the maps; the program itself goes with p
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(paths.pin_dir, ec);
+    fs::remove_all(paths.state_dir, ec);
+  }
+  std::vector<std::string> live() {
+    std::vector<std::string> out;
+    for (const auto& e : GateMaps::open_pinned(paths.pin_dir).active_entries()) out.push_back(e.prefix.str());
+    return out;
+  }
+  std::string state_file() {
+    std::string p = paths.state_dir + "/ranges.json";
+    return file_exists(p) ? read_file(p) : "";
+  }
+  void add(const char* c, bool reserved = false) {
+    add_range(paths, OperatorRange{Cidr::parse(c), RuleKind::Admit, "", 0}, reserved);
+  }
+  Paths paths;
+};
+
+using V = std::vector<std::string>;
+
+TEST_F(GateOps, AddAndDelApplyToMapsAndState) {
+  add("40.92.0.0/15");
+  add("2a01:111:f400::/48");
+  EXPECT_EQ(live(), (V{"40.92.0.0/15", "2a01:111:f400::/48"}));
+  EXPECT_EQ(StateStore(paths.state_dir).operator_ranges().size(), 2u);
+  del_range(paths, Cidr::parse("40.92.0.0/15"));
+  EXPECT_EQ(live(), (V{"2a01:111:f400::/48"}));
+  EXPECT_EQ(StateStore(paths.state_dir).operator_ranges().size(), 1u);
+}
+
+TEST_F(GateOps, BadInputChangesNothing) {
+  add("40.92.0.0/15");
+  std::string before = state_file();
+  uint32_t gen = GateMaps::open_pinned(paths.pin_dir).generation();
+  EXPECT_THROW(add("10.0.0.0/8"), InputError);                       // special-purpose
+  EXPECT_THROW(del_range(paths, Cidr::parse("52.100.0.0/14")), InputError);  // not there
+  std::string bad = paths.state_dir + "/bad.txt";
+  std::ofstream(bad) << "40.107.0.0/16\n52.100.0.0/13\n";              // host bits on line 2
+  EXPECT_THROW(import_ranges(paths, bad, RuleKind::Admit, false), InputError);
+  EXPECT_EQ(state_file(), before);
+  EXPECT_EQ(live(), (V{"40.92.0.0/15"}));
+  EXPECT_EQ(GateMaps::open_pinned(paths.pin_dir).generation(), gen);
+}
+
+TEST_F(GateOps, TooManyRangesIsRefusedBeforeAnyWrite) {
+  std::string file = paths.state_dir + "/many.txt";
+  {
+    std::ofstream f(file);
+    for (int i = 0; i < 70; i++) f << "40.92." << i << ".0/24\n";
+  }
+  std::string before = state_file();
+  try {
+    import_ranges(paths, file, RuleKind::Admit, false);
+    FAIL() << "70 ranges fit in a 64-rule gate";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("max_rules"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(state_file(), before);
+  EXPECT_TRUE(live().empty());
+}
+
+TEST_F(GateOps, ImportIsAllOrNothingAndNamesTheLine) {
+  std::string file = paths.state_dir + "/ranges.txt";
+  std::ofstream(file) << "# EOP\n40.92.0.0/15  # main\n\n192.168.0.0/16\n";
+  try {
+    import_ranges(paths, file, RuleKind::Admit, false);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("ranges.txt:4"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(live().empty());
+  std::ofstream(file) << "# EOP\n40.92.0.0/15  # main\n40.107.0.0/16\n";
+  EXPECT_EQ(import_ranges(paths, file, RuleKind::Admit, false), 2u);
+  EXPECT_EQ(live(), (V{"40.107.0.0/16", "40.92.0.0/15"}));
+}
+
+TEST_F(GateOps, ConcurrentWritersLoseNoUpdate) {
+  // Separate processes, as smtpgatectl invocations are: each adds its ranges.
+  const int kProcs = 4, kEach = 10;
+  std::vector<pid_t> kids;
+  for (int p = 0; p < kProcs; p++) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      try {
+        for (int i = 0; i < kEach; i++)
+          add(("40.92." + std::to_string(p * kEach + i) + ".0/24").c_str());
+      } catch (...) {
+        _exit(1);
+      }
+      _exit(0);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t k : kids) {
+    int st;
+    waitpid(k, &st, 0);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  }
+  EXPECT_EQ(live().size(), size_t(kProcs * kEach));
+  EXPECT_EQ(StateStore(paths.state_dir).operator_ranges().size(), size_t(kProcs * kEach));
+}
+
+TEST_F(GateOps, CountersFollowTheirRangeAcrossPublishes) {
+  add("40.92.0.0/15");
+  GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
+  uint32_t id = maps.match(Cidr::parse_address("40.92.1.1"))->rule_id;
+  add("40.107.0.0/16");
+  del_range(paths, Cidr::parse("40.107.0.0/16"));
+  EXPECT_EQ(maps.match(Cidr::parse_address("40.92.1.1"))->rule_id, id);
+}
+
+TEST_F(GateOps, CorruptStateIsSetAsideNotTrusted) {
+  add("40.92.0.0/15");
+  std::ofstream(paths.state_dir + "/ranges.json") << "{\"ranges\": [ {\"cidr\": ";
+  EXPECT_THROW(StateStore(paths.state_dir).operator_ranges(), InputError);
+  bool aside = false;
+  for (const auto& e : fs::directory_iterator(paths.state_dir))
+    if (e.path().filename().string().rfind("ranges.json.corrupt-", 0) == 0) aside = true;
+  EXPECT_TRUE(aside);
+  EXPECT_FALSE(file_exists(paths.state_dir + "/ranges.json"));
+}
+
+TEST_F(GateOps, ActionPersistsAndReachesTheMap) {
+  set_action(paths, Action::Reject);
+  EXPECT_EQ(GateMaps::open_pinned(paths.pin_dir).config().action, Action::Reject);
+  EXPECT_EQ(StateStore(paths.state_dir).runtime().action, Action::Reject);
+  EXPECT_THROW(parse_action("block"), InputError);
+}
+
+}  // namespace

@@ -1,0 +1,214 @@
+// The gate on a real kernel: a gateway and a sender in network namespaces
+// joined by veth, smtpgated attached on the gateway side, a listener on port
+// 25, real TCP connects over IPv4 and IPv6 from inside and outside the
+// allowlist.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "netns.hpp"
+
+using sgtest::ConnectResult;
+using sgtest::Sandbox;
+using nlohmann::json;
+
+namespace {
+
+// Sources: two inside EOP's published port-25 ranges, two outside any range.
+constexpr const char* kEopV4 = "40.92.0.10";
+constexpr const char* kEopV6 = "2a01:111:f400::10";
+constexpr const char* kStrangerV4 = "203.0.113.10";
+constexpr const char* kStrangerV6 = "2001:db8:1::10";
+
+class GateE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* a : {kEopV4, kEopV6, kStrangerV4, kStrangerV6}) box.add_sender_address(a);
+    ctl_ok({"ranges", "add", "40.92.0.0/15", "--comment", "EOP port 25"});
+    ctl_ok({"ranges", "add", "2a01:111:f400::/48", "--comment", "EOP port 25"});
+  }
+
+  sgtest::ProcResult ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv{sgtest::binary("smtpgatectl"), "--pin-dir", box.pin_dir(), "--state-dir",
+                                  box.state_dir()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return sgtest::run_in(box.gateway(), argv);
+  }
+  std::string ctl_ok(std::vector<std::string> args) {
+    auto r = ctl(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  }
+  json ctl_json(std::vector<std::string> args) {
+    args.insert(args.begin(), "-j");
+    return json::parse(ctl_ok(args));
+  }
+
+  std::unique_ptr<sgtest::Daemon> start(const std::string& action, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{sgtest::binary("smtpgated"), "--interface", Sandbox::kGwIf, "--pin-dir",
+                                  box.pin_dir(), "--state-dir", box.state_dir(), "--no-feed", "--action", action};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto d = std::make_unique<sgtest::Daemon>(box.gateway(), argv);
+    if (!d->ready()) {
+      d->stop();
+      ADD_FAILURE() << "smtpgated did not become ready:\n" << d->stderr_text();
+    }
+    return d;
+  }
+
+  ConnectResult connect(const char* src, int timeout_ms = 400) {
+    bool v6 = std::string(src).find(':') != std::string::npos;
+    return box.connect(src, v6 ? Sandbox::kGwV6 : Sandbox::kGwV4, 25, timeout_ms);
+  }
+
+  // Counters of the rule whose range is `range` ("default" for rule 0).
+  json rule_counters(const std::string& range) {
+    json s = ctl_json({"stats"});
+    if (range == "default") return s["default_rule"]["counters"];
+    for (const auto& r : s["rules"])
+      if (r["range"] == range) return r["counters"];
+    ADD_FAILURE() << "no rule for " << range;
+    return json::object();
+  }
+
+  Sandbox box;
+};
+
+TEST_F(GateE2E, DropAdmitsEopAndTimesOutStrangers) {
+  sgtest::Listener listener(box.gateway(), 25);
+  auto d = start("drop");
+  const int kEach = 3;
+  for (int i = 0; i < kEach; i++) {
+    EXPECT_EQ(connect(kEopV4), ConnectResult::Connected);
+    EXPECT_EQ(connect(kEopV6), ConnectResult::Connected);
+    EXPECT_EQ(connect(kStrangerV4), ConnectResult::TimedOut);
+    EXPECT_EQ(connect(kStrangerV6), ConnectResult::TimedOut);
+  }
+  EXPECT_EQ(listener.accepted(), 2u * kEach);
+  // One SYN per attempt: the timeout is shorter than the first retransmit.
+  EXPECT_EQ(rule_counters("40.92.0.0/15")["admit_packets"], kEach);
+  EXPECT_EQ(rule_counters("2a01:111:f400::/48")["admit_packets"], kEach);
+  EXPECT_EQ(rule_counters("default")["refuse_packets"], 2 * kEach);
+  json stats = ctl_json({"stats"});
+  EXPECT_EQ(stats["verdicts"]["drop"]["packets"], 2 * kEach);
+  EXPECT_EQ(stats["verdicts"]["admit"]["packets"], 2 * kEach);
+}
+
+TEST_F(GateE2E, RejectRefusesStrangersAtOnce) {
+  sgtest::Listener listener(box.gateway(), 25);
+  auto d = start("reject");
+  EXPECT_EQ(connect(kStrangerV4, 2000), ConnectResult::Refused);
+  EXPECT_EQ(connect(kStrangerV6, 2000), ConnectResult::Refused);
+  EXPECT_EQ(connect(kEopV4), ConnectResult::Connected);
+  EXPECT_EQ(connect(kEopV6), ConnectResult::Connected);
+  EXPECT_EQ(listener.accepted(), 2u);
+  json stats = ctl_json({"stats"});
+  EXPECT_EQ(stats["verdicts"]["reject"]["packets"], 2);
+}
+
+TEST_F(GateE2E, MonitorLetsEveryoneInButCountsStrangers) {
+  sgtest::Listener listener(box.gateway(), 25);
+  auto d = start("monitor");
+  EXPECT_EQ(connect(kStrangerV4), ConnectResult::Connected);
+  EXPECT_EQ(connect(kStrangerV6), ConnectResult::Connected);
+  EXPECT_EQ(connect(kEopV4), ConnectResult::Connected);
+  EXPECT_EQ(listener.accepted(), 3u);
+  EXPECT_EQ(rule_counters("default")["refuse_packets"], 2);
+  json stats = ctl_json({"stats"});
+  EXPECT_EQ(stats["verdicts"]["monitor"]["packets"], 2);
+}
+
+TEST_F(GateE2E, ActionChangesAtRunTimeWithoutReattach) {
+  sgtest::Listener listener(box.gateway(), 25);
+  auto d = start("drop");
+  json before = ctl_json({"status"});
+  ASSERT_EQ(before["interfaces"].size(), 1u);
+  EXPECT_EQ(connect(kStrangerV4), ConnectResult::TimedOut);
+  ctl_ok({"action", "reject"});
+  EXPECT_EQ(connect(kStrangerV4, 2000), ConnectResult::Refused);
+  ctl_ok({"action", "monitor"});
+  EXPECT_EQ(connect(kStrangerV4), ConnectResult::Connected);
+  json after = ctl_json({"status"});
+  EXPECT_EQ(after["interfaces"][0]["prog_id"], before["interfaces"][0]["prog_id"]);
+  EXPECT_EQ(after["action"], "monitor");
+}
+
+TEST_F(GateE2E, RangesAddedAtRunTimeApplyAtOnceAndSurviveRestart) {
+  sgtest::Listener listener(box.gateway(), 25);
+  auto d = start("drop");
+  EXPECT_EQ(connect(kStrangerV4), ConnectResult::TimedOut);
+  ctl_ok({"ranges", "add", "203.0.113.0/24", "--comment", "partner relay", "--allow-reserved"});
+  EXPECT_EQ(connect(kStrangerV4), ConnectResult::Connected);
+  d->stop();
+  d = start("drop");
+  EXPECT_EQ(connect(kStrangerV4), ConnectResult::Connected);
+  ctl_ok({"ranges", "del", "203.0.113.0/24"});
+  EXPECT_EQ(connect(kStrangerV4), ConnectResult::TimedOut);
+}
+
+TEST_F(GateE2E, GateKeepsFilteringAfterDaemonStops) {
+  sgtest::Listener listener(box.gateway(), 25);
+  auto d = start("drop");
+  EXPECT_EQ(d->stop(), 0);
+  EXPECT_EQ(connect(kStrangerV4), ConnectResult::TimedOut);
+  EXPECT_EQ(connect(kEopV4), ConnectResult::Connected);
+  json st = ctl_json({"status"});
+  EXPECT_EQ(st["interfaces"].size(), 1u);
+  ctl_ok({"detach", Sandbox::kGwIf});
+  EXPECT_EQ(connect(kStrangerV4), ConnectResult::Connected);
+}
+
+TEST_F(GateE2E, RestartUnderAStreamOfConnectsLosesNone) {
+  sgtest::Listener listener(box.gateway(), 25);
+  auto d = start("drop");
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::thread stream([&] {
+    while (!stop) {
+      if (connect(kEopV4, 2000) == ConnectResult::Connected)
+        ok++;
+      else
+        failed++;
+    }
+  });
+  for (int i = 0; i < 3; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    d->stop();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    d = start("drop");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  stop = true;
+  stream.join();
+  EXPECT_GT(ok.load(), 10);
+  EXPECT_EQ(failed.load(), 0);
+  // While no daemon ran, strangers were still kept out.
+  EXPECT_EQ(connect(kStrangerV4), ConnectResult::TimedOut);
+}
+
+TEST_F(GateE2E, RefusesToAttachWithAnEmptyAllowlist) {
+  ctl_ok({"ranges", "del", "40.92.0.0/15"});
+  ctl_ok({"ranges", "del", "2a01:111:f400::/48"});
+  sgtest::Daemon d(box.gateway(), {sgtest::binary("smtpgated"), "--interface", Sandbox::kGwIf, "--pin-dir",
+                                   box.pin_dir(), "--state-dir", box.state_dir(), "--no-feed"});
+  EXPECT_FALSE(d.ready(5000));
+  EXPECT_NE(d.stderr_text().find("empty allowlist"), std::string::npos) << d.stderr_text();
+  EXPECT_EQ(ctl_json({"status"})["interfaces"].size(), 0u);
+}
+
+TEST_F(GateE2E, ExplainNamesTheDecidingRange) {
+  auto d = start("reject");
+  json e = ctl_json({"explain", kEopV4});
+  EXPECT_EQ(e["verdict"], "admit");
+  EXPECT_EQ(e["rule"]["range"], "40.92.0.0/15");
+  EXPECT_EQ(e["rule"]["origin"], "operator");
+  json s = ctl_json({"explain", kStrangerV4});
+  EXPECT_EQ(s["verdict"], "reject");
+  EXPECT_EQ(s["rule"]["rule_id"], 0);
+  EXPECT_NE(s["eop_code"].get<std::string>().find("4.4.316"), std::string::npos);
+}
+
+}  // namespace

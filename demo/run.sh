@@ -41,7 +41,8 @@ ip -n "$tx" addr add 2a01:111:f400::10/128 dev tx0 nodad # an EOP IPv6 address
 ip -n "$tx" addr add 203.0.113.66/32 dev tx0             # a stranger (spam bot)
 ip -n "$gw" link set gw0 up; ip -n "$tx" link set tx0 up
 ip -n "$gw" route add default via 192.0.2.2; ip -n "$gw" -6 route add default via 2001:db8::2
-in_tx ethtool -K tx0 gro on >/dev/null  # lets the gate's RST (XDP_TX) reach the sender's veth
+# veth delivers the gate's resets (XDP_TX) only to a peer running XDP: pass-all.
+ip -n "$tx" link set dev tx0 xdpdrv obj "$build/bpf/testprogs/xdp_pass.bpf.o" sec xdp
 
 say "Load Microsoft's port-25 ranges from the bundled feed snapshot (offline)"
 snapshot="$here/feed-snapshot/endpoints-worldwide.json"

@@ -110,7 +110,7 @@ TEST_F(GateOps, ImportIsAllOrNothingAndNamesTheLine) {
   EXPECT_TRUE(live().empty());
   std::ofstream(file) << "# EOP\n40.92.0.0/15  # main\n40.107.0.0/16\n";
   EXPECT_EQ(import_ranges(paths, file, RuleKind::Admit, false), 2u);
-  EXPECT_EQ(live(), (V{"40.107.0.0/16", "40.92.0.0/15"}));
+  EXPECT_EQ(live(), (V{"40.92.0.0/15", "40.107.0.0/16"}));
 }
 
 TEST_F(GateOps, ConcurrentWritersLoseNoUpdate) {

@@ -30,6 +30,11 @@ std::string binary(const std::string& name) {
   return built;
 }
 
+std::string bpf_object(const std::string& name) {
+  if (const char* dir = std::getenv("SMTPGATE_BPF_DIR")) return std::string(dir) + "/" + name + ".bpf.o";
+  return std::string(SG_BINARY_DIR) + "/bpf/" + name + ".bpf.o";
+}
+
 void sh(const std::string& cmd) {
   std::string full = cmd + " 2>&1";
   FILE* p = popen(full.c_str(), "r");
@@ -102,9 +107,9 @@ Sandbox::Sandbox() {
   tx_->ip(std::string("link set ") + kTxIf + " up");
   gw_->ip("route add default via 192.0.2.2");
   gw_->ip("-6 route add default via 2001:db8::2");
-  // XDP_TX on a veth reaches the peer only through the peer's NAPI: GRO on
-  // the sender's side turns it on without an XDP program there.
-  sh("ip netns exec " + tx_->name() + " ethtool -K " + kTxIf + " gro on");
+  // veth delivers XDP_TX frames (the gate's resets) only to a peer with
+  // NAPI: an XDP program that passes everything turns it on.
+  tx_->ip(std::string("link set dev ") + kTxIf + " xdpdrv obj " + bpf_object("testprogs/xdp_pass") + " sec xdp");
   pin_dir_ = pin_root() + "/" + prefix_;
   state_dir_ = "/tmp/" + prefix_ + "-state";
   fs::create_directories(state_dir_);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,10 @@ namespace sgtest {
 /// $SMTPGATE_BIN_DIR when set (the VM runner copies them elsewhere), else the
 /// build tree.
 std::string binary(const std::string& name);
+
+/// Path of a BPF object the build makes ("testprogs/xdp_pass"): from
+/// $SMTPGATE_BPF_DIR when set, else the build tree.
+std::string bpf_object(const std::string& name);
 
 /// Runs a shell command line; throws std::runtime_error with its output on a
 /// non-zero exit.

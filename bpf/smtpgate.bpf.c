@@ -1,0 +1,563 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * smtpgate: admit TCP SYNs to the guarded ports (25) only from the sources an
+ * LPM-trie allowlist names; refuse the rest by drop, reset or monitor. Every
+ * other packet passes untouched. See docs/design.md.
+ */
+#include "parsing.h"
+#include "smtpgate_abi.h"
+
+#include <xdp/xdp_helpers.h>
+
+/* ---- maps (layouts in smtpgate_abi.h) ---------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sg_config);
+} gate_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sg_state);
+} gate_state SEC(".maps");
+
+/* Inner tries: userspace creates them with their own sizes (kernel >= 5.10
+ * allows inner LPM maps of differing max_entries). Sizes, not __type: clang
+ * emits the key and value structs of a template no variable instantiates only
+ * as forward declarations, which libbpf cannot size. */
+struct allow_v4_trie {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(key_size, sizeof(struct sg_lpm_v4_key));
+	__uint(value_size, sizeof(struct sg_rule_ref));
+};
+
+struct allow_v6_trie {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(key_size, sizeof(struct sg_lpm_v6_key));
+	__uint(value_size, sizeof(struct sg_rule_ref));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, SG_SLOTS);
+	__type(key, __u32);
+	__array(values, struct allow_v4_trie);
+} allow_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, SG_SLOTS);
+	__type(key, __u32);
+	__array(values, struct allow_v6_trie);
+} allow_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SG_DEFAULT_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct sg_rule_counters);
+} rule_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SG_VERDICT_MAX);
+	__type(key, __u32);
+	__type(value, struct sg_counter);
+} verdict_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SG_REASON_MAX);
+	__type(key, __u32);
+	__type(value, struct sg_counter);
+} reason_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct sg_source_key);
+	__type(value, struct sg_source_info);
+} recent_refused SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sg_event_budget);
+} event_budget SEC(".maps");
+
+/* Under libxdp's dispatcher: run early, and let the next program see what we
+ * pass. */
+struct {
+	__uint(priority, 20);
+	__uint(XDP_PASS, 1);
+} XDP_RUN_CONFIG(smtpgate_xdp);
+
+/* ---- what the parser learns about a packet ----------------------------- */
+
+struct pkt {
+	__u32 family;       /* 4 or 6 */
+	__u32 l2_len;       /* bytes before the IP header: 14, 18 or 22 */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;        /* host order */
+	__u16 dport;
+	__u32 seq;          /* host order */
+	__u32 payload_len;  /* TCP payload bytes, per the IP lengths */
+	__u8 fin;
+	__u8 can_reset;     /* a complete, unfragmented TCP header was seen */
+	__u8 judged_as;     /* enum sg_judged_as */
+};
+
+/* Internal: "judge this packet", beside the pass reasons of enum sg_reason. */
+#define JUDGE SG_REASON_MAX
+
+static __always_inline int port_guarded(const struct sg_config *cfg, __u16 port)
+{
+#pragma unroll
+	for (int i = 0; i < SG_MAX_PORTS; i++) {
+		if (i >= cfg->nports)
+			break;
+		if (cfg->ports[i] == port)
+			return 1;
+	}
+	return 0;
+}
+
+/* The TCP header of a packet the IP layer says is TCP. first_frag: offset 0
+ * with more fragments to come. */
+static __always_inline int parse_tcp(struct hdr_cursor *nh, void *data_end, const struct sg_config *cfg,
+				     struct pkt *p, int first_frag, __u32 l4_len)
+{
+	struct tcphdr *th = nh->pos;
+
+	if (first_frag) {
+		/* Reassembly would hand the stack a SYN we never saw whole:
+		 * judge every first fragment to a guarded port, and one too
+		 * short to name its port as if it named one. */
+		if ((void *)th + 4 > data_end) {
+			p->judged_as = SG_JUDGED_TINY_FRAGMENT;
+			return JUDGE;
+		}
+		p->sport = bpf_ntohs(th->source);
+		p->dport = bpf_ntohs(th->dest);
+		if (!port_guarded(cfg, p->dport))
+			return SG_REASON_OTHER_PORT;
+		p->judged_as = SG_JUDGED_FIRST_FRAGMENT;
+		return JUDGE;
+	}
+
+	if ((void *)(th + 1) > data_end)
+		return SG_REASON_MALFORMED;
+	if (th->doff < 5)
+		return SG_REASON_MALFORMED;
+	p->sport = bpf_ntohs(th->source);
+	p->dport = bpf_ntohs(th->dest);
+	if (!port_guarded(cfg, p->dport))
+		return SG_REASON_OTHER_PORT;
+	if (!th->syn || th->ack)
+		return SG_REASON_NOT_SYN;
+
+	p->seq = bpf_ntohl(th->seq);
+	p->fin = th->fin;
+	p->payload_len = l4_len > (__u32)th->doff * 4 ? l4_len - (__u32)th->doff * 4 : 0;
+	p->can_reset = 1;
+	p->judged_as = SG_JUDGED_SYN;
+	return JUDGE;
+}
+
+static __always_inline int parse_ipv4(struct hdr_cursor *nh, void *data_end, const struct sg_config *cfg,
+				      struct pkt *p)
+{
+	struct iphdr *iph = nh->pos;
+	__u32 ihl, tot_len;
+	__u16 frag;
+
+	if ((void *)(iph + 1) > data_end)
+		return SG_REASON_MALFORMED;
+	if (iph->version != 4 || iph->ihl < 5)
+		return SG_REASON_MALFORMED;
+	ihl = iph->ihl * 4;
+	if (nh->pos + ihl > data_end)
+		return SG_REASON_MALFORMED;
+
+	p->family = 4;
+	__builtin_memcpy(p->saddr, &iph->saddr, 4);
+	__builtin_memcpy(p->daddr, &iph->daddr, 4);
+	if (iph->protocol != IPPROTO_TCP)
+		return SG_REASON_NOT_TCP;
+
+	frag = bpf_ntohs(iph->frag_off);
+	if (frag & IP_OFFSET_)
+		return SG_REASON_LATER_FRAGMENT;
+
+	tot_len = bpf_ntohs(iph->tot_len);
+	nh->pos += ihl;
+	return parse_tcp(nh, data_end, cfg, p, frag & IP_MF_, tot_len > ihl ? tot_len - ihl : 0);
+}
+
+static __always_inline int parse_ipv6(struct hdr_cursor *nh, void *data_end, const struct sg_config *cfg,
+				      struct pkt *p)
+{
+	struct ipv6hdr *ip6h = nh->pos;
+	__u32 ext_len = 0, payload_len;
+	int first_frag = 0;
+	__u8 nexthdr;
+
+	if ((void *)(ip6h + 1) > data_end)
+		return SG_REASON_MALFORMED;
+	if (ip6h->version != 6)
+		return SG_REASON_MALFORMED;
+
+	p->family = 6;
+	__builtin_memcpy(p->saddr, &ip6h->saddr, 16);
+	__builtin_memcpy(p->daddr, &ip6h->daddr, 16);
+	payload_len = bpf_ntohs(ip6h->payload_len);
+	nexthdr = ip6h->nexthdr;
+	nh->pos = ip6h + 1;
+
+	for (int i = 0; i < SG_MAX_EXT_HEADERS; i++) {
+		struct ipv6_opt_hdr_ *oh = nh->pos;
+		struct frag_hdr_ *fh = nh->pos;
+		__u32 len;
+
+		switch (nexthdr) {
+		case NEXTHDR_HOP_:
+		case NEXTHDR_ROUTING_:
+		case NEXTHDR_DEST_:
+			if ((void *)(oh + 1) > data_end)
+				return SG_REASON_MALFORMED;
+			len = ((__u32)oh->hdrlen + 1) * 8;
+			break;
+		case NEXTHDR_AUTH_:
+			if ((void *)(oh + 1) > data_end)
+				return SG_REASON_MALFORMED;
+			len = ((__u32)oh->hdrlen + 2) * 4;
+			break;
+		case NEXTHDR_FRAGMENT_:
+			if ((void *)(fh + 1) > data_end)
+				return SG_REASON_MALFORMED;
+			if (bpf_ntohs(fh->frag_off) & 0xFFF8)
+				return SG_REASON_LATER_FRAGMENT;
+			first_frag = bpf_ntohs(fh->frag_off) & 1;
+			len = sizeof(*fh);
+			break;
+		default:
+			goto upper_layer;
+		}
+		nexthdr = oh->nexthdr;
+		nh->pos += len;
+		ext_len += len;
+	}
+	/* A chain longer than we walk: judge on the source alone rather than
+	 * let a padded SYN walk around the gate. */
+	if (nexthdr == NEXTHDR_HOP_ || nexthdr == NEXTHDR_ROUTING_ || nexthdr == NEXTHDR_DEST_ ||
+	    nexthdr == NEXTHDR_AUTH_ || nexthdr == NEXTHDR_FRAGMENT_) {
+		p->judged_as = SG_JUDGED_EXT_LIMIT;
+		return JUDGE;
+	}
+
+upper_layer:
+	if (nexthdr != IPPROTO_TCP)
+		return SG_REASON_NOT_TCP;
+	return parse_tcp(nh, data_end, cfg, p, first_frag, payload_len > ext_len ? payload_len - ext_len : 0);
+}
+
+/* ---- the reset ---------------------------------------------------------- */
+
+static __always_inline __u16 csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+static __always_inline __u32 csum_words(const void *buf, int words)
+{
+	const __u16 *w = buf;
+	__u32 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < words; i++)
+		sum += w[i];
+	return sum;
+}
+
+/* Rewrites the SYN in place into RST+ACK (RFC 9293 3.10.7.1: seq 0, ack =
+ * seq + segment length), addresses, ports and MACs swapped, VLAN tags kept,
+ * IPv4 options and IPv6 extension headers dropped, then trims the frame. */
+static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct tcphdr th = {};
+	__u8 mac[ETH_ALEN];
+	__u32 l2 = p->l2_len, new_len, sum;
+
+	if (l2 > 22 || (void *)(eth + 1) > data_end)
+		return -1;
+
+	/* Headers are built and checksummed on the stack, then copied in. */
+	th.source = bpf_htons(p->dport);
+	th.dest = bpf_htons(p->sport);
+	th.ack_seq = bpf_htonl(p->seq + p->payload_len + 1 + p->fin);
+	th.doff = 5;
+	th.rst = 1;
+	th.ack = 1;
+	sum = csum_words(&th, sizeof(th) / 2) + bpf_htons(IPPROTO_TCP) + bpf_htons(sizeof(th));
+
+	if (p->family == 4) {
+		struct iphdr ip = {
+			.version = 4,
+			.ihl = 5,
+			.tot_len = bpf_htons(sizeof(struct iphdr) + sizeof(struct tcphdr)),
+			.frag_off = bpf_htons(0x4000), /* DF */
+			.ttl = 64,
+			.protocol = IPPROTO_TCP,
+		};
+		void *at = data + l2;
+
+		__builtin_memcpy(&ip.saddr, p->daddr, 4);
+		__builtin_memcpy(&ip.daddr, p->saddr, 4);
+		ip.check = csum_fold(csum_words(&ip, sizeof(ip) / 2));
+		sum += csum_words(p->daddr, 2) + csum_words(p->saddr, 2);
+		th.check = csum_fold(sum);
+		if (at + sizeof(ip) + sizeof(th) > data_end)
+			return -1;
+		__builtin_memcpy(at, &ip, sizeof(ip));
+		__builtin_memcpy(at + sizeof(ip), &th, sizeof(th));
+		new_len = l2 + sizeof(ip) + sizeof(th);
+	} else {
+		struct ipv6hdr ip6 = {
+			.version = 6,
+			.payload_len = bpf_htons(sizeof(struct tcphdr)),
+			.nexthdr = IPPROTO_TCP,
+			.hop_limit = 64,
+		};
+		void *at = data + l2;
+
+		__builtin_memcpy(&ip6.saddr, p->daddr, 16);
+		__builtin_memcpy(&ip6.daddr, p->saddr, 16);
+		sum += csum_words(p->daddr, 8) + csum_words(p->saddr, 8);
+		th.check = csum_fold(sum);
+		if (at + sizeof(ip6) + sizeof(th) > data_end)
+			return -1;
+		__builtin_memcpy(at, &ip6, sizeof(ip6));
+		__builtin_memcpy(at + sizeof(ip6), &th, sizeof(th));
+		new_len = l2 + sizeof(ip6) + sizeof(th);
+	}
+
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+
+	return bpf_xdp_adjust_tail(ctx, (int)new_len - (int)(data_end - data));
+}
+
+/* ---- bookkeeping --------------------------------------------------------- */
+
+static __always_inline void count(void *map, __u32 key, __u64 bytes)
+{
+	struct sg_counter *c = bpf_map_lookup_elem(map, &key);
+
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+/* A refused source: the recently-refused table, then an event if the
+ * per-CPU budget allows (a flood of SYNs must not flood userspace). */
+static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_config *cfg, const struct pkt *p,
+					 __u32 rule_id, __u32 verdict, __u32 reason)
+{
+	struct sg_source_key key = {};
+	struct sg_source_info *info;
+	struct sg_event_budget *budget;
+	__u64 now = bpf_ktime_get_ns();
+	__u32 zero = 0;
+
+	key.family = p->family;
+	__builtin_memcpy(key.addr, p->saddr, 16);
+	info = bpf_map_lookup_elem(&recent_refused, &key);
+	if (info) {
+		__sync_fetch_and_add(&info->count, 1);
+		info->last_seen_ns = now;
+		info->rule_id = rule_id;
+		info->last_port = p->dport;
+		info->last_verdict = verdict;
+	} else {
+		struct sg_source_info fresh = {
+			.count = 1,
+			.first_seen_ns = now,
+			.last_seen_ns = now,
+			.rule_id = rule_id,
+			.last_port = p->dport,
+			.last_verdict = verdict,
+		};
+		bpf_map_update_elem(&recent_refused, &key, &fresh, BPF_NOEXIST);
+	}
+
+	if (!cfg->events_per_sec)
+		return;
+	budget = bpf_map_lookup_elem(&event_budget, &zero);
+	if (!budget)
+		return;
+	if (now - budget->window_start_ns >= 1000000000ULL) {
+		budget->window_start_ns = now;
+		budget->sent = 0;
+	}
+	if (budget->sent >= cfg->events_per_sec) {
+		budget->suppressed++;
+		return;
+	}
+	{
+		struct sg_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+		if (!ev) {
+			budget->suppressed++;
+			return;
+		}
+		ev->ts_ns = now;
+		__builtin_memcpy(ev->addr, p->saddr, 16);
+		ev->rule_id = rule_id;
+		ev->ifindex = ctx->ingress_ifindex;
+		ev->dport = p->dport;
+		ev->family = p->family;
+		ev->verdict = verdict;
+		ev->reason = reason;
+		ev->judged_as = p->judged_as;
+		ev->pad[0] = ev->pad[1] = 0;
+		bpf_ringbuf_submit(ev, 0);
+		budget->sent++;
+	}
+}
+
+/* ---- the program ---------------------------------------------------------- */
+
+SEC("xdp")
+int smtpgate_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 bytes = data_end - data;
+	struct hdr_cursor nh = { .pos = data };
+	struct pkt p = {};
+	struct sg_config *cfg;
+	struct sg_state *st;
+	struct sg_rule_ref *ref = 0;
+	__u32 zero = 0, slot, rule_id = SG_RULE_DEFAULT, reason, verdict = SG_VERDICT_PASS;
+	int action = XDP_PASS;
+	int h_proto;
+
+	cfg = bpf_map_lookup_elem(&gate_config, &zero);
+	st = bpf_map_lookup_elem(&gate_state, &zero);
+	if (!cfg || !st)
+		return XDP_PASS;
+
+	h_proto = parse_ethhdr(&nh, data_end);
+	p.l2_len = nh.pos - data;
+	if (h_proto == bpf_htons(ETH_P_IP))
+		reason = parse_ipv4(&nh, data_end, cfg, &p);
+	else if (h_proto == bpf_htons(ETH_P_IPV6))
+		reason = parse_ipv6(&nh, data_end, cfg, &p);
+	else
+		reason = h_proto < 0 ? SG_REASON_MALFORMED : SG_REASON_NOT_IP;
+	if (reason != JUDGE)
+		goto out;
+
+	/* One read of the active slot: the packet sees one whole allowlist. */
+	slot = st->active_slot & 1;
+	if (p.family == 4) {
+		struct sg_lpm_v4_key key = { .prefixlen = 32 };
+		void *trie = bpf_map_lookup_elem(&allow_v4, &slot);
+
+		if (trie) {
+			__builtin_memcpy(key.addr, p.saddr, 4);
+			ref = bpf_map_lookup_elem(trie, &key);
+		} else {
+			reason = SG_REASON_NO_ALLOWLIST;
+		}
+	} else {
+		struct sg_lpm_v6_key key = { .prefixlen = 128 };
+		void *trie = bpf_map_lookup_elem(&allow_v6, &slot);
+
+		if (trie) {
+			__builtin_memcpy(key.addr, p.saddr, 16);
+			ref = bpf_map_lookup_elem(trie, &key);
+		} else {
+			reason = SG_REASON_NO_ALLOWLIST;
+		}
+	}
+
+	if (ref) {
+		rule_id = ref->rule_id;
+		if (ref->kind == SG_KIND_ADMIT) {
+			verdict = SG_VERDICT_ADMIT;
+			reason = SG_REASON_RULE_ADMIT;
+			goto out;
+		}
+		reason = ref->kind == SG_KIND_DENY ? SG_REASON_RULE_DENY : SG_REASON_RULE_WATCH;
+	} else if (reason != SG_REASON_NO_ALLOWLIST) {
+		reason = SG_REASON_DEFAULT;
+	}
+
+	/* Refused. */
+	switch (cfg->action) {
+	case SG_ACTION_MONITOR:
+		verdict = SG_VERDICT_MONITOR;
+		action = XDP_PASS;
+		break;
+	case SG_ACTION_REJECT:
+		if (p.can_reset && build_reset(ctx, &p) == 0) {
+			verdict = SG_VERDICT_REJECT;
+			action = XDP_TX;
+			break;
+		}
+		/* No reset can be built from a fragment: drop it. */
+		reason = SG_REASON_REJECT_AS_DROP;
+		verdict = SG_VERDICT_DROP;
+		action = XDP_DROP;
+		break;
+	default:
+		verdict = SG_VERDICT_DROP;
+		action = XDP_DROP;
+		break;
+	}
+	note_refusal(ctx, cfg, &p, rule_id, verdict, reason);
+
+out:
+	/* The one exit: every packet is counted here, once. */
+	count(&verdict_counters, verdict, bytes);
+	count(&reason_counters, reason, bytes);
+	if (verdict != SG_VERDICT_PASS) {
+		struct sg_rule_counters *rc = bpf_map_lookup_elem(&rule_counters, &rule_id);
+
+		if (rc) {
+			if (verdict == SG_VERDICT_ADMIT) {
+				rc->admit_packets++;
+				rc->admit_bytes += bytes;
+			} else {
+				rc->refuse_packets++;
+				rc->refuse_bytes += bytes;
+			}
+		}
+	}
+	return action;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

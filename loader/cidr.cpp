@@ -1,0 +1,299 @@
+#include "cidr.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "error.hpp"
+
+namespace smtpgate {
+
+namespace {
+
+// Clears the bits past prefix_len; returns true if any was set.
+bool clear_host_bits(std::array<uint8_t, 16>& b, unsigned len, unsigned max_len) {
+  bool had = false;
+  for (unsigned i = 0; i < max_len / 8; i++) {
+    unsigned start = i * 8;
+    uint8_t mask;
+    if (start >= len)
+      mask = 0;
+    else if (start + 8 <= len)
+      mask = 0xff;
+    else
+      mask = static_cast<uint8_t>(0xff << (8 - (len - start)));
+    if (b[i] & ~mask) had = true;
+    b[i] &= mask;
+  }
+  return had;
+}
+
+bool get_bit(const std::array<uint8_t, 16>& b, unsigned i) { return (b[i / 8] >> (7 - i % 8)) & 1; }
+
+void set_bit(std::array<uint8_t, 16>& b, unsigned i, bool v) {
+  if (v)
+    b[i / 8] |= static_cast<uint8_t>(1u << (7 - i % 8));
+  else
+    b[i / 8] &= static_cast<uint8_t>(~(1u << (7 - i % 8)));
+}
+
+std::string trim(std::string_view s) {
+  size_t a = 0, b = s.size();
+  while (a < b && (s[a] == ' ' || s[a] == '\t' || s[a] == '\r')) a++;
+  while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '\r')) b--;
+  return std::string(s.substr(a, b - a));
+}
+
+}  // namespace
+
+Cidr Cidr::from_bytes(Family family, const uint8_t* bytes, unsigned prefix_len) {
+  Cidr c;
+  c.family_ = family;
+  unsigned n = family == Family::V4 ? 4 : 16;
+  std::memcpy(c.bytes_.data(), bytes, n);
+  if (prefix_len > c.max_len()) prefix_len = c.max_len();
+  c.prefix_len_ = static_cast<uint8_t>(prefix_len);
+  clear_host_bits(c.bytes_, prefix_len, c.max_len());
+  return c;
+}
+
+Cidr Cidr::parse_address(std::string_view text) {
+  std::string t(text);
+  if (t.find('/') != std::string::npos)
+    throw InputError("'" + t + "' is a range, not an address: give one address, e.g. 40.92.0.10");
+  return parse(t);
+}
+
+Cidr Cidr::parse(std::string_view text) {
+  std::string t(text);
+  if (t.empty()) throw InputError("empty range: give a CIDR such as 40.92.0.0/15 or 2a01:111:f400::/48");
+  if (t.find_first_of(" \t\r\n") != std::string::npos)
+    throw InputError("'" + t + "' contains white space: give one CIDR such as 40.92.0.0/15");
+  size_t slash = t.find('/');
+  std::string addr = t.substr(0, slash);
+  Cidr c;
+  if (inet_pton(AF_INET, addr.c_str(), c.bytes_.data()) == 1) {
+    c.family_ = Family::V4;
+  } else if (inet_pton(AF_INET6, addr.c_str(), c.bytes_.data()) == 1) {
+    c.family_ = Family::V6;
+  } else {
+    throw InputError("'" + t + "' is not an IPv4 or IPv6 " + (slash == std::string::npos ? "address" : "range") +
+                     ": write it like 40.92.0.0/15 or 2a01:111:f400::/48");
+  }
+  unsigned len = c.max_len();
+  if (slash != std::string::npos) {
+    std::string l = t.substr(slash + 1);
+    if (l.empty() || l.size() > 3 || !std::all_of(l.begin(), l.end(), ::isdigit) || (l.size() > 1 && l[0] == '0'))
+      throw InputError("'" + t + "' has no valid prefix length after '/': use 0.." + std::to_string(c.max_len()));
+    len = static_cast<unsigned>(std::stoul(l));
+    if (len > c.max_len())
+      throw InputError("'" + t + "' has prefix length " + l + ", longer than the " + std::to_string(c.max_len()) +
+                       " bits of an " + (c.family_ == Family::V4 ? "IPv4" : "IPv6") + " address");
+  }
+  c.prefix_len_ = static_cast<uint8_t>(len);
+  std::array<uint8_t, 16> net = c.bytes_;
+  if (clear_host_bits(net, len, c.max_len())) {
+    Cidr fixed = c;
+    fixed.bytes_ = net;
+    throw InputError(t + " has host bits set; did you mean " + fixed.str() + "?");
+  }
+  return c;
+}
+
+std::string Cidr::address_str() const {
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(family_ == Family::V4 ? AF_INET : AF_INET6, bytes_.data(), buf, sizeof(buf));
+  return buf;
+}
+
+std::string Cidr::str() const { return address_str() + "/" + std::to_string(prefix_len_); }
+
+bool Cidr::contains(const Cidr& o) const {
+  if (o.family_ != family_ || o.prefix_len_ < prefix_len_) return false;
+  std::array<uint8_t, 16> b = o.bytes_;
+  clear_host_bits(b, prefix_len_, max_len());
+  return b == bytes_;
+}
+
+bool Cidr::overlaps(const Cidr& o) const { return contains(o) || o.contains(*this); }
+
+Cidr Cidr::parent() const {
+  Cidr p = *this;
+  if (p.prefix_len_ == 0) return p;
+  p.prefix_len_--;
+  clear_host_bits(p.bytes_, p.prefix_len_, max_len());
+  return p;
+}
+
+Cidr Cidr::first() const {
+  Cidr f = *this;
+  f.prefix_len_ = static_cast<uint8_t>(max_len());
+  return f;
+}
+
+Cidr Cidr::last() const {
+  Cidr l = *this;
+  for (unsigned i = prefix_len_; i < max_len(); i++) set_bit(l.bytes_, i, true);
+  l.prefix_len_ = static_cast<uint8_t>(max_len());
+  return l;
+}
+
+std::vector<Cidr> aggregate(std::vector<Cidr> prefixes) {
+  std::sort(prefixes.begin(), prefixes.end());
+  prefixes.erase(std::unique(prefixes.begin(), prefixes.end()), prefixes.end());
+  // Sorted by address then length: a prefix contained in the previous kept one
+  // comes right after it.
+  std::vector<Cidr> out;
+  out.reserve(prefixes.size());
+  for (const auto& c : prefixes) {
+    if (!out.empty() && out.back().contains(c)) continue;
+    out.push_back(c);
+    // Merge adjacent siblings upwards: X/n and its sibling make X/(n-1).
+    while (out.size() >= 2) {
+      const Cidr& a = out[out.size() - 2];
+      const Cidr& b = out.back();
+      if (a.family() != b.family() || a.prefix_len() != b.prefix_len() || a.prefix_len() == 0) break;
+      Cidr pa = a.parent();
+      if (pa != b.parent()) break;
+      out.pop_back();
+      out.back() = pa;
+    }
+  }
+  return out;
+}
+
+CidrDiff diff(const std::vector<Cidr>& before, const std::vector<Cidr>& after) {
+  std::vector<Cidr> b = before, a = after;
+  std::sort(b.begin(), b.end());
+  b.erase(std::unique(b.begin(), b.end()), b.end());
+  std::sort(a.begin(), a.end());
+  a.erase(std::unique(a.begin(), a.end()), a.end());
+  CidrDiff d;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(d.added));
+  std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(d.removed));
+  return d;
+}
+
+namespace {
+constexpr const char* kV4Reg = "IANA IPv4 Special-Purpose Address Registry";
+constexpr const char* kV6Reg = "IANA IPv6 Special-Purpose Address Registry";
+constexpr const char* kMcReg4 = "IANA IPv4 Multicast Address Space Registry";
+constexpr const char* kMcReg6 = "IANA IPv6 Multicast Address Space Registry";
+
+const SpecialPurpose kSpecial[] = {
+    {"0.0.0.0/8", "\"This network\"", "RFC 791", kV4Reg},
+    {"0.0.0.0/32", "\"This host on this network\"", "RFC 1122", kV4Reg},
+    {"10.0.0.0/8", "Private-Use", "RFC 1918", kV4Reg},
+    {"100.64.0.0/10", "Shared Address Space (CGNAT)", "RFC 6598", kV4Reg},
+    {"127.0.0.0/8", "Loopback", "RFC 1122", kV4Reg},
+    {"169.254.0.0/16", "Link Local", "RFC 3927", kV4Reg},
+    {"172.16.0.0/12", "Private-Use", "RFC 1918", kV4Reg},
+    {"192.0.0.0/24", "IETF Protocol Assignments", "RFC 6890", kV4Reg},
+    {"192.0.0.0/29", "IPv4 Service Continuity Prefix", "RFC 7335", kV4Reg},
+    {"192.0.0.8/32", "IPv4 dummy address", "RFC 7600", kV4Reg},
+    {"192.0.0.9/32", "Port Control Protocol Anycast", "RFC 7723", kV4Reg},
+    {"192.0.0.10/32", "Traversal Using Relays around NAT Anycast", "RFC 8155", kV4Reg},
+    {"192.0.0.170/32", "NAT64/DNS64 Discovery", "RFC 8880", kV4Reg},
+    {"192.0.0.171/32", "NAT64/DNS64 Discovery", "RFC 8880", kV4Reg},
+    {"192.0.2.0/24", "Documentation (TEST-NET-1)", "RFC 5737", kV4Reg},
+    {"192.31.196.0/24", "AS112-v4", "RFC 7535", kV4Reg},
+    {"192.52.193.0/24", "AMT", "RFC 7450", kV4Reg},
+    {"192.88.99.0/24", "Deprecated (6to4 Relay Anycast)", "RFC 7526", kV4Reg},
+    {"192.168.0.0/16", "Private-Use", "RFC 1918", kV4Reg},
+    {"192.175.48.0/24", "Direct Delegation AS112 Service", "RFC 7534", kV4Reg},
+    {"198.18.0.0/15", "Benchmarking", "RFC 2544", kV4Reg},
+    {"198.51.100.0/24", "Documentation (TEST-NET-2)", "RFC 5737", kV4Reg},
+    {"203.0.113.0/24", "Documentation (TEST-NET-3)", "RFC 5737", kV4Reg},
+    {"224.0.0.0/4", "Multicast", "RFC 5771", kMcReg4},
+    {"240.0.0.0/4", "Reserved", "RFC 1112", kV4Reg},
+    {"255.255.255.255/32", "Limited Broadcast", "RFC 919", kV4Reg},
+    {"::/128", "Unspecified Address", "RFC 4291", kV6Reg},
+    {"::1/128", "Loopback Address", "RFC 4291", kV6Reg},
+    {"::ffff:0:0/96", "IPv4-mapped Address", "RFC 4291", kV6Reg},
+    {"64:ff9b::/96", "IPv4-IPv6 Translation", "RFC 6052", kV6Reg},
+    {"64:ff9b:1::/48", "IPv4-IPv6 Translation", "RFC 8215", kV6Reg},
+    {"100::/64", "Discard-Only Address Block", "RFC 6666", kV6Reg},
+    {"2001::/23", "IETF Protocol Assignments", "RFC 2928", kV6Reg},
+    {"2001::/32", "TEREDO", "RFC 4380", kV6Reg},
+    {"2001:1::1/128", "Port Control Protocol Anycast", "RFC 7723", kV6Reg},
+    {"2001:1::2/128", "Traversal Using Relays around NAT Anycast", "RFC 8155", kV6Reg},
+    {"2001:2::/48", "Benchmarking", "RFC 5180", kV6Reg},
+    {"2001:3::/32", "AMT", "RFC 7450", kV6Reg},
+    {"2001:4:112::/48", "AS112-v6", "RFC 7535", kV6Reg},
+    {"2001:10::/28", "Deprecated (previously ORCHID)", "RFC 4843", kV6Reg},
+    {"2001:20::/28", "ORCHIDv2", "RFC 7343", kV6Reg},
+    {"2001:db8::/32", "Documentation", "RFC 3849", kV6Reg},
+    {"2002::/16", "6to4", "RFC 3056", kV6Reg},
+    {"2620:4f:8000::/48", "Direct Delegation AS112 Service", "RFC 7534", kV6Reg},
+    {"fc00::/7", "Unique-Local", "RFC 4193", kV6Reg},
+    {"fe80::/10", "Link-Local Unicast", "RFC 4291", kV6Reg},
+    {"ff00::/8", "Multicast", "RFC 4291", kMcReg6},
+};
+}  // namespace
+
+std::optional<SpecialPurpose> find_special_purpose(const Cidr& prefix) {
+  if (prefix.prefix_len() == 0)
+    return SpecialPurpose{prefix.family() == Family::V4 ? "0.0.0.0/0" : "::/0", "the default route (every address)",
+                          "RFC 4632", prefix.family() == Family::V4 ? kV4Reg : kV6Reg};
+  // The most specific entry that contains the prefix...
+  const SpecialPurpose* best = nullptr;
+  unsigned best_len = 0;
+  for (const auto& s : kSpecial) {
+    Cidr block = Cidr::parse(s.block);
+    if (block.contains(prefix) && (!best || block.prefix_len() > best_len)) {
+      best = &s;
+      best_len = block.prefix_len();
+    }
+  }
+  if (best) return *best;
+  // ...else the first entry the prefix contains.
+  for (const auto& s : kSpecial)
+    if (prefix.contains(Cidr::parse(s.block))) return s;
+  return std::nullopt;
+}
+
+void check_not_special(const Cidr& prefix, bool allow_reserved) {
+  if (allow_reserved) return;
+  auto s = find_special_purpose(prefix);
+  if (!s) return;
+  if (prefix.prefix_len() == 0)
+    throw InputError(prefix.str() + " is the default route: it would admit every address; "
+                     "give Microsoft's ranges instead");
+  throw InputError(prefix.str() + " is special-purpose space (" + std::string(s->block) + " " + std::string(s->name) +
+                   ", " + std::string(s->rfc) + ", " + std::string(s->registry) +
+                   "); an EOP allowlist never needs it: remove it, or pass --allow-reserved if you really mean it");
+}
+
+std::vector<RangeLine> parse_range_file(std::string_view text, std::string_view origin) {
+  std::vector<RangeLine> out;
+  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF &&
+      static_cast<unsigned char>(text[1]) == 0xBB && static_cast<unsigned char>(text[2]) == 0xBF)
+    text.remove_prefix(3);
+  unsigned line_no = 0;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    line_no++;
+    std::string comment;
+    size_t hash = line.find('#');
+    if (hash != std::string_view::npos) {
+      comment = trim(line.substr(hash + 1));
+      line = line.substr(0, hash);
+    }
+    std::string cidr = trim(line);
+    if (!cidr.empty()) {
+      try {
+        out.push_back(RangeLine{Cidr::parse(cidr), comment, line_no});
+      } catch (const InputError& e) {
+        throw InputError(std::string(origin) + ":" + std::to_string(line_no) + ": " + e.what());
+      }
+    }
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+  return out;
+}
+
+}  // namespace smtpgate

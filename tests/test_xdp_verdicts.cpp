@@ -1,0 +1,364 @@
+// The XDP program through BPF_PROG_TEST_RUN: a table of packets and the
+// verdict each gets, then the reset's bytes, every truncation length, the
+// counters, the recently-refused table, the event budget, and atomic replace.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+
+#include <atomic>
+#include <thread>
+
+#include "packet_builder.hpp"
+#include "xdp_runner.hpp"
+
+using namespace smtpgate;
+using namespace sgtest;
+
+namespace {
+
+constexpr const char* GW4 = "192.0.2.1";
+constexpr const char* GW6 = "2001:db8::1";
+constexpr const char* EOP4 = "40.92.0.10";         // admit 40.92.0.0/15
+constexpr const char* EOP6 = "2a01:111:f400::10";  // admit 2a01:111:f400::/48
+constexpr const char* DENIED4 = "40.92.66.7";      // deny 40.92.66.0/24 inside the admit
+constexpr const char* DENIED6 = "2a01:111:f400:66::7";
+constexpr const char* WATCHED4 = "104.47.1.1";     // watch 104.47.0.0/17
+constexpr const char* STRANGER4 = "203.0.113.10";  // no range
+constexpr const char* STRANGER6 = "2001:db8:bad::10";
+
+TrieEntry E(const char* c, uint32_t id, RuleKind k) { return TrieEntry{Cidr::parse(c), id, k}; }
+
+const std::vector<TrieEntry> kRanges = {
+    E("40.92.0.0/15", 1, RuleKind::Admit),        E("2a01:111:f400::/48", 2, RuleKind::Admit),
+    E("40.92.66.0/24", 3, RuleKind::Deny),        E("2a01:111:f400:66::/64", 4, RuleKind::Deny),
+    E("104.47.0.0/17", 5, RuleKind::Watch),
+};
+
+class Xdp : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    gate.maps().set_config(GateConfig{Action::Drop, {25, 587}, 0});
+    gate.maps().publish(kRanges);
+  }
+  XdpGate gate;
+};
+
+struct Row {
+  const char* name;
+  std::vector<uint8_t> frame;
+  uint32_t action;
+  uint32_t verdict;
+  uint32_t reason;
+};
+
+Packet v4(const char* src) { return Packet().eth().ipv4(src, GW4); }
+Packet v6(const char* src) { return Packet().eth().ipv6(src, GW6); }
+
+std::vector<Row> table() {
+  const uint32_t P = XDP_PASS, D = XDP_DROP;
+  return {
+      // name                               packet                                                    action verdict              reason
+      {"v4 SYN from EOP", v4(EOP4).tcp(40000, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"v6 SYN from EOP", v6(EOP6).tcp(40000, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"v4 SYN from stranger", v4(STRANGER4).tcp(40000, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 SYN from stranger", v6(STRANGER6).tcp(40000, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v4 SYN denied inside admit", v4(DENIED4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_RULE_DENY},
+      {"v6 SYN denied inside admit", v6(DENIED6).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_RULE_DENY},
+      {"v4 SYN from watch range", v4(WATCHED4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_RULE_WATCH},
+      {"SYN to second guarded port", v4(STRANGER4).tcp(1, 587, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"SYN with ECE|CWR still a SYN", v4(STRANGER4).tcp(1, 25, SYN | ECE | CWR).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"SYN with payload (TFO)", v4(STRANGER4).tcp(1, 25, SYN, 7, 30).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"SYN with TCP options", v4(STRANGER4).tcp(1, 25, SYN, 7, 0, 20).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"SYN+ACK from stranger", v4(STRANGER4).tcp(1, 25, SYN | ACK).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_SYN},
+      {"ACK from stranger", v4(STRANGER4).tcp(1, 25, ACK).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_SYN},
+      {"RST from stranger", v4(STRANGER4).tcp(1, 25, RST).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_SYN},
+      {"SYN to port 80", v4(STRANGER4).tcp(1, 80, SYN).bytes(), P, SG_VERDICT_PASS, SG_REASON_OTHER_PORT},
+      {"SYN from port 25 to 40000", v4(STRANGER4).tcp(25, 40000, SYN).bytes(), P, SG_VERDICT_PASS, SG_REASON_OTHER_PORT},
+      {"UDP to 25", v4(STRANGER4).udp(1, 25).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_TCP},
+      {"ICMP", v4(STRANGER4).icmp().bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_TCP},
+      {"ARP", Packet().eth().ethertype(0x0806).raw(std::vector<uint8_t>(28)).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_IP},
+      // VLAN
+      {"802.1Q SYN from stranger", Packet().eth().vlan(100).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"QinQ SYN from stranger", Packet().eth().vlan(10, 0x88a8).vlan(100).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"QinQ v6 SYN from EOP", Packet().eth().vlan(10, 0x88a8).vlan(100).ipv6(EOP6, GW6).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"three VLAN tags: not walked", Packet().eth().vlan(1).vlan(2).vlan(3).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_IP},
+      // IPv4 options
+      {"v4 options SYN from stranger", Packet().eth().ipv4(STRANGER4, GW4, 40).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v4 options SYN from EOP", Packet().eth().ipv4(EOP4, GW4, 12).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      // IPv6 extension headers
+      {"v6 hop-by-hop SYN", v6(STRANGER6).ext(HOP).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 routing SYN", v6(STRANGER6).ext(ROUTING, 24).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 dstopts SYN", v6(STRANGER6).ext(DSTOPTS, 16).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 AH SYN", v6(STRANGER6).ext(AH, 24).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 chain of 7 then TCP", v6(STRANGER6).ext(HOP).ext(DSTOPTS).ext(ROUTING).ext(DSTOPTS).ext(AH, 12).ext(DSTOPTS).ext(DSTOPTS).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 chain of 7 from EOP", v6(EOP6).ext(HOP).ext(DSTOPTS).ext(ROUTING).ext(DSTOPTS).ext(AH, 12).ext(DSTOPTS).ext(DSTOPTS).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"v6 chain over the walk: judged", v6(STRANGER6).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 chain over the walk from EOP", v6(EOP6).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"v6 UDP after ext", v6(STRANGER6).ext(HOP).udp(1, 25).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_TCP},
+      // Fragments
+      {"v4 first fragment ACK to 25: judged", Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).tcp(1, 25, ACK).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v4 first fragment from EOP", Packet().eth().ipv4(EOP4, GW4, 0, 0, true).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"v4 first fragment to 80", Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).tcp(1, 80, SYN).bytes(), P, SG_VERDICT_PASS, SG_REASON_OTHER_PORT},
+      {"v4 first fragment cut before flags", Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).raw({0, 1, 0, 25, 0, 0, 0, 0}, 6).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v4 tiny first fragment (no port)", Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).raw({0, 1}, 6).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v4 later fragment", Packet().eth().ipv4(STRANGER4, GW4, 0, 3, true).raw(std::vector<uint8_t>(24), 6).bytes(), P, SG_VERDICT_PASS, SG_REASON_LATER_FRAGMENT},
+      {"v4 last fragment", Packet().eth().ipv4(STRANGER4, GW4, 0, 1, false).raw(std::vector<uint8_t>(24), 6).bytes(), P, SG_VERDICT_PASS, SG_REASON_LATER_FRAGMENT},
+      {"v6 first fragment to 25: judged", v6(STRANGER6).frag6(0, true).tcp(1, 25, ACK).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 tiny first fragment", v6(STRANGER6).frag6(0, true).raw({0, 1}, 6).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 later fragment", v6(STRANGER6).frag6(2, true).raw(std::vector<uint8_t>(16)).bytes(), P, SG_VERDICT_PASS, SG_REASON_LATER_FRAGMENT},
+      {"v6 atomic fragment SYN", v6(STRANGER6).frag6(0, false).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      // Broken headers
+      {"v4 IHL 4", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14] = 0x44; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+      {"v4 version 6 in v4 frame", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14] = 0x65; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+      {"TCP data offset 4", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14 + 20 + 12] = 0x40; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+  };
+}
+
+TEST_F(Xdp, VerdictTable) {
+  for (const Row& row : table()) {
+    SCOPED_TRACE(row.name);
+    auto v0 = gate.maps().verdict_counters();
+    auto r0 = gate.maps().reason_counters();
+    RunResult res = gate.run(row.frame);
+    auto v1 = gate.maps().verdict_counters();
+    auto r1 = gate.maps().reason_counters();
+    EXPECT_EQ(res.action, row.action);
+    for (uint32_t v = 0; v < SG_VERDICT_MAX; v++)
+      EXPECT_EQ(v1[v].packets - v0[v].packets, v == row.verdict ? 1u : 0u) << "verdict " << verdict_name(v);
+    for (uint32_t r = 0; r < SG_REASON_MAX; r++)
+      EXPECT_EQ(r1[r].packets - r0[r].packets, r == row.reason ? 1u : 0u) << "reason " << reason_name(r);
+    EXPECT_EQ(v1[row.verdict].bytes - v0[row.verdict].bytes, row.frame.size());
+    if (row.action == XDP_PASS) EXPECT_EQ(res.out, row.frame) << "a passed packet must be untouched";
+  }
+}
+
+TEST_F(Xdp, RuleCountersAttributeToTheDecidingRange) {
+  struct {
+    std::vector<uint8_t> frame;
+    uint32_t rule;
+    bool admitted;
+  } sends[] = {
+      {v4(EOP4).tcp(1, 25, SYN).bytes(), 1, true},     {v6(EOP6).tcp(1, 25, SYN).bytes(), 2, true},
+      {v4(DENIED4).tcp(1, 25, SYN).bytes(), 3, false}, {v6(DENIED6).tcp(1, 25, SYN).bytes(), 4, false},
+      {v4(WATCHED4).tcp(1, 25, SYN).bytes(), 5, false}, {v4(STRANGER4).tcp(1, 25, SYN).bytes(), 0, false},
+  };
+  for (auto& s : sends)
+    for (int i = 0; i < 3; i++) gate.run(s.frame);
+  for (auto& s : sends) {
+    sg_rule_counters c = gate.maps().rule_counters(s.rule);
+    EXPECT_EQ(c.admit_packets, s.admitted ? 3u : 0u) << "rule " << s.rule;
+    EXPECT_EQ(c.refuse_packets, s.admitted ? 0u : 3u) << "rule " << s.rule;
+    EXPECT_EQ(s.admitted ? c.admit_bytes : c.refuse_bytes, 3 * s.frame.size());
+  }
+  // Non-SYN traffic is counted against no rule.
+  gate.run(v4(STRANGER4).tcp(1, 25, ACK).bytes());
+  EXPECT_EQ(gate.maps().rule_counters(0).refuse_packets, 3u);
+}
+
+TEST_F(Xdp, NoAllowlistPublishedFailsClosed) {
+  XdpGate fresh;
+  fresh.maps().set_config(GateConfig{Action::Drop, {25}, 0});
+  auto v0 = fresh.maps().reason_counters();
+  EXPECT_EQ(fresh.run(v4(EOP4).tcp(1, 25, SYN).bytes()).action, XDP_DROP);
+  EXPECT_EQ(fresh.maps().reason_counters()[SG_REASON_NO_ALLOWLIST].packets - v0[SG_REASON_NO_ALLOWLIST].packets, 1u);
+  EXPECT_EQ(fresh.run(v4(EOP4).tcp(1, 80, SYN).bytes()).action, XDP_PASS);
+}
+
+TEST_F(Xdp, MonitorPassesButCountsAsRefused) {
+  gate.maps().set_config(GateConfig{Action::Monitor, {25}, 0});
+  auto f = v4(STRANGER4).tcp(1, 25, SYN).bytes();
+  RunResult r = gate.run(f);
+  EXPECT_EQ(r.action, XDP_PASS);
+  EXPECT_EQ(r.out, f);
+  EXPECT_EQ(gate.maps().verdict_counters()[SG_VERDICT_MONITOR].packets, 1u);
+  EXPECT_EQ(gate.maps().rule_counters(0).refuse_packets, 1u);
+}
+
+// The reset, checked field by field against the SYN it answers.
+struct ResetCase {
+  const char* name;
+  Packet syn;
+  size_t l2;
+  bool v6;
+  uint32_t seq;
+  unsigned payload;
+  bool fin;
+};
+
+TEST_F(Xdp, RejectBuildsAnExactReset) {
+  gate.maps().set_config(GateConfig{Action::Reject, {25}, 0});
+  ResetCase cases[] = {
+      {"v4", v4(STRANGER4).tcp(40001, 25, SYN, 1000), 14, false, 1000, 0, false},
+      {"v4 options and TCP options", Packet().eth().ipv4(STRANGER4, GW4, 16).tcp(40001, 25, SYN, 0xfffffffe, 0, 20), 14, false, 0xfffffffe, 0, false},
+      {"v4 VLAN, payload, FIN", Packet().eth().vlan(100).ipv4(STRANGER4, GW4).tcp(40001, 25, SYN | FIN, 77, 10), 18, false, 77, 10, true},
+      {"v6", v6(STRANGER6).tcp(40001, 25, SYN, 5), 14, true, 5, 0, false},
+      {"v6 QinQ ext headers", Packet().eth().vlan(7, 0x88a8).vlan(100).ipv6(STRANGER6, GW6).ext(HOP).ext(DSTOPTS, 16).tcp(40001, 25, SYN, 9), 22, true, 9, 0, false},
+  };
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<uint8_t> in = c.syn.bytes();
+    RunResult r = gate.run(in);
+    ASSERT_EQ(r.action, XDP_TX);
+    const auto& o = r.out;
+    size_t ip_len = c.v6 ? 40 : 20;
+    ASSERT_EQ(o.size(), c.l2 + ip_len + 20);
+    // MACs swapped, VLAN tags and ethertypes kept.
+    EXPECT_TRUE(std::equal(o.begin(), o.begin() + 6, in.begin() + 6));
+    EXPECT_TRUE(std::equal(o.begin() + 6, o.begin() + 12, in.begin()));
+    EXPECT_TRUE(std::equal(o.begin() + 12, o.begin() + c.l2, in.begin() + 12));
+    const uint8_t* ip = o.data() + c.l2;
+    const uint8_t* src_in = in.data() + c.l2 + (c.v6 ? 8 : 12);
+    size_t alen = c.v6 ? 16 : 4;
+    if (!c.v6) {
+      EXPECT_EQ(ip[0], 0x45);
+      EXPECT_EQ((ip[2] << 8) | ip[3], 40);
+      EXPECT_EQ(ip[8], 64);
+      EXPECT_EQ(ip[9], 6);
+      EXPECT_EQ(inet_checksum(ip, 20), 0) << "IPv4 header checksum";
+      EXPECT_TRUE(std::equal(ip + 16, ip + 20, src_in)) << "reply goes to the sender";
+      EXPECT_TRUE(std::equal(ip + 12, ip + 16, src_in + 4));
+    } else {
+      EXPECT_EQ(ip[0] >> 4, 6);
+      EXPECT_EQ((ip[4] << 8) | ip[5], 20);
+      EXPECT_EQ(ip[6], 6) << "extension headers dropped";
+      EXPECT_EQ(ip[7], 64);
+      EXPECT_TRUE(std::equal(ip + 24, ip + 40, src_in));
+      EXPECT_TRUE(std::equal(ip + 8, ip + 24, src_in + alen));
+    }
+    const uint8_t* th = ip + ip_len;
+    EXPECT_EQ((th[0] << 8) | th[1], 25);
+    EXPECT_EQ((th[2] << 8) | th[3], 40001);
+    EXPECT_EQ(uint32_t(th[4] << 24 | th[5] << 16 | th[6] << 8 | th[7]), 0u) << "seq 0";
+    uint32_t ack = uint32_t(th[8]) << 24 | th[9] << 16 | th[10] << 8 | th[11];
+    EXPECT_EQ(ack, uint32_t(c.seq + c.payload + 1 + (c.fin ? 1 : 0)));
+    EXPECT_EQ(th[12] >> 4, 5);
+    EXPECT_EQ(th[13], RST | ACK);
+    EXPECT_TRUE(tcp_checksum_ok(o, c.l2)) << "TCP checksum";
+  }
+}
+
+TEST_F(Xdp, RejectOfAFragmentDrops) {
+  gate.maps().set_config(GateConfig{Action::Reject, {25}, 0});
+  EXPECT_EQ(gate.run(Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).tcp(1, 25, SYN).bytes()).action, XDP_DROP);
+  EXPECT_EQ(gate.maps().reason_counters()[SG_REASON_REJECT_AS_DROP].packets, 1u);
+}
+
+TEST_F(Xdp, EveryTruncationOfASynIsSafe) {
+  // BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header.
+  for (Action act : {Action::Drop, Action::Reject}) {
+    gate.maps().set_config(GateConfig{act, {25}, 0});
+    // Each SYN, and the length from which its fixed 20-byte TCP header is
+    // whole (TCP options may be cut: the SYN is still judged).
+    std::pair<std::vector<uint8_t>, size_t> syns[] = {
+        {v4(STRANGER4).tcp(1, 25, SYN, 1, 0, 12).bytes(), 14 + 20 + 20},
+        {Packet().eth().vlan(5).ipv6(STRANGER6, GW6).ext(HOP).tcp(1, 25, SYN).bytes(), 18 + 40 + 8 + 20},
+    };
+    for (const auto& [full, judged_from] : syns) {
+      for (size_t len = 14; len <= full.size(); len++) {
+        SCOPED_TRACE("length " + std::to_string(len));
+        std::vector<uint8_t> cut(full.begin(), full.begin() + len);
+        RunResult r = gate.run(cut);
+        bool whole_header = len >= judged_from;
+        if (whole_header)
+          EXPECT_EQ(r.action, act == Action::Drop ? XDP_DROP : XDP_TX);
+        else {
+          EXPECT_EQ(r.action, XDP_PASS);
+          EXPECT_EQ(r.out, cut);
+        }
+      }
+    }
+  }
+}
+
+TEST_F(Xdp, RecentRefusedRecordsCountsTimesAndRule) {
+  for (int i = 0; i < 4; i++) gate.run(v4(DENIED4).tcp(1, 25, SYN).bytes());
+  gate.run(v6(STRANGER6).tcp(1, 587, SYN).bytes());  // 587 is guarded in this fixture
+  auto recent = gate.maps().recent_refused();
+  ASSERT_EQ(recent.size(), 2u);
+  for (const auto& s : recent) {
+    if (s.address == Cidr::parse_address(DENIED4)) {
+      EXPECT_EQ(s.count, 4u);
+      EXPECT_EQ(s.rule_id, 3u);
+      EXPECT_LE(s.first_seen_ns, s.last_seen_ns);
+      EXPECT_EQ(s.last_port, 25);
+    } else {
+      EXPECT_EQ(s.address, Cidr::parse_address(STRANGER6));
+      EXPECT_EQ(s.rule_id, 0u);
+      EXPECT_EQ(s.last_port, 587);
+    }
+  }
+}
+
+TEST(XdpLru, EvictsOldSourcesWhenFull) {
+  ProgramOptions o;
+  o.recent_sources = 64;
+  XdpGate gate(o);
+  gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
+  gate.maps().publish(kRanges);
+  for (int i = 0; i < 1000; i++) {
+    std::string src = "198.18." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    gate.run(v4(src.c_str()).tcp(1, 25, SYN).bytes());
+  }
+  auto recent = gate.maps().recent_refused();
+  EXPECT_LE(recent.size(), 64u + 64u);  // LRU may keep a per-CPU margin
+  EXPECT_GT(recent.size(), 0u);
+  EXPECT_LT(recent.size(), 1000u);
+  bool newest_kept = false;
+  for (const auto& s : recent)
+    if (s.address == Cidr::parse_address("198.18.3.250")) newest_kept = true;
+  EXPECT_TRUE(newest_kept);
+}
+
+TEST(XdpEvents, RateLimitHoldsUnderABurst) {
+  XdpGate gate;
+  const uint32_t kBudget = 50;
+  gate.maps().set_config(GateConfig{Action::Drop, {25}, kBudget});
+  gate.maps().publish(kRanges);
+  std::atomic<uint64_t> seen{0};
+  auto cb = [](void* ctx, void*, size_t) {
+    static_cast<std::atomic<uint64_t>*>(ctx)->fetch_add(1);
+    return 0;
+  };
+  ring_buffer* rb = ring_buffer__new(gate.maps().events_fd(), cb, &seen, nullptr);
+  ASSERT_NE(rb, nullptr);
+  // One test run of repeat=N runs N times on one CPU within one window.
+  auto frame = v4(STRANGER4).tcp(1, 25, SYN).bytes();
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = uint32_t(frame.size()), .repeat = 1000);
+  ASSERT_EQ(bpf_prog_test_run_opts(gate.prog_fd(), &opts), 0);
+  ring_buffer__consume(rb);
+  ring_buffer__free(rb);
+  EXPECT_EQ(seen.load(), kBudget);
+  EXPECT_EQ(gate.maps().events_suppressed(), 1000 - kBudget);
+}
+
+TEST(XdpAtomicReplace, ConcurrentRunsSeeOldOrNewNeverNone) {
+  XdpGate gate;
+  gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
+  // Set A admits 40.92.0.0/15 and 52.100.0.0/14; set B admits 40.92.0.0/15
+  // and 104.47.0.0/17. 40.92/15 is in both: always admitted, same rule id.
+  std::vector<TrieEntry> a = {E("40.92.0.0/15", 1, RuleKind::Admit), E("52.100.0.0/14", 2, RuleKind::Admit)};
+  std::vector<TrieEntry> b = {E("40.92.0.0/15", 1, RuleKind::Admit), E("104.47.0.0/17", 3, RuleKind::Admit)};
+  gate.maps().publish(a);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> runs{0}, bad{0};
+  auto worker = [&] {
+    auto both = v4("40.92.0.10").tcp(1, 25, SYN).bytes();
+    while (!stop) {
+      if (gate.run(both).action != XDP_PASS) bad++;
+      runs++;
+    }
+  };
+  std::thread t1(worker), t2(worker);
+  for (int i = 0; i < 200; i++) gate.maps().publish(i % 2 ? a : b);
+  stop = true;
+  t1.join();
+  t2.join();
+  EXPECT_EQ(bad.load(), 0u);
+  EXPECT_GT(runs.load(), 100u);
+  auto v = gate.maps().reason_counters();
+  EXPECT_EQ(v[SG_REASON_NO_ALLOWLIST].packets, 0u);
+  EXPECT_EQ(gate.maps().rule_counters(1).admit_packets, runs.load());
+}
+
+}  // namespace

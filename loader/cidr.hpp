@@ -54,9 +54,10 @@ class Cidr {
   auto operator<=>(const Cidr&) const = default;
 
  private:
+  // Member order is the ordering operator<=> uses: family, address, length.
   Family family_ = Family::V4;
-  uint8_t prefix_len_ = 0;
   std::array<uint8_t, 16> bytes_{};
+  uint8_t prefix_len_ = 0;
 };
 
 /// The smallest set of prefixes covering exactly the same addresses: merges

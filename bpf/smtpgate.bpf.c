@@ -68,17 +68,10 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SG_VERDICT_MAX);
+	__uint(max_entries, SG_PACKET_COUNTERS);
 	__type(key, __u32);
 	__type(value, struct sg_counter);
-} verdict_counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SG_REASON_MAX);
-	__type(key, __u32);
-	__type(value, struct sg_counter);
-} reason_counters SEC(".maps");
+} packet_counters SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -388,7 +381,10 @@ static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_con
 	struct sg_source_key key = {};
 	struct sg_source_info *info;
 	struct sg_event_budget *budget;
-	__u64 now = bpf_ktime_get_ns();
+	/* The coarse clock (CLOCK_MONOTONIC_COARSE, jiffy resolution) is plenty
+	 * for "last seen" and a one-second event window, and costs a fraction of
+	 * bpf_ktime_get_ns() under a flood. */
+	__u64 now = bpf_ktime_get_coarse_ns();
 	__u32 zero = 0;
 
 	key.family = p->family;
@@ -464,9 +460,10 @@ int smtpgate_xdp(struct xdp_md *ctx)
 	int action = XDP_PASS;
 	int h_proto;
 
+	/* Array lookups are inlined by the verifier: cheap enough to do for every
+	 * packet, and the ports list is needed as soon as TCP is found. */
 	cfg = bpf_map_lookup_elem(&gate_config, &zero);
-	st = bpf_map_lookup_elem(&gate_state, &zero);
-	if (!cfg || !st)
+	if (!cfg)
 		return XDP_PASS;
 
 	h_proto = parse_ethhdr(&nh, data_end);
@@ -481,6 +478,9 @@ int smtpgate_xdp(struct xdp_md *ctx)
 		goto out;
 
 	/* One read of the active slot: the packet sees one whole allowlist. */
+	st = bpf_map_lookup_elem(&gate_state, &zero);
+	if (!st)
+		goto out;
 	slot = st->active_slot & 1;
 	if (p.family == 4) {
 		struct sg_lpm_v4_key key = { .prefixlen = 32 };
@@ -542,8 +542,7 @@ int smtpgate_xdp(struct xdp_md *ctx)
 
 out:
 	/* The one exit: every packet is counted here, once. */
-	count(&verdict_counters, verdict, bytes);
-	count(&reason_counters, reason, bytes);
+	count(&packet_counters, SG_COUNTER_INDEX(verdict, reason), bytes);
 	if (verdict != SG_VERDICT_PASS) {
 		struct sg_rule_counters *rc = bpf_map_lookup_elem(&rule_counters, &rule_id);
 

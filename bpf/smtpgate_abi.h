@@ -128,8 +128,10 @@ struct sg_rule_counters {
 	__u64 refuse_bytes;
 };
 
-/* verdict_counters[enum sg_verdict], reason_counters[enum sg_reason],
- * per CPU. */
+/* packet_counters[SG_COUNTER_INDEX(verdict, reason)], per CPU: one update
+ * per packet counts both; userspace sums by verdict and by reason. */
+#define SG_COUNTER_INDEX(verdict, reason) ((reason) * SG_VERDICT_MAX + (verdict))
+#define SG_PACKET_COUNTERS (SG_VERDICT_MAX * SG_REASON_MAX)
 struct sg_counter {
 	__u64 packets;
 	__u64 bytes;
@@ -143,7 +145,7 @@ struct sg_source_key {
 
 struct sg_source_info {
 	__u64 count;
-	__u64 first_seen_ns;          /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 first_seen_ns;          /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE) */
 	__u64 last_seen_ns;
 	__u32 rule_id;                /* the rule that refused it last */
 	__u16 last_port;
@@ -153,7 +155,7 @@ struct sg_source_info {
 
 /* events ring buffer: one record per refused SYN, within the rate budget. */
 struct sg_event {
-	__u64 ts_ns;                  /* bpf_ktime_get_ns() */
+	__u64 ts_ns;                  /* bpf_ktime_get_coarse_ns() */
 	__u8 addr[16];                /* source; IPv4 in the first 4 bytes */
 	__u32 rule_id;
 	__u32 ifindex;

@@ -22,13 +22,12 @@ constexpr const char* kState = "gate_state";
 constexpr const char* kAllowV4 = "allow_v4";
 constexpr const char* kAllowV6 = "allow_v6";
 constexpr const char* kRuleCounters = "rule_counters";
-constexpr const char* kVerdictCounters = "verdict_counters";
-constexpr const char* kReasonCounters = "reason_counters";
+constexpr const char* kPacketCounters = "packet_counters";
 constexpr const char* kRecent = "recent_refused";
 constexpr const char* kEvents = "events";
 constexpr const char* kEventBudget = "event_budget";
 constexpr const char* kAll[] = {kConfig,          kState,          kAllowV4, kAllowV6,
-                                kRuleCounters,    kVerdictCounters, kReasonCounters,
+                                kRuleCounters,    kPacketCounters,
                                 kRecent,          kEvents,         kEventBudget};
 }  // namespace mapname
 
@@ -398,10 +397,10 @@ void GateMaps::reset_rule_counters(uint32_t rule_id) {
 }
 
 namespace {
-template <size_t N>
-std::array<sg_counter, N> sum_counters(int fd) {
-  std::array<sg_counter, N> out{};
-  for (uint32_t i = 0; i < N; i++)
+// The (verdict, reason) matrix, summed over CPUs.
+std::array<sg_counter, SG_PACKET_COUNTERS> packet_matrix(int fd) {
+  std::array<sg_counter, SG_PACKET_COUNTERS> out{};
+  for (uint32_t i = 0; i < SG_PACKET_COUNTERS; i++)
     for (const auto& v : lookup_percpu<sg_counter>(fd, i)) {
       out[i].packets += v.packets;
       out[i].bytes += v.bytes;
@@ -411,11 +410,25 @@ std::array<sg_counter, N> sum_counters(int fd) {
 }  // namespace
 
 std::array<sg_counter, SG_VERDICT_MAX> GateMaps::verdict_counters() const {
-  return sum_counters<SG_VERDICT_MAX>(fds_->get(mapname::kVerdictCounters));
+  auto m = packet_matrix(fds_->get(mapname::kPacketCounters));
+  std::array<sg_counter, SG_VERDICT_MAX> out{};
+  for (uint32_t r = 0; r < SG_REASON_MAX; r++)
+    for (uint32_t v = 0; v < SG_VERDICT_MAX; v++) {
+      out[v].packets += m[SG_COUNTER_INDEX(v, r)].packets;
+      out[v].bytes += m[SG_COUNTER_INDEX(v, r)].bytes;
+    }
+  return out;
 }
 
 std::array<sg_counter, SG_REASON_MAX> GateMaps::reason_counters() const {
-  return sum_counters<SG_REASON_MAX>(fds_->get(mapname::kReasonCounters));
+  auto m = packet_matrix(fds_->get(mapname::kPacketCounters));
+  std::array<sg_counter, SG_REASON_MAX> out{};
+  for (uint32_t r = 0; r < SG_REASON_MAX; r++)
+    for (uint32_t v = 0; v < SG_VERDICT_MAX; v++) {
+      out[r].packets += m[SG_COUNTER_INDEX(v, r)].packets;
+      out[r].bytes += m[SG_COUNTER_INDEX(v, r)].bytes;
+    }
+  return out;
 }
 
 std::vector<RecentSource> GateMaps::recent_refused() const {

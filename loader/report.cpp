@@ -26,7 +26,7 @@ std::string eop_code_for(Action a) {
 
 std::string monotonic_to_wall(uint64_t mono_ns) {
   timespec mono{}, real{};
-  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &mono);
   clock_gettime(CLOCK_REALTIME, &real);
   int64_t now_mono = int64_t(mono.tv_sec) * 1000000000 + mono.tv_nsec;
   int64_t now_real = int64_t(real.tv_sec) * 1000000000 + real.tv_nsec;

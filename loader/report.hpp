@@ -31,7 +31,8 @@ std::string render_explain(const nlohmann::json& j);
 
 /// What a sender (EOP) reports when this action refuses its SYN.
 std::string eop_code_for(Action a);
-/// A CLOCK_MONOTONIC timestamp (ns) as RFC 3339 wall-clock time.
+/// A CLOCK_MONOTONIC_COARSE timestamp (ns, as the program records them) as
+/// RFC 3339 wall-clock time.
 std::string monotonic_to_wall(uint64_t mono_ns);
 
 }  // namespace smtpgate

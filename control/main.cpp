@@ -9,6 +9,8 @@
 
 #include "cidr.hpp"
 #include "error.hpp"
+#include "feed.hpp"
+#include "feed_ranges.hpp"
 #include "gate.hpp"
 #include "gate_program.hpp"
 #include "log.hpp"
@@ -70,6 +72,16 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"drop", "reject", "monitor"}));
 
+  auto* feed = app.add_subcommand("feed", "Microsoft's endpoints feed: import a saved response, show its state");
+  feed->require_subcommand(1);
+  std::string instance = "Worldwide";
+  bool force = false;
+  auto* f_import = feed->add_subcommand("import", "Apply a saved endpoints response (air-gapped gateways)");
+  f_import->add_option("FILE", file, "Response of /endpoints/<Instance>?ServiceAreas=Exchange")->required();
+  f_import->add_option("--instance", instance, "Worldwide, USGovDoD, USGovGCCHigh or China")->capture_default_str();
+  f_import->add_flag("--force", force, "Apply even if it removes more than half of the current feed ranges");
+  auto* f_status = feed->add_subcommand("status", "Instance, applied version, last check, last error");
+
   std::string ifname;
   auto* detach_cmd = app.add_subcommand("detach", "Remove the gate from an interface (other XDP programs stay)");
   detach_cmd->add_option("IF", ifname, "Interface")->required();
@@ -108,6 +120,15 @@ int main(int argc, char** argv) {
       Action a = parse_action(action_word);
       set_action(paths, a);
       if (!as_json) std::cout << "action " << action_word << ": refused senders see " << eop_code_for(a) << "\n";
+    } else if (*f_import) {
+      FeedPolicy policy;
+      policy.force = force;
+      FeedRecord r = import_feed(paths, file, parse_instance(instance), policy);
+      if (!as_json)
+        std::cout << "feed imported: " << r.ranges.size() << " port-25 ranges of " << r.instance << " (set "
+                  << (r.set_ids.empty() ? 0 : r.set_ids[0]) << ") from " << file << "\n";
+    } else if (*f_status) {
+      print(build_feed_status(paths), as_json, render_feed_status);
     } else if (*detach_cmd) {
       if (!detach(ifname)) {
         std::cerr << "smtpgatectl: no smtpgate program is attached to " << ifname << "\n";

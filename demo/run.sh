@@ -22,6 +22,7 @@ cleanup() {
   nsenter --net=/var/run/netns/"$gw" "$ctl_bin" --pin-dir "$pins" detach gw0 >/dev/null 2>&1
   ip netns del "$gw" 2>/dev/null; ip netns del "$tx" 2>/dev/null
   rm -rf "$pins" "$state"
+  rmdir /sys/fs/bpf/xdp 2>/dev/null  # libxdp's shared directory, only if empty
 }
 trap cleanup EXIT
 

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "feed_ranges.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
 
@@ -40,6 +41,8 @@ std::string monotonic_to_wall(uint64_t mono_ns) {
 }
 
 namespace {
+
+std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : j.is_null() ? "-" : j.dump(); }
 
 json counters_json(const sg_rule_counters& c) {
   return {{"admit_packets", c.admit_packets},
@@ -87,6 +90,13 @@ json rule_json(const TrieEntry& e, const std::vector<DesiredRange>& desired) {
 json build_status(const Paths& paths) {
   json j{{"schema", kJsonSchemaVersion}, {"pin_dir", paths.pin_dir}, {"state_dir", paths.state_dir}};
   j["interfaces"] = interfaces_json(paths);
+  {
+    json f = build_feed_status(paths);
+    j["feed"] = {{"applied", f["applied"].is_null() ? json(nullptr) : json{{"instance", f["applied"]["instance"]},
+                                                                         {"version", f["applied"]["version"]},
+                                                                         {"source", f["applied"]["source"]}}},
+                 {"last_error", f["last_error"]}};
+  }
   bool pinned = GateMaps::pinned_at(paths.pin_dir);
   j["loaded"] = pinned;
   StateStore store(paths.state_dir);
@@ -208,9 +218,40 @@ json build_explain(const Paths& paths, const Cidr& address) {
   return j;
 }
 
-namespace {
-std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : j.is_null() ? "-" : j.dump(); }
-}  // namespace
+json build_feed_status(const Paths& paths) {
+  FeedState s = load_feed_state(paths.state_dir);
+  json j{{"schema", kJsonSchemaVersion},
+         {"last_check", s.last_check_unix},
+         {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)},
+         {"latest_version", s.latest_version.empty() ? json(nullptr) : json(s.latest_version)},
+         {"applied", nullptr}};
+  if (s.applied) {
+    json ranges = json::array();
+    for (const auto& c : s.applied->ranges) ranges.push_back(c.str());
+    j["applied"] = {{"instance", s.applied->instance},
+                    {"version", s.applied->version.empty() ? json(nullptr) : json(s.applied->version)},
+                    {"source", s.applied->source},
+                    {"fetched", s.applied->fetched_unix},
+                    {"set_ids", s.applied->set_ids},
+                    {"ranges", ranges}};
+  }
+  return j;
+}
+
+std::string render_feed_status(const json& j) {
+  std::ostringstream o;
+  if (j["applied"].is_null()) {
+    o << "applied:    none (no feed version applied yet)\n";
+  } else {
+    const json& a = j["applied"];
+    o << "instance:   " << str(a["instance"]) << "\n";
+    o << "applied:    " << (a["version"].is_null() ? std::string("unversioned") : str(a["version"])) << " from "
+      << str(a["source"]) << ", " << a["ranges"].size() << " port-25 ranges\n";
+  }
+  o << "latest:     " << str(j["latest_version"]) << "\n";
+  o << "last error: " << (j["last_error"].is_null() ? std::string("none") : str(j["last_error"])) << "\n";
+  return o.str();
+}
 
 std::string render_status(const json& j) {
   std::ostringstream o;
@@ -218,6 +259,11 @@ std::string render_status(const json& j) {
                                                    : "not loaded (nothing pinned at " + str(j["pin_dir"]) + ")")
     << "\n";
   o << "action:     " << str(j["action"]) << "\n";
+  if (!j["feed"]["applied"].is_null())
+    o << "feed:       " << str(j["feed"]["applied"]["instance"]) << " "
+      << (j["feed"]["applied"]["version"].is_null() ? std::string("") : str(j["feed"]["applied"]["version"]) + " ")
+      << "(" << str(j["feed"]["applied"]["source"]) << ")\n";
+  if (!j["feed"]["last_error"].is_null()) o << "feed error: " << str(j["feed"]["last_error"]) << "\n";
   if (j.contains("ports")) {
     std::string ports;
     for (const auto& p : j["ports"]) ports += (ports.empty() ? "" : ",") + p.dump();
@@ -237,19 +283,19 @@ std::string render_status(const json& j) {
 
 std::string render_ranges(const json& j) {
   std::ostringstream o;
-  o << fmt::format("{:<6} {:<28} {:<6} {:<13} {}\n", "RULE", "RANGE", "KIND", "ORIGIN", "NOTE");
+  o << fmt::format("{:<6} {:<28} {:<8} {:<13} {}\n", "RULE", "RANGE", "KIND", "ORIGIN", "NOTE");
   for (const auto& r : j["ranges"])
-    o << fmt::format("{:<6} {:<28} {:<6} {:<13} {}\n", str(r["rule_id"]), str(r["range"]), str(r["kind"]),
+    o << fmt::format("{:<6} {:<28} {:<8} {:<13} {}\n", str(r["rule_id"]), str(r["range"]), str(r["kind"]),
                      str(r["origin"]), str(r["note"]));
   return o.str();
 }
 
 std::string render_stats(const json& j) {
   std::ostringstream o;
-  o << fmt::format("{:<6} {:<28} {:<6} {:<13} {:>12} {:>12}\n", "RULE", "RANGE", "KIND", "ORIGIN", "ADMITTED",
+  o << fmt::format("{:<6} {:<28} {:<8} {:<13} {:>12} {:>12}\n", "RULE", "RANGE", "KIND", "ORIGIN", "ADMITTED",
                    "REFUSED");
   auto row = [&](const json& r) {
-    o << fmt::format("{:<6} {:<28} {:<6} {:<13} {:>12} {:>12}\n", str(r["rule_id"]), str(r["range"]),
+    o << fmt::format("{:<6} {:<28} {:<8} {:<13} {:>12} {:>12}\n", str(r["rule_id"]), str(r["range"]),
                      str(r["kind"]), str(r["origin"]), r["counters"]["admit_packets"].get<uint64_t>(),
                      r["counters"]["refuse_packets"].get<uint64_t>());
   };

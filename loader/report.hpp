@@ -24,7 +24,11 @@ nlohmann::json build_stats(const Paths& paths);
 /// explain: the verdict a SYN from address would get now, and why.
 nlohmann::json build_explain(const Paths& paths, const Cidr& address);
 
+/// feed status: instance, applied version and source, last check, last error.
+nlohmann::json build_feed_status(const Paths& paths);
+
 std::string render_status(const nlohmann::json& j);
+std::string render_feed_status(const nlohmann::json& j);
 std::string render_ranges(const nlohmann::json& j);
 std::string render_stats(const nlohmann::json& j);
 std::string render_explain(const nlohmann::json& j);

@@ -19,13 +19,16 @@ std::string write_tmp(const std::string& text) {
 
 std::string error_of(const std::string& text) {
   DaemonConfig cfg;
+  std::string path = write_tmp(text);
+  std::string msg;
   try {
-    load_config_file(write_tmp(text), cfg);
+    load_config_file(path, cfg);
     validate_config(cfg);
   } catch (const InputError& e) {
-    return e.what();
+    msg = e.what();
   }
-  return "";
+  ::unlink(path.c_str());
+  return msg;
 }
 }  // namespace
 
@@ -48,7 +51,9 @@ TEST(Config, ShippedFileUncommentedIsValidAndReadsEveryKey) {
     text += line + "\n";
   }
   DaemonConfig cfg;
-  load_config_file(write_tmp(text), cfg);
+  std::string path = write_tmp(text);
+  load_config_file(path, cfg);
+  ::unlink(path.c_str());
   validate_config(cfg);
   EXPECT_EQ(cfg.interfaces, std::vector<std::string>{"eth0"});
   EXPECT_EQ(cfg.action, Action::Drop);

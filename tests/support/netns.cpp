@@ -121,6 +121,8 @@ Sandbox::~Sandbox() {
   gw_.reset();
   tx_.reset();
   remove_pin_dir(pin_dir_);
+  // libxdp's shared pin directory: removed only if nothing else uses it.
+  ::rmdir((pin_root() + "/xdp").c_str());
   std::error_code ec;
   fs::remove_all(state_dir_, ec);
 }

@@ -48,7 +48,9 @@ TEST(Feed, EachInstanceFixtureSelectsItsPort25Set) {
     ASSERT_EQ(sel.set_ids, std::vector<int>{c.set_id});
     EXPECT_TRUE(sel.warnings.empty());
     EXPECT_FALSE(sel.ranges.empty());
-    if (c.inst == Instance::Worldwide) EXPECT_EQ(strs(sel.ranges), eop_ww);
+    if (c.inst == Instance::Worldwide) {
+      EXPECT_EQ(strs(sel.ranges), eop_ww);
+    }
     for (const auto& r : sel.ranges) EXPECT_NO_THROW(check_not_special(r, false)) << r.str();
     EXPECT_NO_THROW(validate_feed_update({}, sel.ranges, FeedPolicy{}, "fixture"));
   }

@@ -212,3 +212,34 @@ TEST_F(GateE2E, ExplainNamesTheDecidingRange) {
 }
 
 }  // namespace
+
+namespace {
+
+// Another XDP program on the same interface: xdp-filter, through libxdp's
+// dispatcher. Both must run: smtpgate still gates port 25.
+TEST_F(GateE2E, CoexistsWithXdpFilterOnTheSameInterface) {
+  sgtest::Listener listener(box.gateway(), 25);
+  auto r = sgtest::run_in(box.gateway(), {"/usr/sbin/xdp-filter", "load", Sandbox::kGwIf, "--mode", "native"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  struct Unload {
+    Sandbox& b;
+    ~Unload() { sgtest::run_in(b.gateway(), {"/usr/sbin/xdp-filter", "unload", Sandbox::kGwIf, "--all"}); }
+  } unload{box};
+  auto st = sgtest::run_in(box.gateway(), {"/usr/sbin/xdp-loader", "status", Sandbox::kGwIf});
+  if (st.out.find("xdp_dispatcher") == std::string::npos)
+    GTEST_SKIP() << "libxdp's multiprog dispatcher does not load on this kernel (xdp-filter fell back to "
+                    "attaching alone), so no second program can share the interface; this test runs in the "
+                    "Debian 12 VM";
+  auto d = start("drop");
+  json s = ctl_json({"status"});
+  ASSERT_EQ(s["interfaces"].size(), 1u);
+  EXPECT_TRUE(s["interfaces"][0]["dispatcher"].get<bool>());
+  EXPECT_FALSE(s["interfaces"][0]["other_programs"].empty());
+  EXPECT_EQ(connect(kEopV4), ConnectResult::Connected);
+  EXPECT_EQ(connect(kStrangerV4), ConnectResult::TimedOut);
+  ctl_ok({"detach", Sandbox::kGwIf});
+  st = sgtest::run_in(box.gateway(), {"/usr/sbin/xdp-loader", "status", Sandbox::kGwIf});
+  EXPECT_NE(st.out.find("xdpfilt"), std::string::npos) << "xdp-filter must survive smtpgate's detach:\n" << st.out;
+}
+
+}  // namespace

@@ -1,0 +1,77 @@
+// smtpgatectl's contract with scripts: exit 0 ok, 1 error with one line on
+// stderr naming the input and the fix (and nothing changed), 2 usage.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+
+#include "fsutil.hpp"
+
+namespace {
+
+struct Out {
+  int code;
+  std::string err;
+};
+
+Out ctl(const std::string& args, const std::string& state, const std::string& pins) {
+  std::string errfile = state + "/.err";
+  std::string cmd = std::string(SG_SMTPGATECTL) + " --state-dir " + state + " --pin-dir " + pins + " " + args +
+                    " >/dev/null 2>" + errfile;
+  int st = std::system(cmd.c_str());
+  Out o{WIFEXITED(st) ? WEXITSTATUS(st) : -1, smtpgate::read_file(errfile)};
+  ::unlink(errfile.c_str());
+  return o;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tag = "sgt" + std::to_string(::getpid()) + "cli";
+    state = "/tmp/" + tag + "-state";
+    pins = "/sys/fs/bpf/" + tag;
+    std::filesystem::create_directories(state);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(state, ec);
+    std::filesystem::remove_all(pins, ec);
+  }
+  std::string state, pins;
+};
+
+TEST_F(Cli, UsageErrorsExitTwo) {
+  EXPECT_EQ(ctl("", state, pins).code, 2);
+  EXPECT_EQ(ctl("frobnicate", state, pins).code, 2);
+  EXPECT_EQ(ctl("ranges add", state, pins).code, 2);
+  EXPECT_EQ(ctl("action block", state, pins).code, 2);
+}
+
+TEST_F(Cli, BadInputExitsOneWithOneActionableLineAndChangesNothing) {
+  ASSERT_EQ(ctl("ranges add 40.92.0.0/15", state, pins).code, 0);
+  std::string before = smtpgate::read_file(state + "/ranges.json");
+  struct {
+    const char* args;
+    const char* says;
+  } cases[] = {
+      {"ranges add 10.0.0.0/8", "--allow-reserved"},
+      {"ranges add 52.100.0.0/13", "did you mean 52.96.0.0/13?"},
+      {"ranges add 40.92.0.0/33", "longer than the 32 bits"},
+      {"ranges del 104.47.0.0/17", "not in the operator's ranges"},
+      {"ranges import /nonexistent/ranges.txt", "/nonexistent/ranges.txt"},
+      {"explain 40.92.0.10", "start smtpgated first"},
+      {"explain 40.92.0.0/15", "is a range, not an address"},
+  };
+  for (const auto& c : cases) {
+    Out o = ctl(c.args, state, pins);
+    EXPECT_EQ(o.code, 1) << c.args;
+    EXPECT_NE(o.err.find(c.says), std::string::npos) << c.args << ": " << o.err;
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << c.args << ": " << o.err;
+  }
+  EXPECT_EQ(smtpgate::read_file(state + "/ranges.json"), before);
+}
+
+}  // namespace

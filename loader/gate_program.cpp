@@ -30,11 +30,17 @@ std::string kernel_release() {
   return u.release;
 }
 
-// Turns a refused load into one line an operator can act on; the full
-// verifier log is available with -v.
+}  // namespace
+
 std::string explain_load_failure(const std::string& log, int err) {
   std::string kernel = "this kernel (" + kernel_release() + ")";
   auto has = [&](const char* s) { return log.find(s) != std::string::npos; };
+  if (has("not found in kernel or module BTFs")) {
+    size_t p = log.find("extern (func ksym) '");
+    std::string fn = p == std::string::npos ? "a kernel function"
+                                            : log.substr(p + 20, log.find('\'', p + 20) - (p + 20));
+    return kernel + " lacks the kernel function " + fn + " that the BPF program calls";
+  }
   if (has("unknown func") || has("invalid func")) {
     size_t p = log.find("unknown func");
     if (p == std::string::npos) p = log.find("invalid func");
@@ -50,6 +56,8 @@ std::string explain_load_failure(const std::string& log, int err) {
   return "the verifier of " + kernel + " refused the smtpgate program (" + std::strerror(err) +
          "); run with -vv to see its log";
 }
+
+namespace {
 
 // Refuses to reuse a pinned map whose layout differs (from another version).
 void check_pin_compatible(bpf_map* map, int pinned_fd, const std::string& path) {
@@ -151,6 +159,15 @@ uint32_t GateProgram::prog_id() const {
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(prog_fd(), &info, &len) != 0) return 0;
   return info.id;
+}
+
+void probe_object_file(const std::string& path) {
+  LibbpfCapture capture;
+  bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
+  if (!obj) throw SystemError("open BPF object " + path, errno);
+  int rc = bpf_object__load(obj);
+  bpf_object__close(obj);
+  if (rc) throw SystemError(explain_load_failure(capture.text(), -rc), -rc);
 }
 
 void ensure_pin_dir(const std::string& dir) {

@@ -81,6 +81,15 @@ AttachedInfo query_attached(const std::string& ifname, const std::string& pin_di
 /// The program's name in the kernel, used to find it on an interface.
 constexpr const char* kProgramName = "smtpgate_xdp";
 
+/// Turns a refused load (libbpf's and the verifier's log, and the error) into
+/// one line naming what the kernel lacks; the full log is shown with -vv.
+std::string explain_load_failure(const std::string& log, int err);
+
+/// Loads a BPF object file (no attach, nothing pinned) and unloads it again:
+/// does this kernel accept it? Throws SystemError with explain_load_failure's
+/// line when it does not.
+void probe_object_file(const std::string& path);
+
 /// Mounts bpffs at /sys/fs/bpf if nothing is mounted there, and creates dir.
 void ensure_pin_dir(const std::string& dir);
 

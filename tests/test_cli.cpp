@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "fsutil.hpp"
+#include "netns.hpp"
 
 namespace {
 
@@ -19,7 +20,7 @@ struct Out {
 
 Out ctl(const std::string& args, const std::string& state, const std::string& pins) {
   std::string errfile = state + "/.err";
-  std::string cmd = std::string(SG_SMTPGATECTL) + " --state-dir " + state + " --pin-dir " + pins + " " + args +
+  std::string cmd = sgtest::binary("smtpgatectl") + " --state-dir " + state + " --pin-dir " + pins + " " + args +
                     " >/dev/null 2>" + errfile;
   int st = std::system(cmd.c_str());
   Out o{WIFEXITED(st) ? WEXITSTATUS(st) : -1, smtpgate::read_file(errfile)};

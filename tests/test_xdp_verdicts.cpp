@@ -129,7 +129,9 @@ TEST_F(Xdp, VerdictTable) {
     for (uint32_t r = 0; r < SG_REASON_MAX; r++)
       EXPECT_EQ(r1[r].packets - r0[r].packets, r == row.reason ? 1u : 0u) << "reason " << reason_name(r);
     EXPECT_EQ(v1[row.verdict].bytes - v0[row.verdict].bytes, row.frame.size());
-    if (row.action == XDP_PASS) EXPECT_EQ(res.out, row.frame) << "a passed packet must be untouched";
+    if (row.action == XDP_PASS) {
+      EXPECT_EQ(res.out, row.frame) << "a passed packet must be untouched";
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cidr.hpp"
+#include "cli.hpp"
 #include "error.hpp"
 #include "feed.hpp"
 #include "feed_ranges.hpp"
@@ -86,14 +87,7 @@ int main(int argc, char** argv) {
   auto* detach_cmd = app.add_subcommand("detach", "Remove the gate from an interface (other XDP programs stay)");
   detach_cmd->add_option("IF", ifname, "Interface")->required();
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return 2;
-  }
+  if (auto code = parse_command_line(app, argc, argv)) return *code;
 
   init_logging(verbose);
   try {

@@ -409,26 +409,25 @@ std::array<sg_counter, SG_PACKET_COUNTERS> packet_matrix(int fd) {
 }
 }  // namespace
 
-std::array<sg_counter, SG_VERDICT_MAX> GateMaps::verdict_counters() const {
-  auto m = packet_matrix(fds_->get(mapname::kPacketCounters));
-  std::array<sg_counter, SG_VERDICT_MAX> out{};
+// Sums the matrix along one axis: by verdict or by reason.
+template <size_t N, bool kByVerdict>
+std::array<sg_counter, N> sum_axis(const std::array<sg_counter, SG_PACKET_COUNTERS>& m) {
+  std::array<sg_counter, N> out{};
   for (uint32_t r = 0; r < SG_REASON_MAX; r++)
     for (uint32_t v = 0; v < SG_VERDICT_MAX; v++) {
-      out[v].packets += m[SG_COUNTER_INDEX(v, r)].packets;
-      out[v].bytes += m[SG_COUNTER_INDEX(v, r)].bytes;
+      sg_counter& o = out[kByVerdict ? v : r];
+      o.packets += m[SG_COUNTER_INDEX(v, r)].packets;
+      o.bytes += m[SG_COUNTER_INDEX(v, r)].bytes;
     }
   return out;
 }
 
+std::array<sg_counter, SG_VERDICT_MAX> GateMaps::verdict_counters() const {
+  return sum_axis<SG_VERDICT_MAX, true>(packet_matrix(fds_->get(mapname::kPacketCounters)));
+}
+
 std::array<sg_counter, SG_REASON_MAX> GateMaps::reason_counters() const {
-  auto m = packet_matrix(fds_->get(mapname::kPacketCounters));
-  std::array<sg_counter, SG_REASON_MAX> out{};
-  for (uint32_t r = 0; r < SG_REASON_MAX; r++)
-    for (uint32_t v = 0; v < SG_VERDICT_MAX; v++) {
-      out[r].packets += m[SG_COUNTER_INDEX(v, r)].packets;
-      out[r].bytes += m[SG_COUNTER_INDEX(v, r)].bytes;
-    }
-  return out;
+  return sum_axis<SG_REASON_MAX, false>(packet_matrix(fds_->get(mapname::kPacketCounters)));
 }
 
 std::vector<RecentSource> GateMaps::recent_refused() const {

@@ -7,6 +7,7 @@
 
 #include "config.hpp"
 #include "daemon.hpp"
+#include "cli.hpp"
 #include "error.hpp"
 #include "fsutil.hpp"
 #include "log.hpp"
@@ -37,14 +38,7 @@ int main(int argc, char** argv) {
   app.add_flag("--force", force, "Apply feed versions even if they remove more than max_removal_share");
   app.add_flag("--check-config", check_config, "Validate the configuration and exit");
   app.add_flag("-v,--verbose", verbose, "More logging; -vv includes libbpf and libxdp");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return 2;
-  }
+  if (auto code = parse_command_line(app, argc, argv)) return *code;
 
   init_logging(verbose);
   try {

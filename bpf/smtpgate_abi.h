@@ -130,8 +130,8 @@ struct sg_rule_counters {
 
 /* packet_counters[SG_COUNTER_INDEX(verdict, reason)], per CPU: one update
  * per packet counts both; userspace sums by verdict and by reason. */
-#define SG_COUNTER_INDEX(verdict, reason) ((reason) * SG_VERDICT_MAX + (verdict))
-#define SG_PACKET_COUNTERS (SG_VERDICT_MAX * SG_REASON_MAX)
+#define SG_COUNTER_INDEX(verdict, reason) ((__u32)(reason) * (__u32)SG_VERDICT_MAX + (__u32)(verdict))
+#define SG_PACKET_COUNTERS ((__u32)SG_VERDICT_MAX * (__u32)SG_REASON_MAX)
 struct sg_counter {
 	__u64 packets;
 	__u64 bytes;

@@ -14,6 +14,7 @@
 #include "gate.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
+#include "metrics.hpp"
 #include "state.hpp"
 
 namespace smtpgate {
@@ -103,11 +104,33 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
   FeedService feed(cfg);
   feed.start_up();  // last known good, and a first sync when the state is empty
   bring_up(cfg);
+  // Metrics are for watching the gate, never a reason to leave it down.
+  auto render = [&cfg] { return render_metrics(cfg.paths, cfg.interfaces); };
+  std::unique_ptr<MetricsServer> metrics;
+  if (!cfg.metrics.listen.empty()) {
+    try {
+      metrics = std::make_unique<MetricsServer>(cfg.metrics.listen, render);
+      spdlog::info("metrics on http://{}/metrics", cfg.metrics.listen);
+    } catch (const std::exception& e) {
+      spdlog::error("metrics not served: {}", e.what());
+    }
+  }
+  auto write_textfile = [&] {
+    if (cfg.metrics.textfile.empty()) return;
+    try {
+      write_metrics_textfile(cfg.metrics.textfile, render());
+    } catch (const std::exception& e) {
+      spdlog::error("metrics textfile not written: {}", e.what());
+    }
+  };
+  write_textfile();
   sd_notify(0, "READY=1\nSTATUS=gate attached, allowlist loaded");
   spdlog::warn("smtpgated ready: guarding {} interface(s)", cfg.interfaces.size());
 
   while (true) {
+    // node_exporter reads the textfile when it is scraped: refresh it often.
     int timeout_ms = feed.ms_until_next_check();
+    if (!cfg.metrics.textfile.empty() && (timeout_ms < 0 || timeout_ms > 15000)) timeout_ms = 15000;
     pollfd p{sfd, POLLIN, 0};
     int rc = ::poll(&p, 1, timeout_ms);
     if (rc < 0 && errno != EINTR) throw SystemError("poll", errno);
@@ -136,6 +159,7 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
       break;
     }
     feed.check_now_if_due();
+    write_textfile();
   }
   ::close(sfd);
   return 0;

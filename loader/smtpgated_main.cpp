@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   CLI::App app{"smtpgated: the smtpgate daemon (XDP port-25 gate for mail from Exchange Online Protection)"};
   std::string config_path;
   std::vector<std::string> interfaces;
-  std::string mode, action, pin_dir, state_dir, feed_url, instance;
+  std::string mode, action, pin_dir, state_dir, feed_url, instance, metrics_listen, metrics_textfile;
   std::vector<uint16_t> ports;
   bool allow_empty = false, check_config = false, no_feed = false, force = false;
   int verbose = 0;
@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   app.add_option("--instance", instance, "Feed instance: Worldwide, USGovDoD, USGovGCCHigh or China");
   app.add_flag("--no-feed", no_feed, "Do not fetch Microsoft's feed (operator ranges and imported feeds only)");
   app.add_flag("--force", force, "Apply feed versions even if they remove more than max_removal_share");
+  app.add_option("--metrics-listen", metrics_listen, "Serve Prometheus metrics at ADDR:PORT (default 127.0.0.1:9725; \"\" = off)");
+  app.add_option("--metrics-textfile", metrics_textfile, "Also write metrics to this node_exporter textfile");
   app.add_flag("--check-config", check_config, "Validate the configuration and exit");
   app.add_flag("-v,--verbose", verbose, "More logging; -vv includes libbpf and libxdp");
   if (auto code = parse_command_line(app, argc, argv)) return *code;
@@ -56,6 +58,8 @@ int main(int argc, char** argv) {
     if (!instance.empty()) cfg.feed.instance = instance;
     if (no_feed) cfg.feed.enabled = false;
     if (force) cfg.feed.force = true;
+    if (app.count("--metrics-listen")) cfg.metrics.listen = metrics_listen;
+    if (!metrics_textfile.empty()) cfg.metrics.textfile = metrics_textfile;
     validate_config(cfg);
     if (check_config) {
       std::cout << (config_path.empty() ? std::string("defaults") : config_path) << ": configuration is valid\n";

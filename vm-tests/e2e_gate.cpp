@@ -6,6 +6,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 
@@ -240,6 +245,57 @@ TEST_F(GateE2E, CoexistsWithXdpFilterOnTheSameInterface) {
   ctl_ok({"detach", Sandbox::kGwIf});
   st = sgtest::run_in(box.gateway(), {"/usr/sbin/xdp-loader", "status", Sandbox::kGwIf});
   EXPECT_NE(st.out.find("xdpfilt"), std::string::npos) << "xdp-filter must survive smtpgate's detach:\n" << st.out;
+}
+
+}  // namespace
+
+namespace {
+
+// GET /metrics from inside the gateway's namespace.
+std::string scrape(const sgtest::Netns& ns, uint16_t port) {
+  return ns.run<std::string>([port] {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string out;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+      std::string req = "GET /metrics HTTP/1.0\r\n\r\n";
+      ::send(fd, req.data(), req.size(), 0);
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, n);
+    }
+    ::close(fd);
+    return out;
+  });
+}
+
+// The value of one exposition line, e.g.
+// smtpgate_range_refused_syns_total{kind="default",origin="default",range="default"}.
+long metric(const std::string& text, const std::string& series) {
+  size_t p = text.find("\n" + series + " ");
+  if (p == std::string::npos) return -1;
+  return std::atol(text.c_str() + p + series.size() + 2);
+}
+
+TEST_F(GateE2E, MetricsOverHttpMatchStats) {
+  sgtest::Listener listener(box.gateway(), 25);
+  auto d = start("drop", {"--metrics-listen", "127.0.0.1:9725"});
+  for (int i = 0; i < 2; i++) EXPECT_EQ(connect(kEopV4), ConnectResult::Connected);
+  for (int i = 0; i < 3; i++) EXPECT_EQ(connect(kStrangerV4), ConnectResult::TimedOut);
+  json stats = ctl_json({"stats"});
+  std::string text = scrape(box.gateway(), 9725);
+  ASSERT_NE(text.find("200 OK"), std::string::npos) << text;
+  EXPECT_EQ(metric(text, R"(smtpgate_range_admitted_syns_total{kind="admit",origin="operator",range="40.92.0.0/15"})"),
+            rule_counters("40.92.0.0/15")["admit_packets"].get<long>());
+  EXPECT_EQ(metric(text, R"(smtpgate_range_refused_syns_total{kind="default",origin="default",range="default"})"),
+            stats["default_rule"]["counters"]["refuse_packets"].get<long>());
+  EXPECT_EQ(metric(text, R"(smtpgate_packets_total{verdict="drop"})"), stats["verdicts"]["drop"]["packets"].get<long>());
+  EXPECT_EQ(metric(text, R"(smtpgate_program_attached{interface="gw0"})"), 1);
+  EXPECT_EQ(metric(text, R"(smtpgate_ranges{kind="admit",origin="operator"})"), 2);
+  EXPECT_EQ(metric(text, R"(smtpgate_range_refused_syns_total{kind="default",origin="default",range="default"})"), 3);
 }
 
 }  // namespace

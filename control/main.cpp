@@ -10,8 +10,10 @@
 #include "cidr.hpp"
 #include "cli.hpp"
 #include "error.hpp"
+#include "config.hpp"
 #include "feed.hpp"
 #include "feed_ranges.hpp"
+#include "fsutil.hpp"
 #include "gate.hpp"
 #include "gate_program.hpp"
 #include "log.hpp"
@@ -73,15 +75,20 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"drop", "reject", "monitor"}));
 
-  auto* feed = app.add_subcommand("feed", "Microsoft's endpoints feed: import a saved response, show its state");
+  auto* feed = app.add_subcommand("feed", "Microsoft's endpoints feed: sync now, import a saved response, show its state");
   feed->require_subcommand(1);
-  std::string instance = "Worldwide";
+  std::string instance, feed_url, config_path, feed_version;
   bool force = false;
+  feed->add_option("--config", config_path, std::string("smtpgate.toml to read [feed] from (default ") +
+                                                 kDefaultConfigPath + " when it exists)");
+  feed->add_option("--instance", instance, "Worldwide, USGovDoD, USGovGCCHigh or China (default: the config's)");
+  feed->add_option("--feed-url", feed_url, "The service or a mirror (default: the config's)");
+  feed->add_flag("--force", force, "Apply even if it removes more than max_removal_share of the feed's ranges");
+  auto* f_sync = feed->add_subcommand("sync", "Ask the service now, apply a new version if it passes validation");
   auto* f_import = feed->add_subcommand("import", "Apply a saved endpoints response (air-gapped gateways)");
   f_import->add_option("FILE", file, "Response of /endpoints/<Instance>?ServiceAreas=Exchange")->required();
-  f_import->add_option("--instance", instance, "Worldwide, USGovDoD, USGovGCCHigh or China")->capture_default_str();
-  f_import->add_flag("--force", force, "Apply even if it removes more than half of the current feed ranges");
-  auto* f_status = feed->add_subcommand("status", "Instance, applied version, last check, last error");
+  f_import->add_option("--version", feed_version, "Its feed version (10 digits), if known");
+  auto* f_status = feed->add_subcommand("status", "Instance, applied version, last check, next check, last error");
 
   std::string ifname;
   auto* detach_cmd = app.add_subcommand("detach", "Remove the gate from an interface (other XDP programs stay)");
@@ -114,13 +121,22 @@ int main(int argc, char** argv) {
       Action a = parse_action(action_word);
       set_action(paths, a);
       if (!as_json) std::cout << "action " << action_word << ": refused senders see " << eop_code_for(a) << "\n";
-    } else if (*f_import) {
-      FeedPolicy policy;
-      policy.force = force;
-      FeedRecord r = import_feed(paths, file, parse_instance(instance), policy);
-      if (!as_json)
-        std::cout << "feed imported: " << r.ranges.size() << " port-25 ranges of " << r.instance << " (set "
-                  << (r.set_ids.empty() ? 0 : r.set_ids[0]) << ") from " << file << "\n";
+    } else if (*f_import || *f_sync) {
+      DaemonConfig cfg;
+      if (config_path.empty() && file_exists(kDefaultConfigPath)) config_path = kDefaultConfigPath;
+      if (!config_path.empty()) load_config_file(config_path, cfg);
+      cfg.paths = paths;
+      if (!instance.empty()) cfg.feed.instance = instance;
+      if (!feed_url.empty()) cfg.feed.url = feed_url;
+      if (force) cfg.feed.force = true;
+      SyncResult r = run_feed(cfg, *f_import ? FeedOp::Import : FeedOp::SyncNow, ::time(nullptr), file, feed_version);
+      for (const auto& w : r.warnings) std::cerr << "smtpgatectl: warning: " << w << "\n";
+      bool ok = r.outcome == SyncOutcome::Applied || r.outcome == SyncOutcome::Unchanged;
+      if (!ok) {
+        std::cerr << "smtpgatectl: " << r.message << "\n";
+        return kExitError;
+      }
+      if (!as_json) std::cout << r.message << "\n";
     } else if (*f_status) {
       print(build_feed_status(paths), as_json, render_feed_status);
     } else if (*detach_cmd) {

@@ -1,7 +1,8 @@
 #include "feed.hpp"
 
 #include <algorithm>
-#include <cctype>
+#include <charconv>
+#include <limits>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -13,41 +14,127 @@ namespace smtpgate {
 using nlohmann::json;
 
 namespace {
+char lower_char(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
 std::string lower(std::string_view s) {
   std::string o(s);
-  for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : o) c = lower_char(c);
   return o;
 }
 
+bool all_digits(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// The start of a response, printable, for a message.
 std::string preview(std::string_view text) {
-  std::string p(text.substr(0, 40));
-  for (char& c : p)
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  std::string p;
+  for (char c : text.substr(0, 40)) {
+    auto u = static_cast<unsigned char>(c);
+    p += (u < 0x20 || u == 0x7f) ? ' ' : c;
+  }
   return p;
 }
 
-std::vector<PortRange> parse_ports(const std::string& list, std::string_view source) {
-  std::vector<PortRange> out;
-  size_t pos = 0;
-  while (pos < list.size()) {
-    size_t comma = list.find(',', pos);
-    std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    item.erase(std::remove_if(item.begin(), item.end(), ::isspace), item.end());
-    if (!item.empty()) {
-      size_t dash = item.find('-');
-      try {
-        unsigned long a = std::stoul(item.substr(0, dash));
-        unsigned long b = dash == std::string::npos ? a : std::stoul(item.substr(dash + 1));
-        if (a > 65535 || b > 65535 || b < a) throw std::out_of_range("port");
-        out.push_back(PortRange{static_cast<uint16_t>(a), static_cast<uint16_t>(b)});
-      } catch (const std::exception&) {
-        throw InputError(std::string(source) + ": port list '" + list + "' has an entry that is not a port or range");
-      }
-    }
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
+// Parses a whole response; the message says what answered instead of the service.
+json parse_json(std::string_view text, std::string_view source, std::string_view expected) {
+  std::string src(source);
+  std::string_view body = text;
+  if (body.size() >= 3 && body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3);
+  if (trim(body).empty()) throw InputError(src + " is empty: not " + std::string(expected));
+  try {
+    return json::parse(body);
+  } catch (const json::exception&) {
+    if (trim(body).front() == '<')
+      throw InputError(src + " is not JSON (starts with '" + preview(trim(body)) +
+                       "'): it looks like HTML: a proxy or captive portal answered? check the feed URL and the proxy");
+    throw InputError(src + " is not JSON (starts with '" + preview(trim(body)) +
+                     "'): a truncated or damaged download? fetch it again");
   }
+}
+
+// A CIDR string of the feed; NUL and control characters are refused here
+// because they would cut the text short on its way to inet_pton.
+Cidr feed_cidr(const json& v, const std::string& where) {
+  if (!v.is_string()) throw InputError(where + " lists an ip that is not a string: " + v.dump().substr(0, 60));
+  const auto& s = v.get_ref<const std::string&>();
+  if (std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
+    throw InputError(where + " lists an ip with control characters");
+  try {
+    return Cidr::parse(s);
+  } catch (const InputError& e) {
+    throw InputError(where + ": " + e.what());
+  }
+}
+
+std::vector<Cidr> cidr_list(const json& obj, const char* key, const std::string& where) {
+  std::vector<Cidr> out;
+  if (!obj.contains(key) || obj[key].is_null()) return out;
+  if (!obj[key].is_array()) throw InputError(where + " has '" + key + "' that is not a list");
+  for (const auto& v : obj[key]) out.push_back(feed_cidr(v, where));
   return out;
+}
+
+// URLs are informational: non-strings are skipped rather than refused.
+std::vector<std::string> string_list(const json& obj, const char* key) {
+  std::vector<std::string> out;
+  if (obj.contains(key) && obj[key].is_array())
+    for (const auto& u : obj[key])
+      if (u.is_string()) out.push_back(u.get<std::string>());
+  return out;
+}
+
+std::optional<std::string> opt_string(const json& obj, const char* key) {
+  if (obj.contains(key) && obj[key].is_string()) return obj[key].get<std::string>();
+  return std::nullopt;
+}
+
+// The service writes booleans of change records as "true"/"false" strings.
+std::optional<bool> opt_bool(const json& obj, const char* key) {
+  if (!obj.contains(key)) return std::nullopt;
+  const json& v = obj[key];
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_string()) {
+    std::string s = lower(v.get<std::string>());
+    if (s == "true") return true;
+    if (s == "false") return false;
+  }
+  return std::nullopt;
+}
+
+// An integer id that fits in T; anything else is a structural error.
+template <typename T>
+std::optional<T> integer(const json& obj, const char* key) {
+  if (!obj.contains(key)) return std::nullopt;
+  const json& v = obj[key];
+  if (v.is_number_unsigned()) {
+    auto u = v.get<uint64_t>();
+    if (u <= static_cast<uint64_t>(std::numeric_limits<T>::max())) return static_cast<T>(u);
+  } else if (v.is_number_integer()) {
+    auto i = v.get<int64_t>();
+    if (i >= std::numeric_limits<T>::min() && i <= std::numeric_limits<T>::max()) return static_cast<T>(i);
+  }
+  return std::nullopt;
+}
+
+SetAttributes set_attributes(const json& o) {
+  SetAttributes a;
+  a.service_area = opt_string(o, "serviceArea");
+  a.category = opt_string(o, "category");
+  a.tcp_ports = opt_string(o, "tcpPorts");
+  a.udp_ports = opt_string(o, "udpPorts");
+  a.notes = opt_string(o, "notes");
+  a.express_route = opt_bool(o, "expressRoute");
+  a.required = opt_bool(o, "required");
+  return a;
 }
 }  // namespace
 
@@ -81,47 +168,64 @@ int expected_port25_set_id(Instance i) {
   return 0;
 }
 
-std::vector<EndpointSet> parse_endpoints(std::string_view text, std::string_view source) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::exception&) {
-    std::string hint = text.find('<') < 16 ? " (it looks like HTML: a proxy or captive portal answered? check the "
-                                             "feed URL and the proxy)"
-                                           : "";
-    if (text.empty()) throw InputError(std::string(source) + " is empty: not an endpoints response");
-    throw InputError(std::string(source) + " is not JSON (starts with '" + preview(text) + "')" + hint +
-                     (hint.empty() ? ": a truncated or damaged download? fetch it again" : ""));
+bool is_feed_version(std::string_view v) { return v.size() == 10 && all_digits(v); }
+bool is_feed_date(std::string_view d) { return d.size() == 8 && all_digits(d); }
+
+std::vector<PortRange> parse_port_list(std::string_view list) {
+  std::vector<PortRange> out;
+  auto bad = [&](std::string_view item) {
+    return InputError("port list '" + std::string(list) + "' has '" + std::string(item) +
+                      "', which is not a port or a range like 80-90");
+  };
+  auto port = [&](std::string_view s, std::string_view item) {
+    s = trim(s);
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v > 65535) throw bad(item);
+    return static_cast<uint16_t>(v);
+  };
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t comma = list.find(',', pos);
+    std::string_view item = trim(list.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos));
+    if (!item.empty()) {
+      size_t dash = item.find('-');
+      PortRange r;
+      r.first = port(item.substr(0, dash), item);
+      r.last = dash == std::string_view::npos ? r.first : port(item.substr(dash + 1), item);
+      if (r.last < r.first) throw bad(item);
+      out.push_back(r);
+    }
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
   }
+  return out;
+}
+
+std::vector<EndpointSet> parse_endpoints(std::string_view text, std::string_view source) {
+  std::string src(source);
+  json doc = parse_json(text, source, "an endpoints response");
   if (!doc.is_array())
-    throw InputError(std::string(source) + " is JSON but not a list of endpoint sets: not an endpoints response "
-                     "(a version or changes response?)");
+    throw InputError(src + " is JSON but not a list of endpoint sets: not an endpoints response "
+                     "(a version or changes response, or an error object?)");
   std::vector<EndpointSet> out;
   for (const auto& e : doc) {
-    if (!e.is_object()) throw InputError(std::string(source) + ": an endpoint set is not a JSON object");
+    if (!e.is_object()) throw InputError(src + ": an endpoint set is not a JSON object");
     EndpointSet s;
-    if (!e.contains("id") || !e["id"].is_number_integer())
-      throw InputError(std::string(source) + ": an endpoint set has no numeric id");
-    s.id = e["id"].get<int>();
-    if (e.contains("serviceArea") && e["serviceArea"].is_string()) s.service_area = e["serviceArea"].get<std::string>();
-    if (e.contains("tcpPorts") && e["tcpPorts"].is_string())
-      s.tcp_ports = parse_ports(e["tcpPorts"].get<std::string>(), source);
-    if (e.contains("urls") && e["urls"].is_array())
-      for (const auto& u : e["urls"])
-        if (u.is_string()) s.urls.push_back(u.get<std::string>());
-    if (e.contains("ips")) {
-      if (!e["ips"].is_array())
-        throw InputError(std::string(source) + ": set " + std::to_string(s.id) + " has 'ips' that is not a list");
-      for (const auto& ip : e["ips"]) {
-        if (!ip.is_string())
-          throw InputError(std::string(source) + ": set " + std::to_string(s.id) + " lists an ip that is not a string");
-        try {
-          s.ips.push_back(Cidr::parse(ip.get<std::string>()));
-        } catch (const InputError& err) {
-          throw InputError(std::string(source) + ": set " + std::to_string(s.id) + ": " + err.what());
-        }
+    auto id = integer<int>(e, "id");
+    if (!id) throw InputError(src + ": an endpoint set has no numeric id");
+    s.id = *id;
+    std::string where = src + ": set " + std::to_string(s.id);
+    s.service_area = opt_string(e, "serviceArea").value_or("");
+    if (auto ports = opt_string(e, "tcpPorts")) {
+      try {
+        s.tcp_ports = parse_port_list(*ports);
+      } catch (const InputError& err) {
+        throw InputError(where + ": " + err.what());
       }
     }
+    s.urls = string_list(e, "urls");
+    s.ips = cidr_list(e, "ips", where);
     out.push_back(std::move(s));
   }
   return out;
@@ -132,9 +236,8 @@ Port25Selection select_port25(const std::vector<EndpointSet>& sets, Instance ins
   std::set<Cidr> ranges;
   for (const auto& s : sets) {
     if (lower(s.service_area) != "exchange" || s.ips.empty()) continue;
-    bool has25 = std::any_of(s.tcp_ports.begin(), s.tcp_ports.end(),
-                             [](const PortRange& p) { return p.first <= 25 && 25 <= p.last; });
-    if (!has25) continue;
+    if (std::none_of(s.tcp_ports.begin(), s.tcp_ports.end(), [](const PortRange& p) { return p.contains(25); }))
+      continue;
     sel.set_ids.push_back(s.id);
     ranges.insert(s.ips.begin(), s.ips.end());
   }
@@ -143,9 +246,12 @@ Port25Selection select_port25(const std::vector<EndpointSet>& sets, Instance ins
                      "was it fetched with ServiceAreas=Exchange for instance " + to_string(instance) + "?");
   sel.ranges.assign(ranges.begin(), ranges.end());
   int expected = expected_port25_set_id(instance);
-  if (sel.set_ids.size() > 1)
+  if (sel.set_ids.size() > 1) {
+    std::string ids;
+    for (int id : sel.set_ids) ids += (ids.empty() ? "" : ", ") + std::to_string(id);
     sel.warnings.push_back(std::string(source) + ": " + std::to_string(sel.set_ids.size()) +
-                           " sets carry port 25; their ranges are merged");
+                           " sets carry port 25 (ids " + ids + "); their ranges are merged");
+  }
   if (std::find(sel.set_ids.begin(), sel.set_ids.end(), expected) == sel.set_ids.end())
     sel.warnings.push_back(std::string(source) + ": the port-25 set has id " + std::to_string(sel.set_ids[0]) +
                            ", not the " + std::to_string(expected) + " Microsoft used for " + to_string(instance) +
@@ -153,34 +259,122 @@ Port25Selection select_port25(const std::vector<EndpointSet>& sets, Instance ins
   return sel;
 }
 
+FeedVersion parse_version(std::string_view text, Instance instance, std::string_view source) {
+  std::string src(source);
+  json doc = parse_json(text, source, "a version response");
+  std::string want = lower(to_string(instance));
+  const json* obj = nullptr;
+  if (doc.is_object()) {
+    obj = &doc;
+  } else if (doc.is_array()) {
+    for (const auto& e : doc)
+      if (e.is_object() && lower(opt_string(e, "instance").value_or("")) == want) obj = &e;
+    if (!obj) throw InputError(src + " lists no version for instance " + to_string(instance));
+  } else {
+    throw InputError(src + " is JSON but not a version response (expected {\"instance\": ..., \"latest\": ...})");
+  }
+  FeedVersion v;
+  v.instance = opt_string(*obj, "instance").value_or("");
+  if (!v.instance.empty() && lower(v.instance) != want)
+    throw InputError(src + " is the version of instance '" + v.instance + "', not " + to_string(instance) +
+                     ": check the feed URL");
+  auto latest = opt_string(*obj, "latest");
+  if (!latest) throw InputError(src + " has no \"latest\" version string: not a version response");
+  if (!is_feed_version(*latest))
+    throw InputError(src + ": latest version '" + preview(*latest) + "' is not 10 digits (YYYYMMDDNN)");
+  v.latest = *latest;
+  return v;
+}
+
+Disposition parse_disposition(std::string_view word) {
+  std::string w = lower(word);
+  if (w == "add") return Disposition::Add;
+  if (w == "change") return Disposition::Change;
+  if (w == "remove") return Disposition::Remove;
+  return Disposition::Other;
+}
+
+std::string to_string(Disposition d) {
+  switch (d) {
+    case Disposition::Add: return "add";
+    case Disposition::Change: return "change";
+    case Disposition::Remove: return "remove";
+    case Disposition::Other: return "other";
+  }
+  return "other";
+}
+
+std::vector<ChangeRecord> parse_changes(std::string_view text, std::string_view source) {
+  std::string src(source);
+  json doc = parse_json(text, source, "a changes response");
+  if (!doc.is_array())
+    throw InputError(src + " is JSON but not a list of change records: not a changes response");
+  std::vector<ChangeRecord> out;
+  for (const auto& e : doc) {
+    if (!e.is_object()) throw InputError(src + ": a change record is not a JSON object");
+    ChangeRecord r;
+    auto id = integer<int64_t>(e, "id");
+    auto set_id = integer<int>(e, "endpointSetId");
+    if (!id) throw InputError(src + ": a change record has no numeric id");
+    std::string where = src + ": change " + std::to_string(*id);
+    if (!set_id) throw InputError(where + " has no numeric endpointSetId");
+    r.id = *id;
+    r.endpoint_set_id = *set_id;
+    r.disposition = parse_disposition(opt_string(e, "disposition").value_or(""));
+    r.impact = opt_string(e, "impact").value_or("");
+    r.version = opt_string(e, "version").value_or("");
+    if (!is_feed_version(r.version))
+      throw InputError(where + " has version '" + preview(r.version) + "', not 10 digits (YYYYMMDDNN)");
+    if (e.contains("add") && e["add"].is_object()) {
+      const json& add = e["add"];
+      if (auto date = opt_string(add, "effectiveDate")) {
+        if (!is_feed_date(*date))
+          throw InputError(where + " has effectiveDate '" + preview(*date) + "', not 8 digits (YYYYMMDD)");
+        r.effective_date = *date;
+      }
+      r.added_ips = cidr_list(add, "ips", where + " add");
+      r.added_urls = string_list(add, "urls");
+    }
+    if (e.contains("remove") && e["remove"].is_object()) {
+      r.removed_ips = cidr_list(e["remove"], "ips", where + " remove");
+      r.removed_urls = string_list(e["remove"], "urls");
+    }
+    if (e.contains("previous") && e["previous"].is_object()) r.previous = set_attributes(e["previous"]);
+    if (e.contains("current") && e["current"].is_object()) r.current = set_attributes(e["current"]);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 void validate_feed_update(const std::vector<Cidr>& current, const std::vector<Cidr>& next, const FeedPolicy& policy,
                           std::string_view what) {
   std::string w(what);
-  if (next.empty()) throw InputError(w + " is refused: its port-25 set is empty; the running allowlist is kept");
+  const std::string keep = "; the running allowlist is kept";
+  if (next.empty()) throw InputError(w + " is refused: its port-25 set is empty" + keep);
   for (const auto& c : next) {
-    if (c.prefix_len() == 0)
-      throw InputError(w + " is refused: it contains the default route " + c.str() + "; the running allowlist is kept");
+    if (c.prefix_len() == 0) throw InputError(w + " is refused: it contains the default route " + c.str() + keep);
     unsigned min = c.family() == Family::V4 ? policy.min_prefix_v4 : policy.min_prefix_v6;
     if (c.prefix_len() < min)
-      throw InputError(w + " is refused: " + c.str() + " is shorter than /" + std::to_string(min) +
-                       " (min_prefix_v" + (c.family() == Family::V4 ? "4" : "6") +
-                       "); the running allowlist is kept");
-    try {
-      check_not_special(c, false);
-    } catch (const InputError& e) {
-      throw InputError(w + " is refused: " + e.what());
-    }
+      throw InputError(w + " is refused: " + c.str() + " is shorter than /" + std::to_string(min) + " (min_prefix_v" +
+                       (c.family() == Family::V4 ? "4" : "6") + ")" + keep);
+    if (auto sp = policy.allow_reserved ? std::nullopt : find_special_purpose(c))
+      throw InputError(w + " is refused: " + c.str() + " is special-purpose space (" + std::string(sp->block) + " " +
+                       std::string(sp->name) + ", " + std::string(sp->rfc) +
+                       "), never a Microsoft 365 sender: a damaged or forged response?" + keep);
   }
-  if (!policy.force && !current.empty()) {
-    std::set<Cidr> n(next.begin(), next.end());
-    size_t removed = std::count_if(current.begin(), current.end(), [&](const Cidr& c) { return !n.count(c); });
-    double share = double(removed) / double(current.size());
-    if (share > policy.max_removal_share)
-      throw InputError(w + " is refused: it would remove " + std::to_string(removed) + " of the " +
-                       std::to_string(current.size()) + " current ranges (more than max_removal_share " +
-                       std::to_string(int(policy.max_removal_share * 100)) +
-                       "%); the running allowlist is kept; apply it anyway with --force");
-  }
+  if (policy.force || current.empty()) return;
+  // Against the aggregate, so a prefix split or merged by Microsoft still counts
+  // as covered: an aligned block inside the union lies in one aggregated prefix.
+  std::vector<Cidr> covered = aggregate(next);
+  std::set<Cidr> distinct(current.begin(), current.end());
+  size_t removed = std::count_if(distinct.begin(), distinct.end(), [&](const Cidr& c) {
+    return std::none_of(covered.begin(), covered.end(), [&](const Cidr& n) { return n.contains(c); });
+  });
+  if (double(removed) > policy.max_removal_share * double(distinct.size()))
+    throw InputError(w + " is refused: it would remove " + std::to_string(removed) + " of the " +
+                     std::to_string(distinct.size()) + " current ranges (more than max_removal_share " +
+                     std::to_string(int(policy.max_removal_share * 100 + 0.5)) + "%)" + keep +
+                     "; apply it anyway with --force");
 }
 
 }  // namespace smtpgate

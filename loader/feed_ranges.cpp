@@ -1,110 +1,84 @@
 #include "feed_ranges.hpp"
 
-#include <spdlog/spdlog.h>
-
-#include <ctime>
-#include <nlohmann/json.hpp>
-
-#include "error.hpp"
-#include "fsutil.hpp"
+#include "feed_client.hpp"
 #include "gate.hpp"
 
 namespace smtpgate {
 
-using nlohmann::json;
-
-namespace {
-std::string path_of(const std::string& dir) { return dir + "/feed.json"; }
-}  // namespace
-
-FeedState load_feed_state(const std::string& state_dir) {
-  FeedState s;
-  std::string path = path_of(state_dir);
-  if (!file_exists(path)) return s;
-  try {
-    json j = json::parse(read_file(path));
-    s.last_check_unix = j.value("last_check", int64_t{0});
-    s.last_error = j.value("last_error", "");
-    s.latest_version = j.value("latest_version", "");
-    if (j.contains("applied") && !j["applied"].is_null()) {
-      const json& a = j["applied"];
-      FeedRecord r;
-      r.instance = a.at("instance").get<std::string>();
-      r.version = a.value("version", "");
-      r.source = a.value("source", "");
-      r.fetched_unix = a.value("fetched", int64_t{0});
-      r.set_ids = a.value("set_ids", std::vector<int>{});
-      for (const auto& c : a.at("ranges")) r.ranges.push_back(Cidr::parse(c.get<std::string>()));
-      s.applied = r;
-    }
-  } catch (const std::exception& e) {
-    std::string aside = set_aside(path);
-    throw InputError(path + " is corrupt (" + e.what() + "); moved to " + aside +
-                     ": run 'smtpgatectl feed sync' or 'feed import FILE' to restore the feed");
-  }
-  return s;
-}
-
-void save_feed_state(const std::string& state_dir, const FeedState& s) {
-  json j{{"version", 1}, {"last_check", s.last_check_unix}, {"last_error", s.last_error},
-         {"latest_version", s.latest_version}, {"applied", nullptr}};
-  if (s.applied) {
-    json ranges = json::array();
-    for (const auto& c : s.applied->ranges) ranges.push_back(c.str());
-    j["applied"] = {{"instance", s.applied->instance}, {"version", s.applied->version},
-                    {"source", s.applied->source},     {"fetched", s.applied->fetched_unix},
-                    {"set_ids", s.applied->set_ids},   {"ranges", ranges}};
-  }
-  make_dirs(state_dir, 0755);
-  write_file_atomic(path_of(state_dir), j.dump(2) + "\n");
-}
-
-std::vector<DesiredRange> feed_desired_ranges(const std::string& state_dir) {
+std::vector<DesiredRange> feed_desired_ranges(const FeedStatus& s) {
   std::vector<DesiredRange> out;
-  FeedState s = load_feed_state(state_dir);
-  if (!s.applied) return out;
-  std::string note = s.applied->instance + (s.applied->version.empty() ? "" : " version " + s.applied->version) +
-                     " (" + s.applied->source + ")";
-  for (const auto& c : s.applied->ranges) out.push_back(DesiredRange{c, RuleKind::Admit, origin::kFeed, note});
+  if (s.applied) {
+    const FeedSnapshot& a = s.applied.value();
+    std::string note = to_string(a.instance) + (a.version.empty() ? "" : " version " + a.version);
+    for (const auto& c : a.ranges) {
+      auto eff = a.effective_dates.find(c);
+      out.push_back(DesiredRange{c, RuleKind::Admit, origin::kFeed,
+                                 note + (eff == a.effective_dates.end() ? "" : ", effective " + eff->second)});
+    }
+  }
+  if (s.rejected)
+    for (const auto& c : s.rejected->ranges)
+      out.push_back(DesiredRange{c, RuleKind::Watch, origin::kFeedPending,
+                                 "published in version " + (s.rejected->version.empty() ? "?" : s.rejected->version) +
+                                     ", not applied: " + s.rejected->reason});
+  for (const auto& r : s.recently_removed)
+    out.push_back(DesiredRange{r.cidr, RuleKind::Watch, origin::kFeedRemoved, "removed by version " + r.version});
   return out;
 }
 
-FeedRecord import_feed(const Paths& paths, const std::string& file, Instance instance, const FeedPolicy& policy) {
-  std::string text = read_file(file);
-  std::vector<EndpointSet> sets = parse_endpoints(text, file);
-  Port25Selection sel = select_port25(sets, instance, file);
-  for (const auto& w : sel.warnings) spdlog::warn("{}", w);
+std::vector<DesiredRange> feed_desired_ranges(const std::string& state_dir) {
+  return feed_desired_ranges(read_feed_status(state_dir));
+}
 
-  GateLock lock(paths);
-  FeedState before = load_feed_state(paths.state_dir);
-  FeedState after = before;
-  after.last_check_unix = ::time(nullptr);
-  std::vector<Cidr> current = before.applied ? before.applied->ranges : std::vector<Cidr>{};
-  try {
-    validate_feed_update(current, sel.ranges, policy, "the feed in " + file);
-  } catch (const InputError& e) {
-    after.last_error = e.what();
-    save_feed_state(paths.state_dir, after);
-    throw;
-  }
-  FeedRecord rec;
-  rec.instance = to_string(instance);
-  rec.source = "import " + file;
-  rec.fetched_unix = after.last_check_unix;
-  rec.set_ids = sel.set_ids;
-  rec.ranges = sel.ranges;
-  after.applied = rec;
-  after.last_error.clear();
-  save_feed_state(paths.state_dir, after);
-  try {
-    PublishResult r;
-    if (republish_if_pinned(paths, &r))
-      for (const auto& e : r.added) spdlog::info("feed import: {} added", e.prefix.str());
-  } catch (...) {
-    save_feed_state(paths.state_dir, before);
-    throw;
-  }
-  return rec;
+FeedSyncOptions feed_sync_options(const DaemonConfig& cfg) {
+  FeedSyncOptions o;
+  o.instance = parse_instance(cfg.feed.instance);
+  o.state_dir = cfg.paths.state_dir;
+  o.policy.min_prefix_v4 = cfg.feed.min_prefix_v4;
+  o.policy.min_prefix_v6 = cfg.feed.min_prefix_v6;
+  o.policy.max_removal_share = cfg.feed.max_removal_share;
+  o.policy.force = cfg.feed.force;
+  o.interval_s = cfg.feed.interval_s;
+  return o;
+}
+
+FeedClientOptions feed_client_options(const DaemonConfig& cfg) {
+  FeedClientOptions o;
+  o.base_url = cfg.feed.url;
+  o.state_dir = cfg.paths.state_dir;
+  o.ipv6 = cfg.feed.ipv6;
+  if (!cfg.feed.proxy.empty()) o.http.proxy = cfg.feed.proxy;
+  return o;
+}
+
+SyncResult run_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, const std::string& file,
+                    const std::string& version) {
+  GateLock lock(cfg.paths);
+  StateStore store(cfg.paths.state_dir);
+  make_dirs(cfg.paths.state_dir, 0755);
+  // An accepted snapshot reaches the maps with the operator's ranges and the
+  // feed's watch ranges; FeedSync records it only if this does not throw.
+  auto apply = [&](const FeedSnapshot& snap) {
+    if (!GateMaps::pinned_at(cfg.paths.pin_dir)) return;
+    FeedStatus next = read_feed_status(cfg.paths.state_dir);
+    next.applied = snap;
+    std::vector<DesiredRange> desired;
+    for (const auto& r : store.operator_ranges())
+      desired.push_back(DesiredRange{r.cidr, r.kind, origin::kOperator, r.comment});
+    for (auto& d : feed_desired_ranges(next)) desired.push_back(std::move(d));
+    GateMaps maps = GateMaps::open_pinned(cfg.paths.pin_dir);
+    publish_desired(maps, desired);
+  };
+  std::unique_ptr<FeedClient> client;
+  if (op != FeedOp::Import) client = std::make_unique<FeedClient>(feed_client_options(cfg));
+  FeedSync sync(feed_sync_options(cfg), client.get(), apply);
+  SyncResult r = op == FeedOp::Import ? sync.import_file(file, now, version)
+                 : op == FeedOp::SyncNow ? sync.sync_now(now)
+                                         : sync.check(now);
+  // Watch ranges (a refused version's, removed ones) change without a new
+  // applied version: publish them too.
+  if (r.outcome == SyncOutcome::Rejected || r.outcome == SyncOutcome::Applied) republish_if_pinned(cfg.paths);
+  return r;
 }
 
 }  // namespace smtpgate

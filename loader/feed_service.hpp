@@ -2,6 +2,8 @@
 // version reaches the maps.
 #pragma once
 
+#include <cstdint>
+
 #include "config.hpp"
 
 namespace smtpgate {

@@ -91,11 +91,13 @@ json build_status(const Paths& paths) {
   json j{{"schema", kJsonSchemaVersion}, {"pin_dir", paths.pin_dir}, {"state_dir", paths.state_dir}};
   j["interfaces"] = interfaces_json(paths);
   {
-    json f = build_feed_status(paths);
-    j["feed"] = {{"applied", f["applied"].is_null() ? json(nullptr) : json{{"instance", f["applied"]["instance"]},
-                                                                         {"version", f["applied"]["version"]},
-                                                                         {"source", f["applied"]["source"]}}},
-                 {"last_error", f["last_error"]}};
+    FeedStatus f = read_feed_status(paths.state_dir);
+    json applied = nullptr;
+    if (f.applied)
+      applied = {{"instance", to_string(f.applied->instance)},
+                 {"version", f.applied->version.empty() ? json(nullptr) : json(f.applied->version)},
+                 {"source", f.applied->source}};
+    j["feed"] = {{"applied", applied}, {"last_error", f.last_error.empty() ? json(nullptr) : json(f.last_error)}};
   }
   bool pinned = GateMaps::pinned_at(paths.pin_dir);
   j["loaded"] = pinned;
@@ -219,37 +221,39 @@ json build_explain(const Paths& paths, const Cidr& address) {
 }
 
 json build_feed_status(const Paths& paths) {
-  FeedState s = load_feed_state(paths.state_dir);
-  json j{{"schema", kJsonSchemaVersion},
-         {"last_check", s.last_check_unix},
-         {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)},
-         {"latest_version", s.latest_version.empty() ? json(nullptr) : json(s.latest_version)},
-         {"applied", nullptr}};
-  if (s.applied) {
-    json ranges = json::array();
-    for (const auto& c : s.applied->ranges) ranges.push_back(c.str());
-    j["applied"] = {{"instance", s.applied->instance},
-                    {"version", s.applied->version.empty() ? json(nullptr) : json(s.applied->version)},
-                    {"source", s.applied->source},
-                    {"fetched", s.applied->fetched_unix},
-                    {"set_ids", s.applied->set_ids},
-                    {"ranges", ranges}};
-  }
+  FeedStatus st = read_feed_status(paths.state_dir);
+  json j = to_json(st);
+  j["schema"] = kJsonSchemaVersion;
+  j["stale"] = st.stale();
   return j;
 }
 
 std::string render_feed_status(const json& j) {
   std::ostringstream o;
-  if (j["applied"].is_null()) {
+  auto when = [](const json& t) {
+    if (!t.is_number() || t.get<int64_t>() == 0) return std::string("never");
+    time_t secs = t.get<int64_t>();
+    tm tmv{};
+    gmtime_r(&secs, &tmv);
+    char buf[40];
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    return std::string(buf);
+  };
+  const json& a = j.value("applied", json(nullptr));
+  if (a.is_null()) {
     o << "applied:    none (no feed version applied yet)\n";
   } else {
-    const json& a = j["applied"];
-    o << "instance:   " << str(a["instance"]) << "\n";
-    o << "applied:    " << (a["version"].is_null() ? std::string("unversioned") : str(a["version"])) << " from "
-      << str(a["source"]) << ", " << a["ranges"].size() << " port-25 ranges\n";
+    o << "instance:   " << str(a.value("instance", json(nullptr))) << "\n";
+    o << "applied:    " << (a.value("version", std::string()).empty() ? std::string("unversioned") : str(a["version"]))
+      << " from " << str(a.value("source", json(nullptr))) << ", " << a.value("ranges", json::array()).size()
+      << " port-25 ranges\n";
   }
-  o << "latest:     " << str(j["latest_version"]) << "\n";
-  o << "last error: " << (j["last_error"].is_null() ? std::string("none") : str(j["last_error"])) << "\n";
+  o << "latest:     " << (j.value("latest_version", std::string()).empty() ? std::string("-") : str(j["latest_version"]))
+    << (j.value("stale", false) ? "  (your allowlist is stale: run smtpgatectl feed sync)" : "") << "\n";
+  o << "last check: " << when(j.value("last_check", json(0))) << ", next " << when(j.value("next_check", json(0)))
+    << "\n";
+  std::string err = j.value("last_error", std::string());
+  o << "last error: " << (err.empty() ? std::string("none") : err) << "\n";
   return o.str();
 }
 

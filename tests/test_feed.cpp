@@ -9,6 +9,7 @@
 
 #include "error.hpp"
 #include "feed.hpp"
+#include "config.hpp"
 #include "feed_ranges.hpp"
 #include "fsutil.hpp"
 #include "gate_maps.hpp"
@@ -126,35 +127,43 @@ TEST(Feed, ValidationRefusesDangerousVersions) {
 
 TEST(FeedImport, AppliesThroughTheGateAndRefusesBadFilesWithoutChange) {
   std::string tag = "sgt" + std::to_string(::getpid()) + "feed";
-  Paths paths{"/sys/fs/bpf/" + tag, "/tmp/" + tag + "-state"};
-  ensure_pin_dir(paths.pin_dir);
-  make_dirs(paths.state_dir);
+  DaemonConfig cfg;
+  cfg.paths = Paths{"/sys/fs/bpf/" + tag, "/tmp/" + tag + "-state"};
+  ensure_pin_dir(cfg.paths.pin_dir);
+  make_dirs(cfg.paths.state_dir);
   {
     ProgramOptions o;
-    o.pin_dir = paths.pin_dir;
+    o.pin_dir = cfg.paths.pin_dir;
     GateProgram p(o);
     p.load();
   }
   std::string ww = std::string(SG_FIXTURES_DIR) + "/m365-endpoints-worldwide.2025-12-01.deploymenttheory-tfprovider.json";
-  FeedRecord r = import_feed(paths, ww, Instance::Worldwide, FeedPolicy{});
-  EXPECT_EQ(r.ranges.size(), 6u);
-  GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
+  SyncResult r = run_feed(cfg, FeedOp::Import, 1000, ww, "2025120100");
+  ASSERT_EQ(r.outcome, SyncOutcome::Applied) << r.message;
+  GateMaps maps = GateMaps::open_pinned(cfg.paths.pin_dir);
   EXPECT_EQ(maps.active_entries().size(), 6u);
   uint32_t gen = maps.generation();
 
-  std::string bad = paths.state_dir + "/bad.json";
+  // Special-purpose space, then a version that drops 5 of the 6 ranges.
+  std::string bad = cfg.paths.state_dir + "/bad.json";
   std::ofstream(bad) << R"([{"id": 10, "serviceArea": "Exchange", "tcpPorts": "25", "ips": ["10.0.0.0/8"]}])";
-  EXPECT_THROW(import_feed(paths, bad, Instance::Worldwide, FeedPolicy{}), InputError);
+  EXPECT_EQ(run_feed(cfg, FeedOp::Import, 1010, bad).outcome, SyncOutcome::Rejected);
   std::ofstream(bad) << R"([{"id": 10, "serviceArea": "Exchange", "tcpPorts": "25", "ips": ["40.92.0.0/15"]}])";
-  EXPECT_THROW(import_feed(paths, bad, Instance::Worldwide, FeedPolicy{}), InputError);  // drops 5 of 6
-  EXPECT_EQ(maps.generation(), gen);
-  EXPECT_EQ(maps.active_entries().size(), 6u);
-  FeedState st = load_feed_state(paths.state_dir);
+  r = run_feed(cfg, FeedOp::Import, 1020, bad);
+  EXPECT_EQ(r.outcome, SyncOutcome::Rejected);
+  // The admitted set is unchanged; the refused version's range is watched.
+  size_t admits = 0;
+  for (const auto& e : maps.active_entries())
+    if (e.kind == RuleKind::Admit) admits++;
+  EXPECT_EQ(admits, 6u);
+  EXPECT_GE(maps.generation(), gen);
+  FeedStatus st = read_feed_status(cfg.paths.state_dir);
   ASSERT_TRUE(st.applied.has_value());
+  EXPECT_EQ(st.applied->version, "2025120100");
   EXPECT_EQ(st.applied->ranges.size(), 6u);
-  EXPECT_NE(st.last_error.find("remove 5 of the 6"), std::string::npos) << st.last_error;
+  EXPECT_FALSE(st.last_error.empty());
 
   std::error_code ec;
-  fs::remove_all(paths.pin_dir, ec);
-  fs::remove_all(paths.state_dir, ec);
+  fs::remove_all(cfg.paths.pin_dir, ec);
+  fs::remove_all(cfg.paths.state_dir, ec);
 }

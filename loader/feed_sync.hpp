@@ -1,0 +1,152 @@
+// When to ask the feed, what to do with the answer, and what to remember:
+// poll the version at most once per interval, fetch the endpoints (and the
+// changes, for the log) only when it moved, validate, hand the accepted
+// snapshot to an apply callback (the BPF publish), and keep the last known
+// good in STATE_DIR/feed.json. Nothing here touches BPF.
+//
+// The caller serialises every process that changes the gate (GateLock)
+// around check(), sync_now() and import_file(): each reloads feed.json first,
+// so a change made by another process is never overwritten.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cidr.hpp"
+#include "feed.hpp"
+#include "feed_client.hpp"
+
+namespace smtpgate {
+
+/// One feed version's port-25 ranges, as applied (or refused).
+struct FeedSnapshot {
+  Instance instance = Instance::Worldwide;
+  std::string version;  // 10 digits; "" for a file imported without one
+  std::string source;   // URL without its query, or "import FILE"
+  int64_t fetched_at = 0;
+  std::vector<int> set_ids;
+  std::vector<Cidr> ranges;                     // sorted, de-duplicated
+  std::map<Cidr, std::string> effective_dates;  // YYYYMMDD, where the changes method gave one
+};
+
+/// A version validation refused. Its ranges are "pending": known to be
+/// Microsoft's, not admitted (watch ranges).
+struct RejectedVersion {
+  std::string version;  // "" for an unversioned import
+  std::string reason;   // the one-line refusal
+  int64_t at = 0;
+  std::string source;
+  std::vector<int> set_ids;
+  std::vector<Cidr> ranges;
+};
+
+/// A range a newer applied version no longer lists (kept for 30 days).
+struct RemovedRange {
+  Cidr cidr;
+  std::string version;  // the version that removed it
+  int64_t removed_at = 0;
+};
+
+/// Everything feed.json holds; what `smtpgatectl feed status` shows. Times
+/// are unix seconds, 0 meaning never.
+struct FeedStatus {
+  std::string instance;  // the instance last checked
+  std::optional<FeedSnapshot> applied;  // the last known good
+  std::string latest_version;           // newest version the service announced
+  int64_t last_check = 0;
+  int64_t last_success = 0;  // last check that ended with the latest version applied
+  int64_t next_check = 0;
+  int64_t rate_limited_until = 0;
+  std::string last_error;  // "" after a success
+  std::optional<RejectedVersion> rejected;
+  std::vector<RemovedRange> recently_removed;
+
+  /// True when the service announced a version other than the applied one.
+  bool stale() const;
+};
+
+/// The document written to feed.json (and printed by feed status -j).
+nlohmann::json to_json(const FeedStatus& s);
+/// Reads that document; throws on anything malformed.
+FeedStatus feed_status_from_json(const nlohmann::json& j);
+/// STATE_DIR/feed.json; missing: an empty status. A file that does not parse
+/// is set aside (feed.json.corrupt-TIME), never trusted, and the returned
+/// status says so in last_error.
+FeedStatus read_feed_status(const std::string& state_dir);
+/// Writes STATE_DIR/feed.json atomically.
+void write_feed_status(const std::string& state_dir, const FeedStatus& s);
+
+struct FeedSyncOptions {
+  Instance instance = Instance::Worldwide;
+  std::string state_dir;
+  FeedPolicy policy;
+  int64_t interval_s = 3600;  // version polls; a longer Cache-Control max-age wins
+  int64_t retry_s = 600;      // next try after a failed download or apply
+  bool log_changes = true;    // call the changes method when the version moved
+};
+
+enum class SyncOutcome {
+  NotDue,       // nothing asked: the next check is later
+  Unchanged,    // the latest version is the applied one
+  Applied,      // a new version passed validation and apply()
+  Rejected,     // validation refused the latest version; the allowlist is kept
+  Failed,       // download, parse or apply failed; retried after retry_s
+  RateLimited,  // HTTP 429; retried when the service said (or in an hour)
+};
+std::string to_string(SyncOutcome o);
+
+/// What one check did.
+struct SyncResult {
+  SyncOutcome outcome = SyncOutcome::NotDue;
+  std::string message;  // one line for the log and the CLI
+  std::vector<std::pair<Cidr, std::string>> added;  // with effective date ("" unknown)
+  std::vector<Cidr> removed;
+  std::vector<std::string> warnings;
+};
+
+class FeedSync {
+ public:
+  /// Publishes an accepted snapshot; throwing means it was not applied.
+  using ApplyFn = std::function<void(const FeedSnapshot&)>;
+
+  /// client may be null when only import_file() is used. Loads feed.json.
+  FeedSync(FeedSyncOptions options, FeedClient* client, ApplyFn apply);
+
+  /// Checks the feed if the next check is due at `now` (unix seconds).
+  SyncResult check(int64_t now);
+  /// Checks now whatever the interval (smtpgatectl feed sync); still waits
+  /// out a 429.
+  SyncResult sync_now(int64_t now);
+  /// Applies a saved endpoints response (air-gapped gateways) through the
+  /// same selection and validation; `version` (10 digits) if known.
+  SyncResult import_file(const std::string& path, int64_t now, const std::string& version = "");
+
+  /// The state after the last call (or as loaded).
+  const FeedStatus& status() const { return status_; }
+  /// The applied snapshot from feed.json: what to publish at start, offline.
+  const std::optional<FeedSnapshot>& last_known_good() const { return status_.applied; }
+  /// When check() will next ask the service.
+  int64_t next_check() const { return status_.next_check; }
+
+ private:
+  SyncResult run(int64_t now, bool forced);
+  SyncResult take(int64_t now, FeedSnapshot next, const std::vector<ChangeRecord>* changes,
+                  std::vector<std::string> warnings, const std::string& what);
+  SyncResult fail(int64_t now, SyncOutcome outcome, const std::string& message);
+  void reload();
+  void save();
+
+  FeedSyncOptions options_;
+  FeedClient* client_;
+  ApplyFn apply_;
+  FeedStatus status_;
+};
+
+}  // namespace smtpgate

@@ -36,6 +36,9 @@ void print(const nlohmann::json& j, bool as_json, std::string (*render)(const nl
 int main(int argc, char** argv) {
   CLI::App app{"smtpgatectl: control and explain the smtpgate XDP port-25 gate"};
   app.require_subcommand(1);
+  // Options of a command also work after its subcommands ("feed sync
+  // --feed-url URL", "stats -j"); subcommands made below inherit this.
+  app.fallthrough();
   Paths paths;
   bool as_json = false;
   int verbose = 0;

@@ -101,9 +101,14 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
   if (sfd < 0) throw SystemError("signalfd", errno);
 
+  // With an allowlist in the state (last known good, operator ranges) the
+  // gate comes up first and the feed follows: an unreachable service must not
+  // hold the gate down. Without one, the first sync is what can fill it.
   FeedService feed(cfg);
-  feed.start_up();  // last known good, and a first sync when the state is empty
+  bool have_allowlist = count_admits(StateStore(cfg.paths.state_dir).desired_ranges()) > 0;
+  if (!have_allowlist) feed.start_up();
   bring_up(cfg);
+  if (have_allowlist) feed.start_up();
   // Metrics are for watching the gate, never a reason to leave it down.
   auto render = [&cfg] { return render_metrics(cfg.paths, cfg.interfaces); };
   std::unique_ptr<MetricsServer> metrics;

@@ -35,6 +35,11 @@ std::string bpf_object(const std::string& name) {
   return std::string(SG_BINARY_DIR) + "/bpf/" + name + ".bpf.o";
 }
 
+std::string fixture_path(const std::string& name) {
+  if (const char* dir = std::getenv("SMTPGATE_FIXTURES_DIR")) return std::string(dir) + "/" + name;
+  return std::string(SG_FIXTURES_DIR) + "/" + name;
+}
+
 void sh(const std::string& cmd) {
   std::string full = cmd + " 2>&1";
   FILE* p = popen(full.c_str(), "r");
@@ -224,6 +229,15 @@ Listener::~Listener() {
 }
 
 unsigned Listener::accepted() const { return impl_->count; }
+
+unsigned Listener::accepted_when(unsigned want, int timeout_ms) const {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (impl_->count < want && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // A little longer, so that one connection too many would show too.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return impl_->count;
+}
 
 namespace {
 // Forks a child that joins ns's network namespace and execs argv.

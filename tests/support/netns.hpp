@@ -21,6 +21,9 @@ std::string binary(const std::string& name);
 /// $SMTPGATE_BPF_DIR when set, else the build tree.
 std::string bpf_object(const std::string& name);
 
+/// Path of a file in tests/fixtures: from $SMTPGATE_FIXTURES_DIR when set.
+std::string fixture_path(const std::string& name);
+
 /// Runs a shell command line; throws std::runtime_error with its output on a
 /// non-zero exit.
 void sh(const std::string& cmd);
@@ -87,6 +90,9 @@ class Listener {
   Listener(const Netns& ns, uint16_t port);
   ~Listener();
   unsigned accepted() const;
+  /// Connections accepted once `want` have been or timeout_ms passed: a
+  /// connect returns at the handshake, the accept follows a moment later.
+  unsigned accepted_when(unsigned want, int timeout_ms = 2000) const;
 
  private:
   struct Impl;

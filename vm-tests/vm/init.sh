@@ -11,7 +11,7 @@ mkdir -p /sys/fs/bpf /run/netns
 mount -t bpf bpf /sys/fs/bpf
 ip link set lo up
 for m in $(cat /modules.order); do insmod "/lib/modules/@KVER@/$m"; done
-export SMTPGATE_BIN_DIR=/smtpgate/bin SMTPGATE_BPF_DIR=/smtpgate/bpf
+export SMTPGATE_BIN_DIR=/smtpgate/bin SMTPGATE_BPF_DIR=/smtpgate/bpf SMTPGATE_FIXTURES_DIR=/smtpgate/fixtures
 echo "SMTPGATE-VM kernel $(uname -r)"
 passed=0
 failed=0

@@ -78,6 +78,8 @@ add_binary "$build/loader/smtpgated" /smtpgate/bin/smtpgated
 add_binary "$build/control/smtpgatectl" /smtpgate/bin/smtpgatectl
 cp "$build/bpf/testprogs/"*.bpf.o "$root/smtpgate/bpf/testprogs/"
 cp "$build/bpf/smtpgate.bpf.o" "$root/smtpgate/bpf/"
+mkdir -p "$root/smtpgate/fixtures"
+cp "$here/../../tests/fixtures/"*.json "$root/smtpgate/fixtures/"
 names=()
 for t in "${tests[@]}"; do
   add_binary "$t" "/smtpgate/bin/$(basename "$t")"

@@ -64,7 +64,9 @@ json parse_json(std::string_view text, std::string_view source, std::string_view
 // A CIDR string of the feed; NUL and control characters are refused here
 // because they would cut the text short on its way to inet_pton.
 Cidr feed_cidr(const json& v, const std::string& where) {
-  if (!v.is_string()) throw InputError(where + " lists an ip that is not a string: " + v.dump().substr(0, 60));
+  // The type name, not the value: printing a hostile value (nested a million
+  // deep) would recurse off the stack.
+  if (!v.is_string()) throw InputError(where + " lists an ip that is not a string but " + v.type_name());
   const auto& s = v.get_ref<const std::string&>();
   if (std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
     throw InputError(where + " lists an ip with control characters");

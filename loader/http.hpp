@@ -40,10 +40,12 @@ struct HttpOptions {
   /// "": no proxy at all; otherwise the proxy URL (http://proxy:3128).
   std::optional<std::string> proxy;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(15)};
-  /// For the whole transfer, so a server that drips bytes cannot hold the caller.
-  std::chrono::milliseconds total_timeout{std::chrono::seconds(60)};
+  /// For the whole transfer, so a server that drips bytes cannot hold the
+  /// caller. With the retries, one get() is bounded by about
+  /// attempts * total_timeout plus the backoff (about 100 s by default).
+  std::chrono::milliseconds total_timeout{std::chrono::seconds(30)};
   /// Tries per get() for network errors and 5xx answers (1: no retry).
-  unsigned attempts = 4;
+  unsigned attempts = 3;
   /// Wait before the second try; doubled before each further try, up to backoff_max.
   std::chrono::milliseconds backoff{std::chrono::seconds(2)};
   std::chrono::milliseconds backoff_max{std::chrono::seconds(60)};

@@ -170,7 +170,10 @@ TEST(FeedParse, RefusesWhatIsNotAnEndpointsResponseInOneLine) {
       {R"([{"id": "10"}])", "has no numeric id"},
       {R"([{"id": 99999999999}])", "has no numeric id"},
       {R"([{"id": 10, "ips": "40.92.0.0/15"}])", "set 10 has 'ips' that is not a list"},
-      {R"([{"id": 10, "ips": [4092]}])", "set 10 lists an ip that is not a string"},
+      {R"([{"id": 10, "ips": [4092]}])", "set 10 lists an ip that is not a string but number"},
+      // Nested deeper than any stack could print recursively.
+      {R"([{"id": 10, "ips": [)" + std::string(200000, '[') + std::string(200000, ']') + "]}]",
+       "set 10 lists an ip that is not a string but array"},
       {R"([{"id": 10, "ips": ["40.92.0.0/33"]}])", "set 10: '40.92.0.0/33'"},
       {R"([{"id": 10, "ips": ["52.100.0.0/13"]}])", "did you mean 52.96.0.0/13"},
       {"[{\"id\": 10, \"ips\": [\"40.92.0.0\\u0000/15\"]}]", "control characters"},

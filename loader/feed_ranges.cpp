@@ -22,7 +22,8 @@ std::vector<DesiredRange> feed_desired_ranges(const FeedStatus& s) {
                                  "published in version " + (s.rejected->version.empty() ? "?" : s.rejected->version) +
                                      ", not applied: " + s.rejected->reason});
   for (const auto& r : s.recently_removed)
-    out.push_back(DesiredRange{r.cidr, RuleKind::Watch, origin::kFeedRemoved, "removed by version " + r.version});
+    out.push_back(DesiredRange{r.cidr, RuleKind::Watch, origin::kFeedRemoved,
+                               r.version.empty() ? "removed by an unversioned import" : "removed by version " + r.version});
   return out;
 }
 

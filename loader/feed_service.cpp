@@ -10,10 +10,9 @@ namespace smtpgate {
 
 namespace {
 void log_result(const SyncResult& r) {
+  // FeedSync itself logs each range added (with its effective date) and
+  // removed; this is the outcome.
   for (const auto& w : r.warnings) spdlog::warn("feed: {}", w);
-  for (const auto& [c, date] : r.added)
-    spdlog::warn("feed: {} added{}", c.str(), date.empty() ? "" : " (effective " + date + ")");
-  for (const auto& c : r.removed) spdlog::warn("feed: {} removed", c.str());
   switch (r.outcome) {
     case SyncOutcome::Applied: spdlog::warn("feed: {}", r.message); break;
     case SyncOutcome::Unchanged:

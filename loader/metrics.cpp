@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "error.hpp"
+#include "feed_sync.hpp"
 #include "fsutil.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
@@ -145,6 +146,25 @@ std::string render_metrics(const Paths& paths, const std::vector<std::string>& i
       bpf_syscall_failures()++;
       spdlog::warn("metrics: reading the maps failed: {}", ex.what());
     }
+  }
+  try {
+    FeedStatus f = read_feed_status(paths.state_dir);
+    if (f.applied)
+      e.add("smtpgate_feed_info", "The feed version applied (1 for the one in force)", "gauge",
+            {{"instance", to_string(f.applied->instance)},
+             {"version", f.applied->version.empty() ? "unversioned" : f.applied->version}},
+            1);
+    e.add("smtpgate_feed_last_check_timestamp_seconds", "When the feed was last checked (0: never)", "gauge", {},
+          static_cast<double>(f.last_check));
+    e.add("smtpgate_feed_last_success_timestamp_seconds",
+          "When a check last ended with the latest version applied (0: never)", "gauge", {},
+          static_cast<double>(f.last_success));
+    e.add("smtpgate_feed_error", "1 when the last feed check failed or a version was refused", "gauge", {},
+          f.last_error.empty() ? 0 : 1);
+    e.add("smtpgate_feed_stale", "1 when the service announced a version that is not applied", "gauge", {},
+          f.stale() ? 1 : 0);
+  } catch (const std::exception& ex) {
+    spdlog::warn("metrics: feed status unreadable: {}", ex.what());
   }
   e.add("smtpgate_bpf_syscall_failures_total", "BPF syscalls that failed while reading the gate", "counter", {},
         bpf_syscall_failures().load());

@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
 #include <thread>
@@ -330,7 +332,7 @@ TEST_F(GateE2E, NewlyPublishedRangeIsAdmittedBySyncWithoutLosingConnects) {
   server->route("/changes/Worldwide", Reply::json("[]"));
 
   sgtest::Listener listener(box.gateway(), 25);
-  auto d = start("drop", {"--feed-url", server->url()});
+  auto d = start("drop", {"--feed-url", server->url(), "--metrics-listen", "127.0.0.1:9725"});
   // The daemon's first check applies version 2025120100.
   for (int i = 0; i < 50 && ctl_json({"feed", "status"})["applied"].is_null(); i++)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -358,6 +360,39 @@ TEST_F(GateE2E, NewlyPublishedRangeIsAdmittedBySyncWithoutLosingConnects) {
   json e = ctl_json({"explain", kNewSender});
   EXPECT_EQ(e["rule"]["range"], "40.95.0.0/16");
   EXPECT_EQ(e["rule"]["origin"], "feed");
+  std::string text = scrape(box.gateway(), 9725);
+  EXPECT_EQ(metric(text, R"(smtpgate_feed_info{instance="Worldwide",version="2026010100"})"), 1) << text;
+  EXPECT_EQ(metric(text, "smtpgate_feed_error"), 0);
+  EXPECT_GT(metric(text, "smtpgate_feed_last_success_timestamp_seconds"), 0);
+}
+
+}  // namespace
+
+namespace {
+
+// SIGHUP re-reads smtpgate.toml and applies it; a broken file is refused and
+// the running configuration kept.
+TEST_F(GateE2E, SighupReloadsTheConfigAndRefusesABrokenOne) {
+  sgtest::Listener listener(box.gateway(), 25);
+  std::string conf = box.state_dir() + "/smtpgate.toml";
+  auto write = [&](const std::string& text) { smtpgate::write_file_atomic(conf, text); };
+  write("action = \"drop\"\n[feed]\nenabled = false\n[metrics]\nlisten = \"\"\n");
+  sgtest::Daemon d(box.gateway(), {sgtest::binary("smtpgated"), "--config", conf, "--interface", Sandbox::kGwIf,
+                                   "--pin-dir", box.pin_dir(), "--state-dir", box.state_dir()});
+  ASSERT_TRUE(d.ready()) << d.stderr_text();
+  EXPECT_EQ(connect(kStrangerV4), ConnectResult::TimedOut);
+
+  write("action = \"reject\"\n[feed]\nenabled = false\n[metrics]\nlisten = \"\"\n");
+  d.signal(SIGHUP);
+  ASSERT_TRUE(d.ready());  // READY=1 again once the reload is done
+  EXPECT_EQ(connect(kStrangerV4, 2000), ConnectResult::Refused);
+
+  write("action = \"block\"\n");
+  d.signal(SIGHUP);
+  ASSERT_TRUE(d.ready());
+  EXPECT_EQ(ctl_json({"status"})["action"], "reject");
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_NE(d.stderr_text().find("reload refused"), std::string::npos) << d.stderr_text();
 }
 
 }  // namespace

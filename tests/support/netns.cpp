@@ -313,7 +313,13 @@ Daemon::~Daemon() {
   ::unlink(err_path_.c_str());
 }
 
-bool Daemon::ready(int timeout_ms) {
+void Daemon::signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+bool Daemon::ready(int timeout_ms) { return notified("READY=1", timeout_ms); }
+
+bool Daemon::notified(const std::string& what, int timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
     pollfd p{notify_fd_, POLLIN, 0};
@@ -322,7 +328,7 @@ bool Daemon::ready(int timeout_ms) {
       ssize_t n = ::recv(notify_fd_, buf, sizeof(buf) - 1, 0);
       if (n > 0) {
         buf[n] = 0;
-        if (std::strstr(buf, "READY=1")) return true;
+        if (std::strstr(buf, what.c_str())) return true;
       }
     }
     int st;

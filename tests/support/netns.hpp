@@ -122,6 +122,10 @@ class Daemon {
   int stop();
   /// SIGKILL and wait.
   void kill_hard();
+  /// Sends a signal (SIGHUP: reload) without waiting.
+  void signal(int sig);
+  /// Waits for the next sd_notify message containing `what` (e.g. "READY=1").
+  bool notified(const std::string& what, int timeout_ms = 10000);
   /// What it wrote to stderr so far (after stop()).
   std::string stderr_text() const;
 

@@ -120,7 +120,7 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
     const toml::table& f = *n->as_table();
     r.check_keys(f,
                  {"enabled", "instance", "url", "interval", "proxy", "ipv6", "min_prefix_v4", "min_prefix_v6",
-                  "max_removal_share", "force", "watch_other_instances"},
+                  "max_removal_share", "force"},
                  "feed.");
     r.get(f, "enabled", "feed.enabled", cfg.feed.enabled);
     r.get(f, "instance", "feed.instance", cfg.feed.instance);
@@ -132,7 +132,6 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
     r.get(f, "min_prefix_v6", "feed.min_prefix_v6", cfg.feed.min_prefix_v6);
     r.get(f, "max_removal_share", "feed.max_removal_share", cfg.feed.max_removal_share);
     r.get(f, "force", "feed.force", cfg.feed.force);
-    r.get(f, "watch_other_instances", "feed.watch_other_instances", cfg.feed.watch_other_instances);
   }
   if (const toml::node* n = root.get("metrics")) {
     if (!n->is_table()) throw InputError(r.where("metrics") + " must be a table: [metrics]");

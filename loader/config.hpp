@@ -24,7 +24,6 @@ struct FeedConfig {
   unsigned min_prefix_v6 = 16;
   double max_removal_share = 0.5;
   bool force = false;
-  bool watch_other_instances = true;
 };
 
 struct MetricsConfig {

@@ -75,7 +75,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, SG_DEFAULT_RECENT_SOURCES);
 	__type(key, struct sg_source_key);
 	__type(value, struct sg_source_info);
 } recent_refused SEC(".maps");

@@ -23,6 +23,9 @@
 #define SG_RULE_DEFAULT 0
 #define SG_DEFAULT_MAX_RULES 65536
 
+/* Default size of the recently-refused LRU table. */
+#define SG_DEFAULT_RECENT_SOURCES 16384
+
 /* Two allowlist buffers: the program reads the active one; userspace fills
  * the other and flips sg_state.active_slot (see docs/design.md). */
 #define SG_SLOTS 2

@@ -29,8 +29,6 @@ bool clear_host_bits(std::array<uint8_t, 16>& b, unsigned len, unsigned max_len)
   return had;
 }
 
-bool get_bit(const std::array<uint8_t, 16>& b, unsigned i) { return (b[i / 8] >> (7 - i % 8)) & 1; }
-
 void set_bit(std::array<uint8_t, 16>& b, unsigned i, bool v) {
   if (v)
     b[i / 8] |= static_cast<uint8_t>(1u << (7 - i % 8));
@@ -124,12 +122,6 @@ Cidr Cidr::parent() const {
   p.prefix_len_--;
   clear_host_bits(p.bytes_, p.prefix_len_, max_len());
   return p;
-}
-
-Cidr Cidr::first() const {
-  Cidr f = *this;
-  f.prefix_len_ = static_cast<uint8_t>(max_len());
-  return f;
 }
 
 Cidr Cidr::last() const {

@@ -46,8 +46,7 @@ class Cidr {
   bool overlaps(const Cidr& other) const;
   /// The prefix one bit shorter; requires prefix_len() > 0.
   Cidr parent() const;
-  /// First and last address of the prefix, as full-length Cidrs.
-  Cidr first() const;
+  /// Last address of the prefix, as a full-length Cidr.
   Cidr last() const;
 
   /// Orders by family, then address, then length (shorter first).

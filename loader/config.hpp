@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "feed_client.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
 #include "state.hpp"
@@ -16,7 +17,7 @@ namespace smtpgate {
 struct FeedConfig {
   bool enabled = true;
   std::string instance = "Worldwide";
-  std::string url = "https://endpoints.office.com";
+  std::string url = kDefaultFeedUrl;
   uint32_t interval_s = 3600;
   std::string proxy;  // empty: libcurl's environment (https_proxy, no_proxy)
   bool ipv6 = true;
@@ -38,8 +39,8 @@ struct DaemonConfig {
   std::vector<uint16_t> ports{25};
   Paths paths;
   bool allow_empty = false;
-  uint32_t max_rules = 65536;
-  uint32_t recent_sources = 16384;
+  uint32_t max_rules = SG_DEFAULT_MAX_RULES;
+  uint32_t recent_sources = SG_DEFAULT_RECENT_SOURCES;
   uint32_t events_per_sec = 100;
   FeedConfig feed;
   MetricsConfig metrics;

@@ -27,24 +27,13 @@ PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& d
   for (uint32_t id : compiled.fresh_ids) maps.reset_rule_counters(id);
   maps.publish(compiled.entries);
 
-  PublishResult r;
-  r.entries = compiled.entries.size();
-  std::set<Cidr> before, after;
-  for (const auto& e : current) before.insert(e.prefix);
-  for (const auto& e : compiled.entries) after.insert(e.prefix);
-  for (const auto& e : compiled.entries)
-    if (!before.count(e.prefix)) r.added.push_back(e);
-  for (const auto& e : current)
-    if (!after.count(e.prefix)) r.removed.push_back(e);
-  r.generation = maps.generation();
-  return r;
+  return PublishResult{compiled.entries.size(), maps.generation()};
 }
 
-bool republish_if_pinned(const Paths& paths, PublishResult* result) {
+bool republish_if_pinned(const Paths& paths) {
   if (!GateMaps::pinned_at(paths.pin_dir)) return false;
   GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-  PublishResult r = publish_desired(maps, StateStore(paths.state_dir).desired_ranges());
-  if (result) *result = r;
+  publish_desired(maps, StateStore(paths.state_dir).desired_ranges());
   return true;
 }
 

@@ -23,11 +23,9 @@ class GateLock {
   FileLock lock_;
 };
 
-/// What a publish changed.
+/// What a publish left in the maps.
 struct PublishResult {
   size_t entries = 0;
-  std::vector<TrieEntry> added;    // prefixes new in the allowlist
-  std::vector<TrieEntry> removed;  // prefixes gone from it
   uint32_t generation = 0;
 };
 
@@ -38,7 +36,7 @@ PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& d
 /// Re-publishes the state directory's ranges if a gate is pinned. Returns
 /// false when no gate is pinned (the state alone was the change). Caller holds
 /// the lock.
-bool republish_if_pinned(const Paths& paths, PublishResult* result = nullptr);
+bool republish_if_pinned(const Paths& paths);
 
 /// ranges add: admit (or deny) a range. Refuses special-purpose space unless
 /// allow_reserved; re-adding an existing range updates its comment.

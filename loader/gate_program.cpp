@@ -154,13 +154,6 @@ int GateProgram::prog_fd() const { return bpf_program__fd(impl_->skel->progs.smt
 
 bpf_object* GateProgram::object() const { return impl_->skel->obj; }
 
-uint32_t GateProgram::prog_id() const {
-  bpf_prog_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(prog_fd(), &info, &len) != 0) return 0;
-  return info.id;
-}
-
 void probe_object_file(const std::string& path) {
   LibbpfCapture capture;
   bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "smtpgate_abi.h"
+
 struct bpf_object;
 struct smtpgate_bpf;  // generated skeleton (bpf/smtpgate.skel.h)
 
@@ -21,9 +23,9 @@ struct ProgramOptions {
   /// the others are pinned there after load. Empty: nothing pinned (tests, bench).
   std::string pin_dir;
   /// Size of the per-rule counter table; must match an existing pin.
-  uint32_t max_rules = 65536;
+  uint32_t max_rules = SG_DEFAULT_MAX_RULES;
   /// Size of the recently-refused LRU table.
-  uint32_t recent_sources = 16384;
+  uint32_t recent_sources = SG_DEFAULT_RECENT_SOURCES;
 };
 
 /// Owns one opened (and, after load() or attach(), loaded) smtpgate object.
@@ -45,8 +47,6 @@ class GateProgram {
   int prog_fd() const;
   /// The libbpf object, for GateMaps::from_object.
   bpf_object* object() const;
-  /// The kernel's id for the loaded program.
-  uint32_t prog_id() const;
 
  private:
   struct Impl;

@@ -59,6 +59,24 @@ struct {
 	__array(values, struct allow_v6_trie);
 } allow_v6 SEC(".maps");
 
+/* The stride tables (layout in smtpgate_abi.h): sized by the loader, written
+ * by userspace through mmap. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SG_TABLE_FIRST_CHUNK + SG_DEFAULT_TABLE_CHUNKS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct sg_chunk);
+} table_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SG_TABLE_FIRST_CHUNK + SG_DEFAULT_TABLE_CHUNKS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct sg_chunk);
+} table_v6 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SG_DEFAULT_MAX_RULES);
@@ -74,10 +92,10 @@ struct {
 } packet_counters SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, SG_DEFAULT_RECENT_SOURCES);
-	__type(key, struct sg_source_key);
-	__type(value, struct sg_source_info);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SG_DEFAULT_RECENT_SOURCES / SG_RECENT_WAYS);
+	__type(key, __u32);
+	__type(value, struct sg_recent_set);
 } recent_refused SEC(".maps");
 
 struct {
@@ -89,8 +107,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct sg_event_budget);
-} event_budget SEC(".maps");
+	__type(value, struct sg_cpu_state);
+} cpu_state SEC(".maps");
 
 /* Under libxdp's dispatcher: run early, and let the next program see what we
  * pass. */
@@ -269,6 +287,63 @@ upper_layer:
 	return parse_tcp(nh, data_end, cfg, p, first_frag, payload_len > ext_len ? payload_len - ext_len : 0);
 }
 
+/* ---- the lookup ----------------------------------------------------------- */
+
+/* Walks the stride table of one family: the root entry by the first two
+ * bytes of the source, then at most `levels` chunks by one byte each. Returns
+ * the entry where the walk stops; SG_ENTRY_TRIE when the table cannot answer. */
+static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *addr, const int levels)
+{
+	struct sg_chunk *c;
+	__u32 idx = slot * 256 + addr[0];
+	__u32 e;
+
+	c = bpf_map_lookup_elem(table, &idx);
+	if (!c)
+		return SG_ENTRY_TRIE;
+	e = c->entry[addr[1]];
+#pragma unroll
+	for (int i = 0; i < levels; i++) {
+		if (!(e & SG_ENTRY_CHUNK))
+			return e;
+		idx = SG_TABLE_FIRST_CHUNK + (e & ~SG_ENTRY_CHUNK);
+		c = bpf_map_lookup_elem(table, &idx);
+		if (!c)
+			return SG_ENTRY_TRIE;
+		e = c->entry[addr[2 + i]];
+	}
+	/* A chunk pointer below the last level is a corrupt table: the trie
+	 * decides. */
+	return e & SG_ENTRY_CHUNK ? SG_ENTRY_TRIE : e;
+}
+
+/* The slow path, for what the table hands on: the LPM trie of the slot. */
+static __always_inline __u32 trie_lookup(__u32 slot, const struct pkt *p)
+{
+	struct sg_rule_ref *ref = 0;
+
+	if (p->family == 4) {
+		struct sg_lpm_v4_key key = { .prefixlen = 32 };
+		void *trie = bpf_map_lookup_elem(&allow_v4, &slot);
+
+		if (trie) {
+			__builtin_memcpy(key.addr, p->saddr, 4);
+			ref = bpf_map_lookup_elem(trie, &key);
+		}
+	} else {
+		struct sg_lpm_v6_key key = { .prefixlen = 128 };
+		void *trie = bpf_map_lookup_elem(&allow_v6, &slot);
+
+		if (trie) {
+			__builtin_memcpy(key.addr, p->saddr, 16);
+			ref = bpf_map_lookup_elem(trie, &key);
+		}
+	}
+	if (!ref)
+		return 0;
+	return ((ref->kind & SG_ENTRY_KIND_MASK) << SG_ENTRY_KIND_SHIFT) | (ref->rule_id & SG_ENTRY_RULE_MASK);
+}
+
 /* ---- the reset ---------------------------------------------------------- */
 
 static __always_inline __u16 csum_fold(__u32 sum)
@@ -373,59 +448,97 @@ static __always_inline void count(void *map, __u32 key, __u64 bytes)
 	}
 }
 
+/* CLOCK_MONOTONIC_COARSE, read once per tick per CPU: the coarse clock only
+ * moves on a tick anyway, and jiffies are a plain load (the verifier inlines
+ * bpf_jiffies64), while the clock helper would cost more than the lookup. */
+static __always_inline __u64 coarse_now(struct sg_cpu_state *cpu)
+{
+	__u64 j = bpf_jiffies64();
+
+	if (j != cpu->tick_jiffies) {
+		cpu->tick_jiffies = j;
+		cpu->tick_ns = bpf_ktime_get_coarse_ns();
+	}
+	return cpu->tick_ns;
+}
+
+static __always_inline __u32 source_hash(const struct pkt *p)
+{
+	__u32 w[4];
+
+	__builtin_memcpy(w, p->saddr, 16);
+	return (w[0] ^ w[1] ^ w[2] ^ w[3]) * SG_RECENT_HASH_MUL;
+}
+
+static __always_inline int same_source(const struct sg_recent_source *s, const struct pkt *p)
+{
+	__u64 a[2], b[2];
+
+	__builtin_memcpy(a, s->addr, 16);
+	__builtin_memcpy(b, p->saddr, 16);
+	return s->family == p->family && a[0] == b[0] && a[1] == b[1];
+}
+
 /* A refused source: the recently-refused table, then an event if the
  * per-CPU budget allows (a flood of SYNs must not flood userspace). */
 static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_config *cfg, const struct pkt *p,
 					 __u32 rule_id, __u32 verdict, __u32 reason)
 {
-	struct sg_source_key key = {};
-	struct sg_source_info *info;
-	struct sg_event_budget *budget;
-	/* The coarse clock (CLOCK_MONOTONIC_COARSE, jiffy resolution) is plenty
-	 * for "last seen" and a one-second event window, and costs a fraction of
-	 * bpf_ktime_get_ns() under a flood. */
-	__u64 now = bpf_ktime_get_coarse_ns();
-	__u32 zero = 0;
+	struct sg_cpu_state *cpu;
+	struct sg_recent_set *set;
+	struct sg_recent_source *victim;
+	__u32 zero = 0, idx;
+	__u64 now;
 
-	key.family = p->family;
-	__builtin_memcpy(key.addr, p->saddr, 16);
-	info = bpf_map_lookup_elem(&recent_refused, &key);
-	if (info) {
-		__sync_fetch_and_add(&info->count, 1);
-		info->last_seen_ns = now;
-		info->rule_id = rule_id;
-		info->last_port = p->dport;
-		info->last_verdict = verdict;
-	} else {
-		struct sg_source_info fresh = {
-			.count = 1,
-			.first_seen_ns = now,
-			.last_seen_ns = now,
-			.rule_id = rule_id,
-			.last_port = p->dport,
-			.last_verdict = verdict,
-		};
-		bpf_map_update_elem(&recent_refused, &key, &fresh, BPF_NOEXIST);
+	cpu = bpf_map_lookup_elem(&cpu_state, &zero);
+	if (!cpu)
+		return;
+	now = coarse_now(cpu);
+
+	/* The set by the hash's top bits (recent_sets is a power of two). */
+	idx = ((__u64)source_hash(p) * cfg->recent_sets) >> 32;
+	set = bpf_map_lookup_elem(&recent_refused, &idx);
+	if (set) {
+		victim = &set->way[0];
+#pragma unroll
+		for (int i = 0; i < SG_RECENT_WAYS; i++) {
+			struct sg_recent_source *w = &set->way[i];
+
+			if (w->count && same_source(w, p)) {
+				victim = w;
+				goto update;
+			}
+			if (w->last_seen_ns < victim->last_seen_ns || !w->count)
+				victim = w;
+		}
+		/* A new source takes the way seen least recently (or an empty one). */
+		__builtin_memcpy(victim->addr, p->saddr, 16);
+		victim->family = p->family;
+		victim->count = 0;
+		victim->first_seen_ns = now;
+update:
+		victim->count++;
+		victim->last_seen_ns = now;
+		victim->rule_id = rule_id;
+		victim->last_port = p->dport;
+		victim->last_verdict = verdict;
 	}
 
 	if (!cfg->events_per_sec)
 		return;
-	budget = bpf_map_lookup_elem(&event_budget, &zero);
-	if (!budget)
-		return;
-	if (now - budget->window_start_ns >= 1000000000ULL) {
-		budget->window_start_ns = now;
-		budget->sent = 0;
+	if (now - cpu->window_start_ns >= 1000000000ULL) {
+		cpu->window_start_ns = now;
+		cpu->sent = 0;
 	}
-	if (budget->sent >= cfg->events_per_sec) {
-		budget->suppressed++;
+	if (cpu->sent >= cfg->events_per_sec) {
+		cpu->suppressed++;
 		return;
 	}
 	{
 		struct sg_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 
 		if (!ev) {
-			budget->suppressed++;
+			cpu->suppressed++;
 			return;
 		}
 		ev->ts_ns = now;
@@ -439,7 +552,7 @@ static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_con
 		ev->judged_as = p->judged_as;
 		ev->pad[0] = ev->pad[1] = 0;
 		bpf_ringbuf_submit(ev, 0);
-		budget->sent++;
+		cpu->sent++;
 	}
 }
 
@@ -455,8 +568,7 @@ int smtpgate_xdp(struct xdp_md *ctx)
 	struct pkt p = {};
 	struct sg_config *cfg;
 	struct sg_state *st;
-	struct sg_rule_ref *ref = 0;
-	__u32 zero = 0, slot, rule_id = SG_RULE_DEFAULT, reason, verdict = SG_VERDICT_PASS;
+	__u32 zero = 0, rule_id = SG_RULE_DEFAULT, reason, verdict = SG_VERDICT_PASS;
 	int action = XDP_PASS;
 	int h_proto;
 
@@ -479,41 +591,25 @@ int smtpgate_xdp(struct xdp_md *ctx)
 
 	/* One read of the active slot: the packet sees one whole allowlist. */
 	st = bpf_map_lookup_elem(&gate_state, &zero);
-	if (!st)
-		goto out;
-	slot = st->active_slot & 1;
-	if (p.family == 4) {
-		struct sg_lpm_v4_key key = { .prefixlen = 32 };
-		void *trie = bpf_map_lookup_elem(&allow_v4, &slot);
-
-		if (trie) {
-			__builtin_memcpy(key.addr, p.saddr, 4);
-			ref = bpf_map_lookup_elem(trie, &key);
-		} else {
-			reason = SG_REASON_NO_ALLOWLIST;
-		}
+	if (!st || !st->generation) {
+		reason = SG_REASON_NO_ALLOWLIST;
 	} else {
-		struct sg_lpm_v6_key key = { .prefixlen = 128 };
-		void *trie = bpf_map_lookup_elem(&allow_v6, &slot);
+		__u32 slot = st->active_slot & 1;
+		__u32 e = p.family == 4 ? table_walk(&table_v4, slot, p.saddr, SG_TABLE_V4_LEVELS)
+					: table_walk(&table_v6, slot, p.saddr, SG_TABLE_V6_LEVELS);
+		__u32 kind;
 
-		if (trie) {
-			__builtin_memcpy(key.addr, p.saddr, 16);
-			ref = bpf_map_lookup_elem(trie, &key);
-		} else {
-			reason = SG_REASON_NO_ALLOWLIST;
-		}
-	}
-
-	if (ref) {
-		rule_id = ref->rule_id;
-		if (ref->kind == SG_KIND_ADMIT) {
+		if (e & SG_ENTRY_TRIE)
+			e = trie_lookup(slot, &p);
+		rule_id = e & SG_ENTRY_RULE_MASK;
+		kind = (e >> SG_ENTRY_KIND_SHIFT) & SG_ENTRY_KIND_MASK;
+		if (kind == SG_KIND_ADMIT) {
 			verdict = SG_VERDICT_ADMIT;
 			reason = SG_REASON_RULE_ADMIT;
 			goto out;
 		}
-		reason = ref->kind == SG_KIND_DENY ? SG_REASON_RULE_DENY : SG_REASON_RULE_WATCH;
-	} else if (reason != SG_REASON_NO_ALLOWLIST) {
-		reason = SG_REASON_DEFAULT;
+		reason = kind == SG_KIND_DENY ? SG_REASON_RULE_DENY
+		       : kind == SG_KIND_WATCH ? SG_REASON_RULE_WATCH : SG_REASON_DEFAULT;
 	}
 
 	/* Refused. */

@@ -23,7 +23,7 @@
 #define SG_RULE_DEFAULT 0
 #define SG_DEFAULT_MAX_RULES 65536
 
-/* Default size of the recently-refused LRU table. */
+/* Default size of the recently-refused table, in sources per CPU. */
 #define SG_DEFAULT_RECENT_SOURCES 16384
 
 /* Two allowlist buffers: the program reads the active one; userspace fills
@@ -94,7 +94,7 @@ struct sg_config {
 	__u32 nports;                 /* entries used in ports[] */
 	__u16 ports[SG_MAX_PORTS];    /* host byte order */
 	__u32 events_per_sec;         /* per-CPU ring buffer event budget; 0 = none */
-	__u32 flags;                  /* reserved, 0 */
+	__u32 recent_sets;            /* sets in recent_refused (a power of two) */
 };
 
 /* gate_state[0]: which allowlist slot the program reads. The flip of
@@ -116,10 +116,45 @@ struct sg_lpm_v6_key {
 	__u8 addr[16];
 };
 
-/* LPM trie value: the rule that decides for sources under this prefix. */
+/* LPM trie value: the rule that decides for sources under this prefix.
+ * prefixlen repeats the key's, so a lookup says which prefix matched. */
 struct sg_rule_ref {
 	__u32 rule_id;
-	__u32 kind;                   /* enum sg_rule_kind */
+	__u16 kind;                   /* enum sg_rule_kind */
+	__u16 prefixlen;
+};
+
+/*
+ * The stride table: the allowlist compiled into a direct-indexed multibit
+ * trie, so that a judged SYN costs two to seven array reads instead of a walk
+ * of the LPM trie (see docs/design.md, "The stride table"). One ARRAY map per
+ * family; every element is a chunk of 256 entries indexed by one byte of the
+ * source address:
+ *
+ *   elements [slot * 256, slot * 256 + 256)  the root of allowlist slot `slot`:
+ *                                          element = first byte, entry = second
+ *   elements [SG_TABLE_FIRST_CHUNK, ...)     chunks, indexed by the next byte
+ *
+ * An entry is a leaf (kind and rule id; 0 is the default rule), a chunk
+ * number for the next byte, or "ask the LPM trie" (the chunk pool ran out, or
+ * an IPv6 prefix is longer than the table's depth). The trie always holds the
+ * whole allowlist, so the table can only be faster, never different.
+ */
+#define SG_CHUNK_ENTRIES 256
+#define SG_TABLE_FIRST_CHUNK (SG_SLOTS * 256)
+#define SG_TABLE_V4_LEVELS 2          /* chunk levels below the root: bytes 2..3 */
+#define SG_TABLE_V6_LEVELS 6          /* bytes 2..7: prefixes up to /64 */
+#define SG_DEFAULT_TABLE_CHUNKS 1024  /* chunk pool per family, both slots */
+
+#define SG_ENTRY_CHUNK 0x80000000u    /* low bits: chunk number */
+#define SG_ENTRY_TRIE 0x40000000u     /* ask the LPM trie */
+#define SG_ENTRY_KIND_SHIFT 24        /* leaf: kind in bits 24..25 */
+#define SG_ENTRY_KIND_MASK 0x3u
+#define SG_ENTRY_RULE_MASK 0x00ffffffu /* leaf: rule id in bits 0..23 */
+#define SG_MAX_RULES_LIMIT (SG_ENTRY_RULE_MASK + 1)
+
+struct sg_chunk {
+	__u32 entry[SG_CHUNK_ENTRIES];
 };
 
 /* rule_counters[rule_id], per CPU. "refused" counts drop, reject and
@@ -140,20 +175,28 @@ struct sg_counter {
 	__u64 bytes;
 };
 
-/* recent_refused: LRU table of recently refused sources. */
-struct sg_source_key {
-	__u32 family;                 /* 4 or 6 */
-	__u8 addr[16];                /* IPv4 in the first 4 bytes, rest zero */
-};
+/* recent_refused[set], per CPU: the recently refused sources, a
+ * set-associative table with least-recently-seen replacement within a set.
+ * The set is a hash of the source; userspace merges the CPUs' copies. A
+ * refused SYN costs a hash and a few compares, also under a flood of new
+ * sources (an LRU hash map insert would cost more than the rest of the
+ * program). */
+#define SG_RECENT_WAYS 4
+#define SG_RECENT_HASH_MUL 0x9E3779B1u /* Fibonacci hashing */
 
-struct sg_source_info {
-	__u64 count;
-	__u64 first_seen_ns;          /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE) */
+struct sg_recent_source {
+	__u8 addr[16];                /* IPv4 in the first 4 bytes, rest zero */
+	__u64 count;                  /* 0: empty way */
+	__u64 first_seen_ns;          /* CLOCK_MONOTONIC_COARSE */
 	__u64 last_seen_ns;
 	__u32 rule_id;                /* the rule that refused it last */
 	__u16 last_port;
+	__u8 family;                  /* 4 or 6 */
 	__u8 last_verdict;            /* enum sg_verdict */
-	__u8 pad;
+};
+
+struct sg_recent_set {
+	struct sg_recent_source way[SG_RECENT_WAYS];
 };
 
 /* events ring buffer: one record per refused SYN, within the rate budget. */
@@ -170,8 +213,11 @@ struct sg_event {
 	__u8 pad[2];
 };
 
-/* event_budget[0], per CPU: token bucket for the ring buffer. */
-struct sg_event_budget {
+/* cpu_state[0], per CPU: the clock read once per tick, and the token
+ * bucket of the ring buffer. */
+struct sg_cpu_state {
+	__u64 tick_jiffies;           /* jiffies when tick_ns was read */
+	__u64 tick_ns;                /* bpf_ktime_get_coarse_ns() at that tick */
 	__u64 window_start_ns;
 	__u64 sent;                   /* events sent in this one-second window */
 	__u64 suppressed;             /* events not sent, ever (monotonic) */

@@ -3,6 +3,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +14,7 @@
 #include <set>
 
 #include "error.hpp"
+#include "stride_table.hpp"
 
 namespace smtpgate {
 
@@ -21,14 +24,15 @@ constexpr const char* kConfig = "gate_config";
 constexpr const char* kState = "gate_state";
 constexpr const char* kAllowV4 = "allow_v4";
 constexpr const char* kAllowV6 = "allow_v6";
+constexpr const char* kTableV4 = "table_v4";
+constexpr const char* kTableV6 = "table_v6";
 constexpr const char* kRuleCounters = "rule_counters";
 constexpr const char* kPacketCounters = "packet_counters";
 constexpr const char* kRecent = "recent_refused";
 constexpr const char* kEvents = "events";
-constexpr const char* kEventBudget = "event_budget";
-constexpr const char* kAll[] = {kConfig,          kState,          kAllowV4, kAllowV6,
-                                kRuleCounters,    kPacketCounters,
-                                kRecent,          kEvents,         kEventBudget};
+constexpr const char* kCpuState = "cpu_state";
+constexpr const char* kAll[] = {kConfig,       kState,          kAllowV4, kAllowV6, kTableV4, kTableV6,
+                                kRuleCounters, kPacketCounters, kRecent,  kEvents,  kCpuState};
 }  // namespace mapname
 
 std::string to_string(Action a) {
@@ -136,6 +140,48 @@ Fd inner_map(int outer_fd, uint32_t slot) {
   if (fd < 0) return Fd();
   return Fd(fd);
 }
+
+// A stride table mapped into this process (BPF_F_MMAPABLE array).
+class TableMapping {
+ public:
+  explicit TableMapping(int fd) {
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) throw SystemError("read stride table info", errno);
+    if (info.value_size != sizeof(sg_chunk) || info.max_entries < SG_TABLE_FIRST_CHUNK + 2)
+      throw SystemError("stride table has an unexpected layout", EINVAL);
+    elements_ = info.max_entries;
+    bytes_ = size_t(info.max_entries) * sizeof(sg_chunk);
+    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) throw SystemError("map the stride table", errno);
+    chunks_ = static_cast<sg_chunk*>(p);
+  }
+  TableMapping(const TableMapping&) = delete;
+  TableMapping& operator=(const TableMapping&) = delete;
+  ~TableMapping() { ::munmap(chunks_, bytes_); }
+
+  sg_chunk* element(uint32_t i) { return chunks_ + i; }
+  /// Chunks each slot may use: the pool after the roots, split in halves.
+  uint32_t pool_per_slot() const { return (elements_ - SG_TABLE_FIRST_CHUNK) / 2; }
+  uint32_t first_chunk_of(uint32_t slot) const { return slot * pool_per_slot(); }
+
+  /// Writes a compiled image into its slot: the root, then its chunks.
+  void write(uint32_t slot, const StrideImage& img) {
+    std::copy(img.root.begin(), img.root.end(), element(slot * 256));
+    std::copy(img.chunks.begin(), img.chunks.end(), element(SG_TABLE_FIRST_CHUNK + img.first_chunk));
+  }
+
+  /// Walks a slot's table in place, as the program does.
+  uint32_t walk(uint32_t slot, const Cidr& address) {
+    return stride_walk(element(slot * 256), element(SG_TABLE_FIRST_CHUNK), 0, elements_ - SG_TABLE_FIRST_CHUNK,
+                       address);
+  }
+
+ private:
+  sg_chunk* chunks_ = nullptr;
+  size_t bytes_ = 0;
+  uint32_t elements_ = 0;
+};
 
 template <typename Key>
 void collect_trie(int fd, Family fam, std::vector<TrieEntry>& out) {
@@ -252,7 +298,7 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
   Fd v4 = create_trie(Family::V4, n4);
   Fd v6 = create_trie(Family::V6, n6);
   for (const auto& e : entries) {
-    sg_rule_ref ref{e.rule_id, static_cast<uint32_t>(e.kind)};
+    sg_rule_ref ref{e.rule_id, static_cast<uint16_t>(e.kind), static_cast<uint16_t>(e.prefix.prefix_len())};
     int rc;
     if (e.prefix.family() == Family::V4) {
       sg_lpm_v4_key k{};
@@ -272,12 +318,25 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
   uint32_t old_slot = st.active_slot & 1;
   uint32_t new_slot = old_slot ^ 1;
 
-  // Install into the inactive slot. Each map-in-map update returns only after
-  // an RCU grace period, so no program still holds what was there before.
+  // Install the tries into the inactive slot. Each map-in-map update returns
+  // only after an RCU grace period, so no program still reads that slot.
   if (bpf_map_update_elem(out4, &new_slot, &v4.fd, BPF_ANY) != 0)
     throw SystemError("install IPv4 allowlist", errno);
   if (bpf_map_update_elem(out6, &new_slot, &v6.fd, BPF_ANY) != 0)
     throw SystemError("install IPv6 allowlist", errno);
+
+  // Compile the stride tables into the inactive slot's root and its half of
+  // the chunk pool, written in place through mmap.
+  for (Family fam : {Family::V4, Family::V6}) {
+    TableMapping table(fds_->get(fam == Family::V4 ? mapname::kTableV4 : mapname::kTableV6));
+    StrideImage img =
+        compile_stride_table(fam, entries, table.first_chunk_of(new_slot), table.pool_per_slot());
+    if (img.trie_blocks_pool)
+      spdlog::warn("the IPv{} stride table's chunk pool ({} per slot) is too small for this allowlist: {} "
+                   "block(s) are looked up in the LPM trie instead (slower); raise table_chunks",
+                   fam == Family::V4 ? 4 : 6, table.pool_per_slot(), img.trie_blocks_pool);
+    table.write(new_slot, img);
+  }
 
   // The publish: one write of the active slot. A packet reads the slot once,
   // so it sees the old set or the new one, never a mix.
@@ -288,17 +347,15 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
 
   // Wait out programs that read the old slot index before the flip (the
   // rewrite of the same value is a map-in-map update, hence a grace period),
-  // then release the old tries.
+  // then release the old tries. The old slot's table is left as it is: the
+  // next publish overwrites it only after its own grace period.
   if (bpf_map_update_elem(out4, &new_slot, &v4.fd, BPF_ANY) != 0)
     throw SystemError("wait for readers of the old allowlist", errno);
   bpf_map_delete_elem(out4, &old_slot);
   bpf_map_delete_elem(out6, &old_slot);
 }
 
-bool GateMaps::has_allowlist() const {
-  sg_state st = read_state(fds_->get(mapname::kState));
-  return inner_map(fds_->get(mapname::kAllowV4), st.active_slot & 1).fd >= 0;
-}
+bool GateMaps::has_allowlist() const { return read_state(fds_->get(mapname::kState)).generation != 0; }
 
 uint32_t GateMaps::generation() const { return read_state(fds_->get(mapname::kState)).generation; }
 
@@ -334,19 +391,14 @@ std::optional<TrieEntry> GateMaps::match(const Cidr& address) const {
     rc = bpf_map_lookup_elem(trie.fd, &k, &ref);
   }
   if (rc != 0) return std::nullopt;
-  // The trie answers with the value only; find the longest entry that holds
-  // this rule and contains the address.
-  std::vector<TrieEntry> all;
-  if (v4)
-    collect_trie<sg_lpm_v4_key>(trie.fd, Family::V4, all);
-  else
-    collect_trie<sg_lpm_v6_key>(trie.fd, Family::V6, all);
-  std::optional<TrieEntry> best;
-  for (const auto& e : all)
-    if (e.rule_id == ref.rule_id && e.prefix.contains(address) &&
-        (!best || e.prefix.prefix_len() > best->prefix.prefix_len()))
-      best = e;
-  return best;
+  return TrieEntry{Cidr::from_bytes(address.family(), address.bytes().data(), ref.prefixlen), ref.rule_id,
+                   static_cast<RuleKind>(ref.kind)};
+}
+
+uint32_t GateMaps::table_entry(const Cidr& address) const {
+  sg_state st = read_state(fds_->get(mapname::kState));
+  TableMapping table(fds_->get(address.family() == Family::V4 ? mapname::kTableV4 : mapname::kTableV6));
+  return table.walk(st.active_slot & 1, address);
 }
 
 GateConfig GateMaps::config() const {
@@ -374,6 +426,11 @@ void GateMaps::set_config(const GateConfig& c) {
     raw.ports[i] = c.ports[i];
   }
   raw.events_per_sec = c.events_per_sec;
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fds_->get(mapname::kRecent), &info, &len) != 0)
+    throw SystemError("read recent_refused info", errno);
+  raw.recent_sets = info.max_entries;
   uint32_t zero = 0;
   if (bpf_map_update_elem(fds_->get(mapname::kConfig), &zero, &raw, BPF_ANY) != 0)
     throw SystemError("write gate_config", errno);
@@ -432,26 +489,35 @@ std::array<sg_counter, SG_REASON_MAX> GateMaps::reason_counters() const {
 
 std::vector<RecentSource> GateMaps::recent_refused() const {
   int fd = fds_->get(mapname::kRecent);
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) throw SystemError("read recent_refused info", errno);
+  // Each CPU keeps its own table; a source refused on several CPUs is merged.
+  std::map<std::pair<uint8_t, std::array<uint8_t, 16>>, RecentSource> merged;
+  for (uint32_t set = 0; set < info.max_entries; set++)
+    for (const auto& cpu : lookup_percpu<sg_recent_set>(fd, set))
+      for (const auto& w : cpu.way) {
+        if (!w.count) continue;
+        std::array<uint8_t, 16> addr;
+        std::copy(std::begin(w.addr), std::end(w.addr), addr.begin());
+        auto [it, fresh] = merged.try_emplace({w.family, addr});
+        RecentSource& r = it->second;
+        if (fresh) {
+          r.address = Cidr::from_bytes(w.family == 6 ? Family::V6 : Family::V4, w.addr, w.family == 6 ? 128 : 32);
+          r.first_seen_ns = w.first_seen_ns;
+        }
+        r.count += w.count;
+        r.first_seen_ns = std::min<uint64_t>(r.first_seen_ns, w.first_seen_ns);
+        if (fresh || w.last_seen_ns >= r.last_seen_ns) {
+          r.last_seen_ns = w.last_seen_ns;
+          r.rule_id = w.rule_id;
+          r.last_port = w.last_port;
+          r.last_verdict = w.last_verdict;
+        }
+      }
   std::vector<RecentSource> out;
-  sg_source_key key{}, next{};
-  void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    sg_source_info info{};
-    if (bpf_map_lookup_elem(fd, &next, &info) == 0) {
-      RecentSource r;
-      r.address = Cidr::from_bytes(next.family == 6 ? Family::V6 : Family::V4, next.addr,
-                                   next.family == 6 ? 128 : 32);
-      r.count = info.count;
-      r.first_seen_ns = info.first_seen_ns;
-      r.last_seen_ns = info.last_seen_ns;
-      r.rule_id = info.rule_id;
-      r.last_port = info.last_port;
-      r.last_verdict = info.last_verdict;
-      out.push_back(r);
-    }
-    key = next;
-    prev = &key;
-  }
+  out.reserve(merged.size());
+  for (auto& [key, r] : merged) out.push_back(r);
   std::sort(out.begin(), out.end(),
             [](const RecentSource& a, const RecentSource& b) { return a.last_seen_ns > b.last_seen_ns; });
   return out;
@@ -459,7 +525,7 @@ std::vector<RecentSource> GateMaps::recent_refused() const {
 
 uint64_t GateMaps::events_suppressed() const {
   uint64_t sum = 0;
-  for (const auto& v : lookup_percpu<sg_event_budget>(fds_->get(mapname::kEventBudget), 0)) sum += v.suppressed;
+  for (const auto& v : lookup_percpu<sg_cpu_state>(fds_->get(mapname::kCpuState), 0)) sum += v.suppressed;
   return sum;
 }
 

@@ -71,9 +71,9 @@ class GateMaps {
   GateMaps& operator=(const GateMaps&) = delete;
   ~GateMaps();
 
-  /// Replaces the whole allowlist atomically: builds fresh tries in the
-  /// inactive slot, flips the active slot with one map write, waits until no
-  /// program still reads the old slot, then releases it. Entries must have
+  /// Replaces the whole allowlist atomically: builds fresh tries and stride
+  /// tables in the inactive slot, flips the active slot with one map write,
+  /// waits until no program still reads the old slot, then releases it. Entries must have
   /// distinct (prefix) and rule ids < max_rules(). Throws before anything
   /// changes if they do not.
   void publish(const std::vector<TrieEntry>& entries);
@@ -82,6 +82,9 @@ class GateMaps {
   /// Longest-prefix match of an address in the active allowlist, as the program
   /// does it.
   std::optional<TrieEntry> match(const Cidr& address) const;
+  /// The stride table's answer for an address (full-length Cidr) in the
+  /// active slot: a leaf entry (see leaf_entry) or SG_ENTRY_TRIE.
+  uint32_t table_entry(const Cidr& address) const;
   /// True once an allowlist has been published.
   bool has_allowlist() const;
   /// Publish counter (bumped by every publish).

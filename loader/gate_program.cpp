@@ -130,8 +130,20 @@ GateProgram::GateProgram(const ProgramOptions& opts) : impl_(std::make_unique<Im
   bpf_object* obj = impl_->skel->obj;
   if (int rc = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "rule_counters"), opts.max_rules))
     throw SystemError("size rule_counters", -rc);
-  if (int rc = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "recent_refused"), opts.recent_sources))
+  // Sets of SG_RECENT_WAYS sources; a power of two, so the set is a hash's top bits.
+  uint32_t sets = 1;
+  while (sets * SG_RECENT_WAYS < opts.recent_sources && sets < (1u << 24)) sets <<= 1;
+  if (int rc = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "recent_refused"), sets))
     throw SystemError("size recent_refused", -rc);
+  if (opts.max_rules < 2 || opts.max_rules > SG_MAX_RULES_LIMIT)
+    throw InputError("max_rules " + std::to_string(opts.max_rules) + " is outside 2.." +
+                     std::to_string(SG_MAX_RULES_LIMIT));
+  if (opts.table_chunks < 2 || opts.table_chunks > (1u << 24))
+    throw InputError("table_chunks " + std::to_string(opts.table_chunks) + " is outside 2..16777216");
+  for (const char* t : {"table_v4", "table_v6"})
+    if (int rc = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, t),
+                                          SG_TABLE_FIRST_CHUNK + (opts.table_chunks & ~1u)))
+      throw SystemError(std::string("size ") + t, -rc);
   if (!opts.pin_dir.empty()) impl_->reuse_pins();
 }
 

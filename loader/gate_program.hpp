@@ -24,8 +24,13 @@ struct ProgramOptions {
   std::string pin_dir;
   /// Size of the per-rule counter table; must match an existing pin.
   uint32_t max_rules = SG_DEFAULT_MAX_RULES;
-  /// Size of the recently-refused LRU table.
+  /// Sources the recently-refused table holds per CPU (rounded up to a power
+  /// of two times SG_RECENT_WAYS).
   uint32_t recent_sources = SG_DEFAULT_RECENT_SOURCES;
+  /// Chunks (1 KiB each) in each family's stride-table pool, shared by the
+  /// two allowlist slots. An allowlist that needs more is still exact: the
+  /// blocks that do not fit are looked up in the LPM trie.
+  uint32_t table_chunks = SG_DEFAULT_TABLE_CHUNKS;
 };
 
 /// Owns one opened (and, after load() or attach(), loaded) smtpgate object.

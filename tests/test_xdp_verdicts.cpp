@@ -6,7 +6,10 @@
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 
+#include <sched.h>
+
 #include <atomic>
+#include <map>
 #include <thread>
 
 #include "packet_builder.hpp"
@@ -16,6 +19,15 @@ using namespace smtpgate;
 using namespace sgtest;
 
 namespace {
+
+// The recently-refused table is per CPU: pin a test to one CPU so every run
+// lands in the same copy.
+static void pin_to_cpu0() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(0, &set);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(set), &set), 0);
+}
 
 constexpr const char* GW4 = "192.0.2.1";
 constexpr const char* GW6 = "2001:db8::1";
@@ -274,6 +286,7 @@ TEST_F(Xdp, EveryTruncationOfASynIsSafe) {
 }
 
 TEST_F(Xdp, RecentRefusedRecordsCountsTimesAndRule) {
+  pin_to_cpu0();
   for (int i = 0; i < 4; i++) gate.run(v4(DENIED4).tcp(1, 25, SYN).bytes());
   gate.run(v6(STRANGER6).tcp(1, 587, SYN).bytes());  // 587 is guarded in this fixture
   auto recent = gate.maps().recent_refused();
@@ -292,24 +305,50 @@ TEST_F(Xdp, RecentRefusedRecordsCountsTimesAndRule) {
   }
 }
 
-TEST(XdpLru, EvictsOldSourcesWhenFull) {
+TEST(XdpRecent, KeepsTheMostRecentSourcesAndAHotOneWhenFull) {
+  pin_to_cpu0();
   ProgramOptions o;
   o.recent_sources = 64;
   XdpGate gate(o);
   gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
   gate.maps().publish(kRanges);
+  const char* kHot = "198.51.100.99";
+  auto source = [](int i) { return "198.18." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1); };
   for (int i = 0; i < 1000; i++) {
-    std::string src = "198.18." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
-    gate.run(v4(src.c_str()).tcp(1, 25, SYN).bytes());
+    gate.run(v4(source(i).c_str()).tcp(1, 25, SYN).bytes());
+    gate.run(v4(kHot).tcp(1, 25, SYN).bytes());
   }
   auto recent = gate.maps().recent_refused();
-  EXPECT_LE(recent.size(), 64u + 64u);  // LRU may keep a per-CPU margin
-  EXPECT_GT(recent.size(), 0u);
-  EXPECT_LT(recent.size(), 1000u);
-  bool newest_kept = false;
-  for (const auto& s : recent)
-    if (s.address == Cidr::parse_address("198.18.3.250")) newest_kept = true;
-  EXPECT_TRUE(newest_kept);
+  // Full, and never more than its size.
+  EXPECT_EQ(recent.size(), 64u);
+  std::map<Cidr, uint64_t> count;
+  for (const auto& s : recent) count[s.address] = s.count;
+  // Least recently seen goes first: a source seen all along stays, with every
+  // refusal counted; so do the newest ones (a set keeps its last four).
+  EXPECT_EQ(count[Cidr::parse_address(kHot)], 1000u);
+  for (int i = 997; i < 1000; i++) EXPECT_EQ(count[Cidr::parse_address(source(i))], 1u) << source(i);
+  // The oldest are gone: 1000 sources through 64 ways.
+  for (int i = 0; i < 4; i++) EXPECT_EQ(count.count(Cidr::parse_address(source(i))), 0u) << source(i);
+}
+
+TEST(XdpRecent, ASourceSeenOnSeveralCpusIsOneRow) {
+  XdpGate gate;
+  gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
+  gate.maps().publish(kRanges);
+  int cpus = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE && cpus < 2; cpu++) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) != 0) continue;
+    gate.run(v4(STRANGER4).tcp(1, 25, SYN).bytes());
+    cpus++;
+  }
+  if (cpus < 2) GTEST_SKIP() << "needs two CPUs";
+  auto recent = gate.maps().recent_refused();
+  ASSERT_EQ(recent.size(), 1u);
+  EXPECT_EQ(recent[0].count, 2u);
+  EXPECT_LE(recent[0].first_seen_ns, recent[0].last_seen_ns);
 }
 
 TEST(XdpEvents, RateLimitHoldsUnderABurst) {

@@ -1,0 +1,45 @@
+// The stride table: the allowlist compiled into the direct-indexed multibit
+// trie the XDP program walks (layout in bpf/smtpgate_abi.h, protocol in
+// docs/design.md). Pure computation: gate_maps writes the result into the map.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cidr.hpp"
+#include "gate_maps.hpp"
+#include "smtpgate_abi.h"
+
+namespace smtpgate {
+
+/// One allowlist slot's table for one family: 256 root chunks and the chunks
+/// below them, numbered from first_chunk.
+struct StrideImage {
+  std::vector<sg_chunk> root = std::vector<sg_chunk>(256);  // 65536 entries by the first two bytes
+  std::vector<sg_chunk> chunks;                             // chunk first_chunk + i
+  uint32_t first_chunk = 0;
+  /// Blocks handed to the LPM trie because the chunk pool ran out.
+  size_t trie_blocks_pool = 0;
+  /// IPv6 blocks handed to the LPM trie because a prefix is longer than /64.
+  size_t trie_blocks_deep = 0;
+};
+
+/// The leaf entry for a rule.
+uint32_t leaf_entry(RuleKind kind, uint32_t rule_id);
+
+/// Compiles the entries of one family (others are skipped) into a table whose
+/// chunks are numbered first_chunk .. first_chunk + max_chunks - 1. Longest
+/// prefix wins, as in the trie; entries must have distinct prefixes.
+StrideImage compile_stride_table(Family family, const std::vector<TrieEntry>& entries, uint32_t first_chunk,
+                                 uint32_t max_chunks);
+
+/// The entry where the program's walk stops for address (a full-length Cidr):
+/// a leaf, or SG_ENTRY_TRIE. root: 256 chunks; chunks: n_chunks chunks
+/// numbered from first_chunk.
+uint32_t stride_walk(const sg_chunk* root, const sg_chunk* chunks, uint32_t first_chunk, size_t n_chunks,
+                     const Cidr& address);
+inline uint32_t stride_walk(const StrideImage& img, const Cidr& address) {
+  return stride_walk(img.root.data(), img.chunks.data(), img.first_chunk, img.chunks.size(), address);
+}
+
+}  // namespace smtpgate

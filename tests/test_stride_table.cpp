@@ -1,0 +1,195 @@
+// The stride table against the longest-prefix-match it replaces: random
+// allowlists of every prefix length, nested, of every kind; addresses inside,
+// at and just past the edges. First the compiler alone, then the table the
+// kernel holds, then verdicts through the program with a chunk pool too small
+// for the allowlist, so that the trie answers for what the table cannot.
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+
+#include <random>
+#include <set>
+
+#include "packet_builder.hpp"
+#include "stride_table.hpp"
+#include "xdp_runner.hpp"
+
+using namespace smtpgate;
+using namespace sgtest;
+
+namespace {
+
+// The specification: the longest prefix that contains the address.
+std::optional<TrieEntry> longest_match(const std::vector<TrieEntry>& entries, const Cidr& a) {
+  std::optional<TrieEntry> best;
+  for (const auto& e : entries)
+    if (e.prefix.family() == a.family() && e.prefix.contains(a) &&
+        (!best || e.prefix.prefix_len() > best->prefix.prefix_len()))
+      best = e;
+  return best;
+}
+
+uint32_t expected_entry(const std::vector<TrieEntry>& entries, const Cidr& a) {
+  auto m = longest_match(entries, a);
+  return m ? leaf_entry(m->kind, m->rule_id) : 0;
+}
+
+Cidr random_prefix(std::mt19937_64& rng, Family fam, unsigned max_len) {
+  uint8_t b[16];
+  for (auto& x : b) x = uint8_t(rng());
+  if (fam == Family::V6) b[0] = 0x20 | (b[0] & 0x0f);  // stay in a few /16s
+  if (fam == Family::V4) b[0] = 40 + (b[0] & 3);
+  return Cidr::from_bytes(fam, b, unsigned(rng() % (max_len + 1)));
+}
+
+// Random allowlist: distinct prefixes, many nested in others.
+std::vector<TrieEntry> random_entries(std::mt19937_64& rng, size_t n) {
+  std::set<Cidr> seen;
+  std::vector<TrieEntry> out;
+  uint32_t id = 1;
+  while (out.size() < n) {
+    Family fam = rng() % 2 ? Family::V4 : Family::V6;
+    Cidr c = rng() % 4 == 0 && !out.empty()
+                 ? [&] {  // a prefix inside an earlier one
+                     const Cidr& outer = out[rng() % out.size()].prefix;
+                     uint8_t b[16];
+                     for (size_t i = 0; i < 16; i++) b[i] = outer.bytes()[i] | uint8_t(rng());
+                     unsigned len = outer.prefix_len() + unsigned(rng() % (outer.max_len() - outer.prefix_len() + 1));
+                     Cidr inner = Cidr::from_bytes(outer.family(), b, len);
+                     // keep the outer's bits
+                     return outer.contains(inner) ? inner : outer;
+                   }()
+                 : random_prefix(rng, fam, fam == Family::V4 ? 32 : 128);
+    if (!seen.insert(c).second) continue;
+    out.push_back(TrieEntry{c, id++, static_cast<RuleKind>(1 + rng() % 3)});
+  }
+  return out;
+}
+
+// Addresses worth asking about: each prefix's first and last address and
+// their neighbours, and random ones near the prefixes.
+std::vector<Cidr> probes(std::mt19937_64& rng, const std::vector<TrieEntry>& entries) {
+  std::vector<Cidr> out;
+  auto host = [](const Cidr& c) { return Cidr::from_bytes(c.family(), c.bytes().data(), c.max_len()); };
+  auto step = [](Cidr a, int delta) {
+    auto b = a.bytes();
+    int i = a.family() == Family::V4 ? 3 : 15;
+    for (; i >= 0; i--) {
+      int v = b[i] + delta;
+      b[i] = uint8_t(v);
+      if (v >= 0 && v <= 255) break;
+    }
+    return Cidr::from_bytes(a.family(), b.data(), a.max_len());
+  };
+  for (const auto& e : entries) {
+    Cidr first = host(e.prefix), last = e.prefix.last();
+    for (Cidr a : {first, last, step(first, -1), step(last, 1)}) out.push_back(a);
+    auto b = e.prefix.bytes();
+    for (size_t i = e.prefix.family() == Family::V4 ? 2 : 4; i < 16; i++) b[i] = uint8_t(rng());
+    out.push_back(Cidr::from_bytes(e.prefix.family(), b.data(), e.prefix.max_len()));
+  }
+  return out;
+}
+
+TEST(StrideTable, AgreesWithLongestPrefixMatchOnRandomAllowlists) {
+  std::mt19937_64 rng(20261124);
+  for (int round = 0; round < 40; round++) {
+    auto entries = random_entries(rng, 1 + rng() % 60);
+    StrideImage v4 = compile_stride_table(Family::V4, entries, 0, 1 << 16);
+    StrideImage v6 = compile_stride_table(Family::V6, entries, 7, 1 << 16);
+    for (const Cidr& a : probes(rng, entries)) {
+      const StrideImage& img = a.family() == Family::V4 ? v4 : v6;
+      uint32_t got = stride_walk(img, a);
+      if (got == SG_ENTRY_TRIE) {
+        // Only an IPv6 prefix longer than /64 in the address's /64 may send
+        // the table to the trie.
+        ASSERT_EQ(a.family(), Family::V6) << a.str();
+        bool deep = false;
+        for (const auto& e : entries)
+          if (e.prefix.prefix_len() > 64 && Cidr::from_bytes(a.family(), a.bytes().data(), 64).contains(e.prefix))
+            deep = true;
+        EXPECT_TRUE(deep) << a.str();
+        continue;
+      }
+      EXPECT_EQ(got, expected_entry(entries, a)) << a.str() << " round " << round;
+    }
+  }
+}
+
+TEST(StrideTable, AnExhaustedPoolHandsBlocksToTheTrieAndNothingElseChanges) {
+  std::mt19937_64 rng(7);
+  auto entries = random_entries(rng, 200);
+  StrideImage full = compile_stride_table(Family::V4, entries, 0, 1 << 16);
+  StrideImage small = compile_stride_table(Family::V4, entries, 0, 3);
+  EXPECT_LE(small.chunks.size(), 3u);
+  ASSERT_GT(small.trie_blocks_pool, 0u);
+  size_t to_trie = 0;
+  for (const Cidr& a : probes(rng, entries)) {
+    if (a.family() != Family::V4) continue;
+    uint32_t s = stride_walk(small, a);
+    if (s == SG_ENTRY_TRIE) {
+      to_trie++;
+      continue;
+    }
+    EXPECT_EQ(s, stride_walk(full, a)) << a.str();
+  }
+  EXPECT_GT(to_trie, 0u);
+}
+
+TEST(StrideTable, EmptyAllowlistIsTheDefaultRuleEverywhere) {
+  StrideImage img = compile_stride_table(Family::V4, {}, 0, 16);
+  EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.92.0.1")), 0u);
+  EXPECT_TRUE(img.chunks.empty());
+}
+
+// The kernel's copy, read back through the map, and the trie beside it.
+TEST(StrideTableInKernel, PublishedTableMatchesTheTrie) {
+  std::mt19937_64 rng(99);
+  XdpGate gate;
+  for (int round = 0; round < 5; round++) {
+    auto entries = random_entries(rng, 100);
+    gate.maps().publish(entries);
+    for (const Cidr& a : probes(rng, entries)) {
+      uint32_t t = gate.maps().table_entry(a);
+      auto m = gate.maps().match(a);
+      auto want = longest_match(entries, a);
+      ASSERT_EQ(m.has_value(), want.has_value()) << a.str();
+      if (m) {
+        EXPECT_EQ(m->prefix, want->prefix) << a.str();
+        EXPECT_EQ(m->rule_id, want->rule_id) << a.str();
+      }
+      if (t != SG_ENTRY_TRIE) EXPECT_EQ(t, expected_entry(entries, a)) << a.str() << " round " << round;
+    }
+  }
+}
+
+// Verdicts through the program itself, with a pool of 4 chunks (2 per slot):
+// most blocks fall back to the trie, and every verdict must still be right.
+TEST(StrideTableInKernel, VerdictsAreRightWhetherTableOrTrieAnswers) {
+  std::mt19937_64 rng(5);
+  ProgramOptions o;
+  o.table_chunks = 4;
+  XdpGate gate(o);
+  gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
+  size_t via_trie = 0, via_table = 0;
+  for (int round = 0; round < 3; round++) {
+    auto entries = random_entries(rng, 80);
+    gate.maps().publish(entries);
+    for (const Cidr& a : probes(rng, entries)) {
+      auto m = longest_match(entries, a);
+      bool admitted = m && m->kind == RuleKind::Admit;
+      (gate.maps().table_entry(a) == SG_ENTRY_TRIE ? via_trie : via_table)++;
+      Packet p;
+      p.eth();
+      if (a.family() == Family::V4)
+        p.ipv4(a.address_str(), "192.0.2.1");
+      else
+        p.ipv6(a.address_str(), "2001:db8::1");
+      RunResult r = gate.run(p.tcp(40000, 25, SYN).bytes());
+      EXPECT_EQ(r.action, admitted ? XDP_PASS : XDP_DROP) << a.str();
+    }
+  }
+  EXPECT_GT(via_trie, 0u);
+  EXPECT_GT(via_table, 0u);
+}
+
+}  // namespace

@@ -1,54 +1,81 @@
-// Per-packet cost of each packet class through the gate, against an empty
-// XDP_PASS program measured in the same run, with BPF_PROG_TEST_RUN.
-// Usage: bench_prog [REPEAT] (default 2000000). Run as root.
+// What the XDP program costs, measured against baselines in the same run:
+//
+//  1. Per packet class, one source repeated (BPF_PROG_TEST_RUN loops), with 10
+//     ranges: smtpgate, an empty XDP_PASS program (the floor), and xdp-filter's
+//     program (Debian's xdp-tools) doing the nearest job it can.
+//  2. Scale: 10 .. 1 000 000 prefixes. Publish time, map memory, and the cost
+//     of a SYN from one source and from sources spread over the address space.
+//     Spread sources are many different packets, one test run each; their cost
+//     is the kernel's own accounting of the program (kernel.bpf_stats_enabled:
+//     run_time_ns / run_cnt), for smtpgate, for the same program with the LPM
+//     trie alone (no stride table), and for the empty program.
+//
+// Usage: bench_prog [--repeat N] [--scales 10,1000,100000,1000000]
+//                   [--spread N] [--quick]. Run as root; prints its figures.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <spdlog/spdlog.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "cidr.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
+#include "stride_table.hpp"
+#include "testprogs/lpm_only.skel.h"
 #include "testprogs/xdp_pass.skel.h"
 
 using namespace smtpgate;
 
 namespace {
 
-// Frames built by hand (the bench does not link the test library).
-std::vector<uint8_t> frame(bool v6, uint8_t proto, const uint8_t* src, uint16_t dport, uint8_t flags) {
+// ---- frames ---------------------------------------------------------------
+
+std::vector<uint8_t> frame(const Cidr& src, uint8_t proto, uint16_t dport, uint8_t flags) {
+  bool v6 = src.family() == Family::V6;
   std::vector<uint8_t> f(14, 0);
   f[0] = 2;
   f[6] = 2;
   f[12] = v6 ? 0x86 : 0x08;
   f[13] = v6 ? 0xdd : 0x00;
   size_t l4 = proto == 6 ? 20 : 8;
+  const uint8_t* s = src.bytes().data();
   if (!v6) {
     std::vector<uint8_t> ip(20, 0);
     ip[0] = 0x45;
-    ip[3] = 20 + l4;
+    ip[3] = uint8_t(20 + l4);
     ip[8] = 64;
     ip[9] = proto;
-    std::copy(src, src + 4, ip.begin() + 12);
+    std::copy(s, s + 4, ip.begin() + 12);
     ip[16] = 192, ip[17] = 0, ip[18] = 2, ip[19] = 1;
     f.insert(f.end(), ip.begin(), ip.end());
   } else {
     std::vector<uint8_t> ip(40, 0);
     ip[0] = 0x60;
-    ip[5] = l4;
+    ip[5] = uint8_t(l4);
     ip[6] = proto;
     ip[7] = 64;
-    std::copy(src, src + 16, ip.begin() + 8);
+    std::copy(s, s + 16, ip.begin() + 8);
     ip[24] = 0x20, ip[25] = 0x01, ip[26] = 0x0d, ip[27] = 0xb8, ip[39] = 1;
     f.insert(f.end(), ip.begin(), ip.end());
   }
   std::vector<uint8_t> l(l4, 0);
   l[0] = 0x9c, l[1] = 0x40;
-  l[2] = dport >> 8, l[3] = dport & 0xff;
+  l[2] = uint8_t(dport >> 8), l[3] = uint8_t(dport & 0xff);
   if (proto == 6) {
     l[12] = 0x50;
     l[13] = flags;
@@ -57,94 +84,444 @@ std::vector<uint8_t> frame(bool v6, uint8_t proto, const uint8_t* src, uint16_t 
   return f;
 }
 
-// Average ns per run: one test run of `repeat` iterations (the kernel times
-// the loop), or `repeat` test runs of one iteration when the program rewrites
-// the packet (a reset would otherwise be judged again as a non-SYN).
-double ns_per_packet(int fd, const std::vector<uint8_t>& f, int repeat, bool one_at_a_time) {
+// ---- timing ---------------------------------------------------------------
+
+uint32_t run_once(int fd, const std::vector<uint8_t>& f) {
   std::vector<uint8_t> out(f.size() + 64);
-  if (!one_at_a_time) {
-    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_size_in = uint32_t(f.size()), .repeat = repeat);
-    if (bpf_prog_test_run_opts(fd, &o) != 0) {
-      std::perror("BPF_PROG_TEST_RUN");
-      std::exit(1);
-    }
-    return o.duration;
+  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_out = out.data(),
+              .data_size_in = uint32_t(f.size()), .data_size_out = uint32_t(out.size()), .repeat = 1);
+  if (bpf_prog_test_run_opts(fd, &o) != 0) {
+    std::perror("bench_prog: BPF_PROG_TEST_RUN");
+    std::exit(1);
   }
-  uint64_t total = 0;
-  for (int i = 0; i < repeat; i++) {
-    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_out = out.data(),
-                .data_size_in = uint32_t(f.size()), .data_size_out = uint32_t(out.size()), .repeat = 1);
-    if (bpf_prog_test_run_opts(fd, &o) != 0) {
-      std::perror("BPF_PROG_TEST_RUN");
-      std::exit(1);
-    }
-    total += o.duration;
-  }
-  return double(total) / repeat;
+  return o.retval;
 }
 
-double median3(int fd, const std::vector<uint8_t>& f, int repeat, bool one) {
-  double a[3];
-  for (double& x : a) x = ns_per_packet(fd, f, repeat, one);
-  std::sort(a, a + 3);
-  return a[1];
+// One packet looped `repeat` times inside the kernel, which times the loop
+// (and only the loop: a looped test run also registers the program with the
+// XDP dispatcher and waits for RCU, tens of milliseconds that the kernel
+// leaves out and a clock around the syscall would not). Whole nanoseconds;
+// best of 5.
+double loop_ns(int fd, const std::vector<uint8_t>& f, int repeat) {
+  uint32_t best = UINT32_MAX;
+  for (int i = 0; i < 5; i++) {
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_size_in = uint32_t(f.size()), .repeat = repeat);
+    if (bpf_prog_test_run_opts(fd, &o) != 0) {
+      std::perror("bench_prog: BPF_PROG_TEST_RUN");
+      std::exit(1);
+    }
+    best = std::min(best, o.duration);
+  }
+  return best;
 }
+
+// kernel.bpf_stats_enabled on for the lifetime of the object, then back to
+// what it was.
+class BpfStats {
+ public:
+  BpfStats() {
+    std::ifstream in("/proc/sys/kernel/bpf_stats_enabled");
+    in >> before_;
+    write("1");
+  }
+  ~BpfStats() { write(before_.empty() ? "0" : before_); }
+
+ private:
+  static void write(const std::string& v) {
+    std::ofstream out("/proc/sys/kernel/bpf_stats_enabled");
+    out << v;
+  }
+  std::string before_;
+};
+
+std::pair<uint64_t, uint64_t> prog_stats(int fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+    std::perror("bench_prog: read program stats");
+    std::exit(1);
+  }
+  return {info.run_time_ns, info.run_cnt};
+}
+
+// The program's own run time per packet (bpf_stats), over many different
+// packets, one test run each. Best of 3 passes.
+double spread_ns(int fd, const std::vector<std::vector<uint8_t>>& frames) {
+  double best = 1e18;
+  for (int pass = 0; pass < 3; pass++) {
+    auto [t0, n0] = prog_stats(fd);
+    for (const auto& f : frames) run_once(fd, f);
+    auto [t1, n1] = prog_stats(fd);
+    best = std::min(best, double(t1 - t0) / double(n1 - n0));
+  }
+  return best;
+}
+
+// ---- xdp-filter, the peer ------------------------------------------------
+
+// xdp-filter's flags in its maps (xdp-filter/common_kern_user.h).
+constexpr uint64_t kXdpFilterSrc = 1 << 0;
+
+struct XdpFilter {
+  bpf_object* obj = nullptr;
+  int fd = -1;
+};
+
+// Loads xdp-filter's all-features program in its default-allow mode, with a
+// source-address rule that drops the stranger: it parses Ethernet, IP and
+// TCP, and looks up addresses and ports in its hash and array maps for every
+// packet, as it does on a NIC.
+XdpFilter load_xdp_filter(const Cidr& stranger) {
+  const char* dirs[] = {"/usr/lib/x86_64-linux-gnu/bpf", "/usr/lib/aarch64-linux-gnu/bpf", "/usr/lib/bpf",
+                        "/usr/local/lib/bpf"};
+  for (const char* d : dirs) {
+    std::string path = std::string(d) + "/xdpfilt_alw_all.o";
+    if (::access(path.c_str(), R_OK) != 0) continue;
+    XdpFilter x;
+    x.obj = bpf_object__open_file(path.c_str(), nullptr);
+    if (!x.obj || bpf_object__load(x.obj) != 0) break;
+    bpf_program* p = bpf_object__next_program(x.obj, nullptr);
+    x.fd = bpf_program__fd(p);
+    int ipv4 = bpf_map__fd(bpf_object__find_map_by_name(x.obj, "filter_ipv4"));
+    std::vector<uint64_t> flags(libbpf_num_possible_cpus(), kXdpFilterSrc);
+    uint32_t key;
+    std::memcpy(&key, stranger.bytes().data(), 4);
+    if (bpf_map_update_elem(ipv4, &key, flags.data(), BPF_ANY) != 0) break;
+    return x;
+  }
+  return {};
+}
+
+// ---- allowlists at scale -------------------------------------------------
+
+// n prefixes spread over the IPv4 unicast space, none in special-purpose
+// space: mostly /24s, some /20-/23, a few /16-/19, as routing tables go.
+// Aggregated before loading, as smtpgate does with any set it is given.
+std::vector<Cidr> spread_prefixes(size_t n, uint64_t seed, double* aggregate_ms) {
+  std::mt19937_64 rng(seed);
+  std::set<Cidr> out;
+  while (out.size() < n) {
+    uint32_t a = uint32_t(rng());
+    unsigned r = unsigned(rng() % 100);
+    unsigned len = r < 70 ? 24 : r < 90 ? 20 + unsigned(rng() % 4) : 16 + unsigned(rng() % 4);
+    uint8_t b[4] = {uint8_t(a >> 24), uint8_t(a >> 16), uint8_t(a >> 8), uint8_t(a)};
+    Cidr c = Cidr::from_bytes(Family::V4, b, len);
+    if (b[0] == 0 || b[0] >= 224 || find_special_purpose(c)) continue;
+    out.insert(c);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<Cidr> agg = aggregate(std::vector<Cidr>(out.begin(), out.end()));
+  *aggregate_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return agg;
+}
+
+Cidr random_inside(std::mt19937_64& rng, const Cidr& p) {
+  auto b = p.bytes();
+  uint32_t host = uint32_t(rng());
+  uint32_t a = uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
+  unsigned len = p.prefix_len();
+  uint32_t mask = len == 0 ? 0 : ~uint32_t(0) << (32 - len);
+  a = (a & mask) | (host & ~mask);
+  uint8_t o[4] = {uint8_t(a >> 24), uint8_t(a >> 16), uint8_t(a >> 8), uint8_t(a)};
+  return Cidr::from_bytes(Family::V4, o, 32);
+}
+
+// Kernel memory of a map (fdinfo "memlock", the kernel's own accounting).
+uint64_t map_memory(int fd) {
+  std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("memlock:", 0) == 0) return std::stoull(line.substr(8));
+  return 0;
+}
+
+// Every map of the gate, and the tries in its slots (inner maps created at
+// publish).
+uint64_t gate_memory(bpf_object* obj) {
+  uint64_t sum = 0;
+  bpf_map* m;
+  bpf_object__for_each_map(m, obj) sum += map_memory(bpf_map__fd(m));
+  for (const char* outer : {"allow_v4", "allow_v6"}) {
+    int ofd = bpf_map__fd(bpf_object__find_map_by_name(obj, outer));
+    for (uint32_t slot = 0; slot < SG_SLOTS; slot++) {
+      uint32_t id = 0;
+      if (bpf_map_lookup_elem(ofd, &slot, &id) != 0) continue;
+      int fd = bpf_map_get_fd_by_id(id);
+      if (fd < 0) continue;
+      sum += map_memory(fd);
+      ::close(fd);
+    }
+  }
+  return sum;
+}
+
+struct Options {
+  int repeat = 5000000;
+  std::vector<size_t> scales{10, 1000, 100000, 1000000};
+  size_t spread = 200000;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "bench_prog: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--repeat") {
+      o.repeat = std::atoi(next().c_str());
+    } else if (a == "--spread") {
+      o.spread = size_t(std::atol(next().c_str()));
+    } else if (a == "--scales") {
+      o.scales.clear();
+      std::stringstream ss(next());
+      std::string tok;
+      while (std::getline(ss, tok, ',')) o.scales.push_back(size_t(std::atol(tok.c_str())));
+    } else if (a == "--quick") {
+      o.repeat = 200000;
+      o.scales = {10, 1000};
+      o.spread = 20000;
+    } else {
+      std::fprintf(stderr,
+                   "usage: bench_prog [--repeat N] [--scales 10,1000,100000,1000000] [--spread N] [--quick]\n");
+      std::exit(2);
+    }
+  }
+  if (o.repeat < 1000 || o.spread < 1000 || o.scales.empty()) {
+    std::fprintf(stderr, "bench_prog: --repeat and --spread must be at least 1000, --scales non-empty\n");
+    std::exit(2);
+  }
+  return o;
+}
+
+const char* mark(bool met) { return met ? "met" : "MISSED"; }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  int repeat = argc > 1 ? std::atoi(argv[1]) : 2000000;
-  int single = std::max(repeat / 20, 1000);
+// Timed loops must not share their CPU: pinned, and real-time priority so a
+// build or a test on the same machine cannot preempt a loop mid-measurement.
+void isolate() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(0, &set);
+  sched_param sp{};
+  sp.sched_priority = 50;
+  if (sched_setaffinity(0, sizeof(set), &set) != 0 || sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
+    std::fprintf(stderr, "bench_prog: warning: cannot pin to CPU 0 at real-time priority; figures are noisier\n");
+}
 
+int main(int argc, char** argv) {
+  Options opt = parse(argc, argv);
+  isolate();
+  libbpf_set_print([](libbpf_print_level, const char*, va_list) { return 0; });
   xdp_pass_bpf* empty = xdp_pass_bpf__open_and_load();
   if (!empty) {
     std::fprintf(stderr, "bench_prog: cannot load the empty XDP program (run as root)\n");
     return 1;
   }
-  GateProgram gate(ProgramOptions{});
-  gate.load();
-  GateMaps maps = GateMaps::from_object(gate.object());
-  std::vector<TrieEntry> ranges;
-  const char* ten[] = {"40.92.0.0/15",       "40.107.0.0/16",      "52.100.0.0/14", "104.47.0.0/17",
-                       "2a01:111:f400::/48", "2a01:111:f403::/48", "40.95.0.0/16",  "52.96.0.0/14",
-                       "157.55.0.0/16",      "207.46.0.0/16"};
-  uint32_t id = 1;
-  for (const char* c : ten) ranges.push_back(TrieEntry{Cidr::parse(c), id++, RuleKind::Admit});
-  maps.publish(ranges);
-
-  const uint8_t eop[4] = {40, 92, 0, 10}, stranger[4] = {198, 51, 100, 7};
-  struct Class {
-    const char* name;
-    std::vector<uint8_t> f;
-    Action action;
-    bool rewrites;
-    double target;
-  } classes[] = {
-      {"non-TCP (UDP)", frame(false, 17, stranger, 25, 0), Action::Drop, false, 1.3},
-      {"TCP, other port", frame(false, 6, stranger, 443, 0x02), Action::Drop, false, 1.3},
-      {"TCP to 25, not SYN", frame(false, 6, stranger, 25, 0x10), Action::Drop, false, 1.3},
-      {"admitted SYN", frame(false, 6, eop, 25, 0x02), Action::Drop, false, 2.0},
-      {"dropped SYN", frame(false, 6, stranger, 25, 0x02), Action::Drop, false, 2.0},
-      {"rejected SYN", frame(false, 6, stranger, 25, 0x02), Action::Reject, true, 2.0},
-  };
-
   int efd = bpf_program__fd(empty->progs.xdp_pass);
-  double floor_loop = median3(efd, classes[0].f, repeat, false);
-  double floor_single = median3(efd, classes[0].f, single, true);
-  std::printf("smtpgate per-packet cost, BPF_PROG_TEST_RUN, %d ranges loaded\n", int(ranges.size()));
-  std::printf("empty XDP_PASS program: %.1f ns (loop of %d), %.1f ns (%d single runs)\n\n", floor_loop, repeat,
-              floor_single, single);
-  std::printf("%-22s %10s %8s %8s %s\n", "class", "ns/pkt", "ratio", "target", "");
   bool all_met = true;
-  for (auto& c : classes) {
-    maps.set_config(GateConfig{c.action, {25}, 0});
-    double ns = median3(gate.prog_fd(), c.f, c.rewrites ? single : repeat, c.rewrites);
-    double base = c.rewrites ? floor_single : floor_loop;
-    double ratio = ns / base;
-    bool met = ratio <= c.target;
-    all_met &= met;
-    std::printf("%-22s %10.1f %7.2fx %7.1fx %s\n", c.name, ns, ratio, c.target, met ? "met" : "MISSED");
+
+  // ---- 1. per packet class, 10 ranges, one source ------------------------
+  {
+    GateProgram gate(ProgramOptions{});
+    gate.load();
+    GateMaps maps = GateMaps::from_object(gate.object());
+    const char* ten[] = {"40.92.0.0/15",       "40.107.0.0/16",      "52.100.0.0/14", "104.47.0.0/17",
+                         "2a01:111:f400::/48", "2a01:111:f403::/48", "40.95.0.0/16",  "52.96.0.0/14",
+                         "157.55.0.0/16",      "207.46.0.0/16"};
+    std::vector<TrieEntry> ranges;
+    uint32_t id = 1;
+    for (const char* c : ten) ranges.push_back(TrieEntry{Cidr::parse(c), id++, RuleKind::Admit});
+    maps.publish(ranges);
+
+    Cidr eop = Cidr::parse_address("104.47.0.10"), eop6 = Cidr::parse_address("2a01:111:f400::10");
+    Cidr stranger = Cidr::parse_address("198.51.100.7"), stranger6 = Cidr::parse_address("2001:db8:bad::7");
+    XdpFilter xf = load_xdp_filter(stranger);
+    struct Class {
+      const char* name;
+      std::vector<uint8_t> f;
+      Action action;
+      bool syn;
+    } classes[] = {
+        {"non-TCP (UDP)", frame(stranger, 17, 25, 0), Action::Drop, false},
+        {"TCP, other port", frame(stranger, 6, 443, 0x02), Action::Drop, false},
+        {"TCP to 25, not SYN", frame(stranger, 6, 25, 0x10), Action::Drop, false},
+        {"IPv6 TCP to 25, not SYN", frame(stranger6, 6, 25, 0x10), Action::Drop, false},
+        {"admitted SYN", frame(eop, 6, 25, 0x02), Action::Drop, true},
+        {"admitted SYN, IPv6", frame(eop6, 6, 25, 0x02), Action::Drop, true},
+        {"dropped SYN", frame(stranger, 6, 25, 0x02), Action::Drop, true},
+        {"dropped SYN, IPv6", frame(stranger6, 6, 25, 0x02), Action::Drop, true},
+        {"monitored SYN", frame(stranger, 6, 25, 0x02), Action::Monitor, true},
+    };
+    // The floor is measured between the classes too, and the lowest kept:
+    // the machine's state drifts over a run.
+    double floor = loop_ns(efd, classes[0].f, opt.repeat);
+    std::printf("== 1. Per packet class: BPF_PROG_TEST_RUN, one packet looped %d times, best of 5 ==\n",
+                opt.repeat);
+    std::printf("%zu ranges loaded; ns per packet as the kernel times the loop (the loop itself included)\n\n",
+                ranges.size());
+    std::printf("%-26s %9s %8s %8s %8s  %14s\n", "class", "smtpgate", "ratio", "target", "", "xdp-filter");
+    std::vector<double> ns(std::size(classes)), xns(std::size(classes), 0);
+    for (size_t i = 0; i < std::size(classes); i++) {
+      maps.set_config(GateConfig{classes[i].action, {25}, 0});
+      ns[i] = loop_ns(gate.prog_fd(), classes[i].f, opt.repeat);
+      if (xf.fd >= 0) xns[i] = loop_ns(xf.fd, classes[i].f, opt.repeat);
+      floor = std::min(floor, loop_ns(efd, classes[i].f, opt.repeat));
+    }
+    std::printf("%-26s %9.0f %7.2fx\n", "empty XDP_PASS program", floor, 1.0);
+    for (size_t i = 0; i < std::size(classes); i++) {
+      double target = classes[i].syn ? 2.0 : 1.3;
+      bool met = ns[i] / floor <= target;
+      all_met &= met;
+      char x[32] = "-";
+      if (xf.fd >= 0) std::snprintf(x, sizeof x, "%.0f (%.2fx)", xns[i], xns[i] / floor);
+      std::printf("%-26s %9.0f %7.2fx %7.1fx %8s  %14s\n", classes[i].name, ns[i], ns[i] / floor, target,
+                  mark(met), x);
+    }
+    if (xf.fd < 0) std::printf("(xdp-filter's program not found: install xdp-tools for the comparison)\n");
+
+    // The reset rewrites the packet, so a loop would judge its own RST: one
+    // test run each, timed by the kernel's bpf_stats like the spread sources.
+    {
+      maps.set_config(GateConfig{Action::Reject, {25}, 0});
+      std::vector<std::vector<uint8_t>> one(20000, classes[6].f);
+      BpfStats on;
+      double r = spread_ns(gate.prog_fd(), one), e = spread_ns(efd, one);
+      bool met = r / e <= 2.0;
+      all_met &= met;
+      std::printf("%-26s %9.2f %7.2fx %7.1fx %8s  (bpf_stats, single runs; floor %.2f)\n", "rejected SYN", r,
+                  r / e, 2.0, mark(met), e);
+    }
+    if (xf.obj) bpf_object__close(xf.obj);
   }
+
+  // ---- 2. scale ---------------------------------------------------------
+  std::printf("\n== 2. Scale: spread prefixes (IPv4), action drop ==\n");
+  std::printf("one source: BPF_PROG_TEST_RUN loop as above; spread: %zu different packets, one run each,\n",
+              opt.spread);
+  std::printf("the kernel's bpf_stats run_time_ns/run_cnt (floor: the empty program on the same packets);\n");
+  std::printf("bare trie: a minimal program that only looks the source up in one LPM trie.\n\n");
+  std::printf("%9s %9s %8s %9s %8s %9s | %8s %8s | %8s %8s %8s %8s | %8s %8s\n", "prefixes", "loaded", "agg ms",
+              "publish", "maps MiB", "B/prefix", "1src adm", "1src drp", "floor", "adm", "drp", "ratio", "bare adm",
+              "bare drp");
+  for (size_t n : opt.scales) {
+    double agg_ms = 0;
+    std::vector<Cidr> prefixes = spread_prefixes(n, 1000 + n, &agg_ms);
+    std::vector<TrieEntry> entries;
+    uint32_t id = 1;
+    for (const Cidr& c : prefixes) entries.push_back(TrieEntry{c, id++, RuleKind::Admit});
+    // Size the table for the allowlist, as an operator does when smtpgated
+    // warns: both slots' worth of the chunks it needs.
+    uint32_t need = uint32_t(compile_stride_table(Family::V4, entries, 0, 1u << 24).chunks.size());
+    ProgramOptions po;
+    po.max_rules = std::max<uint32_t>(uint32_t(entries.size()) + 2, 16);
+    po.table_chunks = std::max<uint32_t>(2 * need + 2, 16);
+    po.recent_sources = SG_DEFAULT_RECENT_SOURCES;
+    GateProgram gate(po);
+    gate.load();
+    GateMaps maps = GateMaps::from_object(gate.object());
+    maps.set_config(GateConfig{Action::Drop, {25}, 0});
+    auto t0 = std::chrono::steady_clock::now();
+    maps.publish(entries);
+    double publish_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    uint64_t bytes = gate_memory(gate.object());
+
+    // The bare trie: the same prefixes in one LPM trie, looked up by a
+    // minimal program.
+    lpm_only_bpf* bare = lpm_only_bpf__open_and_load();
+    if (!bare) {
+      std::fprintf(stderr, "bench_prog: cannot load the bare-trie program\n");
+      return 1;
+    }
+    for (const Cidr& c : prefixes) {
+      sg_lpm_v4_key k{c.prefix_len(), {}};
+      std::memcpy(k.addr, c.bytes().data(), 4);
+      uint32_t one = 1;
+      if (bpf_map__update_elem(bare->maps.lpm_v4, &k, sizeof k, &one, sizeof one, BPF_ANY) != 0) {
+        std::perror("bench_prog: fill the bare trie");
+        return 1;
+      }
+    }
+    int tfd = bpf_program__fd(bare->progs.lpm_only);
+
+    std::mt19937_64 rng(n);
+    std::vector<std::vector<uint8_t>> admitted, dropped;
+    for (size_t i = 0; i < opt.spread; i++) {
+      admitted.push_back(frame(random_inside(rng, prefixes[rng() % prefixes.size()]), 6, 25, 0x02));
+      uint8_t b[4];
+      for (;;) {
+        uint32_t a = uint32_t(rng());
+        b[0] = uint8_t(a >> 24), b[1] = uint8_t(a >> 16), b[2] = uint8_t(a >> 8), b[3] = uint8_t(a);
+        if (!maps.match(Cidr::from_bytes(Family::V4, b, 32))) break;
+      }
+      dropped.push_back(frame(Cidr::from_bytes(Family::V4, b, 32), 6, 25, 0x02));
+    }
+    // Check the verdicts before timing them.
+    for (size_t i = 0; i < 1000; i++) {
+      if (run_once(gate.prog_fd(), admitted[i]) != XDP_PASS || run_once(gate.prog_fd(), dropped[i]) != XDP_DROP ||
+          run_once(tfd, admitted[i]) != XDP_PASS || run_once(tfd, dropped[i]) != XDP_DROP) {
+        std::fprintf(stderr, "bench_prog: wrong verdict at scale %zu, packet %zu\n", n, i);
+        return 1;
+      }
+    }
+    double one_adm = loop_ns(gate.prog_fd(), admitted[0], opt.repeat / 5);
+    double one_drp = loop_ns(gate.prog_fd(), dropped[0], opt.repeat / 5);
+    double fl, adm, drp, tadm, tdrp;
+    {
+      BpfStats on;
+      fl = std::min(spread_ns(efd, admitted), spread_ns(efd, dropped));
+      adm = spread_ns(gate.prog_fd(), admitted);
+      drp = spread_ns(gate.prog_fd(), dropped);
+      tadm = spread_ns(tfd, admitted);
+      tdrp = spread_ns(tfd, dropped);
+    }
+    lpm_only_bpf__destroy(bare);
+    double ratio = std::max(adm, drp) / fl;
+    bool met = ratio <= 2.0 && (n != 100000 || publish_s < 1.0);
+    if (n >= 100000) all_met &= met;
+    std::printf("%9zu %9zu %8.0f %8.3fs %8.1f %9.0f | %8.2f %8.2f | %8.2f %8.2f %8.2f %7.2fx | %8.2f %8.2f %s\n", n,
+                prefixes.size(), agg_ms, publish_s, double(bytes) / 1048576.0, double(bytes) / double(prefixes.size()), one_adm, one_drp, fl,
+                adm, drp, ratio, tadm, tdrp, n >= 100000 ? mark(met) : "");
+  }
+  std::printf("\ntargets: every class within 2x of the empty program with 1 000 000 prefixes and spread\n");
+  std::printf("sources; a full replacement of 100 000 prefixes published in under 1 s.\n");
+
+  // ---- 3. update time -----------------------------------------------------
+  std::printf("\n== 3. Publish a full replacement (IPv4 spread prefixes) ==\n");
+  for (size_t n : {size_t(10000), size_t(100000), size_t(1000000)}) {
+    if (std::find(opt.scales.begin(), opt.scales.end(), n) == opt.scales.end() &&
+        n > *std::max_element(opt.scales.begin(), opt.scales.end()))
+      continue;
+    double agg_ms = 0;
+    std::vector<Cidr> a = spread_prefixes(n, 7 + n, &agg_ms), b = spread_prefixes(n, 8 + n, &agg_ms);
+    std::vector<TrieEntry> ea, eb;
+    uint32_t id = 1;
+    for (const Cidr& c : a) ea.push_back(TrieEntry{c, id++, RuleKind::Admit});
+    id = 1;
+    for (const Cidr& c : b) eb.push_back(TrieEntry{c, id++, RuleKind::Admit});
+    uint32_t need = std::max(compile_stride_table(Family::V4, ea, 0, 1u << 24).chunks.size(),
+                             compile_stride_table(Family::V4, eb, 0, 1u << 24).chunks.size());
+    ProgramOptions po;
+    po.max_rules = uint32_t(std::max(ea.size(), eb.size()) + 2);
+    po.table_chunks = std::max<uint32_t>(2 * need + 2, 16);
+    GateProgram gate(po);
+    gate.load();
+    GateMaps maps = GateMaps::from_object(gate.object());
+    maps.publish(ea);
+    auto t0 = std::chrono::steady_clock::now();
+    maps.publish(eb);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    bool met = n != 100000 || s < 1.0;
+    if (n == 100000) all_met &= met;
+    std::printf("%9zu prefixes replaced by %zu others: %.3f s %s\n", ea.size(), eb.size(), s,
+                n == 100000 ? (met ? "(target < 1 s: met)" : "(target < 1 s: MISSED)") : "");
+  }
+
   std::printf("\n%s\n", all_met ? "all targets met" : "some targets missed");
   xdp_pass_bpf__destroy(empty);
   return 0;

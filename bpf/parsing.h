@@ -62,7 +62,9 @@ static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end)
 	if ((void *)(eth + 1) > data_end)
 		return -1;
 	nh->pos = eth + 1;
-	h_proto = eth->h_proto;
+	/* struct ethhdr is packed: read the type as the 16-bit word it is
+	 * (frames start 2-byte aligned), not byte by byte. */
+	h_proto = *(__u16 *)((void *)eth + 12);
 
 #pragma unroll
 	for (int i = 0; i < 2; i++) {

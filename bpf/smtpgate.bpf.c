@@ -122,7 +122,10 @@ struct {
 struct pkt {
 	__u32 family;       /* 4 or 6 */
 	__u32 l2_len;       /* bytes before the IP header: 14, 18 or 22 */
-	__u8 saddr[16];
+	void *l3;           /* the IP header */
+	struct sg_config *cfg; /* looked up once a TCP header is found, else 0 */
+	/* Only for a packet to judge (copied by load_addresses): */
+	__u8 saddr[16];     /* IPv4 in the first 4 bytes, rest zero */
 	__u8 daddr[16];
 	__u16 sport;        /* host order */
 	__u16 dport;
@@ -136,8 +139,19 @@ struct pkt {
 /* Internal: "judge this packet", beside the pass reasons of enum sg_reason. */
 #define JUDGE SG_REASON_MAX
 
+/* gate_config[0]. Looked up only for TCP: the packets that are not TCP
+ * leave without it. */
+static __always_inline struct sg_config *gate_config_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&gate_config, &zero);
+}
+
 static __always_inline int port_guarded(const struct sg_config *cfg, __u16 port)
 {
+	if (!cfg)
+		return 0;
 #pragma unroll
 	for (int i = 0; i < SG_MAX_PORTS; i++) {
 		if (i >= cfg->nports)
@@ -150,11 +164,38 @@ static __always_inline int port_guarded(const struct sg_config *cfg, __u16 port)
 
 /* The TCP header of a packet the IP layer says is TCP. first_frag: offset 0
  * with more fragments to come. */
-static __always_inline int parse_tcp(struct hdr_cursor *nh, void *data_end, const struct sg_config *cfg,
-				     struct pkt *p, int first_frag, __u32 l4_len)
+/* Bytes the IP header(s) say follow them, for the reset's acknowledgment
+ * number: read only for a SYN that may be reset. */
+static __always_inline __u32 ip_payload_len(const struct pkt *p, void *data_end, __u32 l3_len)
+{
+	__u32 total;
+
+	if (p->family == 4) {
+		struct iphdr *iph = p->l3;
+
+		if ((void *)(iph + 1) > data_end)
+			return 0;
+		total = bpf_ntohs(iph->tot_len);
+	} else {
+		struct ipv6hdr *ip6h = p->l3;
+
+		if ((void *)(ip6h + 1) > data_end)
+			return 0;
+		total = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
+	}
+	return total > l3_len ? total - l3_len : 0;
+}
+
+/* l3_len: bytes from the IP header to the TCP header. */
+static __always_inline int parse_tcp(struct hdr_cursor *nh, void *data_end, struct pkt *p, int first_frag,
+				     __u32 l3_len)
 {
 	struct tcphdr *th = nh->pos;
+	struct sg_config *cfg;
 
+	p->cfg = 0;
+	p->can_reset = 0;
+	p->sport = p->dport = 0;
 	if (first_frag) {
 		/* Reassembly would hand the stack a SYN we never saw whole:
 		 * judge every first fragment to a guarded port, and one too
@@ -165,6 +206,7 @@ static __always_inline int parse_tcp(struct hdr_cursor *nh, void *data_end, cons
 		}
 		p->sport = bpf_ntohs(th->source);
 		p->dport = bpf_ntohs(th->dest);
+		cfg = p->cfg = gate_config_get();
 		if (!port_guarded(cfg, p->dport))
 			return SG_REASON_OTHER_PORT;
 		p->judged_as = SG_JUDGED_FIRST_FRAGMENT;
@@ -177,6 +219,7 @@ static __always_inline int parse_tcp(struct hdr_cursor *nh, void *data_end, cons
 		return SG_REASON_MALFORMED;
 	p->sport = bpf_ntohs(th->source);
 	p->dport = bpf_ntohs(th->dest);
+	cfg = p->cfg = gate_config_get();
 	if (!port_guarded(cfg, p->dport))
 		return SG_REASON_OTHER_PORT;
 	if (!th->syn || th->ack)
@@ -184,17 +227,20 @@ static __always_inline int parse_tcp(struct hdr_cursor *nh, void *data_end, cons
 
 	p->seq = bpf_ntohl(th->seq);
 	p->fin = th->fin;
-	p->payload_len = l4_len > (__u32)th->doff * 4 ? l4_len - (__u32)th->doff * 4 : 0;
+	{
+		__u32 l4_len = ip_payload_len(p, data_end, l3_len);
+
+		p->payload_len = l4_len > (__u32)th->doff * 4 ? l4_len - (__u32)th->doff * 4 : 0;
+	}
 	p->can_reset = 1;
 	p->judged_as = SG_JUDGED_SYN;
 	return JUDGE;
 }
 
-static __always_inline int parse_ipv4(struct hdr_cursor *nh, void *data_end, const struct sg_config *cfg,
-				      struct pkt *p)
+static __always_inline int parse_ipv4(struct hdr_cursor *nh, void *data_end, struct pkt *p)
 {
 	struct iphdr *iph = nh->pos;
-	__u32 ihl, tot_len;
+	__u32 ihl;
 	__u16 frag;
 
 	if ((void *)(iph + 1) > data_end)
@@ -206,8 +252,7 @@ static __always_inline int parse_ipv4(struct hdr_cursor *nh, void *data_end, con
 		return SG_REASON_MALFORMED;
 
 	p->family = 4;
-	__builtin_memcpy(p->saddr, &iph->saddr, 4);
-	__builtin_memcpy(p->daddr, &iph->daddr, 4);
+	p->l3 = iph;
 	if (iph->protocol != IPPROTO_TCP)
 		return SG_REASON_NOT_TCP;
 
@@ -215,16 +260,14 @@ static __always_inline int parse_ipv4(struct hdr_cursor *nh, void *data_end, con
 	if (frag & IP_OFFSET_)
 		return SG_REASON_LATER_FRAGMENT;
 
-	tot_len = bpf_ntohs(iph->tot_len);
 	nh->pos += ihl;
-	return parse_tcp(nh, data_end, cfg, p, frag & IP_MF_, tot_len > ihl ? tot_len - ihl : 0);
+	return parse_tcp(nh, data_end, p, frag & IP_MF_, ihl);
 }
 
-static __always_inline int parse_ipv6(struct hdr_cursor *nh, void *data_end, const struct sg_config *cfg,
-				      struct pkt *p)
+static __always_inline int parse_ipv6(struct hdr_cursor *nh, void *data_end, struct pkt *p)
 {
 	struct ipv6hdr *ip6h = nh->pos;
-	__u32 ext_len = 0, payload_len;
+	__u32 ext_len = 0;
 	int first_frag = 0;
 	__u8 nexthdr;
 
@@ -234,9 +277,7 @@ static __always_inline int parse_ipv6(struct hdr_cursor *nh, void *data_end, con
 		return SG_REASON_MALFORMED;
 
 	p->family = 6;
-	__builtin_memcpy(p->saddr, &ip6h->saddr, 16);
-	__builtin_memcpy(p->daddr, &ip6h->daddr, 16);
-	payload_len = bpf_ntohs(ip6h->payload_len);
+	p->l3 = ip6h;
 	nexthdr = ip6h->nexthdr;
 	nh->pos = ip6h + 1;
 
@@ -278,13 +319,40 @@ static __always_inline int parse_ipv6(struct hdr_cursor *nh, void *data_end, con
 	if (nexthdr == NEXTHDR_HOP_ || nexthdr == NEXTHDR_ROUTING_ || nexthdr == NEXTHDR_DEST_ ||
 	    nexthdr == NEXTHDR_AUTH_ || nexthdr == NEXTHDR_FRAGMENT_) {
 		p->judged_as = SG_JUDGED_EXT_LIMIT;
+		p->cfg = 0;
+		p->can_reset = 0;
+		p->sport = p->dport = 0;
 		return JUDGE;
 	}
 
 upper_layer:
 	if (nexthdr != IPPROTO_TCP)
 		return SG_REASON_NOT_TCP;
-	return parse_tcp(nh, data_end, cfg, p, first_frag, payload_len > ext_len ? payload_len - ext_len : 0);
+	return parse_tcp(nh, data_end, p, first_frag, sizeof(*ip6h) + ext_len);
+}
+
+/* The addresses of a packet to judge, copied out of its IP header (the
+ * parser does not copy them for the packets that pass unjudged). */
+static __always_inline int load_addresses(struct pkt *p, void *data_end)
+{
+	if (p->family == 4) {
+		struct iphdr *iph = p->l3;
+		__u32 *s = (__u32 *)p->saddr, *d = (__u32 *)p->daddr;
+
+		if ((void *)(iph + 1) > data_end)
+			return -1;
+		s[0] = iph->saddr;
+		d[0] = iph->daddr;
+		s[1] = s[2] = s[3] = d[1] = d[2] = d[3] = 0;
+	} else {
+		struct ipv6hdr *ip6h = p->l3;
+
+		if ((void *)(ip6h + 1) > data_end)
+			return -1;
+		__builtin_memcpy(p->saddr, &ip6h->saddr, 16);
+		__builtin_memcpy(p->daddr, &ip6h->daddr, 16);
+	}
+	return 0;
 }
 
 /* ---- the lookup ----------------------------------------------------------- */
@@ -565,33 +633,36 @@ int smtpgate_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	__u64 bytes = data_end - data;
 	struct hdr_cursor nh = { .pos = data };
-	struct pkt p = {};
+	struct pkt p;
 	struct sg_config *cfg;
 	struct sg_state *st;
 	__u32 zero = 0, rule_id = SG_RULE_DEFAULT, reason, verdict = SG_VERDICT_PASS;
 	int action = XDP_PASS;
 	int h_proto;
 
-	/* Array lookups are inlined by the verifier: cheap enough to do for every
-	 * packet, and the ports list is needed as soon as TCP is found. */
-	cfg = bpf_map_lookup_elem(&gate_config, &zero);
-	if (!cfg)
-		return XDP_PASS;
-
 	h_proto = parse_ethhdr(&nh, data_end);
 	p.l2_len = nh.pos - data;
 	if (h_proto == bpf_htons(ETH_P_IP))
-		reason = parse_ipv4(&nh, data_end, cfg, &p);
+		reason = parse_ipv4(&nh, data_end, &p);
 	else if (h_proto == bpf_htons(ETH_P_IPV6))
-		reason = parse_ipv6(&nh, data_end, cfg, &p);
+		reason = parse_ipv6(&nh, data_end, &p);
 	else
 		reason = h_proto < 0 ? SG_REASON_MALFORMED : SG_REASON_NOT_IP;
 	if (reason != JUDGE)
 		goto out;
+	if (load_addresses(&p, data_end) < 0) {
+		reason = SG_REASON_MALFORMED;
+		goto out;
+	}
+	cfg = p.cfg ? p.cfg : gate_config_get();
+	st = bpf_map_lookup_elem(&gate_state, &zero);
+	if (!cfg || !st) {  /* never: both are one-entry arrays */
+		reason = SG_REASON_NO_ALLOWLIST;
+		goto out;
+	}
 
 	/* One read of the active slot: the packet sees one whole allowlist. */
-	st = bpf_map_lookup_elem(&gate_state, &zero);
-	if (!st || !st->generation) {
+	if (!st->generation) {
 		reason = SG_REASON_NO_ALLOWLIST;
 	} else {
 		__u32 slot = st->active_slot & 1;

@@ -71,7 +71,7 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
   Reader r{path};
   r.check_keys(root,
                {"interfaces", "mode", "action", "ports", "pin_dir", "state_dir", "allow_empty", "max_rules",
-                "recent_sources", "events_per_sec", "feed", "metrics"},
+                "recent_sources", "table_chunks", "events_per_sec", "feed", "metrics"},
                "");
   if (const toml::node* n = root.get("interfaces")) {
     if (!n->is_array()) throw InputError(r.where("interfaces") + " must be a list of names, e.g. [\"eth0\"]");
@@ -113,6 +113,7 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
   r.get(root, "allow_empty", "allow_empty", cfg.allow_empty);
   r.get(root, "max_rules", "max_rules", cfg.max_rules);
   r.get(root, "recent_sources", "recent_sources", cfg.recent_sources);
+  r.get(root, "table_chunks", "table_chunks", cfg.table_chunks);
   r.get(root, "events_per_sec", "events_per_sec", cfg.events_per_sec);
 
   if (const toml::node* n = root.get("feed")) {
@@ -147,7 +148,10 @@ void validate_config(const DaemonConfig& cfg) {
     throw InputError("ports: give 1 to " + std::to_string(SG_MAX_PORTS) + " guarded ports");
   for (uint16_t p : cfg.ports)
     if (p == 0) throw InputError("ports: 0 is not a port; use 1..65535");
-  if (cfg.max_rules < 16) throw InputError("max_rules must be at least 16");
+  if (cfg.max_rules < 16 || cfg.max_rules > SG_MAX_RULES_LIMIT)
+    throw InputError("max_rules must be 16.." + std::to_string(SG_MAX_RULES_LIMIT));
+  if (cfg.table_chunks < 16 || cfg.table_chunks > (1u << 24))
+    throw InputError("table_chunks must be 16..16777216 (1 KiB each, per address family)");
   if (cfg.feed.max_removal_share <= 0 || cfg.feed.max_removal_share > 1)
     throw InputError("feed.max_removal_share must be in (0, 1], e.g. 0.5");
   if (cfg.feed.min_prefix_v4 > 32 || cfg.feed.min_prefix_v6 > 128)

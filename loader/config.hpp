@@ -41,6 +41,7 @@ struct DaemonConfig {
   bool allow_empty = false;
   uint32_t max_rules = SG_DEFAULT_MAX_RULES;
   uint32_t recent_sources = SG_DEFAULT_RECENT_SOURCES;
+  uint32_t table_chunks = SG_DEFAULT_TABLE_CHUNKS;
   uint32_t events_per_sec = 100;
   FeedConfig feed;
   MetricsConfig metrics;

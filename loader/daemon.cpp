@@ -26,6 +26,7 @@ ProgramOptions program_options(const DaemonConfig& cfg) {
   o.pin_dir = cfg.paths.pin_dir;
   o.max_rules = cfg.max_rules;
   o.recent_sources = cfg.recent_sources;
+  o.table_chunks = cfg.table_chunks;
   return o;
 }
 

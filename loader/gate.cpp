@@ -112,11 +112,13 @@ size_t import_ranges(const Paths& paths, const std::string& file, RuleKind kind,
   auto after = before;
   size_t added = 0;
   int64_t now = ::time(nullptr);
+  // By (range, kind), so a file of a million ranges is not a million scans.
+  std::map<std::pair<Cidr, RuleKind>, size_t> index;
+  for (size_t i = 0; i < after.size(); i++) index.emplace(std::make_pair(after[i].cidr, after[i].kind), i);
   for (const auto& l : lines) {
-    auto it = std::find_if(after.begin(), after.end(),
-                           [&](const OperatorRange& r) { return r.cidr == l.cidr && r.kind == kind; });
-    if (it != after.end()) {
-      if (!l.comment.empty()) it->comment = l.comment;
+    auto [it, fresh] = index.emplace(std::make_pair(l.cidr, kind), after.size());
+    if (!fresh) {
+      if (!l.comment.empty()) after[it->second].comment = l.comment;
       continue;
     }
     after.push_back(OperatorRange{l.cidr, kind, l.comment, now});

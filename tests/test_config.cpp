@@ -58,6 +58,7 @@ TEST(Config, ShippedFileUncommentedIsValidAndReadsEveryKey) {
   EXPECT_EQ(cfg.interfaces, std::vector<std::string>{"eth0"});
   EXPECT_EQ(cfg.action, Action::Drop);
   EXPECT_EQ(cfg.metrics.listen, "127.0.0.1:9725");
+  EXPECT_EQ(cfg.table_chunks, uint32_t(SG_DEFAULT_TABLE_CHUNKS));
 }
 
 TEST(Config, MistakesNameTheKey) {
@@ -74,6 +75,8 @@ TEST(Config, MistakesNameTheKey) {
       {"ports = [1,2,3,4,5,6,7,8,9]\n", "give 1 to 8 guarded ports"},
       {"[feed]\nmax_removal_share = 1.5\n", "max_removal_share"},
       {"allow_empty = yes\n", ":1:"},
+      {"table_chunks = 8\n", "table_chunks must be 16..16777216"},
+      {"max_rules = 20000000\n", "max_rules must be 16..16777216"},
   };
   for (const auto& c : cases) {
     std::string err = error_of(c.toml);

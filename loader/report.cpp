@@ -249,7 +249,10 @@ json feed_view(const FeedStatus& f, const std::vector<OtherInstanceSet>& others,
   if (!j["removed_by"].is_null())
     advice.push_back("Microsoft removed the range holding " + a + " in version " + j["removed_by"].get<std::string>() +
                      ": EOP should no longer send from it");
-  if (f.stale() && !j["in_applied"].get<bool>())
+  // A stale allowlist is news only when the announced version was not
+  // refused: syncing again would refuse it again.
+  bool latest_refused = f.rejected && f.rejected->version == f.latest_version;
+  if (f.stale() && !latest_refused && !j["in_applied"].get<bool>())
     advice.push_back("the service announces feed version " + f.latest_version + " but " +
                      (f.applied && !f.applied->version.empty() ? f.applied->version : std::string("no version")) +
                      " is applied: your allowlist is stale, run smtpgatectl feed sync");

@@ -13,6 +13,7 @@
 
 #include "drops.hpp"
 #include "error.hpp"
+#include "feed_sync.hpp"
 #include "fsutil.hpp"
 #include "process.hpp"
 #include "refusal_scene.hpp"
@@ -119,9 +120,19 @@ TEST(Explain, SaysTheAllowlistIsStaleAndWhyTheLatestVersionWasRejected) {
   std::string advice = e["advice"].dump();
   EXPECT_TRUE(has(advice, "which validation rejected")) << advice;
   EXPECT_TRUE(has(advice, "max_removal_share")) << advice;
-  EXPECT_TRUE(has(advice, "your allowlist is stale, run smtpgatectl feed sync")) << advice;
+  // The announced version is the refused one: syncing would refuse it again.
+  EXPECT_FALSE(has(advice, "run smtpgatectl feed sync")) << advice;
   auto text = scene.ctl({"explain", RefusalScene::kPending});
   EXPECT_TRUE(has(text.out, "advice:")) << text.out;
+
+  // A newer version is announced and not yet fetched: that is staleness.
+  FeedStatus f = read_feed_status(scene.paths().state_dir);
+  f.latest_version = "2026020100";
+  write_feed_status(scene.paths().state_dir, f);
+  advice = scene.ctl_json({"explain", RefusalScene::kStranger})["advice"].dump();
+  EXPECT_TRUE(has(advice, "announces feed version 2026020100 but 2025120100 is applied: your allowlist is stale, "
+                          "run smtpgatectl feed sync"))
+      << advice;
 }
 
 TEST(Explain, AdmittedFeedRangeShowsVersionAndEffectiveDateAndNoCode) {
@@ -152,7 +163,7 @@ TEST(Drops, WithoutADaemonTheCommandReadsTheRingItselfAndKeepsTheHistory) {
   auto r = scene.ctl({"-j", "drops"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::vector<json> recs = lines_json(r.out);
-  ASSERT_EQ(recs.size(), 7u) << r.out;  // 3 + 2 + 1 + 1 refused; admitted ones are not drops
+  ASSERT_EQ(recs.size(), 7u) << r.out << r.err;  // 3 + 2 + 1 + 1 refused; admitted ones are not drops
   EXPECT_EQ(recs[0]["source"], RefusalScene::kDod);
   EXPECT_EQ(recs[0]["range"], "23.103.191.0/24");
   EXPECT_EQ(recs[0]["origin"], "feed-other");

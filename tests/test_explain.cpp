@@ -261,4 +261,16 @@ TEST(Watch, RedrawsUntilInterrupted) {
   EXPECT_TRUE(seen);
 }
 
+TEST(Watch, WithoutSecondsRedrawsEveryTwo) {
+  RefusalScene scene("wa2");
+  sgtest::LineReader w({sgtest::binary("smtpgatectl"), "--pin-dir", scene.paths().pin_dir, "--state-dir",
+                        scene.paths().state_dir, "-j", "stats", "--watch"});
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_FALSE(w.line(3000).empty());
+  ASSERT_FALSE(w.line(4000).empty());
+  auto gap = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(gap, std::chrono::milliseconds(1900));
+  EXPECT_LE(gap, std::chrono::milliseconds(3500));
+}
+
 }  // namespace

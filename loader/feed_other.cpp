@@ -136,9 +136,9 @@ OtherCheckResult check_other_instances(FeedClient& client, Instance own, const F
       } else {
         EndpointsAnswer ep = client.endpoints(inst);
         Port25Selection sel = select_port25(ep.sets, inst, ep.source);
-        FeedPolicy p = policy;
-        p.force = true;  // watch ranges: no removal share to protect
-        validate_feed_update({}, sel.ranges, p, name + " version " + v.latest);
+        // The prefix rules only: with nothing "current", no removal share
+        // applies (watch ranges admit nobody).
+        validate_feed_update({}, sel.ranges, policy, name + " version " + v.latest);
         if (sel.ranges != s.ranges) result.changed = true;
         s.version = v.latest;
         s.source = ep.source;

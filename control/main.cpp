@@ -5,10 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
-#include <set>
 #include <thread>
 
 #include "cidr.hpp"
@@ -50,47 +50,6 @@ void watch(double seconds, bool as_json, const std::function<nlohmann::json()>& 
                 << render(j) << std::flush;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
-  }
-}
-
-int64_t now_unix_ns() {
-  timespec t{};
-  clock_gettime(CLOCK_REALTIME, &t);
-  return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
-}
-
-// drops: history from the log (after moving what waits in the ring there, if
-// no daemon does), then, with --follow, new records as they come: read from
-// the ring while this process is its consumer, else from the log.
-void drops_command(const Paths& paths, bool as_json, bool follow, const std::string& since) {
-  int64_t from = since.empty() ? (follow ? now_unix_ns() : now_unix_ns() - 3600LL * 1000000000)
-                               : now_unix_ns() - parse_duration_s(since) * 1000000000;
-  std::unique_ptr<DropRecorder> consumer = DropRecorder::try_take(paths);
-  std::unique_ptr<DropLogTail> tail;
-  if (follow && !consumer) tail = std::make_unique<DropLogTail>(paths.state_dir);
-  if (consumer) consumer->drain();
-  int64_t last_ns = 0;
-  std::set<std::string> at_last;  // records printed with timestamp last_ns
-  auto emit = [&](const nlohmann::json& r) {
-    int64_t ns = r.value("unix_ns", int64_t{0});
-    std::string line = r.dump();
-    // The tail may repeat what the history already showed.
-    if (ns < last_ns || (ns == last_ns && at_last.count(line))) return;
-    if (ns > last_ns) at_last.clear();
-    last_ns = ns;
-    at_last.insert(line);
-    std::cout << (as_json ? line + "\n" : render_drop(r));
-  };
-  for (const auto& r : read_drop_log(paths.state_dir, from)) emit(r);
-  std::cout << std::flush;
-  while (follow) {
-    if (!consumer) {
-      consumer = DropRecorder::try_take(paths);  // the daemon stopped: read the ring ourselves
-      if (consumer) tail.reset();
-    }
-    std::vector<nlohmann::json> batch = consumer ? consumer->wait(500) : tail->next(500);
-    for (const auto& r : batch) emit(r);
-    std::cout << std::flush;
   }
 }
 
@@ -209,7 +168,10 @@ int main(int argc, char** argv) {
       else
         print(build(), as_json, render);
     } else if (*drops) {
-      drops_command(paths, as_json, follow, since);
+      int64_t since_s = since.empty() ? (follow ? 0 : 3600) : parse_duration_s(since);
+      stream_drops(paths, since_s, follow, [&](const nlohmann::json& r) {
+        std::cout << (as_json ? r.dump() + "\n" : render_drop(r)) << std::flush;
+      });
     } else if (*explain) {
       print(build_explain(paths, Cidr::parse_address(address)), as_json, render_explain);
     } else if (*action) {

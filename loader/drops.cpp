@@ -63,6 +63,7 @@ struct DropRecorder::Impl {
   uint32_t index_generation = 0;
   std::unique_ptr<RuleIndex> index;
   std::vector<json> batch;
+  int64_t offset_ns = 0;  // monotonic to Unix time, one value per batch
 
   ~Impl() {
     if (rb) ring_buffer__free(rb);
@@ -83,7 +84,7 @@ struct DropRecorder::Impl {
     Cidr src = Cidr::from_bytes(ev.family == 6 ? Family::V6 : Family::V4, ev.addr, ev.family == 6 ? 128 : 32);
     json rule = rules().rule(ev.rule_id);
     char ifname[IF_NAMESIZE] = {};
-    int64_t ns = monotonic_to_unix_ns(ev.ts_ns);
+    int64_t ns = int64_t(ev.ts_ns) + offset_ns;
     batch.push_back({{"schema", kJsonSchemaVersion},
                      {"time", rfc3339_ms(ns)},
                      {"unix_ns", ns},
@@ -154,6 +155,7 @@ std::vector<json> DropRecorder::drain() { return wait(0); }
 
 std::vector<json> DropRecorder::wait(int timeout_ms) {
   impl_->batch.clear();
+  impl_->offset_ns = monotonic_offset_ns();
   int rc = timeout_ms > 0 ? ring_buffer__poll(impl_->rb, timeout_ms) : ring_buffer__consume(impl_->rb);
   if (rc < 0 && rc != -EINTR) throw SystemError("read the events ring buffer", -rc);
   impl_->append();
@@ -181,9 +183,12 @@ std::vector<json> read_drop_log(const std::string& state_dir, int64_t since_unix
   return out;
 }
 
-DropLogTail::DropLogTail(std::string state_dir) : path_(drop_log_path(state_dir)) {
+DropLogTail::DropLogTail(std::string state_dir, int64_t from_unix_ns)
+    : path_(drop_log_path(state_dir)), from_(from_unix_ns) {
+  // The current file first: if it is rotated meanwhile, this fd still reads
+  // it to its end and the new one follows.
   fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ >= 0) ::lseek(fd_, 0, SEEK_END);
+  if (file_exists(path_ + ".1")) parse_lines(read_file(path_ + ".1"), from_, backlog_);
 }
 
 DropLogTail::~DropLogTail() {
@@ -202,7 +207,8 @@ void DropLogTail::reopen_if_rotated() {
 }
 
 std::vector<json> DropLogTail::next(int timeout_ms) {
-  std::vector<json> out;
+  std::vector<json> out = std::move(backlog_);
+  backlog_.clear();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (true) {
     char buf[65536];
@@ -210,13 +216,41 @@ std::vector<json> DropLogTail::next(int timeout_ms) {
     while (fd_ >= 0 && (n = ::read(fd_, buf, sizeof(buf))) > 0) partial_.append(buf, n);
     size_t last = partial_.rfind('\n');
     if (last != std::string::npos) {
-      parse_lines(partial_.substr(0, last + 1), 0, out);
+      parse_lines(partial_.substr(0, last + 1), from_, out);
       partial_.erase(0, last + 1);
     }
     reopen_if_rotated();
     if (!out.empty() || std::chrono::steady_clock::now() >= deadline) return out;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+}
+
+void stream_drops(const Paths& paths, int64_t since_s, bool follow,
+                  const std::function<void(const json&)>& emit) {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  // A second of margin: the program's clock ticks coarsely, so a SYN just
+  // after this call may carry a stamp just before it.
+  int64_t from = (int64_t(now.tv_sec) - since_s - 1) * 1000000000 + now.tv_nsec;
+  std::unique_ptr<DropRecorder> consumer = DropRecorder::try_take(paths);
+  if (!consumer) {
+    if (!follow) {
+      for (const auto& r : read_drop_log(paths.state_dir, from)) emit(r);
+      return;
+    }
+    DropLogTail tail(paths.state_dir, from);
+    while (!consumer) {
+      for (const auto& r : tail.next(500)) emit(r);
+      consumer = DropRecorder::try_take(paths);
+    }
+    // The consumer went away: what it logged last, then the ring, read here.
+    for (const auto& r : tail.next(0)) emit(r);
+  } else {
+    consumer->drain();
+    for (const auto& r : read_drop_log(paths.state_dir, from)) emit(r);
+  }
+  while (follow)
+    for (const auto& r : consumer->wait(500)) emit(r);
 }
 
 int64_t parse_duration_s(const std::string& text) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,22 +58,34 @@ class DropRecorder {
 /// since_unix_ns, oldest first. Lines that do not parse are skipped.
 std::vector<nlohmann::json> read_drop_log(const std::string& state_dir, int64_t since_unix_ns);
 
-/// Follows the drop log from its current end, across rotations.
+/// Follows the drop log across rotations. The first next() also returns the
+/// records already logged at or after from_unix_ns (rotated generation
+/// first); later ones return what was appended since.
 class DropLogTail {
  public:
-  explicit DropLogTail(std::string state_dir);
+  DropLogTail(std::string state_dir, int64_t from_unix_ns);
   ~DropLogTail();
   DropLogTail(const DropLogTail&) = delete;
   DropLogTail& operator=(const DropLogTail&) = delete;
-  /// Records appended since the last call (waits up to timeout_ms for some).
+  /// Records not returned before (waits up to timeout_ms for some).
   std::vector<nlohmann::json> next(int timeout_ms);
 
  private:
   std::string path_;
+  int64_t from_ = 0;
   int fd_ = -1;
   std::string partial_;
+  std::vector<nlohmann::json> backlog_;
   void reopen_if_rotated();
 };
+
+/// What `drops` shows: the records of the last since_s seconds (after moving
+/// what waits in the ring to the log, when no other process consumes it),
+/// then, with follow, each new one until the process ends: read from the ring
+/// while this process is its consumer (taking it over when the consumer goes
+/// away), else from the log. Each record is passed to emit once.
+void stream_drops(const Paths& paths, int64_t since_s, bool follow,
+                  const std::function<void(const nlohmann::json&)>& emit);
 
 /// "90s", "15m", "2h", "1d" or plain seconds; throws InputError naming it.
 int64_t parse_duration_s(const std::string& text);

@@ -28,14 +28,14 @@ std::string eop_code_for(Action a) {
   return "";
 }
 
-int64_t monotonic_to_unix_ns(uint64_t mono_ns) {
+int64_t monotonic_offset_ns() {
   timespec mono{}, real{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &mono);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
   clock_gettime(CLOCK_REALTIME, &real);
-  int64_t now_mono = int64_t(mono.tv_sec) * 1000000000 + mono.tv_nsec;
-  int64_t now_real = int64_t(real.tv_sec) * 1000000000 + real.tv_nsec;
-  return now_real - (now_mono - int64_t(mono_ns));
+  return (int64_t(real.tv_sec) - int64_t(mono.tv_sec)) * 1000000000 + (real.tv_nsec - mono.tv_nsec);
 }
+
+int64_t monotonic_to_unix_ns(uint64_t mono_ns) { return int64_t(mono_ns) + monotonic_offset_ns(); }
 
 std::string monotonic_to_wall(uint64_t mono_ns) { return rfc3339_utc(monotonic_to_unix_ns(mono_ns) / 1000000000); }
 

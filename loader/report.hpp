@@ -69,6 +69,10 @@ std::string render_top(const nlohmann::json& j);
 
 /// What a sender (EOP) reports when this action refuses its SYN.
 std::string eop_code_for(Action a);
+/// What to add to a CLOCK_MONOTONIC time (ns) to get Unix time (ns) now.
+/// The program's CLOCK_MONOTONIC_COARSE stamps are the same clock at tick
+/// resolution; reading the fine clocks keeps the offset steady.
+int64_t monotonic_offset_ns();
 /// A CLOCK_MONOTONIC_COARSE timestamp (ns, as the program records them) as
 /// Unix time in ns, and as RFC 3339 wall-clock time.
 int64_t monotonic_to_unix_ns(uint64_t mono_ns);

@@ -4,13 +4,18 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <functional>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
+#include <thread>
 
 #include "cidr.hpp"
 #include "cli.hpp"
 #include "error.hpp"
 #include "config.hpp"
+#include "drops.hpp"
 #include "feed.hpp"
 #include "feed_ranges.hpp"
 #include "fsutil.hpp"
@@ -29,6 +34,23 @@ void print(const nlohmann::json& j, bool as_json, std::string (*render)(const nl
     std::cout << j.dump(2) << "\n";
   else
     std::cout << render(j);
+}
+
+// --watch: redraw every `seconds` until interrupted; JSON prints one object
+// per line and refresh instead.
+void watch(double seconds, bool as_json, const std::function<nlohmann::json()>& build,
+           std::string (*render)(const nlohmann::json&)) {
+  while (true) {
+    nlohmann::json j = build();
+    if (as_json) {
+      std::cout << j.dump() << std::endl;
+    } else {
+      time_t now = ::time(nullptr);
+      std::cout << "\033[H\033[2J" << "every " << seconds << "s, " << rfc3339_utc(now) << " (Ctrl-C ends)\n\n"
+                << render(j) << std::flush;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+  }
 }
 
 }  // namespace
@@ -66,7 +88,29 @@ int main(int argc, char** argv) {
   r_import->add_flag("--allow-reserved", allow_reserved, "Accept special-purpose space");
   r_import->add_flag("--deny", deny, "Import the ranges as deny ranges");
 
-  auto* stats = app.add_subcommand("stats", "Per-range and total counters");
+  auto* stats = app.add_subcommand("stats", "Counters per origin, per range, per verdict and reason");
+  double watch_s = 0;
+  auto add_watch = [&](CLI::App* cmd) {
+    cmd->add_option("--watch", watch_s, "Redraw every SECONDS (default 2) until interrupted")
+        ->expected(0, 1)
+        ->default_str("2")
+        ->check(CLI::Range(0.1, 86400.0));
+  };
+  add_watch(stats);
+
+  size_t top_limit = 20;
+  std::string top_origin;
+  auto* top = app.add_subcommand("top", "The most turned-away sources, Microsoft's first");
+  top->add_option("--limit", top_limit, "How many sources (default 20)")->check(CLI::Range(1, 100000));
+  top->add_option("--origin", top_origin, "Only sources whose deciding range has this origin")
+      ->check(CLI::IsMember({"operator", "feed", "feed-pending", "feed-removed", "feed-other", "default", "unknown"}));
+  add_watch(top);
+
+  bool follow = false;
+  std::string since;
+  auto* drops = app.add_subcommand("drops", "Turned-away SYNs, one line each (time, source, port, range, origin, verdict)");
+  drops->add_flag("-f,--follow", follow, "Keep printing new ones until interrupted");
+  drops->add_option("--since", since, "From this long ago: 90s, 15m, 2h, 1d (default 1h; with --follow: now)");
 
   std::string address;
   auto* explain = app.add_subcommand("explain", "The verdict a SYN from ADDR would get now, and why");
@@ -116,8 +160,18 @@ int main(int argc, char** argv) {
     } else if (*r_import) {
       size_t n = import_ranges(paths, file, deny ? RuleKind::Deny : RuleKind::Admit, allow_reserved);
       if (!as_json) std::cout << "imported " << n << " new range(s) from " << file << "\n";
-    } else if (*stats) {
-      print(build_stats(paths), as_json, render_stats);
+    } else if (*stats || *top) {
+      auto build = [&] { return *stats ? build_stats(paths) : build_top(paths, top_limit, top_origin); };
+      auto render = *stats ? render_stats : render_top;
+      if ((*stats ? stats : top)->count("--watch"))
+        watch(watch_s, as_json, build, render);
+      else
+        print(build(), as_json, render);
+    } else if (*drops) {
+      int64_t since_s = since.empty() ? (follow ? 0 : 3600) : parse_duration_s(since);
+      stream_drops(paths, since_s, follow, [&](const nlohmann::json& r) {
+        std::cout << (as_json ? r.dump() + "\n" : render_drop(r)) << std::flush;
+      });
     } else if (*explain) {
       print(build_explain(paths, Cidr::parse_address(address)), as_json, render_explain);
     } else if (*action) {

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "error.hpp"
+#include "feed.hpp"
 
 namespace smtpgate {
 
@@ -121,7 +122,7 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
     const toml::table& f = *n->as_table();
     r.check_keys(f,
                  {"enabled", "instance", "url", "interval", "proxy", "ipv6", "min_prefix_v4", "min_prefix_v6",
-                  "max_removal_share", "force"},
+                  "max_removal_share", "force", "watch_other_instances"},
                  "feed.");
     r.get(f, "enabled", "feed.enabled", cfg.feed.enabled);
     r.get(f, "instance", "feed.instance", cfg.feed.instance);
@@ -133,6 +134,7 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
     r.get(f, "min_prefix_v6", "feed.min_prefix_v6", cfg.feed.min_prefix_v6);
     r.get(f, "max_removal_share", "feed.max_removal_share", cfg.feed.max_removal_share);
     r.get(f, "force", "feed.force", cfg.feed.force);
+    r.get(f, "watch_other_instances", "feed.watch_other_instances", cfg.feed.watch_other_instances);
   }
   if (const toml::node* n = root.get("metrics")) {
     if (!n->is_table()) throw InputError(r.where("metrics") + " must be a table: [metrics]");
@@ -157,6 +159,7 @@ void validate_config(const DaemonConfig& cfg) {
   if (cfg.feed.min_prefix_v4 > 32 || cfg.feed.min_prefix_v6 > 128)
     throw InputError("feed.min_prefix_v4 must be 0..32 and feed.min_prefix_v6 0..128");
   if (cfg.feed.interval_s < 60) throw InputError("feed.interval must be at least 60 seconds");
+  parse_instance(cfg.feed.instance);  // names the instances when it is none of them
   if (cfg.paths.pin_dir.empty() || cfg.paths.state_dir.empty())
     throw InputError("pin_dir and state_dir must not be empty");
 }

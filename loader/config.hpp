@@ -25,6 +25,8 @@ struct FeedConfig {
   unsigned min_prefix_v6 = 16;
   double max_removal_share = 0.5;
   bool force = false;
+  /// Watch the other instances' port-25 sets (origin feed-other).
+  bool watch_other_instances = false;
 };
 
 struct MetricsConfig {

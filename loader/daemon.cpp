@@ -9,6 +9,7 @@
 
 #include <chrono>
 
+#include "drops.hpp"
 #include "error.hpp"
 #include "feed_service.hpp"
 #include "gate.hpp"
@@ -133,14 +134,46 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
   sd_notify(0, "READY=1\nSTATUS=gate attached, allowlist loaded");
   spdlog::warn("smtpgated ready: guarding {} interface(s)", cfg.interfaces.size());
 
-  while (true) {
-    // node_exporter reads the textfile when it is scraped: refresh it often.
+  // The one reader of the events ring buffer while it runs (see drops.hpp);
+  // if `smtpgatectl drops --follow` holds it, taken over when that ends.
+  std::unique_ptr<DropRecorder> drops;
+  auto take_drops = [&] {
+    try {
+      drops = DropRecorder::try_take(cfg.paths);
+    } catch (const std::exception& e) {
+      spdlog::error("drops not recorded: {}", e.what());
+    }
+  };
+  auto record_drops = [&] {
+    try {
+      drops->drain();
+    } catch (const std::exception& e) {
+      spdlog::error("drops not recorded: {}", e.what());
+    }
+  };
+  using Clock = std::chrono::steady_clock;
+  // When the feed is next due, and the textfile (node_exporter reads it when
+  // it is scraped: refresh it often).
+  auto next_tick = [&] {
     int timeout_ms = feed.ms_until_next_check();
     if (!cfg.metrics.textfile.empty() && (timeout_ms < 0 || timeout_ms > 15000)) timeout_ms = 15000;
-    pollfd p{sfd, POLLIN, 0};
-    int rc = ::poll(&p, 1, timeout_ms);
+    return timeout_ms < 0 ? Clock::time_point::max() : Clock::now() + std::chrono::milliseconds(timeout_ms);
+  };
+  Clock::time_point tick = next_tick();
+  take_drops();
+
+  while (true) {
+    if (!drops) take_drops();
+    int wait_ms = -1;
+    if (tick != Clock::time_point::max())
+      wait_ms = static_cast<int>(std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(tick - Clock::now()).count() + 1));
+    if (!drops && (wait_ms < 0 || wait_ms > 1000)) wait_ms = 1000;
+    pollfd p[2] = {{sfd, POLLIN, 0}, {drops ? drops->epoll_fd() : -1, POLLIN, 0}};
+    int rc = ::poll(p, 2, wait_ms);
     if (rc < 0 && errno != EINTR) throw SystemError("poll", errno);
-    if (rc > 0) {
+    if (rc > 0 && (p[1].revents & POLLIN)) record_drops();
+    if (rc > 0 && (p[0].revents & POLLIN)) {
       signalfd_siginfo si{};
       if (::read(sfd, &si, sizeof(si)) != sizeof(si)) continue;
       if (si.ssi_signo == SIGHUP) {
@@ -164,9 +197,12 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
       sd_notify(0, "STOPPING=1");
       break;
     }
+    if (Clock::now() < tick) continue;
     feed.check_now_if_due();
     write_textfile();
+    tick = next_tick();
   }
+  if (drops) record_drops();
   ::close(sfd);
   return 0;
 }

@@ -1,6 +1,9 @@
 #include "feed_ranges.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include "feed_client.hpp"
+#include "feed_other.hpp"
 #include "gate.hpp"
 
 namespace smtpgate {
@@ -28,7 +31,9 @@ std::vector<DesiredRange> feed_desired_ranges(const FeedStatus& s) {
 }
 
 std::vector<DesiredRange> feed_desired_ranges(const std::string& state_dir) {
-  return feed_desired_ranges(read_feed_status(state_dir));
+  std::vector<DesiredRange> out = feed_desired_ranges(read_feed_status(state_dir));
+  for (auto& d : other_desired_ranges(read_other_instances(state_dir))) out.push_back(std::move(d));
+  return out;
 }
 
 FeedSyncOptions feed_sync_options(const DaemonConfig& cfg) {
@@ -67,6 +72,7 @@ SyncResult run_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, const std::
     for (const auto& r : store.operator_ranges())
       desired.push_back(DesiredRange{r.cidr, r.kind, origin::kOperator, r.comment});
     for (auto& d : feed_desired_ranges(next)) desired.push_back(std::move(d));
+    for (auto& d : other_desired_ranges(read_other_instances(cfg.paths.state_dir))) desired.push_back(std::move(d));
     GateMaps maps = GateMaps::open_pinned(cfg.paths.pin_dir);
     publish_desired(maps, desired);
   };
@@ -76,9 +82,20 @@ SyncResult run_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, const std::
   SyncResult r = op == FeedOp::Import ? sync.import_file(file, now, version)
                  : op == FeedOp::SyncNow ? sync.sync_now(now)
                                          : sync.check(now);
-  // Watch ranges (a refused version's, removed ones) change without a new
-  // applied version: publish them too.
-  if (r.outcome == SyncOutcome::Rejected || r.outcome == SyncOutcome::Applied) republish_if_pinned(cfg.paths);
+  // Watch ranges (a refused version's, removed ones, other instances') change
+  // without a new applied version: publish them too.
+  bool republish = r.outcome == SyncOutcome::Rejected || r.outcome == SyncOutcome::Applied;
+  if (op != FeedOp::Import && cfg.feed.watch_other_instances) {
+    FeedSyncOptions so = feed_sync_options(cfg);
+    OtherCheckResult o = check_other_instances(*client, so.instance, so.policy, so.interval_s, so.retry_s, now,
+                                               op == FeedOp::SyncNow, cfg.paths.state_dir);
+    for (const auto& m : o.messages) spdlog::info("feed: {}", m);
+    r.warnings.insert(r.warnings.end(), o.errors.begin(), o.errors.end());
+    republish = republish || o.changed;
+  } else if (!cfg.feed.watch_other_instances && forget_other_instances(cfg.paths.state_dir)) {
+    republish = true;  // turned off: their watch ranges leave the gate
+  }
+  if (republish) republish_if_pinned(cfg.paths);
   return r;
 }
 

@@ -29,7 +29,8 @@ enum class FeedOp { Check, SyncNow, Import };
 
 /// Runs one feed operation under the GateLock; an accepted version is
 /// published at once (when a gate is pinned) together with the operator's
-/// ranges. A refused or failed one leaves the allowlist and the applied state
+/// ranges. Check and SyncNow also check the other instances when
+/// feed.watch_other_instances is on (and forget them when it is off). A refused or failed one leaves the allowlist and the applied state
 /// as they were; the result says why, and feed status keeps it.
 SyncResult run_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, const std::string& file = "",
                     const std::string& version = "");

@@ -16,15 +16,7 @@ namespace {
 constexpr int64_t kRemovedRetention = 30 * 24 * 3600;
 constexpr int64_t kMinRateLimitWait = 60;  // a Retry-After of 0 must not become a busy loop
 
-std::string when(int64_t t) {
-  if (t <= 0) return "never";
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string when(int64_t t) { return t <= 0 ? "never" : rfc3339_utc(t); }
 
 std::string path_of(const std::string& dir) { return dir + "/feed.json"; }
 
@@ -79,6 +71,15 @@ bool listed(const std::vector<Cidr>& sorted, const Cidr& c) {
   return std::binary_search(sorted.begin(), sorted.end(), c);
 }
 }  // namespace
+
+std::string rfc3339_utc(int64_t unix_s) {
+  time_t tt = static_cast<time_t>(unix_s);
+  struct tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 bool FeedStatus::stale() const {
   return !latest_version.empty() && (!applied || applied->version != latest_version);

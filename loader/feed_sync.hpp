@@ -25,6 +25,9 @@
 
 namespace smtpgate {
 
+/// Unix seconds as RFC 3339 UTC ("2026-11-22T16:29:00Z").
+std::string rfc3339_utc(int64_t unix_s);
+
 /// One feed version's port-25 ranges, as applied (or refused).
 struct FeedSnapshot {
   Instance instance = Instance::Worldwide;

@@ -8,6 +8,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "feed_other.hpp"
 #include "feed_ranges.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
@@ -25,19 +28,45 @@ std::string eop_code_for(Action a) {
   return "";
 }
 
-std::string monotonic_to_wall(uint64_t mono_ns) {
+int64_t monotonic_offset_ns() {
   timespec mono{}, real{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &mono);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
   clock_gettime(CLOCK_REALTIME, &real);
-  int64_t now_mono = int64_t(mono.tv_sec) * 1000000000 + mono.tv_nsec;
-  int64_t now_real = int64_t(real.tv_sec) * 1000000000 + real.tv_nsec;
-  int64_t wall = now_real - (now_mono - int64_t(mono_ns));
-  time_t secs = wall / 1000000000;
-  tm t{};
-  gmtime_r(&secs, &t);
-  char buf[40];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &t);
-  return buf;
+  return (int64_t(real.tv_sec) - int64_t(mono.tv_sec)) * 1000000000 + (real.tv_nsec - mono.tv_nsec);
+}
+
+int64_t monotonic_to_unix_ns(uint64_t mono_ns) { return int64_t(mono_ns) + monotonic_offset_ns(); }
+
+std::string monotonic_to_wall(uint64_t mono_ns) { return rfc3339_utc(monotonic_to_unix_ns(mono_ns) / 1000000000); }
+
+bool is_feed_origin(const std::string& o) {
+  return o == origin::kFeed || o == origin::kFeedPending || o == origin::kFeedRemoved || o == origin::kFeedOther;
+}
+
+RuleIndex::RuleIndex(const GateMaps& maps, std::vector<DesiredRange> desired) : desired_(std::move(desired)) {
+  for (const auto& e : maps.active_entries()) {
+    const DesiredRange* d = find_desired(desired_, e);
+    by_id_[e.rule_id] = {{"rule_id", e.rule_id},
+                         {"range", e.prefix.str()},
+                         {"kind", to_string(e.kind)},
+                         {"origin", d ? d->origin : "unknown"},
+                         {"note", d ? d->note : ""}};
+  }
+}
+
+json RuleIndex::rule(uint32_t rule_id) const {
+  if (rule_id == SG_RULE_DEFAULT)
+    return {{"rule_id", SG_RULE_DEFAULT}, {"range", nullptr}, {"kind", "default"}, {"origin", "default"},
+            {"note", "sources no range explains"}};
+  auto it = by_id_.find(rule_id);
+  if (it != by_id_.end()) return it->second;
+  return {{"rule_id", rule_id}, {"range", nullptr}, {"kind", "unknown"}, {"origin", "unknown"},
+          {"note", "a range no longer in the allowlist"}};
+}
+
+bool RuleIndex::microsoft(const Cidr& address) const {
+  return std::any_of(desired_.begin(), desired_.end(),
+                     [&](const DesiredRange& d) { return is_feed_origin(d.origin) && d.cidr.contains(address); });
 }
 
 namespace {
@@ -76,13 +105,13 @@ json interfaces_json(const Paths& paths) {
   return arr;
 }
 
-json rule_json(const TrieEntry& e, const std::vector<DesiredRange>& desired) {
-  const DesiredRange* d = find_desired(desired, e);
-  return {{"rule_id", e.rule_id},
-          {"range", e.prefix.str()},
-          {"kind", to_string(e.kind)},
-          {"origin", d ? d->origin : "unknown"},
-          {"note", d ? d->note : ""}};
+json counter_totals() {
+  return {{"ranges", 0}, {"admit_packets", 0}, {"admit_bytes", 0}, {"refuse_packets", 0}, {"refuse_bytes", 0}};
+}
+
+void add_counters(json& totals, const json& c) {
+  for (const char* k : {"admit_packets", "admit_bytes", "refuse_packets", "refuse_bytes"})
+    totals[k] = totals[k].get<uint64_t>() + c[k].get<uint64_t>();
 }
 
 }  // namespace
@@ -135,7 +164,8 @@ json build_ranges(const Paths& paths) {
   json arr = json::array();
   if (GateMaps::pinned_at(paths.pin_dir)) {
     GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-    for (const auto& e : maps.active_entries()) arr.push_back(rule_json(e, desired));
+    RuleIndex index(maps, desired);
+    for (const auto& e : maps.active_entries()) arr.push_back(index.rule(e.rule_id));
   } else {
     // No gate loaded: what the state directory would load.
     for (const auto& d : desired)
@@ -147,16 +177,24 @@ json build_ranges(const Paths& paths) {
 
 json build_stats(const Paths& paths) {
   GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-  std::vector<DesiredRange> desired = StateStore(paths.state_dir).desired_ranges();
+  RuleIndex index(maps, StateStore(paths.state_dir).desired_ranges());
   json rules = json::array();
+  json by_origin = json::object();
+  auto count = [&](const json& r) {
+    json& o = by_origin[r["origin"].get<std::string>()];
+    if (o.is_null()) o = counter_totals();
+    if (r["range"].is_string()) o["ranges"] = o["ranges"].get<uint64_t>() + 1;
+    add_counters(o, r["counters"]);
+  };
   for (const auto& e : maps.active_entries()) {
-    json r = rule_json(e, desired);
+    json r = index.rule(e.rule_id);
     r["counters"] = counters_json(maps.rule_counters(e.rule_id));
+    count(r);
     rules.push_back(r);
   }
-  json def = {{"rule_id", SG_RULE_DEFAULT}, {"range", nullptr}, {"kind", "default"}, {"origin", "default"},
-              {"note", "sources no range explains"},
-              {"counters", counters_json(maps.rule_counters(SG_RULE_DEFAULT))}};
+  json def = index.rule(SG_RULE_DEFAULT);
+  def["counters"] = counters_json(maps.rule_counters(SG_RULE_DEFAULT));
+  count(def);
   json verdicts = json::object(), reasons = json::object();
   auto v = maps.verdict_counters();
   for (uint32_t i = 0; i < SG_VERDICT_MAX; i++)
@@ -166,6 +204,7 @@ json build_stats(const Paths& paths) {
     reasons[reason_name(i)] = {{"packets", r[i].packets}, {"bytes", r[i].bytes}};
   return {{"schema", kJsonSchemaVersion},
           {"action", to_string(maps.config().action)},
+          {"by_origin", by_origin},
           {"rules", rules},
           {"default_rule", def},
           {"verdicts", verdicts},
@@ -173,9 +212,65 @@ json build_stats(const Paths& paths) {
           {"events_suppressed", maps.events_suppressed()}};
 }
 
+namespace {
+
+// What the feed knows about an address the gate does not admit: the version
+// applied and announced, and the advice that follows from where it is listed.
+json feed_view(const FeedStatus& f, const std::vector<OtherInstanceSet>& others, const Cidr& address,
+               bool admitted, const std::string& deciding_kind, json& advice) {
+  auto in = [&](const std::vector<Cidr>& v) {
+    return std::any_of(v.begin(), v.end(), [&](const Cidr& c) { return c.contains(address); });
+  };
+  json j{{"instance", f.applied ? json(to_string(f.applied->instance)) : json(nullptr)},
+         {"applied_version", f.applied && !f.applied->version.empty() ? json(f.applied->version) : json(nullptr)},
+         {"latest_version", f.latest_version.empty() ? json(nullptr) : json(f.latest_version)},
+         {"stale", f.stale()},
+         {"in_applied", f.applied && in(f.applied->ranges)},
+         {"in_rejected", nullptr},
+         {"removed_by", nullptr},
+         {"other_instances", json::array()}};
+  if (f.rejected && in(f.rejected->ranges))
+    j["in_rejected"] = {{"version", f.rejected->version.empty() ? json(nullptr) : json(f.rejected->version)},
+                        {"reason", f.rejected->reason}};
+  for (const auto& r : f.recently_removed)
+    if (r.cidr.contains(address)) j["removed_by"] = r.version.empty() ? json("an unversioned import") : json(r.version);
+  for (const auto& o : others)
+    if (in(o.ranges)) j["other_instances"].push_back(to_string(o.instance));
+  if (admitted) return j;
+
+  const std::string a = address.address_str();
+  if (!j["in_rejected"].is_null())
+    advice.push_back(a + " is in feed version " + (f.rejected->version.empty() ? "(unversioned)" : f.rejected->version) +
+                     ", which validation rejected: " + f.rejected->reason +
+                     ". Check the cause (smtpgatectl feed status); smtpgatectl feed sync --force applies it anyway");
+  if (j["in_applied"].get<bool>() && deciding_kind == "deny")
+    advice.push_back(a + " is in the applied feed, but an operator deny range overrides it: "
+                     "smtpgatectl ranges del that range if EOP should reach you from here");
+  if (!j["removed_by"].is_null())
+    advice.push_back("Microsoft removed the range holding " + a + " in version " + j["removed_by"].get<std::string>() +
+                     ": EOP should no longer send from it");
+  // A stale allowlist is news only when the announced version was not
+  // refused: syncing again would refuse it again.
+  bool latest_refused = f.rejected && f.rejected->version == f.latest_version;
+  if (f.stale() && !latest_refused && !j["in_applied"].get<bool>())
+    advice.push_back("the service announces feed version " + f.latest_version + " but " +
+                     (f.applied && !f.applied->version.empty() ? f.applied->version : std::string("no version")) +
+                     " is applied: your allowlist is stale, run smtpgatectl feed sync");
+  for (const auto& inst : j["other_instances"])
+    advice.push_back(a + " is in the " + inst.get<std::string>() + " instance's port-25 set; this gate follows " +
+                     (f.applied ? to_string(f.applied->instance) : std::string("another instance")) +
+                     ": if mail for you comes through " + inst.get<std::string>() +
+                     ", set [feed] instance or add the range with smtpgatectl ranges add");
+  if (!f.last_error.empty() && j["in_rejected"].is_null())
+    advice.push_back("the last feed check failed: " + f.last_error);
+  return j;
+}
+
+}  // namespace
+
 json build_explain(const Paths& paths, const Cidr& address) {
   GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-  std::vector<DesiredRange> desired = StateStore(paths.state_dir).desired_ranges();
+  RuleIndex index(maps, StateStore(paths.state_dir).desired_ranges());
   GateConfig cfg = maps.config();
   json j{{"schema", kJsonSchemaVersion}, {"address", address.address_str()}, {"action", to_string(cfg.action)},
          {"ports", cfg.ports}};
@@ -183,13 +278,10 @@ json build_explain(const Paths& paths, const Cidr& address) {
   bool admitted = m && m->kind == RuleKind::Admit;
   uint32_t rule_id = m ? m->rule_id : SG_RULE_DEFAULT;
   j["verdict"] = admitted ? "admit" : to_string(cfg.action);
-  if (m) {
-    j["rule"] = rule_json(*m, desired);
-  } else {
-    j["rule"] = {{"rule_id", SG_RULE_DEFAULT}, {"range", nullptr}, {"kind", "default"}, {"origin", "default"},
-                 {"note", "no range contains this address"}};
-  }
+  j["rule"] = index.rule(rule_id);
+  if (!m) j["rule"]["note"] = "no range contains this address";
   j["rule"]["counters"] = counters_json(maps.rule_counters(rule_id));
+  j["microsoft"] = index.microsoft(address);
   if (admitted) {
     j["why"] = address.address_str() + " is inside " + m->prefix.str() + ", an admit range";
     j["eop_code"] = nullptr;
@@ -213,11 +305,62 @@ json build_explain(const Paths& paths, const Cidr& address) {
     }
   // Every origin that lists the address, not only the deciding one.
   json listed = json::array();
-  for (const auto& d : desired)
+  for (const auto& d : index.desired())
     if (d.cidr.contains(address))
       listed.push_back({{"range", d.cidr.str()}, {"kind", to_string(d.kind)}, {"origin", d.origin}, {"note", d.note}});
   j["listed_in"] = listed;
+  json advice = json::array();
+  j["feed"] = feed_view(read_feed_status(paths.state_dir), read_other_instances(paths.state_dir), address, admitted,
+                        j["rule"]["kind"].get<std::string>(), advice);
+  if (!admitted && cfg.action == Action::Monitor)
+    advice.push_back("the action is monitor: the SYN passes and is counted as would-refuse; "
+                     "smtpgatectl action drop|reject enforces");
+  j["advice"] = advice;
   return j;
+}
+
+json build_top(const Paths& paths, size_t limit, const std::string& origin) {
+  GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
+  RuleIndex index(maps, StateStore(paths.state_dir).desired_ranges());
+  json rows = json::array();
+  std::vector<std::pair<RecentSource, json>> all;
+  for (const auto& s : maps.recent_refused()) {
+    json rule = index.rule(s.rule_id);
+    if (!origin.empty() && rule["origin"] != origin) continue;
+    all.emplace_back(s, rule);
+  }
+  // Microsoft's sources first (a feed origin decides, or a feed lists it),
+  // then by count, then by the most recent.
+  std::vector<bool> ms;
+  for (const auto& [s, rule] : all) ms.push_back(is_feed_origin(rule["origin"]) || index.microsoft(s.address));
+  std::vector<size_t> order(all.size());
+  for (size_t i = 0; i < order.size(); i++) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (ms[a] != ms[b]) return bool(ms[a]);
+    if (all[a].first.count != all[b].first.count) return all[a].first.count > all[b].first.count;
+    return all[a].first.last_seen_ns > all[b].first.last_seen_ns;
+  });
+  for (size_t i = 0; i < order.size() && rows.size() < limit; i++) {
+    const auto& [s, rule] = all[order[i]];
+    rows.push_back({{"source", s.address.address_str()},
+                    {"microsoft", bool(ms[order[i]])},
+                    {"count", s.count},
+                    {"first_seen", monotonic_to_wall(s.first_seen_ns)},
+                    {"last_seen", monotonic_to_wall(s.last_seen_ns)},
+                    {"port", s.last_port},
+                    {"verdict", verdict_name(s.last_verdict)},
+                    {"rule_id", s.rule_id},
+                    {"range", rule["range"]},
+                    {"kind", rule["kind"]},
+                    {"origin", rule["origin"]},
+                    {"note", rule["note"]}});
+  }
+  return {{"schema", kJsonSchemaVersion},
+          {"action", to_string(maps.config().action)},
+          {"origin", origin.empty() ? json(nullptr) : json(origin)},
+          {"limit", limit},
+          {"sources_known", all.size()},
+          {"sources", rows}};
 }
 
 json build_feed_status(const Paths& paths) {
@@ -225,19 +368,14 @@ json build_feed_status(const Paths& paths) {
   json j = to_json(st);
   j["schema"] = kJsonSchemaVersion;
   j["stale"] = st.stale();
+  j["other_instances"] = other_instances_json(read_other_instances(paths.state_dir));
   return j;
 }
 
 std::string render_feed_status(const json& j) {
   std::ostringstream o;
   auto when = [](const json& t) {
-    if (!t.is_number() || t.get<int64_t>() == 0) return std::string("never");
-    time_t secs = t.get<int64_t>();
-    tm tmv{};
-    gmtime_r(&secs, &tmv);
-    char buf[40];
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tmv);
-    return std::string(buf);
+    return !t.is_number() || t.get<int64_t>() == 0 ? std::string("never") : rfc3339_utc(t.get<int64_t>());
   };
   const json& a = j.value("applied", json(nullptr));
   if (a.is_null()) {
@@ -254,6 +392,11 @@ std::string render_feed_status(const json& j) {
     << "\n";
   std::string err = j.value("last_error", std::string());
   o << "last error: " << (err.empty() ? std::string("none") : err) << "\n";
+  for (const auto& i : j.value("other_instances", json::array()))
+    o << fmt::format("watched:    {} {} ({} port-25 ranges, origin feed-other; last check {}{})\n", str(i["instance"]),
+                     i["version"].is_null() ? std::string("not fetched yet") : str(i["version"]),
+                     i["ranges"].get<size_t>(), when(i["last_check"]),
+                     i["last_error"].is_null() ? std::string() : ", error: " + str(i["last_error"]));
   return o.str();
 }
 
@@ -296,6 +439,11 @@ std::string render_ranges(const json& j) {
 
 std::string render_stats(const json& j) {
   std::ostringstream o;
+  o << fmt::format("{:<13} {:>6} {:>12} {:>12}\n", "ORIGIN", "RANGES", "ADMITTED", "REFUSED");
+  for (const auto& [origin, c] : j["by_origin"].items())
+    o << fmt::format("{:<13} {:>6} {:>12} {:>12}\n", origin, c["ranges"].get<uint64_t>(),
+                     c["admit_packets"].get<uint64_t>(), c["refuse_packets"].get<uint64_t>());
+  o << "\n";
   o << fmt::format("{:<6} {:<28} {:<8} {:<13} {:>12} {:>12}\n", "RULE", "RANGE", "KIND", "ORIGIN", "ADMITTED",
                    "REFUSED");
   auto row = [&](const json& r) {
@@ -339,6 +487,33 @@ std::string render_explain(const json& j) {
   for (const auto& l : j["listed_in"])
     o << fmt::format("listed:   {} {} (origin {}{}{})\n", str(l["range"]), str(l["kind"]), str(l["origin"]),
                      l["note"].get<std::string>().empty() ? "" : ": ", str(l["note"]));
+  const json& f = j["feed"];
+  if (!f["instance"].is_null())
+    o << fmt::format("feed:     {} {} applied{}; {} in it\n", str(f["instance"]),
+                     f["applied_version"].is_null() ? std::string("unversioned") : str(f["applied_version"]),
+                     f["stale"].get<bool>() ? ", " + str(f["latest_version"]) + " announced" : std::string(),
+                     f["in_applied"].get<bool>() ? "address" : "address not");
+  for (const auto& a : j["advice"]) o << "advice:   " << str(a) << "\n";
+  return o.str();
+}
+
+}  // namespace smtpgate
+
+namespace smtpgate {
+
+std::string render_top(const json& j) {
+  std::ostringstream o;
+  o << fmt::format("{:<28} {:>7} {:<20} {:<20} {:<8} {:<24} {}\n", "SOURCE", "COUNT", "FIRST SEEN", "LAST SEEN",
+                   "VERDICT", "RANGE", "ORIGIN");
+  for (const auto& r : j["sources"])
+    o << fmt::format("{:<28} {:>7} {:<20} {:<20} {:<8} {:<24} {}{}\n", str(r["source"]) + (r["microsoft"].get<bool>() ? " *" : ""),
+                     r["count"].get<uint64_t>(), str(r["first_seen"]), str(r["last_seen"]), str(r["verdict"]),
+                     str(r["range"]), str(r["origin"]), r["port"].get<int>() == 25 ? "" : " (port " + r["port"].dump() + ")");
+  if (j["sources"].empty())
+    o << "no source turned away recently" << (j["origin"].is_null() ? "" : " with origin " + str(j["origin"])) << "\n";
+  else
+    o << "(* Microsoft's: a feed range decides or lists it; " << j["sources"].size() << " of "
+      << j["sources_known"].get<size_t>() << " sources shown)\n";
   return o.str();
 }
 

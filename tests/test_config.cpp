@@ -1,7 +1,10 @@
 // smtpgate.toml: the shipped file parses to the defaults, every key is read,
 // and mistakes are refused with a message naming the key.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <fstream>
 
@@ -41,6 +44,7 @@ TEST(Config, ShippedFileIsAllDefaults) {
   EXPECT_EQ(cfg.paths.pin_dir, def.paths.pin_dir);
   EXPECT_EQ(cfg.feed.instance, def.feed.instance);
   EXPECT_FALSE(cfg.action.has_value());
+  EXPECT_FALSE(cfg.feed.watch_other_instances);
 }
 
 TEST(Config, ShippedFileUncommentedIsValidAndReadsEveryKey) {
@@ -77,9 +81,29 @@ TEST(Config, MistakesNameTheKey) {
       {"allow_empty = yes\n", ":1:"},
       {"table_chunks = 8\n", "table_chunks must be 16..16777216"},
       {"max_rules = 20000000\n", "max_rules must be 16..16777216"},
+      {"[feed]\nwatch_other_instances = \"yes\"\n", "key 'feed.watch_other_instances' must be true or false"},
+      {"[feed]\ninstance = \"Germany\"\n", "Germany is retired"},
   };
   for (const auto& c : cases) {
     std::string err = error_of(c.toml);
     EXPECT_NE(err.find(c.expect), std::string::npos) << c.toml << " -> '" << err << "'";
   }
+}
+
+TEST(Config, CheckConfigRefusesABadWatchOtherInstancesValue) {
+  std::string path = write_tmp("[feed]\nwatch_other_instances = 1\n");
+  std::string cmd = std::string(SG_SMTPGATED) + " --check-config -c " + path + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  int st = ::pclose(p);
+  EXPECT_EQ(WEXITSTATUS(st), 1) << out;
+  EXPECT_NE(out.find("feed.watch_other_instances' must be true or false"), std::string::npos) << out;
+  std::ofstream(path) << "[feed]\nwatch_other_instances = true\n";
+  p = ::popen(cmd.c_str(), "r");
+  while (fread(buf, 1, sizeof(buf), p)) {
+  }
+  EXPECT_EQ(WEXITSTATUS(::pclose(p)), 0);
+  ::unlink(path.c_str());
 }

@@ -1,0 +1,277 @@
+#include "drops.hpp"
+
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "error.hpp"
+#include "fsutil.hpp"
+#include "gate_maps.hpp"
+#include "report.hpp"
+
+namespace smtpgate {
+
+using nlohmann::json;
+
+namespace {
+
+std::string judged_as_name(uint32_t j) {
+  switch (j) {
+    case SG_JUDGED_SYN: return "syn";
+    case SG_JUDGED_FIRST_FRAGMENT: return "first_fragment";
+    case SG_JUDGED_TINY_FRAGMENT: return "tiny_fragment";
+    case SG_JUDGED_EXT_LIMIT: return "ext_limit";
+  }
+  return "unknown";
+}
+
+// RFC 3339 UTC with milliseconds: the ring buffer's clock ticks in jiffies.
+std::string rfc3339_ms(int64_t unix_ns) {
+  time_t secs = unix_ns / 1000000000;
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[40];
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &t);
+  return fmt::format("{}.{:03d}Z", buf, int((unix_ns / 1000000) % 1000));
+}
+
+}  // namespace
+
+std::string drop_log_path(const std::string& state_dir) { return state_dir + "/drops.log"; }
+
+struct DropRecorder::Impl {
+  Paths paths;
+  size_t max_bytes = kDefaultDropLogBytes;
+  int lock_fd = -1;
+  std::optional<GateMaps> maps;
+  ring_buffer* rb = nullptr;
+  uint32_t index_generation = 0;
+  std::unique_ptr<RuleIndex> index;
+  std::vector<json> batch;
+  int64_t offset_ns = 0;  // monotonic to Unix time, one value per batch
+
+  ~Impl() {
+    if (rb) ring_buffer__free(rb);
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
+
+  const RuleIndex& rules() {
+    // Rule ids mean what the allowlist in force says; rebuilt after a publish.
+    uint32_t gen = maps->generation();
+    if (!index || gen != index_generation) {
+      index = std::make_unique<RuleIndex>(*maps, StateStore(paths.state_dir).desired_ranges());
+      index_generation = gen;
+    }
+    return *index;
+  }
+
+  void record(const sg_event& ev) {
+    Cidr src = Cidr::from_bytes(ev.family == 6 ? Family::V6 : Family::V4, ev.addr, ev.family == 6 ? 128 : 32);
+    json rule = rules().rule(ev.rule_id);
+    char ifname[IF_NAMESIZE] = {};
+    int64_t ns = int64_t(ev.ts_ns) + offset_ns;
+    batch.push_back({{"schema", kJsonSchemaVersion},
+                     {"time", rfc3339_ms(ns)},
+                     {"unix_ns", ns},
+                     {"source", src.address_str()},
+                     {"port", ev.dport},
+                     {"interface", if_indextoname(ev.ifindex, ifname) ? json(ifname) : json(nullptr)},
+                     {"verdict", verdict_name(ev.verdict)},
+                     {"reason", reason_name(ev.reason)},
+                     {"judged_as", judged_as_name(ev.judged_as)},
+                     {"rule_id", ev.rule_id},
+                     {"range", rule["range"]},
+                     {"kind", rule["kind"]},
+                     {"origin", rule["origin"]}});
+  }
+
+  static int on_event(void* ctx, void* data, size_t size) {
+    if (size < sizeof(sg_event)) return 0;
+    sg_event ev;
+    std::memcpy(&ev, data, sizeof(ev));
+    static_cast<Impl*>(ctx)->record(ev);
+    return 0;
+  }
+
+  // Appends the batch in one write; rotates first when the log is full. Only
+  // the lock holder writes, so nobody else renames under us.
+  void append() {
+    if (batch.empty()) return;
+    std::string text;
+    for (const auto& r : batch) text += r.dump() + "\n";
+    std::string path = drop_log_path(paths.state_dir);
+    struct stat st{};
+    if (::stat(path.c_str(), &st) == 0 && size_t(st.st_size) + text.size() > max_bytes)
+      if (::rename(path.c_str(), (path + ".1").c_str()) != 0) throw SystemError("rotate " + path, errno);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) throw SystemError("open " + path, errno);
+    ssize_t w = ::write(fd, text.data(), text.size());
+    int err = errno;
+    ::close(fd);
+    if (w != ssize_t(text.size())) throw SystemError("append to " + path, w < 0 ? err : EIO);
+  }
+};
+
+std::unique_ptr<DropRecorder> DropRecorder::try_take(const Paths& paths, size_t max_log_bytes) {
+  auto impl = std::make_unique<Impl>();
+  impl->paths = paths;
+  impl->max_bytes = max_log_bytes;
+  impl->maps.emplace(GateMaps::open_pinned(paths.pin_dir));
+  make_dirs(paths.state_dir, 0755);
+  std::string lock = paths.state_dir + "/drops.lock";
+  impl->lock_fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (impl->lock_fd < 0) throw SystemError("open " + lock, errno);
+  if (::flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return nullptr;
+    throw SystemError("flock " + lock, errno);
+  }
+  impl->rb = ring_buffer__new(impl->maps->events_fd(), &Impl::on_event, impl.get(), nullptr);
+  if (!impl->rb) throw SystemError("ring buffer of " + paths.pin_dir + "/events", errno);
+  std::unique_ptr<DropRecorder> r(new DropRecorder());
+  r->impl_ = std::move(impl);
+  return r;
+}
+
+DropRecorder::~DropRecorder() = default;
+
+int DropRecorder::epoll_fd() const { return ring_buffer__epoll_fd(impl_->rb); }
+
+std::vector<json> DropRecorder::drain() { return wait(0); }
+
+std::vector<json> DropRecorder::wait(int timeout_ms) {
+  impl_->batch.clear();
+  impl_->offset_ns = monotonic_offset_ns();
+  int rc = timeout_ms > 0 ? ring_buffer__poll(impl_->rb, timeout_ms) : ring_buffer__consume(impl_->rb);
+  if (rc < 0 && rc != -EINTR) throw SystemError("read the events ring buffer", -rc);
+  impl_->append();
+  return std::move(impl_->batch);
+}
+
+namespace {
+void parse_lines(const std::string& text, int64_t since, std::vector<json>& out) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) break;  // a line still being written
+    json r = json::parse(text.substr(pos, nl - pos), nullptr, false);
+    pos = nl + 1;
+    if (r.is_object() && r.value("unix_ns", int64_t{0}) >= since) out.push_back(std::move(r));
+  }
+}
+}  // namespace
+
+std::vector<json> read_drop_log(const std::string& state_dir, int64_t since_unix_ns) {
+  std::vector<json> out;
+  std::string path = drop_log_path(state_dir);
+  for (const std::string& p : {path + ".1", path})
+    if (file_exists(p)) parse_lines(read_file(p), since_unix_ns, out);
+  return out;
+}
+
+DropLogTail::DropLogTail(std::string state_dir, int64_t from_unix_ns)
+    : path_(drop_log_path(state_dir)), from_(from_unix_ns) {
+  // The current file first: if it is rotated meanwhile, this fd still reads
+  // it to its end and the new one follows.
+  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file_exists(path_ + ".1")) parse_lines(read_file(path_ + ".1"), from_, backlog_);
+}
+
+DropLogTail::~DropLogTail() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void DropLogTail::reopen_if_rotated() {
+  struct stat now{}, ours{};
+  if (::stat(path_.c_str(), &now) != 0) return;
+  if (fd_ >= 0 && ::fstat(fd_, &ours) == 0 && ours.st_ino == now.st_ino && ours.st_dev == now.st_dev) return;
+  // Rotated (or created): what was left in the old file was read; the new
+  // one is read from its start.
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  partial_.clear();
+}
+
+std::vector<json> DropLogTail::next(int timeout_ms) {
+  std::vector<json> out = std::move(backlog_);
+  backlog_.clear();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    char buf[65536];
+    ssize_t n;
+    while (fd_ >= 0 && (n = ::read(fd_, buf, sizeof(buf))) > 0) partial_.append(buf, n);
+    size_t last = partial_.rfind('\n');
+    if (last != std::string::npos) {
+      parse_lines(partial_.substr(0, last + 1), from_, out);
+      partial_.erase(0, last + 1);
+    }
+    reopen_if_rotated();
+    if (!out.empty() || std::chrono::steady_clock::now() >= deadline) return out;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+void stream_drops(const Paths& paths, int64_t since_s, bool follow,
+                  const std::function<void(const json&)>& emit) {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  // A second of margin: the program's clock ticks coarsely, so a SYN just
+  // after this call may carry a stamp just before it.
+  int64_t from = (int64_t(now.tv_sec) - since_s - 1) * 1000000000 + now.tv_nsec;
+  std::unique_ptr<DropRecorder> consumer = DropRecorder::try_take(paths);
+  if (!consumer) {
+    if (!follow) {
+      for (const auto& r : read_drop_log(paths.state_dir, from)) emit(r);
+      return;
+    }
+    DropLogTail tail(paths.state_dir, from);
+    while (!consumer) {
+      for (const auto& r : tail.next(500)) emit(r);
+      consumer = DropRecorder::try_take(paths);
+    }
+    // The consumer went away: what it logged last, then the ring, read here.
+    for (const auto& r : tail.next(0)) emit(r);
+  } else {
+    consumer->drain();
+    for (const auto& r : read_drop_log(paths.state_dir, from)) emit(r);
+  }
+  while (follow)
+    for (const auto& r : consumer->wait(500)) emit(r);
+}
+
+int64_t parse_duration_s(const std::string& text) {
+  auto bad = [&] {
+    return InputError("duration '" + text + "': use a number of seconds or one with a unit, e.g. 90s, 15m, 2h, 1d");
+  };
+  if (text.empty()) throw bad();
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || n < 0) throw bad();
+  std::string unit(end, text.data() + text.size());
+  int64_t mult = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+  if (mult == 0 || n > INT64_MAX / mult / 1000000000) throw bad();
+  return n * mult;
+}
+
+std::string render_drop(const json& r) {
+  auto s = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.is_null() ? "-" : v.dump(); };
+  return fmt::format("{} {} {} > port {} {} range {} origin {}{}\n", s(r["time"]), s(r["interface"]), s(r["source"]),
+                     s(r["port"]), s(r["verdict"]), s(r["range"]), s(r["origin"]),
+                     r["judged_as"] == "syn" ? "" : " (" + s(r["judged_as"]) + ")");
+}
+
+}  // namespace smtpgate

@@ -1,0 +1,96 @@
+// Turned-away SYNs, one record each, from the program's events ring buffer.
+//
+// The ring buffer has one consumer position: two readers would take each
+// other's records. So exactly one process reads it, the one holding the
+// consumer lock (flock of STATE_DIR/drops.lock): smtpgated while it runs, or
+// smtpgatectl drops when no daemon does. The consumer appends each record to
+// the drop log, STATE_DIR/drops.log (one JSON object per line, as
+// `smtpgatectl drops -j` prints it), which is rotated to drops.log.1 when it
+// passes its size cap: the history is bounded at twice the cap. Every other
+// reader reads and follows the log.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "state.hpp"
+
+struct ring_buffer;
+
+namespace smtpgate {
+
+/// Size at which drops.log is rotated (one older generation is kept).
+constexpr size_t kDefaultDropLogBytes = 8u << 20;
+
+/// Path of the drop log in a state directory.
+std::string drop_log_path(const std::string& state_dir);
+
+/// The one reader of the events ring buffer. Not copyable.
+class DropRecorder {
+ public:
+  /// Takes the consumer lock without waiting; nullptr when another process
+  /// holds it (that process records the drops). Throws SystemError when no
+  /// gate is pinned.
+  static std::unique_ptr<DropRecorder> try_take(const Paths& paths, size_t max_log_bytes = kDefaultDropLogBytes);
+  ~DropRecorder();
+  DropRecorder(const DropRecorder&) = delete;
+  DropRecorder& operator=(const DropRecorder&) = delete;
+
+  /// An fd that polls readable when records wait in the ring.
+  int epoll_fd() const;
+  /// Moves every waiting record to the drop log; returns them.
+  std::vector<nlohmann::json> drain();
+  /// Waits up to timeout_ms for records, then drains.
+  std::vector<nlohmann::json> wait(int timeout_ms);
+
+ private:
+  DropRecorder() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The records of the drop log (its rotated generation first) at or after
+/// since_unix_ns, oldest first. Lines that do not parse are skipped.
+std::vector<nlohmann::json> read_drop_log(const std::string& state_dir, int64_t since_unix_ns);
+
+/// Follows the drop log across rotations. The first next() also returns the
+/// records already logged at or after from_unix_ns (rotated generation
+/// first); later ones return what was appended since.
+class DropLogTail {
+ public:
+  DropLogTail(std::string state_dir, int64_t from_unix_ns);
+  ~DropLogTail();
+  DropLogTail(const DropLogTail&) = delete;
+  DropLogTail& operator=(const DropLogTail&) = delete;
+  /// Records not returned before (waits up to timeout_ms for some).
+  std::vector<nlohmann::json> next(int timeout_ms);
+
+ private:
+  std::string path_;
+  int64_t from_ = 0;
+  int fd_ = -1;
+  std::string partial_;
+  std::vector<nlohmann::json> backlog_;
+  void reopen_if_rotated();
+};
+
+/// What `drops` shows: the records of the last since_s seconds (after moving
+/// what waits in the ring to the log, when no other process consumes it),
+/// then, with follow, each new one until the process ends: read from the ring
+/// while this process is its consumer (taking it over when the consumer goes
+/// away), else from the log. Each record is passed to emit once.
+void stream_drops(const Paths& paths, int64_t since_s, bool follow,
+                  const std::function<void(const nlohmann::json&)>& emit);
+
+/// "90s", "15m", "2h", "1d" or plain seconds; throws InputError naming it.
+int64_t parse_duration_s(const std::string& text);
+
+/// One record as a line of text: time, source, port, verdict, range, origin.
+std::string render_drop(const nlohmann::json& record);
+
+}  // namespace smtpgate

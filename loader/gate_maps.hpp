@@ -42,7 +42,7 @@ struct GateConfig {
   bool operator==(const GateConfig&) const = default;
 };
 
-/// A recently refused source, from the LRU table.
+/// A recently refused source, from the recently-refused table (merged over CPUs).
 struct RecentSource {
   Cidr address;
   uint64_t count = 0;

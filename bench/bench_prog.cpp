@@ -195,24 +195,33 @@ XdpFilter load_xdp_filter(const Cidr& stranger) {
 // ---- allowlists at scale -------------------------------------------------
 
 // n prefixes spread over the IPv4 unicast space, none in special-purpose
-// space: mostly /24s, some /20-/23, a few /16-/19, as routing tables go.
-// Aggregated before loading, as smtpgate does with any set it is given.
+// space: mostly /24s, some /22-/23, a few /18-/20, as routing tables go.
+// Aggregated before loading (the time is reported), and topped up until the
+// aggregate holds n prefixes: n is what is loaded.
 std::vector<Cidr> spread_prefixes(size_t n, uint64_t seed, double* aggregate_ms) {
   std::mt19937_64 rng(seed);
-  std::set<Cidr> out;
-  while (out.size() < n) {
-    uint32_t a = uint32_t(rng());
-    unsigned r = unsigned(rng() % 100);
-    unsigned len = r < 70 ? 24 : r < 90 ? 20 + unsigned(rng() % 4) : 16 + unsigned(rng() % 4);
-    uint8_t b[4] = {uint8_t(a >> 24), uint8_t(a >> 16), uint8_t(a >> 8), uint8_t(a)};
-    Cidr c = Cidr::from_bytes(Family::V4, b, len);
-    if (b[0] == 0 || b[0] >= 224 || find_special_purpose(c)) continue;
-    out.insert(c);
+  std::set<Cidr> drawn;
+  std::vector<Cidr> agg;
+  *aggregate_ms = 0;
+  while (agg.size() < n) {
+    size_t want = drawn.size() + (n - agg.size()) + (n - agg.size()) / 8 + 16;
+    while (drawn.size() < want) {
+      uint32_t a = uint32_t(rng());
+      unsigned r = unsigned(rng() % 100);
+      unsigned len = r < 85 ? 24 : r < 95 ? 22 + unsigned(rng() % 2) : 18 + unsigned(rng() % 3);
+      uint8_t b[4] = {uint8_t(a >> 24), uint8_t(a >> 16), uint8_t(a >> 8), uint8_t(a)};
+      Cidr c = Cidr::from_bytes(Family::V4, b, len);
+      if (b[0] == 0 || b[0] >= 224 || find_special_purpose(c)) continue;
+      drawn.insert(c);
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    agg = aggregate(std::vector<Cidr>(drawn.begin(), drawn.end()));
+    *aggregate_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
-  auto t0 = std::chrono::steady_clock::now();
-  std::vector<Cidr> agg = aggregate(std::vector<Cidr>(out.begin(), out.end()));
-  *aggregate_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  return agg;
+  // Every n-th of a larger aggregate keeps the spread.
+  std::vector<Cidr> out;
+  for (size_t i = 0; i < n; i++) out.push_back(agg[i * agg.size() / n]);
+  return out;
 }
 
 Cidr random_inside(std::mt19937_64& rng, const Cidr& p) {

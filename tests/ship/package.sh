@@ -4,14 +4,19 @@
 # off), lintian with no error allowed, then the .deb's contents, conffiles
 # and maintainer scripts checked. If this machine has no smtpgate of its own
 # (no package, no /etc/smtpgate, /var/lib/smtpgate or /sys/fs/bpf/smtpgate),
-# the package is also installed and purged, and the machine restored if
-# anything fails.
+# the package is also installed, a gate attached (on a veth in a namespace
+# of the test) and the package purged, and the machine restored if anything
+# fails.
 # Usage: package.sh SOURCE_DIR
 set -euo pipefail
 src=$(cd "$1" && pwd)
 work=$(mktemp -d /tmp/sgt$$pkg.XXXXXX)
 installed_here=0
+ns=sgt$$x0pkg
+daemon=
 cleanup() {
+    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+    ip netns del "$ns" 2>/dev/null || true
     if [ "$installed_here" = 1 ]; then
         dpkg --purge smtpgate >/dev/null 2>&1 || true
         rm -rf /etc/smtpgate /var/lib/smtpgate /sys/fs/bpf/smtpgate
@@ -105,11 +110,25 @@ else
     echo "$out" | grep -q 'enabled but not started' || fail "postinst did not say the unit is not started"
     [ -x /usr/sbin/smtpgatectl ] && [ -f /etc/smtpgate/smtpgate.toml ] || fail "installed files missing"
     /usr/sbin/smtpgated --check-config >/dev/null || fail "the installed configuration is refused"
-    # What a gateway leaves behind: state, pins.
+    # A gateway as purge finds it: state, pins, and a gate left attached by
+    # a stopped smtpgated, on a veth in a namespace of this test (joined
+    # with nsenter, so the pins stay the machine's).
     /usr/sbin/smtpgatectl ranges add 40.95.0.0/16 >/dev/null
+    ip netns add "$ns"
+    ip -n "$ns" link add sgtpkga type veth peer name sgtpkgb
+    ip -n "$ns" link set sgtpkga up
+    ip -n "$ns" link set sgtpkgb up
+    in_ns() { nsenter --net="/var/run/netns/$ns" "$@"; }
+    in_ns /usr/sbin/smtpgated --interface sgtpkga --mode skb --no-feed --metrics-listen "" >"$work/daemon.log" 2>&1 &
+    daemon=$!
+    for _ in $(seq 100); do ip -n "$ns" link show sgtpkga | grep -q xdp && break; sleep 0.2; done
+    kill "$daemon"; wait "$daemon" || true; daemon=
+    ip -n "$ns" link show sgtpkga | grep -q xdp || { cat "$work/daemon.log"; fail "the gate did not attach"; }
     [ -f /var/lib/smtpgate/ranges.json ] && [ -d /sys/fs/bpf/smtpgate ] || fail "no state or pin dir to purge"
-    out=$(dpkg --purge smtpgate 2>&1) || { echo "$out"; fail "dpkg --purge failed"; }
+    out=$(in_ns dpkg --purge smtpgate 2>&1) || { echo "$out"; fail "dpkg --purge failed"; }
     echo "$out"
+    echo "$out" | grep -q "detached the gate from sgtpkga" || fail "purge did not say it detached the gate"
+    ip -n "$ns" link show sgtpkga | grep -q xdp && fail "purge left the gate attached"
     for d in /sys/fs/bpf/smtpgate /var/lib/smtpgate /etc/smtpgate; do
         [ -e "$d" ] && fail "purge left $d"
         echo "$out" | grep -q "removed .* $d" || fail "purge did not say it removed $d"

@@ -21,7 +21,7 @@ packages=(
   # vm-tests: Debian 12's kernel under emulation
   qemu-system-x86 busybox-static cpio kmod
   # shipping: man pages, the Debian package, alert rules, Ansible, manifests
-  scdoc debhelper lintian file prometheus ansible-core ansible-lint python3 python3-yaml
+  scdoc man-db debhelper lintian file prometheus ansible-core ansible-lint python3 python3-yaml
 )
 
 missing=()

@@ -96,6 +96,7 @@ sed -E 's/^#([a-z_0-9]+ = )/\1/' "$conf" >"$work/uncommented.toml"
 grep -q 'deb-systemd-helper .*enable' "$work/control/postinst" || fail "postinst does not enable smtpgated"
 grep -q 'deb-systemd-invoke .*start' "$work/control/postinst" && fail "postinst starts smtpgated"
 grep -q 'smtpgatectl detach' "$work/control/prerm" || fail "prerm does not detach the gate"
+grep -q 'deb-systemd-invoke stop smtpgated' "$work/control/prerm" || fail "prerm does not stop smtpgated"
 for d in /sys/fs/bpf/smtpgate /var/lib/smtpgate /etc/smtpgate; do
     grep -q "rm -rf $d" "$work/control/postrm" || fail "postrm purge leaves $d"
 done

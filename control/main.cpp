@@ -17,6 +17,7 @@
 #include "config.hpp"
 #include "drops.hpp"
 #include "feed.hpp"
+#include "feed_mirror.hpp"
 #include "feed_ranges.hpp"
 #include "fsutil.hpp"
 #include "gate.hpp"
@@ -136,6 +137,8 @@ int main(int argc, char** argv) {
   f_import->add_option("FILE", file, "Response of /endpoints/<Instance>?ServiceAreas=Exchange")->required();
   f_import->add_option("--version", feed_version, "Its feed version (10 digits), if known");
   auto* f_status = feed->add_subcommand("status", "Instance, applied version, last check, next check, last error");
+  auto* f_mirror = feed->add_subcommand("mirror", "Write the service's answers into DIR for a static web server (a feed mirror)");
+  f_mirror->add_option("DIR", file, "Directory the web server serves")->required();
 
   std::string ifname;
   auto* detach_cmd = app.add_subcommand("detach", "Remove the gate from an interface (other XDP programs stay)");
@@ -178,7 +181,7 @@ int main(int argc, char** argv) {
       Action a = parse_action(action_word);
       set_action(paths, a);
       if (!as_json) std::cout << "action " << action_word << ": refused senders see " << eop_code_for(a) << "\n";
-    } else if (*f_import || *f_sync) {
+    } else if (*f_import || *f_sync || *f_mirror) {
       DaemonConfig cfg;
       if (config_path.empty() && file_exists(kDefaultConfigPath)) config_path = kDefaultConfigPath;
       if (!config_path.empty()) load_config_file(config_path, cfg);
@@ -186,6 +189,12 @@ int main(int argc, char** argv) {
       if (!instance.empty()) cfg.feed.instance = instance;
       if (!feed_url.empty()) cfg.feed.url = feed_url;
       if (force) cfg.feed.force = true;
+      if (*f_mirror) {
+        MirrorResult m = write_feed_mirror(cfg, file);
+        for (const auto& w : m.warnings) std::cerr << "smtpgatectl: warning: " << w << "\n";
+        if (!as_json) std::cout << m.message << "\n";
+        return kExitOk;
+      }
       SyncResult r = run_feed(cfg, *f_import ? FeedOp::Import : FeedOp::SyncNow, ::time(nullptr), file, feed_version);
       for (const auto& w : r.warnings) std::cerr << "smtpgatectl: warning: " << w << "\n";
       bool ok = r.outcome == SyncOutcome::Applied || r.outcome == SyncOutcome::Unchanged;

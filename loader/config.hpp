@@ -41,6 +41,9 @@ struct DaemonConfig {
   std::vector<uint16_t> ports{25};
   Paths paths;
   bool allow_empty = false;
+  /// Maps pinned by another loader (bpfman): publish, sync and serve metrics
+  /// only; no load, no attach, no detach.
+  bool no_attach = false;
   uint32_t max_rules = SG_DEFAULT_MAX_RULES;
   uint32_t recent_sources = SG_DEFAULT_RECENT_SOURCES;
   uint32_t table_chunks = SG_DEFAULT_TABLE_CHUNKS;

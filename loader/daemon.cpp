@@ -51,7 +51,7 @@ size_t count_admits(const std::vector<DesiredRange>& desired) {
 
 void bring_up(const DaemonConfig& cfg) {
   validate_config(cfg);
-  if (cfg.interfaces.empty())
+  if (cfg.interfaces.empty() && !cfg.no_attach)
     throw InputError("no interface to guard: pass --interface IF or set interfaces in smtpgate.toml");
   GateLock lock(cfg.paths);
   StateStore store(cfg.paths.state_dir);
@@ -82,6 +82,7 @@ void bring_up(const DaemonConfig& cfg) {
   spdlog::info("allowlist published: {} ranges (generation {}), action {}", pr.entries, pr.generation,
                to_string(gc.action));
 
+  if (cfg.no_attach) return;  // the other loader attaches; interfaces are only watched
   for (const auto& ifname : cfg.interfaces) {
     AttachedInfo a = query_attached(ifname, cfg.paths.pin_dir);
     if (a.attached && a.uses_pinned_maps) {

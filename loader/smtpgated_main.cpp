@@ -10,6 +10,7 @@
 #include "cli.hpp"
 #include "error.hpp"
 #include "fsutil.hpp"
+#include "gate_maps.hpp"
 #include "log.hpp"
 
 using namespace smtpgate;
@@ -20,7 +21,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> interfaces;
   std::string mode, action, pin_dir, state_dir, feed_url, instance, metrics_listen, metrics_textfile;
   std::vector<uint16_t> ports;
-  bool allow_empty = false, check_config = false, no_feed = false, force = false;
+  bool allow_empty = false, no_attach = false, check_config = false, no_feed = false, force = false;
   int verbose = 0;
   app.add_option("-c,--config", config_path, "Configuration file (default " + std::string(kDefaultConfigPath) +
                                                   " when it exists)");
@@ -32,6 +33,9 @@ int main(int argc, char** argv) {
   app.add_option("--pin-dir", pin_dir, std::string("Pin directory (default ") + kDefaultPinDir + ")");
   app.add_option("--state-dir", state_dir, std::string("State directory (default ") + kDefaultStateDir + ")");
   app.add_flag("--allow-empty", allow_empty, "Attach even with an empty allowlist (refuses all port-25 SYNs)");
+  app.add_flag("--no-attach", no_attach,
+               "Use maps pinned at --pin-dir by another loader (bpfman): publish and sync only, "
+               "no load, attach or detach");
   app.add_option("--feed-url", feed_url, "Base URL of the Microsoft 365 endpoints service or a mirror");
   app.add_option("--instance", instance, "Feed instance: Worldwide, USGovDoD, USGovGCCHigh or China");
   app.add_flag("--no-feed", no_feed, "Do not fetch Microsoft's feed (operator ranges and imported feeds only)");
@@ -54,6 +58,7 @@ int main(int argc, char** argv) {
     if (!pin_dir.empty()) cfg.paths.pin_dir = pin_dir;
     if (!state_dir.empty()) cfg.paths.state_dir = state_dir;
     if (allow_empty) cfg.allow_empty = true;
+    if (no_attach) cfg.no_attach = true;
     if (!feed_url.empty()) cfg.feed.url = feed_url;
     if (!instance.empty()) cfg.feed.instance = instance;
     if (no_feed) cfg.feed.enabled = false;
@@ -65,6 +70,9 @@ int main(int argc, char** argv) {
       std::cout << (config_path.empty() ? std::string("defaults") : config_path) << ": configuration is valid\n";
       return 0;
     }
+    if (cfg.no_attach && !GateMaps::pinned_at(cfg.paths.pin_dir))
+      throw InputError("--no-attach: no smtpgate maps are pinned at " + cfg.paths.pin_dir +
+                       ": load the program first (bpfman) or pass the --pin-dir where its maps are");
     return run_daemon(cfg, config_path);
   } catch (const std::exception& e) {
     std::cerr << "smtpgated: " << e.what() << "\n";

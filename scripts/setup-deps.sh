@@ -22,6 +22,8 @@ packages=(
   python3-jsonschema
   # vm-tests: Debian 12's kernel under emulation
   qemu-system-x86 busybox-static cpio kmod
+  # shipping: man pages, the Debian package, alert rules, Ansible, manifests
+  scdoc man-db debhelper lintian file prometheus ansible-core ansible-lint python3 python3-yaml
 )
 
 missing=()

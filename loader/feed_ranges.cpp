@@ -77,8 +77,10 @@ SyncResult run_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, const std::
                  : op == FeedOp::SyncNow ? sync.sync_now(now)
                                          : sync.check(now);
   // Watch ranges (a refused version's, removed ones) change without a new
-  // applied version: publish them too.
-  if (r.outcome == SyncOutcome::Rejected || r.outcome == SyncOutcome::Applied) republish_if_pinned(cfg.paths);
+  // applied version: publish them too. A failure after apply() (feed.json
+  // not writable) puts back what the state holds.
+  if (r.outcome == SyncOutcome::Rejected || r.outcome == SyncOutcome::Applied || r.outcome == SyncOutcome::Failed)
+    republish_if_pinned(cfg.paths);
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "packet_gen.hpp"
+#include "ruleset.hpp"
 #include "smtpgate_abi.h"
 #include "xdp_runner.hpp"
 
@@ -19,9 +20,9 @@ namespace {
 using smtpgate::GateMaps;
 
 std::vector<uint32_t> rule_ids(const GateSetup& s) {
-  std::vector<uint32_t> ids{SG_RULE_DEFAULT};
-  for (const auto& p : s.prefixes) ids.push_back(p.rule_id);
-  return ids;
+  std::set<uint32_t> ids{SG_RULE_DEFAULT};
+  for (const auto& p : s.prefixes) ids.insert(p.rule_id);
+  return {ids.begin(), ids.end()};
 }
 
 // The program's outcome for one frame, from the counters it moved.
@@ -78,7 +79,7 @@ std::string hex(const std::vector<uint8_t>& b) {
 Differential::Differential() : gate_(std::make_unique<sgtest::XdpGate>()) {}
 Differential::~Differential() = default;
 
-void Differential::apply(const GateSetup& s) {
+void Differential::apply(GateSetup& s) {
   gate_->maps().set_config(smtpgate::GateConfig{
       s.refusal == Refusal::Drop ? smtpgate::Action::Drop
       : s.refusal == Refusal::Reject ? smtpgate::Action::Reject
@@ -86,14 +87,29 @@ void Differential::apply(const GateSetup& s) {
       s.ports, 0});
   applied_ = s;
   if (!s.has_allowlist) return;
+  auto cidr = [](const Prefix& p) {
+    return smtpgate::Cidr::from_bytes(p.family == 4 ? smtpgate::Family::V4 : smtpgate::Family::V6, p.addr.data(),
+                                      p.len);
+  };
+  auto kind = [](Kind k) {
+    return k == Kind::Admit ? smtpgate::RuleKind::Admit
+           : k == Kind::Deny ? smtpgate::RuleKind::Deny
+                             : smtpgate::RuleKind::Watch;
+  };
   std::vector<smtpgate::TrieEntry> entries;
-  for (const auto& p : s.prefixes)
-    entries.push_back(smtpgate::TrieEntry{
-        smtpgate::Cidr::from_bytes(p.family == 4 ? smtpgate::Family::V4 : smtpgate::Family::V6, p.addr.data(), p.len),
-        p.rule_id,
-        p.kind == Kind::Admit ? smtpgate::RuleKind::Admit
-        : p.kind == Kind::Deny ? smtpgate::RuleKind::Deny
-                               : smtpgate::RuleKind::Watch});
+  if (s.compiled) {
+    std::vector<smtpgate::DesiredRange> desired;
+    for (const auto& p : s.prefixes) desired.push_back({cidr(p), kind(p.kind), smtpgate::origin::kOperator, ""});
+    entries = smtpgate::compile_rules(desired, {}, gate_->maps().max_rules()).entries;
+    // The reference decides which prefix wins; the compile says its id.
+    for (auto& p : s.prefixes) {
+      p.rule_id = 0;
+      for (const auto& e : entries)
+        if (e.prefix == cidr(p)) p.rule_id = e.rule_id;
+    }
+  } else {
+    for (const auto& p : s.prefixes) entries.push_back(smtpgate::TrieEntry{cidr(p), p.rule_id, kind(p.kind)});
+  }
   gate_->maps().publish(entries);
   applied_ = s;
 }
@@ -172,7 +188,7 @@ RunStats Differential::run(uint64_t seed, uint64_t packets, uint64_t per_setup, 
   return st;
 }
 
-Outcome Differential::observe(const Case& c) {
+Outcome Differential::observe(Case& c) {
   if (applied_ != c.setup) {
     if (!c.setup.has_allowlist && gate_->maps().has_allowlist()) gate_ = std::make_unique<sgtest::XdpGate>();
     apply(c.setup);
@@ -187,6 +203,7 @@ std::string to_text(const Case& c) {
   o << "ports";
   for (uint16_t p : c.setup.ports) o << " " << p;
   o << "\nallowlist " << (c.setup.has_allowlist ? "yes" : "no") << "\n";
+  if (c.setup.compiled) o << "compiled yes\n";
   for (const auto& p : c.setup.prefixes)
     o << "prefix " << prefix_text(p) << " " << p.rule_id << " " << kind_name(p.kind) << "\n";
   o << "frame " << hex(c.frame) << "\n";
@@ -226,6 +243,10 @@ Case from_text(const std::string& text, const std::string& name, bool expect_opt
       std::string w;
       l >> w;
       c.setup.has_allowlist = w == "yes";
+    } else if (key == "compiled") {
+      std::string w;
+      l >> w;
+      c.setup.compiled = w == "yes";
     } else if (key == "prefix") {
       std::string cidr, kind;
       Prefix p;

@@ -54,11 +54,14 @@ class Differential {
   RunStats run(uint64_t seed, uint64_t packets, uint64_t per_setup = 2000, size_t max_reported = 20);
   /// The program's outcome for one case, read from the counters it moved
   /// (the case's setup is applied first if it is not the current one; "no
-  /// allowlist yet" gets a fresh gate).
-  Outcome observe(const Case& c);
+  /// allowlist yet" gets a fresh gate). A compiled setup's rule ids become
+  /// the ones the compile assigned.
+  Outcome observe(Case& c);
 
  private:
-  void apply(const GateSetup& s);
+  /// Configures the gate and publishes the setup's prefixes; a compiled
+  /// setup gets the rule ids the compile assigned.
+  void apply(GateSetup& s);
   std::unique_ptr<sgtest::XdpGate> gate_;
   std::optional<GateSetup> applied_;
 };

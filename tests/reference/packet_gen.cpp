@@ -78,8 +78,20 @@ GateSetup Generator::setup() {
       }
     }
   }
+  // Every third setup goes through the loader's compile, with some prefixes
+  // listed twice, of another kind (ties: deny beats admit beats watch).
+  if (chance(33)) {
+    s.compiled = true;
+    size_t n = s.prefixes.size();
+    for (size_t i = 0; i < n; i++)
+      if (chance(30)) {
+        Prefix twin = s.prefixes[i];
+        twin.kind = static_cast<Kind>((static_cast<unsigned>(twin.kind) + 1 + below(2)) % 3);
+        s.prefixes.push_back(twin);
+      }
+  }
   std::shuffle(s.prefixes.begin(), s.prefixes.end(), rng_);
-  // Rule ids are distinct per publish.
+  // Rule ids are distinct per publish (a compile assigns its own).
   std::set<uint32_t> ids;
   for (auto& p : s.prefixes)
     while (!ids.insert(p.rule_id).second) p.rule_id = 1 + (p.rule_id % 65000);

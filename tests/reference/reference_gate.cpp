@@ -138,17 +138,29 @@ Step ipv6(const Bytes& b, size_t at, const GateSetup& s, Judged& j) {
   return tcp(b, pos, first_fragment, payload, s, j);
 }
 
+// True when addr (of the prefix's family) lies under the first len bits of p.
+bool under(const Prefix& p, unsigned len, const std::array<uint8_t, 16>& addr) {
+  for (unsigned bit = 0; bit < len; bit++) {
+    uint8_t mask = 0x80 >> (bit % 8);
+    if ((p.addr[bit / 8] & mask) != (addr[bit / 8] & mask)) return false;
+  }
+  return true;
+}
+
+// Compiled ranges: a watch range inside (or equal to) an admit or deny range
+// never reaches the allowlist.
+bool dropped_by_compile(const GateSetup& s, const Prefix& w) {
+  if (!s.compiled || w.kind != Kind::Watch) return false;
+  for (const Prefix& p : s.prefixes)
+    if (p.family == w.family && p.kind != Kind::Watch && p.len <= w.len && under(p, p.len, w.addr)) return true;
+  return false;
+}
+
 const Prefix* longest_match(const GateSetup& s, const Judged& j) {
   auto rank = [](Kind k) { return k == Kind::Deny ? 2 : k == Kind::Admit ? 1 : 0; };
   const Prefix* best = nullptr;
   for (const Prefix& p : s.prefixes) {
-    if (p.family != j.family) continue;
-    bool inside = true;
-    for (unsigned bit = 0; bit < p.len && inside; bit++) {
-      uint8_t mask = 0x80 >> (bit % 8);
-      inside = (p.addr[bit / 8] & mask) == (j.src[bit / 8] & mask);
-    }
-    if (!inside) continue;
+    if (p.family != j.family || !under(p, p.len, j.src) || dropped_by_compile(s, p)) continue;
     if (!best || p.len > best->len || (p.len == best->len && rank(p.kind) > rank(best->kind))) best = &p;
   }
   return best;

@@ -32,6 +32,11 @@ struct GateSetup {
   Refusal refusal = Refusal::Drop;
   std::vector<uint16_t> ports{25};
   bool has_allowlist = true;
+  /// The prefixes are an operator's ranges, compiled by the loader's rules
+  /// (loader/ruleset.hpp): the same prefix may come twice with different
+  /// kinds (deny beats admit beats watch), a watch range inside an admit or
+  /// deny range is dropped, and rule ids are assigned by the compile.
+  bool compiled = false;
   std::vector<Prefix> prefixes;
   bool operator==(const GateSetup&) const = default;
 };

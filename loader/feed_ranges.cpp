@@ -83,8 +83,10 @@ SyncResult run_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, const std::
                  : op == FeedOp::SyncNow ? sync.sync_now(now)
                                          : sync.check(now);
   // Watch ranges (a refused version's, removed ones, other instances') change
-  // without a new applied version: publish them too.
-  bool republish = r.outcome == SyncOutcome::Rejected || r.outcome == SyncOutcome::Applied;
+  // without a new applied version: publish them too. A failure after apply()
+  // (feed.json not writable) puts back what the state holds.
+  bool republish = r.outcome == SyncOutcome::Rejected || r.outcome == SyncOutcome::Applied ||
+                   r.outcome == SyncOutcome::Failed;
   if (op != FeedOp::Import && cfg.feed.watch_other_instances) {
     FeedSyncOptions so = feed_sync_options(cfg);
     OtherCheckResult o = check_other_instances(*client, so.instance, so.policy, so.interval_s, so.retry_s, now,

@@ -390,6 +390,7 @@ SyncResult FeedSync::take(int64_t now, FeedSnapshot next, const std::vector<Chan
     return f;
   }
 
+  const FeedStatus recorded = status_;
   // Additions are admitted now, before their effective date: the point of
   // publishing them early.
   for (const auto& [c, date] : r.added)
@@ -414,9 +415,14 @@ SyncResult FeedSync::take(int64_t now, FeedSnapshot next, const std::vector<Chan
   try {
     save();
   } catch (const std::exception& e) {
-    r.warnings.push_back(std::string("feed status not saved (") + e.what() +
-                         "): after a restart the previous version is loaded until the next check");
-    spdlog::error("{}", r.warnings.back());
+    // What is not recorded is not applied: the caller publishes the recorded
+    // state again (run_feed), so the gate and feed.json stay one version.
+    status_ = recorded;
+    SyncResult f{SyncOutcome::Failed,
+                 what + " not applied: its status cannot be saved (" + e.what() +
+                     "); the running allowlist is kept; free space or fix the state directory",
+                 {}, {}, std::move(r.warnings)};
+    return f;
   }
   spdlog::info("{}", r.message);
   return r;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what smtpgate needs, builds it, and runs every test: unit tests,
 # BPF_PROG_TEST_RUN tests, end-to-end tests in network namespaces on this
-# kernel, and the same on Debian 12's 6.1 kernel in a VM. Run as root on
+# kernel, and the same on Debian 12's 6.1 kernel in a VM; then the unit tests
+# again under AddressSanitizer and UndefinedBehaviorSanitizer, and each
+# libFuzzer target for a bounded time (docs/reliability.md). Run as root on
 # Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,3 +12,11 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j2
 ctest --test-dir build --output-on-failure -j2
+
+# The unit tests again with ASan and UBSan (any report fails the test).
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSMTPGATE_SANITIZE=ON -DSMTPGATE_BENCH=OFF >/dev/null
+cmake --build build-asan -j2
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  SMTPGATE_SKIP_VM=1 ctest --test-dir build-asan -L unit --output-on-failure -j2
+# Fuzzing: each target 20 s from its seed corpus; a crash fails the run.
+bash scripts/fuzz.sh 20

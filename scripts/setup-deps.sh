@@ -18,6 +18,8 @@ packages=(
   libcli11-dev libtomlplusplus-dev libcurl4-openssl-dev libsystemd-dev
   # tests: namespaces, veth, traffic, comparisons
   iproute2 ethtool nftables procps util-linux ca-certificates
+  # bench/flood.sh: JSON of nft, bpftool and smtpgatectl
+  jq
   # vm-tests: Debian 12's kernel under emulation
   qemu-system-x86 busybox-static cpio kmod
 )

@@ -98,12 +98,15 @@ bg_in() {
 }
 fail() { FAILURES+=("$*"); echo "FAILED: $*" >&2; }
 
-stop_pid() {  # SIGTERM one process we started, and wait for it
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  local keep=()
-  for p in "${PIDS[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
+forget_pid() {  # a process we started has ended: no longer ours to stop
+  local keep=() p
+  for p in "${PIDS[@]}"; do [ "$p" != "$1" ] && keep+=("$p"); done
   PIDS=("${keep[@]}")
+}
+
+stop_pid() {  # SIGTERM one process we started, and wait for it
+  kill -TERM "$1" 2>/dev/null && wait "$1" 2>/dev/null
+  forget_pid "$1"
 }
 
 cleanup() {
@@ -195,7 +198,7 @@ flood() {
   local send_pid=$BG_PID rc
   wait "$send_pid"
   rc=$?
-  PIDS=("${PIDS[@]/$send_pid}")
+  forget_pid "$send_pid"
   FLOOD_OUT=$(cat "$WORK/send.out")
   CONN_OUT=
   if [ -n "$conn_pid" ]; then

@@ -30,7 +30,8 @@ usage() {
 }
 
 [ $# -ge 1 ] || usage
-BUILD=$(realpath "$1") || usage
+[ -d "$1" ] || { echo "flood.sh: BUILD_DIR '$1' is not a directory: give the cmake build directory, e.g. build" >&2; exit 2; }
+BUILD=$(realpath "$1")
 shift
 SCALES=10,1000,100000,1000000
 SYNS=2000000
@@ -39,18 +40,21 @@ POOL=1048576
 LOAD_TIMEOUT=120
 TSV=
 while [ $# -gt 0 ]; do
+  case "$1" in --scales|--syns|--seed|--pool|--load-timeout|--tsv)
+    [ $# -ge 2 ] || { echo "flood.sh: $1 needs a value" >&2; usage; } ;;
+  esac
   case "$1" in
-    --scales) SCALES=${2:?}; shift 2 ;;
-    --syns) SYNS=${2:?}; shift 2 ;;
-    --seed) SEED=${2:?}; shift 2 ;;
-    --pool) POOL=${2:?}; shift 2 ;;
-    --load-timeout) LOAD_TIMEOUT=${2:?}; shift 2 ;;
-    --tsv) TSV=${2:?}; shift 2 ;;
+    --scales) SCALES=$2; shift 2 ;;
+    --syns) SYNS=$2; shift 2 ;;
+    --seed) SEED=$2; shift 2 ;;
+    --pool) POOL=$2; shift 2 ;;
+    --load-timeout) LOAD_TIMEOUT=$2; shift 2 ;;
+    --tsv) TSV=$2; shift 2 ;;
     -h|--help) usage ;;
     *) echo "flood.sh: unknown option '$1'" >&2; usage ;;
   esac
 done
-[[ "$SCALES" =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "flood.sh: --scales '$SCALES': expected numbers like 10,1000" >&2; exit 2; }
+[[ "$SCALES" =~ ^[1-9][0-9]{0,6}(,[1-9][0-9]{0,6})*$ ]] || { echo "flood.sh: --scales '$SCALES': expected prefix counts from 1 to 9999999, like 10,1000" >&2; exit 2; }
 [[ "$SYNS" =~ ^[0-9]+$ && "$SYNS" -gt 0 ]] || { echo "flood.sh: --syns '$SYNS': expected a positive number" >&2; exit 2; }
 [[ "$SEED" =~ ^[0-9]+$ ]] || { echo "flood.sh: --seed '$SEED': expected a number" >&2; exit 2; }
 [[ "$POOL" =~ ^[0-9]+$ && "$POOL" -gt 0 ]] || { echo "flood.sh: --pool '$POOL': expected a positive number" >&2; exit 2; }

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "cidr.hpp"
+#include "cli.hpp"
 #include "error.hpp"
 #include "gate_maps.hpp"
 
@@ -466,7 +467,7 @@ int main(int argc, char** argv) {
   uint64_t seed = 1;
   std::string out;
   auto* prefixes = app.add_subcommand("prefixes", "Write COUNT aggregated IPv4 prefixes (seeded) to FILE");
-  prefixes->add_option("--count", count, "Prefixes after aggregation")->required();
+  prefixes->add_option("--count", count, "Prefixes after aggregation")->required()->check(CLI::Range(1, 10000000));
   prefixes->add_option("--seed", seed, "Seed")->capture_default_str();
   prefixes->add_option("--out", out, "Range file to write (one CIDR per line)")->required();
 
@@ -501,7 +502,7 @@ int main(int argc, char** argv) {
   auto* verdicts = app.add_subcommand("verdicts", "Print the gate's packets per verdict");
   verdicts->add_option("--pin-dir", pin_dir, "The gate's pin directory")->required();
 
-  CLI11_PARSE(app, argc, argv);
+  if (auto code = smtpgate::parse_command_line(app, argc, argv)) return *code;
   try {
     if (*prefixes) return cmd_prefixes(count, seed, out);
     if (*send) return cmd_send(so);
@@ -510,7 +511,7 @@ int main(int argc, char** argv) {
     if (*verdicts) return cmd_verdicts(pin_dir);
   } catch (const std::exception& e) {
     std::cerr << "flood_gen: " << e.what() << "\n";
-    return 1;
+    return smtpgate::kExitError;
   }
-  return 0;
+  return smtpgate::kExitOk;
 }

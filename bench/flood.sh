@@ -290,6 +290,10 @@ setup_smtpgate() {
     LOAD_ERR="smtpgated did not attach: $(tail -n 3 "$WORK/smtpgated.log" | tr '\n' ' ')"
     return 1
   fi
+  # Generic (skb) mode would be a different, slower path than the floor's.
+  local mode
+  mode=$(ctl -j status | jq -r '.interfaces[0].mode')
+  [ "$mode" = native ] || { LOAD_ERR="smtpgated attached in $mode mode, not native"; return 1; }
   t0=$(date +%s.%N)
   out=$(timeout "$LOAD_TIMEOUT" nsenter --net=/var/run/netns/"$GW" \
         "$CTL" --pin-dir "$PIN" --state-dir "$WORK/state" ranges import "$RANGES" 2>&1)

@@ -20,6 +20,8 @@ packages=(
   iproute2 ethtool nftables procps util-linux ca-certificates
   # tests: the JSON output checked against docs/schema
   python3-jsonschema
+  # bench/flood.sh: JSON of nft, bpftool and smtpgatectl
+  jq
   # vm-tests: Debian 12's kernel under emulation
   qemu-system-x86 busybox-static cpio kmod
   # shipping: man pages, the Debian package, alert rules, Ansible, manifests

@@ -1,0 +1,517 @@
+// The traffic side of the end-to-end flood benchmark (bench/flood.sh):
+//   prefixes  a seeded, aggregated set of IPv4 prefixes in unicast space
+//   send      a SYN flood from spread sources over AF_PACKET (sendmmsg,
+//             PACKET_QDISC_BYPASS), timed against the machine's busy jiffies
+//   connect   a loop of real TCP connects from admitted sources, until SIGTERM
+//   listen    a TCP listener that accepts and closes, until SIGTERM
+//   verdicts  the gate's packet counters per verdict (read through GateMaps,
+//             as smtpgatectl does, without the per-rule report of 'stats')
+// Each prints one "key=value ..." line that the harness reads.
+#include <CLI/CLI.hpp>
+
+#include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cidr.hpp"
+#include "cli.hpp"
+#include "error.hpp"
+#include "gate_maps.hpp"
+
+using smtpgate::Cidr;
+using smtpgate::Family;
+
+namespace {
+
+// splitmix64: a seeded, portable sequence (std:: distributions are not).
+struct Rng {
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  uint32_t u32() { return static_cast<uint32_t>(next() >> 32); }
+};
+
+Cidr v4(uint32_t host_order, unsigned len) {
+  uint32_t be = htonl(host_order);
+  return Cidr::from_bytes(Family::V4, reinterpret_cast<const uint8_t*>(&be), len);
+}
+
+uint32_t v4_value(const Cidr& c) {
+  uint32_t be;
+  std::memcpy(&be, c.bytes().data(), 4);
+  return ntohl(be);
+}
+
+// Whether an IPv4 prefix of length >= 16 touches special-purpose space, by
+// the library's registry, asked once per /16 (most /16s are either clean or
+// wholly special) and per prefix only inside the few mixed ones.
+class SpecialSpace {
+ public:
+  bool touches(uint32_t addr, unsigned len) {
+    uint8_t& s = by16_[addr >> 16];
+    if (s == kUnknown) {
+      Cidr block = v4(addr & 0xffff0000u, 16);
+      auto hit = smtpgate::find_special_purpose(block);
+      s = !hit ? kClean : Cidr::parse(hit->block).contains(block) ? kSpecial : kMixed;
+    }
+    if (s != kMixed) return s == kSpecial;
+    return smtpgate::find_special_purpose(v4(addr, len)).has_value();
+  }
+
+ private:
+  enum : uint8_t { kUnknown, kClean, kSpecial, kMixed };
+  std::vector<uint8_t> by16_ = std::vector<uint8_t>(1 << 16, kUnknown);
+};
+
+// --- prefixes ---------------------------------------------------------------
+
+// EOP's published IPv4 port-25 ranges: always in the set, so that the admitted
+// connects come from a real EOP address at every scale.
+const char* const kEopRanges[] = {"40.92.0.0/15", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17"};
+
+// n prefixes after aggregation: EOP's, then random /22../28 networks over
+// unicast space, none touching special-purpose space. Lengths are chosen so
+// that even a million of them cover a small share of the address space: a
+// scan's sources fall mostly outside.
+std::vector<Cidr> make_prefixes(size_t n, uint64_t seed) {
+  std::vector<Cidr> all;
+  for (const char* r : kEopRanges)
+    if (all.size() < n) all.push_back(Cidr::parse(r));
+  Rng rng{seed};
+  SpecialSpace special;
+  std::vector<Cidr> agg = smtpgate::aggregate(all);
+  while (agg.size() < n) {
+    for (size_t want = n - agg.size(); want > 0;) {
+      unsigned len = 22 + static_cast<unsigned>(rng.next() % 7);
+      uint32_t addr = rng.u32();
+      if (special.touches(addr, len)) continue;
+      all.push_back(v4(addr, len));
+      want--;
+    }
+    agg = smtpgate::aggregate(all);
+  }
+  return agg;
+}
+
+int cmd_prefixes(size_t count, uint64_t seed, const std::string& out_path) {
+  std::vector<Cidr> p = make_prefixes(count, seed);
+  std::ofstream out(out_path);
+  if (!out) throw std::runtime_error("cannot write " + out_path);
+  out << "# " << p.size() << " IPv4 prefixes, seed " << seed << ", aggregated (flood benchmark)\n";
+  for (const auto& c : p) out << c.str() << "\n";
+  if (!out.flush()) throw std::runtime_error("cannot write " + out_path);
+  std::cout << "prefixes=" << p.size() << "\n";
+  return 0;
+}
+
+// --- send -------------------------------------------------------------------
+
+// Sorted, non-overlapping [first, last] intervals of a range file.
+struct Intervals {
+  std::vector<std::pair<uint32_t, uint32_t>> iv;
+  bool contains(uint32_t a) const {
+    auto it = std::upper_bound(iv.begin(), iv.end(), std::make_pair(a, UINT32_MAX));
+    return it != iv.begin() && a <= std::prev(it)->second;
+  }
+};
+
+Intervals read_ranges(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  Intervals r;
+  for (const auto& l : smtpgate::parse_range_file(ss.str(), path))
+    if (l.cidr.family() == Family::V4) r.iv.emplace_back(v4_value(l.cidr), v4_value(l.cidr.last()));
+  std::sort(r.iv.begin(), r.iv.end());
+  return r;
+}
+
+std::array<uint8_t, 6> parse_mac(const std::string& text) {
+  std::array<uint8_t, 6> m{};
+  unsigned b[6];
+  if (std::sscanf(text.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6)
+    throw std::runtime_error("bad MAC address '" + text + "': expected six hex bytes like 02:00:00:00:00:01");
+  for (int i = 0; i < 6; i++) m[i] = static_cast<uint8_t>(b[i]);
+  return m;
+}
+
+uint32_t sum16(const void* data, size_t len, uint32_t sum = 0) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i + 1 < len; i += 2) sum += (p[i] << 8) | p[i + 1];
+  if (len & 1) sum += p[len - 1] << 8;
+  return sum;
+}
+
+uint16_t fold(uint32_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return htons(static_cast<uint16_t>(~sum));
+}
+
+constexpr size_t kFrameLen = 14 + 20 + 20;
+struct Frame {
+  uint8_t b[64];
+};
+
+// A complete Ethernet/IPv4/TCP SYN with correct checksums.
+Frame build_syn(const std::array<uint8_t, 6>& src_mac, const std::array<uint8_t, 6>& dst_mac, uint32_t src,
+                uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint16_t ip_id) {
+  Frame f{};
+  uint8_t* p = f.b;
+  std::memcpy(p, dst_mac.data(), 6);
+  std::memcpy(p + 6, src_mac.data(), 6);
+  p[12] = 0x08, p[13] = 0x00;
+  uint8_t* ip = p + 14;
+  ip[0] = 0x45;
+  uint16_t tot = htons(40), id = htons(ip_id), frag = htons(0x4000);
+  std::memcpy(ip + 2, &tot, 2);
+  std::memcpy(ip + 4, &id, 2);
+  std::memcpy(ip + 6, &frag, 2);
+  ip[8] = 64;
+  ip[9] = IPPROTO_TCP;
+  uint32_t s = htonl(src), d = htonl(dst);
+  std::memcpy(ip + 12, &s, 4);
+  std::memcpy(ip + 16, &d, 4);
+  uint16_t ipsum = fold(sum16(ip, 20));
+  std::memcpy(ip + 10, &ipsum, 2);
+  uint8_t* tcp = ip + 20;
+  uint16_t sp = htons(sport), dp = htons(dport), win = htons(64240);
+  uint32_t sq = htonl(seq);
+  std::memcpy(tcp, &sp, 2);
+  std::memcpy(tcp + 2, &dp, 2);
+  std::memcpy(tcp + 4, &sq, 4);
+  tcp[12] = 5 << 4;
+  tcp[13] = 0x02;  // SYN
+  std::memcpy(tcp + 14, &win, 2);
+  uint8_t pseudo[12];
+  std::memcpy(pseudo, &s, 4);
+  std::memcpy(pseudo + 4, &d, 4);
+  pseudo[8] = 0, pseudo[9] = IPPROTO_TCP, pseudo[10] = 0, pseudo[11] = 20;
+  uint16_t tsum = fold(sum16(tcp, 20, sum16(pseudo, 12)));
+  std::memcpy(tcp + 16, &tsum, 2);
+  return f;
+}
+
+// The machine's busy time so far, in USER_HZ ticks: every CPU's user, nice,
+// system, irq and softirq time (steal and idle excluded).
+uint64_t busy_jiffies() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  uint64_t user, nice, system, idle, iowait, irq, softirq;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
+  if (!in || cpu != "cpu") throw std::runtime_error("cannot read /proc/stat");
+  return user + nice + system + irq + softirq;
+}
+
+// CPU time so far, in USER_HZ ticks, of the kernel's softirq threads: the
+// network work that does not run in the sender's own context (the rest runs
+// there, when the sender's send re-enables bottom halves, and is charged to
+// it). Unlike busy_jiffies(), other work on the machine does not count here.
+uint64_t ksoftirqd_jiffies() {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::ifstream comm(e.path() / "comm");
+    std::string name;
+    if (!std::getline(comm, name) || name.rfind("ksoftirqd/", 0) != 0) continue;
+    std::ifstream st(e.path() / "stat");
+    std::string line;
+    std::getline(st, line);
+    // Fields after "(comm)": state is field 3; utime and stime are 14 and 15.
+    std::istringstream in(line.substr(line.rfind(')') + 2));
+    std::string field;
+    uint64_t utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; i++) {
+      if (i == 14) utime = std::stoull(field);
+      if (i == 15) stime = std::stoull(field);
+    }
+    total += utime + stime;
+  }
+  return total;
+}
+
+double cpu_seconds(const rusage& r) {
+  return r.ru_utime.tv_sec + r.ru_stime.tv_sec + (r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+}
+
+struct SendOptions {
+  std::string ifname, src_mac, dst_mac, dst = "192.0.2.1", ranges;
+  uint16_t port = 25;
+  uint64_t count = 2000000, seed = 1, pool = 1 << 20;
+  unsigned batch = 64;
+};
+
+int cmd_send(const SendOptions& o) {
+  auto smac = parse_mac(o.src_mac), dmac = parse_mac(o.dst_mac);
+  in_addr dst{};
+  if (inet_pton(AF_INET, o.dst.c_str(), &dst) != 1) throw std::runtime_error("bad --dst '" + o.dst + "'");
+  Intervals admitted;
+  if (!o.ranges.empty()) admitted = read_ranges(o.ranges);
+
+  // A pool of distinct spoofed sources over the whole unicast space (special-
+  // purpose space, which the kernel would discard as martian, left out).
+  size_t pool_n = std::max<uint64_t>(1, std::min(o.pool, o.count));
+  std::vector<Frame> pool(pool_n);
+  std::vector<uint8_t> inside(pool_n);
+  Rng rng{o.seed ^ 0x5eed5eedULL};
+  SpecialSpace special;
+  for (size_t i = 0; i < pool_n;) {
+    uint32_t src = rng.u32();
+    if (special.touches(src, 32)) continue;
+    uint64_t r = rng.next();
+    pool[i] = build_syn(smac, dmac, src, ntohl(dst.s_addr), static_cast<uint16_t>(1024 + r % 64000), o.port,
+                        static_cast<uint32_t>(r >> 32), static_cast<uint16_t>(r >> 16));
+    inside[i] = admitted.contains(src);
+    i++;
+  }
+
+  int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);  // protocol 0: send only
+  if (fd < 0) throw smtpgate::SystemError("socket(AF_PACKET)", errno);
+  int one = 1;
+  if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) != 0)
+    throw smtpgate::SystemError("PACKET_QDISC_BYPASS", errno);
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_protocol = htons(ETH_P_IP);
+  to.sll_ifindex = static_cast<int>(if_nametoindex(o.ifname.c_str()));
+  if (!to.sll_ifindex) throw std::runtime_error("no interface '" + o.ifname + "' in this namespace");
+  to.sll_halen = 6;
+  std::memcpy(to.sll_addr, dmac.data(), 6);
+
+  std::vector<mmsghdr> msgs(o.batch);
+  std::vector<iovec> iov(o.batch);
+  for (unsigned i = 0; i < o.batch; i++) {
+    msgs[i] = {};
+    msgs[i].msg_hdr.msg_name = &to;
+    msgs[i].msg_hdr.msg_namelen = sizeof(to);
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    iov[i].iov_len = kFrameLen;
+  }
+
+  uint64_t sent = 0, in_count = 0, busy_waits = 0;
+  rusage ru0{}, ru1{};
+  getrusage(RUSAGE_SELF, &ru0);
+  uint64_t j0 = busy_jiffies(), k0 = ksoftirqd_jiffies();
+  auto t0 = std::chrono::steady_clock::now();
+  while (sent < o.count) {
+    unsigned n = static_cast<unsigned>(std::min<uint64_t>(o.batch, o.count - sent));
+    for (unsigned i = 0; i < n; i++) iov[i].iov_base = pool[(sent + i) % pool_n].b;
+    int r = sendmmsg(fd, msgs.data(), n, 0);
+    if (r < 0) {
+      // The receiving veth's ring is full (it pushes back): try again.
+      if (errno == ENOBUFS || errno == EAGAIN || errno == EINTR) {
+        busy_waits++;
+        continue;
+      }
+      throw smtpgate::SystemError("sendmmsg on " + o.ifname, errno);
+    }
+    for (int i = 0; i < r; i++) in_count += inside[(sent + i) % pool_n];
+    sent += r;
+  }
+  auto t1 = std::chrono::steady_clock::now();
+  uint64_t j1 = busy_jiffies(), k1 = ksoftirqd_jiffies();
+  getrusage(RUSAGE_SELF, &ru1);
+  ::close(fd);
+  std::cout << "sent=" << sent << " inside=" << in_count << " outside=" << sent - in_count
+            << " seconds=" << std::chrono::duration<double>(t1 - t0).count() << " busy_jiffies=" << j1 - j0
+            << " clk_tck=" << sysconf(_SC_CLK_TCK) << " sender_cpu_s=" << cpu_seconds(ru1) - cpu_seconds(ru0)
+            << " ksoftirqd_jiffies=" << k1 - k0 << " busy_waits=" << busy_waits << " pool=" << pool_n << "\n";
+  return 0;
+}
+
+// --- connect and listen -----------------------------------------------------
+
+std::atomic<bool> g_stop{false};
+
+void on_stop(int) { g_stop = true; }
+
+void install_stop_handler() {
+  struct sigaction sa{};
+  sa.sa_handler = on_stop;  // no SA_RESTART: a blocking call returns EINTR
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+sockaddr_in v4_sockaddr(const std::string& text, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (inet_pton(AF_INET, text.c_str(), &a.sin_addr) != 1) throw std::runtime_error("bad IPv4 address '" + text + "'");
+  return a;
+}
+
+// One connect from src to dst: "" on success, else what went wrong.
+std::string connect_once(const sockaddr_in& src, const sockaddr_in& dst, int timeout_ms) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::string("socket: ") + std::strerror(errno);
+  std::string err;
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&src), sizeof(src)) != 0) {
+    err = std::string("bind: ") + std::strerror(errno);
+  } else if (::connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof(dst)) != 0 && errno != EINPROGRESS) {
+    err = std::string("connect: ") + std::strerror(errno);
+  } else {
+    // The whole timeout even if a stop signal interrupts the wait: an attempt
+    // once started is always finished and counted.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      int left = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
+      if (left <= 0) {
+        err = "timed out";
+        break;
+      }
+      pollfd p{fd, POLLOUT, 0};
+      int n = ::poll(&p, 1, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) continue;
+      int so = 0;
+      socklen_t sl = sizeof(so);
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl);
+      if (so) err = std::strerror(so);
+      break;
+    }
+  }
+  ::close(fd);
+  return err;
+}
+
+int cmd_connect(const std::vector<std::string>& sources, const std::string& dst_text, uint16_t port,
+                int interval_ms, int timeout_ms) {
+  install_stop_handler();
+  sockaddr_in dst = v4_sockaddr(dst_text, port);
+  std::vector<sockaddr_in> src;
+  for (const auto& s : sources) src.push_back(v4_sockaddr(s, 0));
+  uint64_t attempted = 0, succeeded = 0;
+  std::string first_error;
+  while (!g_stop) {
+    std::string err = connect_once(src[attempted % src.size()], dst, timeout_ms);
+    if (err.empty()) {
+      succeeded++;
+    } else if (first_error.empty()) {
+      first_error = sources[attempted % src.size()] + ": " + err;
+    }
+    attempted++;
+    if (!g_stop) ::usleep(static_cast<useconds_t>(interval_ms) * 1000);
+  }
+  std::cout << "attempted=" << attempted << " succeeded=" << succeeded << " failed=" << attempted - succeeded;
+  if (!first_error.empty()) std::cout << " first_error=\"" << first_error << "\"";
+  std::cout << "\n";
+  return 0;
+}
+
+int cmd_listen(uint16_t port) {
+  install_stop_handler();
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw smtpgate::SystemError("socket", errno);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd, 4096) != 0)
+    throw smtpgate::SystemError("listen on port " + std::to_string(port), errno);
+  std::cout << "listening port=" << port << std::endl;
+  uint64_t accepted = 0;
+  while (!g_stop) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c >= 0) {
+      accepted++;
+      ::close(c);
+    }
+  }
+  std::cout << "accepted=" << accepted << std::endl;
+  return 0;
+}
+
+int cmd_verdicts(const std::string& pin_dir) {
+  auto v = smtpgate::GateMaps::open_pinned(pin_dir).verdict_counters();
+  std::cout << "admit=" << v[SG_VERDICT_ADMIT].packets << " drop=" << v[SG_VERDICT_DROP].packets
+            << " reject=" << v[SG_VERDICT_REJECT].packets << " monitor=" << v[SG_VERDICT_MONITOR].packets << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"flood_gen: traffic for the end-to-end SYN flood benchmark (see bench/flood.sh)"};
+  app.require_subcommand(1);
+
+  size_t count = 0;
+  uint64_t seed = 1;
+  std::string out;
+  auto* prefixes = app.add_subcommand("prefixes", "Write COUNT aggregated IPv4 prefixes (seeded) to FILE");
+  prefixes->add_option("--count", count, "Prefixes after aggregation")->required()->check(CLI::Range(1, 10000000));
+  prefixes->add_option("--seed", seed, "Seed")->capture_default_str();
+  prefixes->add_option("--out", out, "Range file to write (one CIDR per line)")->required();
+
+  SendOptions so;
+  auto* send = app.add_subcommand("send", "Send COUNT TCP SYNs from spread sources out of IFNAME");
+  send->add_option("--interface", so.ifname, "Interface to send on")->required();
+  send->add_option("--src-mac", so.src_mac, "Source MAC")->required();
+  send->add_option("--dst-mac", so.dst_mac, "Destination MAC (the gateway's)")->required();
+  send->add_option("--dst", so.dst, "Destination IPv4 address")->capture_default_str();
+  send->add_option("--port", so.port, "Destination TCP port")->capture_default_str();
+  send->add_option("--count", so.count, "SYNs to send")->capture_default_str();
+  send->add_option("--seed", so.seed, "Seed of the sources")->capture_default_str();
+  send->add_option("--pool", so.pool, "Distinct sources, reused in turn")->capture_default_str();
+  send->add_option("--batch", so.batch, "Packets per sendmmsg call")->capture_default_str()->check(CLI::Range(1, 1024));
+  send->add_option("--ranges", so.ranges, "Range file: counts how many sources it admits");
+
+  std::vector<std::string> sources;
+  std::string dst = "192.0.2.1";
+  uint16_t port = 25;
+  int interval_ms = 20, timeout_ms = 3000;
+  auto* conn = app.add_subcommand("connect", "Connect from SRC to DST:PORT in a loop until SIGTERM");
+  conn->add_option("--src", sources, "Source address (repeatable; used in turn)")->required();
+  conn->add_option("--dst", dst, "Destination")->capture_default_str();
+  conn->add_option("--port", port, "Port")->capture_default_str();
+  conn->add_option("--interval-ms", interval_ms, "Pause between connects")->capture_default_str();
+  conn->add_option("--timeout-ms", timeout_ms, "Time a connect may take")->capture_default_str();
+
+  auto* listen = app.add_subcommand("listen", "Accept and close TCP connections on PORT until SIGTERM");
+  listen->add_option("--port", port, "Port")->capture_default_str();
+
+  std::string pin_dir;
+  auto* verdicts = app.add_subcommand("verdicts", "Print the gate's packets per verdict");
+  verdicts->add_option("--pin-dir", pin_dir, "The gate's pin directory")->required();
+
+  if (auto code = smtpgate::parse_command_line(app, argc, argv)) return *code;
+  try {
+    if (*prefixes) return cmd_prefixes(count, seed, out);
+    if (*send) return cmd_send(so);
+    if (*conn) return cmd_connect(sources, dst, port, interval_ms, timeout_ms);
+    if (*listen) return cmd_listen(port);
+    if (*verdicts) return cmd_verdicts(pin_dir);
+  } catch (const std::exception& e) {
+    std::cerr << "flood_gen: " << e.what() << "\n";
+    return smtpgate::kExitError;
+  }
+  return smtpgate::kExitOk;
+}

@@ -358,7 +358,8 @@ int main(int argc, char** argv) {
       bool syn;
     } classes[] = {
         {"non-TCP (UDP)", frame(stranger, 17, 25, 0), Action::Drop, false},
-        {"TCP, other port", frame(stranger, 6, 443, 0x02), Action::Drop, false},
+        {"TCP, other port", frame(stranger, 6, 443, 0x10), Action::Drop, false},
+        {"SYN to another port", frame(stranger, 6, 443, 0x02), Action::Drop, false},
         {"TCP to 25, not SYN", frame(stranger, 6, 25, 0x10), Action::Drop, false},
         {"IPv6 TCP to 25, not SYN", frame(stranger6, 6, 25, 0x10), Action::Drop, false},
         {"admitted SYN", frame(eop, 6, 25, 0x02), Action::Drop, true},

@@ -217,13 +217,15 @@ static __always_inline int parse_tcp(struct hdr_cursor *nh, void *data_end, stru
 		return SG_REASON_MALFORMED;
 	if (th->doff < 5)
 		return SG_REASON_MALFORMED;
+	/* The flags first: most TCP is not a SYN, and then passes without the
+	 * configuration being read at all. */
+	if (!th->syn || th->ack)
+		return SG_REASON_NOT_SYN;
 	p->sport = bpf_ntohs(th->source);
 	p->dport = bpf_ntohs(th->dest);
 	cfg = p->cfg = gate_config_get();
 	if (!port_guarded(cfg, p->dport))
 		return SG_REASON_OTHER_PORT;
-	if (!th->syn || th->ack)
-		return SG_REASON_NOT_SYN;
 
 	p->seq = bpf_ntohl(th->seq);
 	p->fin = th->fin;

@@ -65,8 +65,8 @@ enum sg_verdict {
 enum sg_reason {
 	SG_REASON_NOT_IP = 0,        /* not IPv4/IPv6 (after at most two VLAN tags) */
 	SG_REASON_NOT_TCP = 1,       /* IP, but the upper layer is not TCP */
-	SG_REASON_OTHER_PORT = 2,    /* TCP to a port that is not guarded */
-	SG_REASON_NOT_SYN = 3,       /* TCP to a guarded port, not SYN without ACK */
+	SG_REASON_OTHER_PORT = 2,    /* a SYN (or first fragment) to a port that is not guarded */
+	SG_REASON_NOT_SYN = 3,       /* TCP that is not a SYN without ACK, to any port */
 	SG_REASON_LATER_FRAGMENT = 4,/* non-first fragment: passes (see design) */
 	SG_REASON_MALFORMED = 5,     /* headers cut or invalid before judging: the
 					stack drops what it cannot parse */

@@ -62,7 +62,7 @@ bool guarded(const GateSetup& s, uint16_t port) {
 
 // TCP at `at`. A first fragment is judged on its port alone (or, too short to
 // hold one, judged outright); anything else must be a whole header, a SYN
-// without ACK, to a guarded port.
+// without ACK (checked first: not_syn for any port), to a guarded port.
 Step tcp(const Bytes& b, size_t at, bool first_fragment, int64_t ip_payload, const GateSetup& s, Judged& j) {
   if (first_fragment) {
     if (!b.has(at, 4)) return judge();  // tiny fragment: names no port
@@ -73,11 +73,11 @@ Step tcp(const Bytes& b, size_t at, bool first_fragment, int64_t ip_payload, con
   if (!b.has(at, 20)) return pass(SG_REASON_MALFORMED);
   unsigned header_len = (b.u8(at + 12) >> 4) * 4;
   if (header_len < 20) return pass(SG_REASON_MALFORMED);
+  uint8_t flags = b.u8(at + 13);
+  if (!(flags & kFlagSyn) || (flags & kFlagAck)) return pass(SG_REASON_NOT_SYN);
   j.sport = b.u16(at);
   j.dport = b.u16(at + 2);
   if (!guarded(s, j.dport)) return pass(SG_REASON_OTHER_PORT);
-  uint8_t flags = b.u8(at + 13);
-  if (!(flags & kFlagSyn) || (flags & kFlagAck)) return pass(SG_REASON_NOT_SYN);
   j.seq = b.u32(at + 4);
   j.fin = flags & kFlagFin;
   j.segment_len = ip_payload > header_len ? static_cast<uint32_t>(ip_payload - header_len) : 0;

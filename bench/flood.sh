@@ -276,8 +276,10 @@ setup_smtpgate() {
   mkdir -p "$WORK/state"
   local want t0 t1 out
   want=$(grep -vc '^#' "$RANGES")
-  # Room for every range (rule ids 1..N), no metrics port, no feed.
-  printf 'max_rules = %d\n[metrics]\nlisten = ""\n' $((want + 16)) >"$WORK/smtpgate.toml"
+  # Room for every range (rule ids 1..N) and a stride table that holds them
+  # (a chunk per /16 with longer prefixes, both slots), no metrics port.
+  local chunks=$(( 2 * (want < 65536 ? want : 65536) + 64 ))
+  printf 'max_rules = %d\ntable_chunks = %d\n[metrics]\nlisten = ""\n' $((want + 16)) "$chunks" >"$WORK/smtpgate.toml"
   bg_in "$GW" "$WORK/smtpgated.log" "$SMTPGATED" -c "$WORK/smtpgate.toml" --interface gw0 --pin-dir "$PIN" \
         --state-dir "$WORK/state" --action drop --no-feed --allow-empty
   DAEMON=$BG_PID

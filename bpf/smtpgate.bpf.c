@@ -78,6 +78,14 @@ struct {
 } table_v6 SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SG_SLOTS * SG_PREFILTER_CHUNKS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct sg_chunk);
+} prefilter_v4 SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SG_DEFAULT_MAX_RULES);
 	__type(key, __u32);
@@ -359,10 +367,24 @@ static __always_inline int load_addresses(struct pkt *p, void *data_end)
 
 /* ---- the lookup ----------------------------------------------------------- */
 
+/* True when no prefix of the slot's IPv4 allowlist overlaps the source's /24. */
+static __always_inline int prefilter_clear(__u32 slot, const __u8 *addr)
+{
+	__u32 block = (__u32)addr[0] << 16 | (__u32)addr[1] << 8 | addr[2];
+	__u32 idx = slot * SG_PREFILTER_CHUNKS + block / SG_PREFILTER_BITS_PER_CHUNK;
+	struct sg_chunk *c = bpf_map_lookup_elem(&prefilter_v4, &idx);
+
+	if (!c)
+		return 0;
+	return !(c->entry[(block >> 5) & (SG_CHUNK_ENTRIES - 1)] & (1u << (block & 31)));
+}
+
 /* Walks the stride table of one family: the root entry by the first two
- * bytes of the source, then at most `levels` chunks by one byte each. Returns
- * the entry where the walk stops; SG_ENTRY_TRIE when the table cannot answer. */
-static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *addr, const int levels)
+ * bytes of the source, then (past the IPv4 prefilter) at most `levels` chunks
+ * by one byte each. Returns the entry where the walk stops; SG_ENTRY_TRIE
+ * when the table cannot answer. */
+static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *addr, const int levels,
+					const int prefilter)
 {
 	struct sg_chunk *c;
 	__u32 idx = slot * 256 + addr[0];
@@ -372,6 +394,10 @@ static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *add
 	if (!c)
 		return SG_ENTRY_TRIE;
 	e = c->entry[addr[1]];
+	if (!(e & SG_ENTRY_CHUNK))
+		return e;
+	if (prefilter && prefilter_clear(slot, addr))
+		return 0;
 #pragma unroll
 	for (int i = 0; i < levels; i++) {
 		if (!(e & SG_ENTRY_CHUNK))
@@ -564,10 +590,20 @@ static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_con
 	if (!cpu)
 		return;
 	now = coarse_now(cpu);
+	if (now - cpu->window_start_ns >= 1000000000ULL) {
+		cpu->window_start_ns = now;
+		cpu->sent = 0;
+		cpu->default_noted = 0;
+	}
 
 	/* The set by the hash's top bits (recent_sets is a power of two). */
 	idx = ((__u64)source_hash(p) * cfg->recent_sets) >> 32;
-	set = bpf_map_lookup_elem(&recent_refused, &idx);
+	if (rule_id == SG_RULE_DEFAULT && cpu->default_noted++ >= SG_RECENT_DEFAULT_PER_SEC) {
+		cpu->default_skipped++;
+		set = 0;
+	} else {
+		set = bpf_map_lookup_elem(&recent_refused, &idx);
+	}
 	if (set) {
 		victim = &set->way[0];
 #pragma unroll
@@ -596,10 +632,6 @@ update:
 
 	if (!cfg->events_per_sec)
 		return;
-	if (now - cpu->window_start_ns >= 1000000000ULL) {
-		cpu->window_start_ns = now;
-		cpu->sent = 0;
-	}
 	if (cpu->sent >= cfg->events_per_sec) {
 		cpu->suppressed++;
 		return;
@@ -668,8 +700,8 @@ int smtpgate_xdp(struct xdp_md *ctx)
 		reason = SG_REASON_NO_ALLOWLIST;
 	} else {
 		__u32 slot = st->active_slot & 1;
-		__u32 e = p.family == 4 ? table_walk(&table_v4, slot, p.saddr, SG_TABLE_V4_LEVELS)
-					: table_walk(&table_v6, slot, p.saddr, SG_TABLE_V6_LEVELS);
+		__u32 e = p.family == 4 ? table_walk(&table_v4, slot, p.saddr, SG_TABLE_V4_LEVELS, 1)
+					: table_walk(&table_v6, slot, p.saddr, SG_TABLE_V6_LEVELS, 0);
 		__u32 kind;
 
 		if (e & SG_ENTRY_TRIE)

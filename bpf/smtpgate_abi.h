@@ -157,6 +157,17 @@ struct sg_chunk {
 	__u32 entry[SG_CHUNK_ENTRIES];
 };
 
+/*
+ * The IPv4 prefilter: one bit per /24 block, set when some prefix of the
+ * allowlist overlaps the block. Consulted when the root entry points into a
+ * chunk: a source in a clear block is the default rule's at once, so a scan
+ * from spread sources reads 2 MiB of bits instead of the whole chunk pool.
+ * prefilter_v4 elements [slot * SG_PREFILTER_CHUNKS, ...) hold a slot's bits,
+ * 8192 to an element (its 256 32-bit words).
+ */
+#define SG_PREFILTER_BITS_PER_CHUNK (SG_CHUNK_ENTRIES * 32)
+#define SG_PREFILTER_CHUNKS ((1u << 24) / SG_PREFILTER_BITS_PER_CHUNK) /* 2048 */
+
 /* rule_counters[rule_id], per CPU. "refused" counts drop, reject and
  * monitor's would-refuse alike; the verdict counters tell them apart. */
 struct sg_rule_counters {
@@ -182,6 +193,12 @@ struct sg_counter {
  * sources (an LRU hash map insert would cost more than the rest of the
  * program). */
 #define SG_RECENT_WAYS 4
+/* Sources refused by the default rule (no range explains them) enter the
+ * table at most this often per second per CPU: a scan from spread sources
+ * must not churn out the sources of known ranges, nor pay a cache miss per
+ * SYN for addresses nobody will ask about. Sources of a range are always
+ * recorded. */
+#define SG_RECENT_DEFAULT_PER_SEC 4096
 #define SG_RECENT_HASH_MUL 0x9E3779B1u /* Fibonacci hashing */
 
 struct sg_recent_source {
@@ -221,6 +238,8 @@ struct sg_cpu_state {
 	__u64 window_start_ns;
 	__u64 sent;                   /* events sent in this one-second window */
 	__u64 suppressed;             /* events not sent, ever (monotonic) */
+	__u64 default_noted;          /* default-rule sources recorded in this window */
+	__u64 default_skipped;        /* default-rule refusals not recorded, ever */
 };
 
 #endif /* SMTPGATE_ABI_H */

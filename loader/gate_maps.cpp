@@ -26,13 +26,14 @@ constexpr const char* kAllowV4 = "allow_v4";
 constexpr const char* kAllowV6 = "allow_v6";
 constexpr const char* kTableV4 = "table_v4";
 constexpr const char* kTableV6 = "table_v6";
+constexpr const char* kPrefilterV4 = "prefilter_v4";
 constexpr const char* kRuleCounters = "rule_counters";
 constexpr const char* kPacketCounters = "packet_counters";
 constexpr const char* kRecent = "recent_refused";
 constexpr const char* kEvents = "events";
 constexpr const char* kCpuState = "cpu_state";
 constexpr const char* kAll[] = {kConfig,       kState,          kAllowV4, kAllowV6, kTableV4, kTableV6,
-                                kRuleCounters, kPacketCounters, kRecent,  kEvents,  kCpuState};
+                                kPrefilterV4,  kRuleCounters, kPacketCounters, kRecent,  kEvents,  kCpuState};
 }  // namespace mapname
 
 std::string to_string(Action a) {
@@ -141,14 +142,15 @@ Fd inner_map(int outer_fd, uint32_t slot) {
   return Fd(fd);
 }
 
-// A stride table mapped into this process (BPF_F_MMAPABLE array).
+// A stride table or the prefilter mapped into this process (BPF_F_MMAPABLE
+// arrays of chunks).
 class TableMapping {
  public:
   explicit TableMapping(int fd) {
     bpf_map_info info{};
     uint32_t len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) throw SystemError("read stride table info", errno);
-    if (info.value_size != sizeof(sg_chunk) || info.max_entries < SG_TABLE_FIRST_CHUNK + 2)
+    if (info.value_size != sizeof(sg_chunk) || info.max_entries < SG_SLOTS * 256 + 2)
       throw SystemError("stride table has an unexpected layout", EINVAL);
     elements_ = info.max_entries;
     bytes_ = size_t(info.max_entries) * sizeof(sg_chunk);
@@ -165,16 +167,19 @@ class TableMapping {
   uint32_t pool_per_slot() const { return (elements_ - SG_TABLE_FIRST_CHUNK) / 2; }
   uint32_t first_chunk_of(uint32_t slot) const { return slot * pool_per_slot(); }
 
-  /// Writes a compiled image into its slot: the root, then its chunks.
-  void write(uint32_t slot, const StrideImage& img) {
+  /// Writes a compiled image into its slot: the root, then its chunks; the
+  /// prefilter's bits into `prefilter`, the prefilter map.
+  void write(uint32_t slot, const StrideImage& img, TableMapping* prefilter) {
     std::copy(img.root.begin(), img.root.end(), element(slot * 256));
     std::copy(img.chunks.begin(), img.chunks.end(), element(SG_TABLE_FIRST_CHUNK + img.first_chunk));
+    if (prefilter && !img.prefilter.empty())
+      std::copy(img.prefilter.begin(), img.prefilter.end(), prefilter->element(slot * SG_PREFILTER_CHUNKS));
   }
 
   /// Walks a slot's table in place, as the program does.
-  uint32_t walk(uint32_t slot, const Cidr& address) {
+  uint32_t walk(uint32_t slot, const Cidr& address, TableMapping* prefilter) {
     return stride_walk(element(slot * 256), element(SG_TABLE_FIRST_CHUNK), 0, elements_ - SG_TABLE_FIRST_CHUNK,
-                       address);
+                       prefilter ? prefilter->element(slot * SG_PREFILTER_CHUNKS) : nullptr, address);
   }
 
  private:
@@ -327,6 +332,7 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
 
   // Compile the stride tables into the inactive slot's root and its half of
   // the chunk pool, written in place through mmap.
+  TableMapping prefilter(fds_->get(mapname::kPrefilterV4));
   for (Family fam : {Family::V4, Family::V6}) {
     TableMapping table(fds_->get(fam == Family::V4 ? mapname::kTableV4 : mapname::kTableV6));
     StrideImage img =
@@ -335,7 +341,7 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
       spdlog::warn("the IPv{} stride table's chunk pool ({} per slot) is too small for this allowlist: {} "
                    "block(s) are looked up in the LPM trie instead (slower); raise table_chunks",
                    fam == Family::V4 ? 4 : 6, table.pool_per_slot(), img.trie_blocks_pool);
-    table.write(new_slot, img);
+    table.write(new_slot, img, fam == Family::V4 ? &prefilter : nullptr);
   }
 
   // The publish: one write of the active slot. A packet reads the slot once,
@@ -397,8 +403,11 @@ std::optional<TrieEntry> GateMaps::match(const Cidr& address) const {
 
 uint32_t GateMaps::table_entry(const Cidr& address) const {
   sg_state st = read_state(fds_->get(mapname::kState));
-  TableMapping table(fds_->get(address.family() == Family::V4 ? mapname::kTableV4 : mapname::kTableV6));
-  return table.walk(st.active_slot & 1, address);
+  bool v4 = address.family() == Family::V4;
+  TableMapping table(fds_->get(v4 ? mapname::kTableV4 : mapname::kTableV6));
+  if (!v4) return table.walk(st.active_slot & 1, address, nullptr);
+  TableMapping prefilter(fds_->get(mapname::kPrefilterV4));
+  return table.walk(st.active_slot & 1, address, &prefilter);
 }
 
 GateConfig GateMaps::config() const {
@@ -521,6 +530,12 @@ std::vector<RecentSource> GateMaps::recent_refused() const {
   std::sort(out.begin(), out.end(),
             [](const RecentSource& a, const RecentSource& b) { return a.last_seen_ns > b.last_seen_ns; });
   return out;
+}
+
+uint64_t GateMaps::recent_skipped() const {
+  uint64_t sum = 0;
+  for (const auto& v : lookup_percpu<sg_cpu_state>(fds_->get(mapname::kCpuState), 0)) sum += v.default_skipped;
+  return sum;
 }
 
 uint64_t GateMaps::events_suppressed() const {

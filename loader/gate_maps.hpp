@@ -105,6 +105,9 @@ class GateMaps {
   std::vector<RecentSource> recent_refused() const;
   /// Events the ring buffer's rate limit held back, summed over CPUs.
   uint64_t events_suppressed() const;
+  /// Default-rule refusals not recorded in the recently-refused table (its
+  /// per-CPU budget for them was spent: a scan), summed over CPUs.
+  uint64_t recent_skipped() const;
   /// The ring buffer's fd, for ring_buffer__new.
   int events_fd() const;
 

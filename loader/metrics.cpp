@@ -115,8 +115,9 @@ std::string render_metrics(const Paths& paths, const std::vector<std::string>& i
               "Guarded SYNs refused (dropped, rejected or monitored), by deciding range", "counter", l,
               c.refuse_packets);
       };
+      DesiredIndex index(desired);
       for (const auto& t : maps.active_entries()) {
-        const DesiredRange* d = find_desired(desired, t);
+        const DesiredRange* d = index.find(t);
         std::string origin = d ? d->origin : "unknown";
         per_origin[{origin, to_string(t.kind)}]++;
         rule_lines(t.prefix.str(), origin, to_string(t.kind), maps.rule_counters(t.rule_id));
@@ -138,6 +139,9 @@ std::string render_metrics(const Paths& paths, const std::vector<std::string>& i
               {{"reason", reason_name(i)}}, r[i].packets);
       e.add("smtpgate_events_suppressed_total", "Refusal events held back by the in-kernel rate limit", "counter",
             {}, maps.events_suppressed());
+      e.add("smtpgate_recent_skipped_total",
+            "Default-rule refusals not recorded in the recently-refused table (its per-CPU budget was spent)",
+            "counter", {}, maps.recent_skipped());
       e.add("smtpgate_allowlist_generation", "Publishes of the allowlist since the maps were created", "gauge", {},
             maps.generation());
       e.add("smtpgate_action", "The action for refused sources (1 for the one in force)", "gauge",

@@ -44,8 +44,9 @@ bool is_feed_origin(const std::string& o) {
 }
 
 RuleIndex::RuleIndex(const GateMaps& maps, std::vector<DesiredRange> desired) : desired_(std::move(desired)) {
+  DesiredIndex index(desired_);
   for (const auto& e : maps.active_entries()) {
-    const DesiredRange* d = find_desired(desired_, e);
+    const DesiredRange* d = index.find(e);
     by_id_[e.rule_id] = {{"rule_id", e.rule_id},
                          {"range", e.prefix.str()},
                          {"kind", to_string(e.kind)},
@@ -141,8 +142,9 @@ json build_status(const Paths& paths) {
     j["allowlist_published"] = maps.has_allowlist();
     std::map<std::string, json> by_origin;
     size_t total = 0;
+    DesiredIndex index(desired);
     for (const auto& e : maps.active_entries()) {
-      const DesiredRange* d = find_desired(desired, e);
+      const DesiredRange* d = index.find(e);
       std::string origin = d ? d->origin : "unknown";
       json& o = by_origin[origin];
       if (o.is_null()) o = {{"admit", 0}, {"deny", 0}, {"watch", 0}};

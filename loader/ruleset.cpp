@@ -85,11 +85,15 @@ CompiledRules compile_rules(const std::vector<DesiredRange>& desired,
   return out;
 }
 
-const DesiredRange* find_desired(const std::vector<DesiredRange>& desired, const TrieEntry& entry) {
-  const DesiredRange* best = nullptr;
-  for (const auto& d : desired)
-    if (d.cidr == entry.prefix && (!best || d.kind == entry.kind)) best = &d;
-  return best;
+DesiredIndex::DesiredIndex(const std::vector<DesiredRange>& desired) {
+  for (const auto& d : desired) by_prefix_.emplace(d.cidr, &d);
+}
+
+const DesiredRange* DesiredIndex::find(const TrieEntry& entry) const {
+  auto [first, last] = by_prefix_.equal_range(entry.prefix);
+  for (auto it = first; it != last; ++it)
+    if (it->second->kind == entry.kind) return it->second;
+  return first != last ? first->second : nullptr;
 }
 
 }  // namespace smtpgate

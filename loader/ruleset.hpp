@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -47,8 +48,17 @@ struct CompiledRules {
 CompiledRules compile_rules(const std::vector<DesiredRange>& desired,
                             const std::vector<TrieEntry>& current, uint32_t max_rules);
 
-/// The desired range that explains a trie entry (same prefix, the winning
-/// kind), or nullptr.
-const DesiredRange* find_desired(const std::vector<DesiredRange>& desired, const TrieEntry& entry);
+/// The desired ranges by prefix: which one explains a trie entry (same
+/// prefix, the winning kind), without a scan per entry. Holds pointers into
+/// the vector it is built from.
+class DesiredIndex {
+ public:
+  explicit DesiredIndex(const std::vector<DesiredRange>& desired);
+  /// The range that explains entry, or nullptr.
+  const DesiredRange* find(const TrieEntry& entry) const;
+
+ private:
+  std::multimap<Cidr, const DesiredRange*> by_prefix_;
+};
 
 }  // namespace smtpgate

@@ -88,14 +88,30 @@ StrideImage compile_stride_table(Family family, const std::vector<TrieEntry>& en
   img.first_chunk = first_chunk;
   Painter painter(img, max_chunks, levels_of(family));
   for (const TrieEntry* e : mine) painter.paint(e->prefix, leaf_entry(e->kind, e->rule_id));
+  if (family == Family::V4) {
+    img.prefilter.assign(SG_PREFILTER_CHUNKS, sg_chunk{});
+    for (const TrieEntry* e : mine) {
+      const auto& b = e->prefix.bytes();
+      unsigned len = std::min(e->prefix.prefix_len(), 24u);
+      uint32_t first = (uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2]) & ~((1u << (24 - len)) - 1);
+      for (uint32_t block = first, end = first + (1u << (24 - len)); block < end; block++)
+        img.prefilter[block / SG_PREFILTER_BITS_PER_CHUNK].entry[(block >> 5) % SG_CHUNK_ENTRIES] |= 1u << (block & 31);
+    }
+  }
   return img;
 }
 
 uint32_t stride_walk(const sg_chunk* root, const sg_chunk* chunks, uint32_t first_chunk, size_t n_chunks,
-                     const Cidr& address) {
+                     const sg_chunk* prefilter, const Cidr& address) {
   const auto& b = address.bytes();
   uint32_t e = root[b[0]].entry[b[1]];
   unsigned levels = levels_of(address.family());
+  if ((e & SG_ENTRY_CHUNK) && prefilter) {
+    uint32_t block = uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2];
+    if (!(prefilter[block / SG_PREFILTER_BITS_PER_CHUNK].entry[(block >> 5) % SG_CHUNK_ENTRIES] &
+          (1u << (block & 31))))
+      return 0;
+  }
   for (unsigned i = 0; i < levels && (e & SG_ENTRY_CHUNK); i++) {
     uint32_t n = (e & ~SG_ENTRY_CHUNK) - first_chunk;
     if (n >= n_chunks) return SG_ENTRY_TRIE;

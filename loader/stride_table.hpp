@@ -22,6 +22,9 @@ struct StrideImage {
   size_t trie_blocks_pool = 0;
   /// IPv6 blocks handed to the LPM trie because a prefix is longer than /64.
   size_t trie_blocks_deep = 0;
+  /// IPv4 only: SG_PREFILTER_CHUNKS chunks of bits, one per /24 block that
+  /// some prefix overlaps (empty for IPv6).
+  std::vector<sg_chunk> prefilter;
 };
 
 /// The leaf entry for a rule.
@@ -36,10 +39,12 @@ StrideImage compile_stride_table(Family family, const std::vector<TrieEntry>& en
 /// The entry where the program's walk stops for address (a full-length Cidr):
 /// a leaf, or SG_ENTRY_TRIE. root: 256 chunks; chunks: n_chunks chunks
 /// numbered from first_chunk.
+/// prefilter: the IPv4 prefilter's bits, or nullptr.
 uint32_t stride_walk(const sg_chunk* root, const sg_chunk* chunks, uint32_t first_chunk, size_t n_chunks,
-                     const Cidr& address);
+                     const sg_chunk* prefilter, const Cidr& address);
 inline uint32_t stride_walk(const StrideImage& img, const Cidr& address) {
-  return stride_walk(img.root.data(), img.chunks.data(), img.first_chunk, img.chunks.size(), address);
+  return stride_walk(img.root.data(), img.chunks.data(), img.first_chunk, img.chunks.size(),
+                     img.prefilter.empty() ? nullptr : img.prefilter.data(), address);
 }
 
 }  // namespace smtpgate

@@ -193,3 +193,31 @@ TEST(StrideTableInKernel, VerdictsAreRightWhetherTableOrTrieAnswers) {
 }
 
 }  // namespace
+
+namespace {
+
+bool prefilter_bit(const StrideImage& img, const char* block24) {
+  Cidr c = Cidr::parse(block24);
+  const auto& b = c.bytes();
+  uint32_t block = uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2];
+  return img.prefilter[block / SG_PREFILTER_BITS_PER_CHUNK].entry[(block >> 5) % SG_CHUNK_ENTRIES] &
+         (1u << (block & 31));
+}
+
+TEST(StrideTable, PrefilterMarksExactlyTheBlocksPrefixesTouch) {
+  std::vector<TrieEntry> e = {{Cidr::parse("40.1.2.16/28"), 1, RuleKind::Admit},
+                              {Cidr::parse("40.8.0.0/22"), 2, RuleKind::Deny},
+                              {Cidr::parse("2a01:111:f400::/48"), 3, RuleKind::Admit}};
+  StrideImage img = compile_stride_table(Family::V4, e, 0, 64);
+  ASSERT_EQ(img.prefilter.size(), size_t(SG_PREFILTER_CHUNKS));
+  EXPECT_TRUE(prefilter_bit(img, "40.1.2.0/24"));
+  EXPECT_FALSE(prefilter_bit(img, "40.1.3.0/24"));
+  for (const char* b : {"40.8.0.0/24", "40.8.1.0/24", "40.8.2.0/24", "40.8.3.0/24"}) EXPECT_TRUE(prefilter_bit(img, b));
+  EXPECT_FALSE(prefilter_bit(img, "40.8.4.0/24"));
+  // A source in a clear block of a chunked /16 is the default rule's.
+  EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.3.1")), 0u);
+  EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.2.17")), leaf_entry(RuleKind::Admit, 1));
+  EXPECT_TRUE(compile_stride_table(Family::V6, e, 0, 64).prefilter.empty());
+}
+
+}  // namespace

@@ -331,6 +331,34 @@ TEST(XdpRecent, KeepsTheMostRecentSourcesAndAHotOneWhenFull) {
   for (int i = 0; i < 4; i++) EXPECT_EQ(count.count(Cidr::parse_address(source(i))), 0u) << source(i);
 }
 
+TEST(XdpRecent, AScanOfNewSourcesIsSampledAndKnownRangesAlwaysRecorded) {
+  pin_to_cpu0();
+  ProgramOptions o;
+  o.recent_sources = 65536;  // room enough: the budget, not the size, must be what stops the scan
+  XdpGate gate(o);
+  gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
+  gate.maps().publish(kRanges);
+  const int kScan = 3 * SG_RECENT_DEFAULT_PER_SEC;
+  for (int i = 0; i < kScan; i++) {
+    std::string src = "198.18." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    gate.run(v4(src.c_str()).tcp(1, 25, SYN).bytes());
+  }
+  gate.run(v4(WATCHED4).tcp(1, 25, SYN).bytes());
+  size_t from_default = 0;
+  bool watched = false;
+  for (const auto& s : gate.maps().recent_refused()) {
+    if (s.rule_id == SG_RULE_DEFAULT) from_default++;
+    if (s.address == Cidr::parse_address(WATCHED4)) watched = true;
+  }
+  // One budget per second per CPU (two if the run straddles a second).
+  EXPECT_GE(from_default, size_t(SG_RECENT_DEFAULT_PER_SEC));
+  EXPECT_LE(from_default, size_t(2 * SG_RECENT_DEFAULT_PER_SEC));
+  EXPECT_EQ(gate.maps().recent_skipped(), uint64_t(kScan) - from_default);
+  EXPECT_TRUE(watched);
+  // Every refusal is still counted against the default rule.
+  EXPECT_EQ(gate.maps().rule_counters(SG_RULE_DEFAULT).refuse_packets, uint64_t(kScan));
+}
+
 TEST(XdpRecent, ASourceSeenOnSeveralCpusIsOneRow) {
   XdpGate gate;
   gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});

@@ -394,8 +394,9 @@ static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *add
 	if (!c)
 		return SG_ENTRY_TRIE;
 	e = c->entry[addr[1]];
-	if (!(e & SG_ENTRY_CHUNK))
+	if (!(e & (SG_ENTRY_CHUNK | SG_ENTRY_TRIE)))
 		return e;
+	/* Past a leaf, before a chunk or the trie: is the /24 empty? */
 	if (prefilter && prefilter_clear(slot, addr))
 		return 0;
 #pragma unroll

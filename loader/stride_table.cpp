@@ -106,7 +106,7 @@ uint32_t stride_walk(const sg_chunk* root, const sg_chunk* chunks, uint32_t firs
   const auto& b = address.bytes();
   uint32_t e = root[b[0]].entry[b[1]];
   unsigned levels = levels_of(address.family());
-  if ((e & SG_ENTRY_CHUNK) && prefilter) {
+  if ((e & (SG_ENTRY_CHUNK | SG_ENTRY_TRIE)) && prefilter) {
     uint32_t block = uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2];
     if (!(prefilter[block / SG_PREFILTER_BITS_PER_CHUNK].entry[(block >> 5) % SG_CHUNK_ENTRIES] &
           (1u << (block & 31))))

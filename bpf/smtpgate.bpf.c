@@ -201,14 +201,16 @@ static __always_inline int parse_tcp(struct hdr_cursor *nh, void *data_end, stru
 	struct tcphdr *th = nh->pos;
 	struct sg_config *cfg;
 
-	p->cfg = 0;
-	p->can_reset = 0;
-	p->sport = p->dport = 0;
+	/* Fields are filled only on the way to JUDGE: the packets that pass
+	 * do not pay for them. */
 	if (first_frag) {
 		/* Reassembly would hand the stack a SYN we never saw whole:
 		 * judge every first fragment to a guarded port, and one too
 		 * short to name its port as if it named one. */
+		p->can_reset = 0;
 		if ((void *)th + 4 > data_end) {
+			p->cfg = 0;
+			p->sport = p->dport = 0;
 			p->judged_as = SG_JUDGED_TINY_FRAGMENT;
 			return JUDGE;
 		}
@@ -676,7 +678,6 @@ int smtpgate_xdp(struct xdp_md *ctx)
 	int h_proto;
 
 	h_proto = parse_ethhdr(&nh, data_end);
-	p.l2_len = nh.pos - data;
 	if (h_proto == bpf_htons(ETH_P_IP))
 		reason = parse_ipv4(&nh, data_end, &p);
 	else if (h_proto == bpf_htons(ETH_P_IPV6))
@@ -689,6 +690,7 @@ int smtpgate_xdp(struct xdp_md *ctx)
 		reason = SG_REASON_MALFORMED;
 		goto out;
 	}
+	p.l2_len = p.l3 - data;
 	cfg = p.cfg ? p.cfg : gate_config_get();
 	st = bpf_map_lookup_elem(&gate_state, &zero);
 	if (!cfg || !st) {  /* never: both are one-entry arrays */

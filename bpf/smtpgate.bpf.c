@@ -599,12 +599,12 @@ static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_con
 		cpu->default_noted = 0;
 	}
 
-	/* The set by the hash's top bits (recent_sets is a power of two). */
-	idx = ((__u64)source_hash(p) * cfg->recent_sets) >> 32;
 	if (rule_id == SG_RULE_DEFAULT && cpu->default_noted++ >= SG_RECENT_DEFAULT_PER_SEC) {
 		cpu->default_skipped++;
 		set = 0;
 	} else {
+		/* The set by the hash's top bits (recent_sets is a power of two). */
+		idx = ((__u64)source_hash(p) * cfg->recent_sets) >> 32;
 		set = bpf_map_lookup_elem(&recent_refused, &idx);
 	}
 	if (set) {

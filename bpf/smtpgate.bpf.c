@@ -129,7 +129,6 @@ struct {
 
 struct pkt {
 	__u32 family;       /* 4 or 6 */
-	__u32 l2_len;       /* bytes before the IP header: 14, 18 or 22 */
 	void *l3;           /* the IP header */
 	struct sg_config *cfg; /* looked up once a TCP header is found, else 0 */
 	/* Only for a packet to judge (copied by load_addresses): */
@@ -473,9 +472,10 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 	struct ethhdr *eth = data;
 	struct tcphdr th = {};
 	__u8 mac[ETH_ALEN];
-	__u32 l2 = p->l2_len, new_len, sum;
+	void *at = p->l3;   /* the IP header: the reset is written from here */
+	__u32 new_len, sum;
 
-	if (l2 > 22 || (void *)(eth + 1) > data_end)
+	if ((void *)(eth + 1) > data_end)
 		return -1;
 
 	/* Headers are built and checksummed on the stack, then copied in. */
@@ -496,8 +496,6 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 			.ttl = 64,
 			.protocol = IPPROTO_TCP,
 		};
-		void *at = data + l2;
-
 		__builtin_memcpy(&ip.saddr, p->daddr, 4);
 		__builtin_memcpy(&ip.daddr, p->saddr, 4);
 		ip.check = csum_fold(csum_words(&ip, sizeof(ip) / 2));
@@ -507,7 +505,7 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 			return -1;
 		__builtin_memcpy(at, &ip, sizeof(ip));
 		__builtin_memcpy(at + sizeof(ip), &th, sizeof(th));
-		new_len = l2 + sizeof(ip) + sizeof(th);
+		new_len = (at - data) + sizeof(ip) + sizeof(th);
 	} else {
 		struct ipv6hdr ip6 = {
 			.version = 6,
@@ -515,8 +513,6 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 			.nexthdr = IPPROTO_TCP,
 			.hop_limit = 64,
 		};
-		void *at = data + l2;
-
 		__builtin_memcpy(&ip6.saddr, p->daddr, 16);
 		__builtin_memcpy(&ip6.daddr, p->saddr, 16);
 		sum += csum_words(p->daddr, 8) + csum_words(p->saddr, 8);
@@ -525,7 +521,7 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 			return -1;
 		__builtin_memcpy(at, &ip6, sizeof(ip6));
 		__builtin_memcpy(at + sizeof(ip6), &th, sizeof(th));
-		new_len = l2 + sizeof(ip6) + sizeof(th);
+		new_len = (at - data) + sizeof(ip6) + sizeof(th);
 	}
 
 	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
@@ -663,89 +659,12 @@ update:
 
 /* ---- the program ---------------------------------------------------------- */
 
-SEC("xdp")
-int smtpgate_xdp(struct xdp_md *ctx)
+/* The one exit: every packet leaves through here and is counted once, per
+ * verdict and reason, and a judged one also against its rule. Inlined at the
+ * two returns of the program, so a packet that passes unjudged carries none
+ * of the judged path's state. */
+static __always_inline int leave(int action, __u32 verdict, __u32 reason, __u32 rule_id, __u64 bytes)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u64 bytes = data_end - data;
-	struct hdr_cursor nh = { .pos = data };
-	struct pkt p;
-	struct sg_config *cfg;
-	struct sg_state *st;
-	__u32 zero = 0, rule_id = SG_RULE_DEFAULT, reason, verdict = SG_VERDICT_PASS;
-	int action = XDP_PASS;
-	int h_proto;
-
-	h_proto = parse_ethhdr(&nh, data_end);
-	if (h_proto == bpf_htons(ETH_P_IP))
-		reason = parse_ipv4(&nh, data_end, &p);
-	else if (h_proto == bpf_htons(ETH_P_IPV6))
-		reason = parse_ipv6(&nh, data_end, &p);
-	else
-		reason = h_proto < 0 ? SG_REASON_MALFORMED : SG_REASON_NOT_IP;
-	if (reason != JUDGE)
-		goto out;
-	if (load_addresses(&p, data_end) < 0) {
-		reason = SG_REASON_MALFORMED;
-		goto out;
-	}
-	p.l2_len = p.l3 - data;
-	cfg = p.cfg ? p.cfg : gate_config_get();
-	st = bpf_map_lookup_elem(&gate_state, &zero);
-	if (!cfg || !st) {  /* never: both are one-entry arrays */
-		reason = SG_REASON_NO_ALLOWLIST;
-		goto out;
-	}
-
-	/* One read of the active slot: the packet sees one whole allowlist. */
-	if (!st->generation) {
-		reason = SG_REASON_NO_ALLOWLIST;
-	} else {
-		__u32 slot = st->active_slot & 1;
-		__u32 e = p.family == 4 ? table_walk(&table_v4, slot, p.saddr, SG_TABLE_V4_LEVELS, 1)
-					: table_walk(&table_v6, slot, p.saddr, SG_TABLE_V6_LEVELS, 0);
-		__u32 kind;
-
-		if (e & SG_ENTRY_TRIE)
-			e = trie_lookup(slot, &p);
-		rule_id = e & SG_ENTRY_RULE_MASK;
-		kind = (e >> SG_ENTRY_KIND_SHIFT) & SG_ENTRY_KIND_MASK;
-		if (kind == SG_KIND_ADMIT) {
-			verdict = SG_VERDICT_ADMIT;
-			reason = SG_REASON_RULE_ADMIT;
-			goto out;
-		}
-		reason = kind == SG_KIND_DENY ? SG_REASON_RULE_DENY
-		       : kind == SG_KIND_WATCH ? SG_REASON_RULE_WATCH : SG_REASON_DEFAULT;
-	}
-
-	/* Refused. */
-	switch (cfg->action) {
-	case SG_ACTION_MONITOR:
-		verdict = SG_VERDICT_MONITOR;
-		action = XDP_PASS;
-		break;
-	case SG_ACTION_REJECT:
-		if (p.can_reset && build_reset(ctx, &p) == 0) {
-			verdict = SG_VERDICT_REJECT;
-			action = XDP_TX;
-			break;
-		}
-		/* No reset can be built from a fragment: drop it. */
-		reason = SG_REASON_REJECT_AS_DROP;
-		verdict = SG_VERDICT_DROP;
-		action = XDP_DROP;
-		break;
-	default:
-		verdict = SG_VERDICT_DROP;
-		action = XDP_DROP;
-		break;
-	}
-	note_refusal(ctx, cfg, &p, rule_id, verdict, reason);
-
-out:
-	/* The one exit: every packet is counted here, once. */
 	count(&packet_counters, SG_COUNTER_INDEX(verdict, reason), bytes);
 	if (verdict != SG_VERDICT_PASS) {
 		struct sg_rule_counters *rc = bpf_map_lookup_elem(&rule_counters, &rule_id);
@@ -761,6 +680,89 @@ out:
 		}
 	}
 	return action;
+}
+
+/* A packet the parser hands on: the verdict of the allowlist in force. */
+static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data, void *data_end, __u64 bytes)
+{
+	struct sg_config *cfg;
+	struct sg_state *st;
+	__u32 zero = 0, rule_id = SG_RULE_DEFAULT, reason, verdict;
+	int action;
+
+	if (load_addresses(p, data_end) < 0)
+		return leave(XDP_PASS, SG_VERDICT_PASS, SG_REASON_MALFORMED, 0, bytes);
+	cfg = p->cfg ? p->cfg : gate_config_get();
+	st = bpf_map_lookup_elem(&gate_state, &zero);
+	if (!cfg || !st)  /* never: both are one-entry arrays */
+		return leave(XDP_PASS, SG_VERDICT_PASS, SG_REASON_NO_ALLOWLIST, 0, bytes);
+
+	/* One read of the active slot: the packet sees one whole allowlist. */
+	if (!st->generation) {
+		reason = SG_REASON_NO_ALLOWLIST;
+	} else {
+		__u32 slot = st->active_slot & 1;
+		__u32 e = p->family == 4 ? table_walk(&table_v4, slot, p->saddr, SG_TABLE_V4_LEVELS, 1)
+					 : table_walk(&table_v6, slot, p->saddr, SG_TABLE_V6_LEVELS, 0);
+		__u32 kind;
+
+		if (e & SG_ENTRY_TRIE)
+			e = trie_lookup(slot, p);
+		rule_id = e & SG_ENTRY_RULE_MASK;
+		kind = (e >> SG_ENTRY_KIND_SHIFT) & SG_ENTRY_KIND_MASK;
+		if (kind == SG_KIND_ADMIT)
+			return leave(XDP_PASS, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT, rule_id, bytes);
+		reason = kind == SG_KIND_DENY ? SG_REASON_RULE_DENY
+		       : kind == SG_KIND_WATCH ? SG_REASON_RULE_WATCH : SG_REASON_DEFAULT;
+	}
+
+	/* Refused. */
+	switch (cfg->action) {
+	case SG_ACTION_MONITOR:
+		verdict = SG_VERDICT_MONITOR;
+		action = XDP_PASS;
+		break;
+	case SG_ACTION_REJECT:
+		if (p->can_reset && build_reset(ctx, p) == 0) {
+			verdict = SG_VERDICT_REJECT;
+			action = XDP_TX;
+			break;
+		}
+		/* No reset can be built from a fragment: drop it. */
+		reason = SG_REASON_REJECT_AS_DROP;
+		verdict = SG_VERDICT_DROP;
+		action = XDP_DROP;
+		break;
+	default:
+		verdict = SG_VERDICT_DROP;
+		action = XDP_DROP;
+		break;
+	}
+	note_refusal(ctx, cfg, p, rule_id, verdict, reason);
+	return leave(action, verdict, reason, rule_id, bytes);
+}
+
+SEC("xdp")
+int smtpgate_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 bytes = data_end - data;
+	struct hdr_cursor nh = { .pos = data };
+	struct pkt p;
+	__u32 reason;
+	int h_proto;
+
+	h_proto = parse_ethhdr(&nh, data_end);
+	if (h_proto == bpf_htons(ETH_P_IP))
+		reason = parse_ipv4(&nh, data_end, &p);
+	else if (h_proto == bpf_htons(ETH_P_IPV6))
+		reason = parse_ipv6(&nh, data_end, &p);
+	else
+		reason = h_proto < 0 ? SG_REASON_MALFORMED : SG_REASON_NOT_IP;
+	if (reason != JUDGE)
+		return leave(XDP_PASS, SG_VERDICT_PASS, reason, 0, bytes);
+	return judge(ctx, &p, data, data_end, bytes);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

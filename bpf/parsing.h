@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Header parsing in the xdp-tools style: a cursor, a bounds check against
- * data_end before every read, the next protocol or -1. */
+/* Header parsing in the xdp-tools style: a bounds check against data_end
+ * before every read, the next protocol or -1. */
 #ifndef SMTPGATE_PARSING_H
 #define SMTPGATE_PARSING_H
 
@@ -25,10 +25,6 @@
 #define NEXTHDR_AUTH_ 51
 #define NEXTHDR_DEST_ 60
 
-struct hdr_cursor {
-	void *pos;
-};
-
 struct vlan_hdr_ {
 	__be16 tci;
 	__be16 encap_proto;
@@ -52,30 +48,31 @@ static __always_inline int proto_is_vlan(__u16 h_proto)
 }
 
 /* Ethernet and at most two VLAN tags (802.1Q, 802.1ad). Returns the
- * ethertype after the tags (network order), or -1 if the frame is cut. */
-static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end)
+ * ethertype after the tags (network order) and sets *l3 to what follows
+ * them, or returns -1 if the frame is cut. */
+static __always_inline int parse_ethhdr(void *data, void *data_end, void **l3)
 {
-	struct ethhdr *eth = nh->pos;
-	struct vlan_hdr_ *vlh;
+	void *pos = data + sizeof(struct ethhdr);
 	__u16 h_proto;
 
-	if ((void *)(eth + 1) > data_end)
+	if (pos > data_end)
 		return -1;
-	nh->pos = eth + 1;
 	/* struct ethhdr is packed: read the type as the 16-bit word it is
 	 * (frames start 2-byte aligned), not byte by byte. */
-	h_proto = *(__u16 *)((void *)eth + 12);
+	h_proto = *(__u16 *)(data + 12);
 
 #pragma unroll
 	for (int i = 0; i < 2; i++) {
+		struct vlan_hdr_ *vlh = pos;
+
 		if (!proto_is_vlan(h_proto))
 			break;
-		vlh = nh->pos;
 		if ((void *)(vlh + 1) > data_end)
 			return -1;
 		h_proto = vlh->encap_proto;
-		nh->pos = vlh + 1;
+		pos = vlh + 1;
 	}
+	*l3 = pos;
 	return h_proto;
 }
 

@@ -86,6 +86,14 @@ struct {
 } prefilter_v4 SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SG_SUMMARY_ELEMENTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct sg_chunk);
+} summary SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SG_DEFAULT_MAX_RULES);
 	__type(key, __u32);
@@ -131,9 +139,8 @@ struct pkt {
 	__u32 family;       /* 4 or 6 */
 	void *l3;           /* the IP header */
 	struct sg_config *cfg; /* looked up once a TCP header is found, else 0 */
-	/* Only for a packet to judge (copied by load_addresses): */
-	__u8 saddr[16];     /* IPv4 in the first 4 bytes, rest zero */
-	__u8 daddr[16];
+	/* Only for a packet to judge (load_source, complete_source): */
+	__u8 saddr[16];     /* IPv4 in the first 4 bytes, rest zeroed when refused */
 	__u16 sport;        /* host order */
 	__u16 dport;
 	__u32 seq;          /* host order */
@@ -169,8 +176,6 @@ static __always_inline int port_guarded(const struct sg_config *cfg, __u16 port)
 	return 0;
 }
 
-/* The TCP header of a packet the IP layer says is TCP. first_frag: offset 0
- * with more fragments to come. */
 /* Bytes the IP header(s) say follow them, for the reset's acknowledgment
  * number: read only for a SYN that may be reset. */
 static __always_inline __u32 ip_payload_len(const struct pkt *p, void *data_end, __u32 l3_len)
@@ -193,21 +198,24 @@ static __always_inline __u32 ip_payload_len(const struct pkt *p, void *data_end,
 	return total > l3_len ? total - l3_len : 0;
 }
 
-/* l3_len: bytes from the IP header to the TCP header. */
-static __always_inline int parse_tcp(struct hdr_cursor *nh, void *data_end, struct pkt *p, int first_frag,
-				     __u32 l3_len)
+/* The TCP header at th of a packet whose IP header (at l3, of family 4 or 6)
+ * says TCP follows; l3_len: bytes from the IP header to th. first_frag:
+ * offset 0 with more fragments to come. Fields are filled only on the way to
+ * JUDGE: the packets that pass do not pay for them. */
+static __always_inline __u32 parse_tcp(void *th_, void *data_end, struct pkt *p, int first_frag, void *l3,
+				       __u32 family, __u32 l3_len)
 {
-	struct tcphdr *th = nh->pos;
+	struct tcphdr *th = th_;
 	struct sg_config *cfg;
 
-	/* Fields are filled only on the way to JUDGE: the packets that pass
-	 * do not pay for them. */
 	if (first_frag) {
 		/* Reassembly would hand the stack a SYN we never saw whole:
 		 * judge every first fragment to a guarded port, and one too
 		 * short to name its port as if it named one. */
+		p->family = family;
+		p->l3 = l3;
 		p->can_reset = 0;
-		if ((void *)th + 4 > data_end) {
+		if (th_ + 4 > data_end) {
 			p->cfg = 0;
 			p->sport = p->dport = 0;
 			p->judged_as = SG_JUDGED_TINY_FRAGMENT;
@@ -230,12 +238,14 @@ static __always_inline int parse_tcp(struct hdr_cursor *nh, void *data_end, stru
 	 * configuration being read at all. */
 	if (!th->syn || th->ack)
 		return SG_REASON_NOT_SYN;
-	p->sport = bpf_ntohs(th->source);
 	p->dport = bpf_ntohs(th->dest);
 	cfg = p->cfg = gate_config_get();
 	if (!port_guarded(cfg, p->dport))
 		return SG_REASON_OTHER_PORT;
 
+	p->family = family;
+	p->l3 = l3;
+	p->sport = bpf_ntohs(th->source);
 	p->seq = bpf_ntohl(th->seq);
 	p->fin = th->fin;
 	{
@@ -248,9 +258,9 @@ static __always_inline int parse_tcp(struct hdr_cursor *nh, void *data_end, stru
 	return JUDGE;
 }
 
-static __always_inline int parse_ipv4(struct hdr_cursor *nh, void *data_end, struct pkt *p)
+static __always_inline __u32 parse_ipv4(void *l3, void *data_end, struct pkt *p)
 {
-	struct iphdr *iph = nh->pos;
+	struct iphdr *iph = l3;
 	__u32 ihl;
 	__u16 frag;
 
@@ -259,42 +269,34 @@ static __always_inline int parse_ipv4(struct hdr_cursor *nh, void *data_end, str
 	if (iph->version != 4 || iph->ihl < 5)
 		return SG_REASON_MALFORMED;
 	ihl = iph->ihl * 4;
-	if (nh->pos + ihl > data_end)
+	if (l3 + ihl > data_end)
 		return SG_REASON_MALFORMED;
-
-	p->family = 4;
-	p->l3 = iph;
 	if (iph->protocol != IPPROTO_TCP)
 		return SG_REASON_NOT_TCP;
 
 	frag = bpf_ntohs(iph->frag_off);
 	if (frag & IP_OFFSET_)
 		return SG_REASON_LATER_FRAGMENT;
-
-	nh->pos += ihl;
-	return parse_tcp(nh, data_end, p, frag & IP_MF_, ihl);
+	return parse_tcp(l3 + ihl, data_end, p, frag & IP_MF_, l3, 4, ihl);
 }
 
-static __always_inline int parse_ipv6(struct hdr_cursor *nh, void *data_end, struct pkt *p)
+static __always_inline __u32 parse_ipv6(void *l3, void *data_end, struct pkt *p)
 {
-	struct ipv6hdr *ip6h = nh->pos;
+	struct ipv6hdr *ip6h = l3;
+	void *pos = ip6h + 1;
 	__u32 ext_len = 0;
 	int first_frag = 0;
 	__u8 nexthdr;
 
-	if ((void *)(ip6h + 1) > data_end)
+	if (pos > data_end)
 		return SG_REASON_MALFORMED;
 	if (ip6h->version != 6)
 		return SG_REASON_MALFORMED;
-
-	p->family = 6;
-	p->l3 = ip6h;
 	nexthdr = ip6h->nexthdr;
-	nh->pos = ip6h + 1;
 
 	for (int i = 0; i < SG_MAX_EXT_HEADERS; i++) {
-		struct ipv6_opt_hdr_ *oh = nh->pos;
-		struct frag_hdr_ *fh = nh->pos;
+		struct ipv6_opt_hdr_ *oh = pos;
+		struct frag_hdr_ *fh = pos;
 		__u32 len;
 
 		switch (nexthdr) {
@@ -322,13 +324,15 @@ static __always_inline int parse_ipv6(struct hdr_cursor *nh, void *data_end, str
 			goto upper_layer;
 		}
 		nexthdr = oh->nexthdr;
-		nh->pos += len;
+		pos += len;
 		ext_len += len;
 	}
 	/* A chain longer than we walk: judge on the source alone rather than
 	 * let a padded SYN walk around the gate. */
 	if (nexthdr == NEXTHDR_HOP_ || nexthdr == NEXTHDR_ROUTING_ || nexthdr == NEXTHDR_DEST_ ||
 	    nexthdr == NEXTHDR_AUTH_ || nexthdr == NEXTHDR_FRAGMENT_) {
+		p->family = 6;
+		p->l3 = l3;
 		p->judged_as = SG_JUDGED_EXT_LIMIT;
 		p->cfg = 0;
 		p->can_reset = 0;
@@ -339,31 +343,53 @@ static __always_inline int parse_ipv6(struct hdr_cursor *nh, void *data_end, str
 upper_layer:
 	if (nexthdr != IPPROTO_TCP)
 		return SG_REASON_NOT_TCP;
-	return parse_tcp(nh, data_end, p, first_frag, sizeof(*ip6h) + ext_len);
+	return parse_tcp(pos, data_end, p, first_frag, l3, 6, sizeof(*ip6h) + ext_len);
 }
 
-/* The addresses of a packet to judge, copied out of its IP header (the
- * parser does not copy them for the packets that pass unjudged). */
-static __always_inline int load_addresses(struct pkt *p, void *data_end)
+/* A frame, as far as the verdict needs: a pass reason, or JUDGE with p
+ * filled for a packet to judge. */
+static __always_inline __u32 parse(void *data, void *data_end, struct pkt *p)
+{
+	void *l3;
+	int proto = parse_ethhdr(data, data_end, &l3);
+
+	if (proto == bpf_htons(ETH_P_IP))
+		return parse_ipv4(l3, data_end, p);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6(l3, data_end, p);
+	return proto < 0 ? SG_REASON_MALFORMED : SG_REASON_NOT_IP;
+}
+
+/* The source of a packet to judge, copied out of its IP header (the parser
+ * does not copy it for the packets that pass unjudged). For IPv4 only the
+ * four bytes the lookup reads: complete_source() zeroes the rest for the
+ * refused, whose source is recorded as 16 bytes. The reset reads the
+ * destination from the packet itself. */
+static __always_inline int load_source(struct pkt *p, void *data_end)
 {
 	if (p->family == 4) {
 		struct iphdr *iph = p->l3;
-		__u32 *s = (__u32 *)p->saddr, *d = (__u32 *)p->daddr;
 
 		if ((void *)(iph + 1) > data_end)
 			return -1;
-		s[0] = iph->saddr;
-		d[0] = iph->daddr;
-		s[1] = s[2] = s[3] = d[1] = d[2] = d[3] = 0;
+		*(__u32 *)p->saddr = iph->saddr;
 	} else {
 		struct ipv6hdr *ip6h = p->l3;
 
 		if ((void *)(ip6h + 1) > data_end)
 			return -1;
 		__builtin_memcpy(p->saddr, &ip6h->saddr, 16);
-		__builtin_memcpy(p->daddr, &ip6h->daddr, 16);
 	}
 	return 0;
+}
+
+static __always_inline void complete_source(struct pkt *p)
+{
+	if (p->family == 4) {
+		__u32 *s = (__u32 *)p->saddr;
+
+		s[1] = s[2] = s[3] = 0;
+	}
 }
 
 /* ---- the lookup ----------------------------------------------------------- */
@@ -380,17 +406,32 @@ static __always_inline int prefilter_clear(__u32 slot, const __u8 *addr)
 	return !(c->entry[(block >> 5) & (SG_CHUNK_ENTRIES - 1)] & (1u << (block & 31)));
 }
 
-/* Walks the stride table of one family: the root entry by the first two
- * bytes of the source, then (past the IPv4 prefilter) at most `levels` chunks
- * by one byte each. Returns the entry where the walk stops; SG_ENTRY_TRIE
- * when the table cannot answer. */
-static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *addr, const int levels,
-					const int prefilter)
+/* True when no prefix of the slot's allowlist for the family overlaps the
+ * source's /16. */
+static __always_inline int summary_clear(__u32 slot, const int family, const __u8 *addr)
+{
+	__u32 block = (__u32)addr[0] << 8 | addr[1];
+	__u32 idx = SG_SUMMARY_INDEX(slot, family) + block / SG_PREFILTER_BITS_PER_CHUNK;
+	struct sg_chunk *c = bpf_map_lookup_elem(&summary, &idx);
+
+	if (!c)
+		return 0;
+	return !(c->entry[(block >> 5) & (SG_CHUNK_ENTRIES - 1)] & (1u << (block & 31)));
+}
+
+/* Walks the stride table of one family: past the summary, the root entry by
+ * the first two bytes of the source, then (past the IPv4 prefilter) at most
+ * `levels` chunks by one byte each. Returns the entry where the walk stops;
+ * SG_ENTRY_TRIE when the table cannot answer. */
+static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *addr, const int family,
+					const int levels, const int prefilter)
 {
 	struct sg_chunk *c;
 	__u32 idx = slot * 256 + addr[0];
 	__u32 e;
 
+	if (summary_clear(slot, family, addr))
+		return 0;
 	c = bpf_map_lookup_elem(table, &idx);
 	if (!c)
 		return SG_ENTRY_TRIE;
@@ -473,10 +514,24 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 	struct tcphdr th = {};
 	__u8 mac[ETH_ALEN];
 	void *at = p->l3;   /* the IP header: the reset is written from here */
+	__u8 daddr[16];     /* the SYN's destination, read before it is overwritten */
 	__u32 new_len, sum;
 
 	if ((void *)(eth + 1) > data_end)
 		return -1;
+	if (p->family == 4) {
+		struct iphdr *iph = at;
+
+		if ((void *)(iph + 1) > data_end)
+			return -1;
+		__builtin_memcpy(daddr, &iph->daddr, 4);
+	} else {
+		struct ipv6hdr *ip6h = at;
+
+		if ((void *)(ip6h + 1) > data_end)
+			return -1;
+		__builtin_memcpy(daddr, &ip6h->daddr, 16);
+	}
 
 	/* Headers are built and checksummed on the stack, then copied in. */
 	th.source = bpf_htons(p->dport);
@@ -496,10 +551,10 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 			.ttl = 64,
 			.protocol = IPPROTO_TCP,
 		};
-		__builtin_memcpy(&ip.saddr, p->daddr, 4);
+		__builtin_memcpy(&ip.saddr, daddr, 4);
 		__builtin_memcpy(&ip.daddr, p->saddr, 4);
 		ip.check = csum_fold(csum_words(&ip, sizeof(ip) / 2));
-		sum += csum_words(p->daddr, 2) + csum_words(p->saddr, 2);
+		sum += csum_words(daddr, 2) + csum_words(p->saddr, 2);
 		th.check = csum_fold(sum);
 		if (at + sizeof(ip) + sizeof(th) > data_end)
 			return -1;
@@ -513,9 +568,9 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 			.nexthdr = IPPROTO_TCP,
 			.hop_limit = 64,
 		};
-		__builtin_memcpy(&ip6.saddr, p->daddr, 16);
+		__builtin_memcpy(&ip6.saddr, daddr, 16);
 		__builtin_memcpy(&ip6.daddr, p->saddr, 16);
-		sum += csum_words(p->daddr, 8) + csum_words(p->saddr, 8);
+		sum += csum_words(daddr, 8) + csum_words(p->saddr, 8);
 		th.check = csum_fold(sum);
 		if (at + sizeof(ip6) + sizeof(th) > data_end)
 			return -1;
@@ -690,7 +745,7 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data, 
 	__u32 zero = 0, rule_id = SG_RULE_DEFAULT, reason, verdict;
 	int action;
 
-	if (load_addresses(p, data_end) < 0)
+	if (load_source(p, data_end) < 0)
 		return leave(XDP_PASS, SG_VERDICT_PASS, SG_REASON_MALFORMED, 0, bytes);
 	cfg = p->cfg ? p->cfg : gate_config_get();
 	st = bpf_map_lookup_elem(&gate_state, &zero);
@@ -702,8 +757,8 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data, 
 		reason = SG_REASON_NO_ALLOWLIST;
 	} else {
 		__u32 slot = st->active_slot & 1;
-		__u32 e = p->family == 4 ? table_walk(&table_v4, slot, p->saddr, SG_TABLE_V4_LEVELS, 1)
-					 : table_walk(&table_v6, slot, p->saddr, SG_TABLE_V6_LEVELS, 0);
+		__u32 e = p->family == 4 ? table_walk(&table_v4, slot, p->saddr, 4, SG_TABLE_V4_LEVELS, 1)
+					 : table_walk(&table_v6, slot, p->saddr, 6, SG_TABLE_V6_LEVELS, 0);
 		__u32 kind;
 
 		if (e & SG_ENTRY_TRIE)
@@ -738,6 +793,7 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data, 
 		action = XDP_DROP;
 		break;
 	}
+	complete_source(p);
 	note_refusal(ctx, cfg, p, rule_id, verdict, reason);
 	return leave(action, verdict, reason, rule_id, bytes);
 }
@@ -748,18 +804,9 @@ int smtpgate_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u64 bytes = data_end - data;
-	struct hdr_cursor nh = { .pos = data };
 	struct pkt p;
-	__u32 reason;
-	int h_proto;
+	__u32 reason = parse(data, data_end, &p);
 
-	h_proto = parse_ethhdr(&nh, data_end);
-	if (h_proto == bpf_htons(ETH_P_IP))
-		reason = parse_ipv4(&nh, data_end, &p);
-	else if (h_proto == bpf_htons(ETH_P_IPV6))
-		reason = parse_ipv6(&nh, data_end, &p);
-	else
-		reason = h_proto < 0 ? SG_REASON_MALFORMED : SG_REASON_NOT_IP;
 	if (reason != JUDGE)
 		return leave(XDP_PASS, SG_VERDICT_PASS, reason, 0, bytes);
 	return judge(ctx, &p, data, data_end, bytes);

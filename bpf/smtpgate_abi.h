@@ -168,6 +168,19 @@ struct sg_chunk {
 #define SG_PREFILTER_BITS_PER_CHUNK (SG_CHUNK_ENTRIES * 32)
 #define SG_PREFILTER_CHUNKS ((1u << 24) / SG_PREFILTER_BITS_PER_CHUNK) /* 2048 */
 
+/*
+ * The summary: one bit per /16 block of each family, set when some prefix of
+ * the allowlist overlaps the block. Read before anything else: a source in a
+ * clear block is the default rule's after 8 KiB of bits that stay in cache,
+ * without the root (256 KiB a slot) being touched, which a flood of spread
+ * sources would otherwise miss in cache at every SYN. summary elements
+ * [SG_SUMMARY_INDEX(slot, family), + SG_SUMMARY_CHUNKS) hold the bits of a
+ * slot and family (family 4 or 6), 8192 to an element.
+ */
+#define SG_SUMMARY_CHUNKS ((1u << 16) / SG_PREFILTER_BITS_PER_CHUNK) /* 8 */
+#define SG_SUMMARY_INDEX(slot, family) ((((slot) * 2u) + ((family) == 6)) * SG_SUMMARY_CHUNKS)
+#define SG_SUMMARY_ELEMENTS (SG_SLOTS * 2u * SG_SUMMARY_CHUNKS)
+
 /* rule_counters[rule_id], per CPU. "refused" counts drop, reject and
  * monitor's would-refuse alike; the verdict counters tell them apart. */
 struct sg_rule_counters {

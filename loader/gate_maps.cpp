@@ -27,13 +27,15 @@ constexpr const char* kAllowV6 = "allow_v6";
 constexpr const char* kTableV4 = "table_v4";
 constexpr const char* kTableV6 = "table_v6";
 constexpr const char* kPrefilterV4 = "prefilter_v4";
+constexpr const char* kSummary = "summary";
 constexpr const char* kRuleCounters = "rule_counters";
 constexpr const char* kPacketCounters = "packet_counters";
 constexpr const char* kRecent = "recent_refused";
 constexpr const char* kEvents = "events";
 constexpr const char* kCpuState = "cpu_state";
-constexpr const char* kAll[] = {kConfig,       kState,          kAllowV4, kAllowV6, kTableV4, kTableV6,
-                                kPrefilterV4,  kRuleCounters, kPacketCounters, kRecent,  kEvents,  kCpuState};
+constexpr const char* kAll[] = {kConfig,   kState,         kAllowV4,        kAllowV6, kTableV4,
+                                kTableV6,  kPrefilterV4,   kSummary,        kRuleCounters,
+                                kPacketCounters, kRecent,  kEvents,         kCpuState};
 }  // namespace mapname
 
 std::string to_string(Action a) {
@@ -142,15 +144,15 @@ Fd inner_map(int outer_fd, uint32_t slot) {
   return Fd(fd);
 }
 
-// A stride table or the prefilter mapped into this process (BPF_F_MMAPABLE
-// arrays of chunks).
+// A stride table, the prefilter or the summary mapped into this process
+// (BPF_F_MMAPABLE arrays of chunks, at least min_elements of them).
 class TableMapping {
  public:
-  explicit TableMapping(int fd) {
+  explicit TableMapping(int fd, uint32_t min_elements = SG_SLOTS * 256 + 2) {
     bpf_map_info info{};
     uint32_t len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) throw SystemError("read stride table info", errno);
-    if (info.value_size != sizeof(sg_chunk) || info.max_entries < SG_SLOTS * 256 + 2)
+    if (info.value_size != sizeof(sg_chunk) || info.max_entries < min_elements)
       throw SystemError("stride table has an unexpected layout", EINVAL);
     elements_ = info.max_entries;
     bytes_ = size_t(info.max_entries) * sizeof(sg_chunk);
@@ -167,19 +169,28 @@ class TableMapping {
   uint32_t pool_per_slot() const { return (elements_ - SG_TABLE_FIRST_CHUNK) / 2; }
   uint32_t first_chunk_of(uint32_t slot) const { return slot * pool_per_slot(); }
 
-  /// Writes a compiled image into its slot: the root, then its chunks; the
-  /// prefilter's bits into `prefilter`, the prefilter map.
-  void write(uint32_t slot, const StrideImage& img, TableMapping* prefilter) {
+  /// Writes a compiled image of one family into its slot: the root, then its
+  /// chunks; the /16 bits into `summary` (the summary map), IPv4's /24 bits
+  /// into `prefilter` (the prefilter map).
+  void write(uint32_t slot, Family family, const StrideImage& img, TableMapping& summary,
+             TableMapping* prefilter) {
     std::copy(img.root.begin(), img.root.end(), element(slot * 256));
     std::copy(img.chunks.begin(), img.chunks.end(), element(SG_TABLE_FIRST_CHUNK + img.first_chunk));
+    std::copy(img.summary.begin(), img.summary.end(), summary.element(summary_index(slot, family)));
     if (prefilter && !img.prefilter.empty())
       std::copy(img.prefilter.begin(), img.prefilter.end(), prefilter->element(slot * SG_PREFILTER_CHUNKS));
   }
 
   /// Walks a slot's table in place, as the program does.
-  uint32_t walk(uint32_t slot, const Cidr& address, TableMapping* prefilter) {
-    return stride_walk(element(slot * 256), element(SG_TABLE_FIRST_CHUNK), 0, elements_ - SG_TABLE_FIRST_CHUNK,
-                       prefilter ? prefilter->element(slot * SG_PREFILTER_CHUNKS) : nullptr, address);
+  uint32_t walk(uint32_t slot, const Cidr& address, TableMapping& summary, TableMapping* prefilter) {
+    return stride_walk(StrideView{summary.element(summary_index(slot, address.family())), element(slot * 256),
+                                  element(SG_TABLE_FIRST_CHUNK), 0, elements_ - SG_TABLE_FIRST_CHUNK,
+                                  prefilter ? prefilter->element(slot * SG_PREFILTER_CHUNKS) : nullptr},
+                       address);
+  }
+
+  static uint32_t summary_index(uint32_t slot, Family family) {
+    return SG_SUMMARY_INDEX(slot, family == Family::V4 ? 4 : 6);
   }
 
  private:
@@ -247,6 +258,10 @@ GateMaps GateMaps::open_pinned(const std::string& pin_dir) {
     int fd = bpf_obj_get(path.c_str());
     if (fd < 0) {
       int err = errno;
+      if (err == ENOENT && pinned_at(pin_dir))
+        throw InputError("the gate pinned at " + pin_dir + " is from another version of smtpgate (map " + name +
+                         " missing); detach every interface with 'smtpgatectl detach IF' and remove the pin "
+                         "directory, then start again");
       if (err == ENOENT)
         throw SystemError("no gate is pinned at " + pin_dir + " (" + name +
                               " missing); start smtpgated first",
@@ -333,6 +348,7 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
   // Compile the stride tables into the inactive slot's root and its half of
   // the chunk pool, written in place through mmap.
   TableMapping prefilter(fds_->get(mapname::kPrefilterV4));
+  TableMapping summary(fds_->get(mapname::kSummary), SG_SUMMARY_ELEMENTS);
   for (Family fam : {Family::V4, Family::V6}) {
     TableMapping table(fds_->get(fam == Family::V4 ? mapname::kTableV4 : mapname::kTableV6));
     StrideImage img =
@@ -341,7 +357,7 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
       spdlog::warn("the IPv{} stride table's chunk pool ({} per slot) is too small for this allowlist: {} "
                    "block(s) are looked up in the LPM trie instead (slower); raise table_chunks",
                    fam == Family::V4 ? 4 : 6, table.pool_per_slot(), img.trie_blocks_pool);
-    table.write(new_slot, img, fam == Family::V4 ? &prefilter : nullptr);
+    table.write(new_slot, fam, img, summary, fam == Family::V4 ? &prefilter : nullptr);
   }
 
   // The publish: one write of the active slot. A packet reads the slot once,
@@ -405,9 +421,10 @@ uint32_t GateMaps::table_entry(const Cidr& address) const {
   sg_state st = read_state(fds_->get(mapname::kState));
   bool v4 = address.family() == Family::V4;
   TableMapping table(fds_->get(v4 ? mapname::kTableV4 : mapname::kTableV6));
-  if (!v4) return table.walk(st.active_slot & 1, address, nullptr);
+  TableMapping summary(fds_->get(mapname::kSummary), SG_SUMMARY_ELEMENTS);
+  if (!v4) return table.walk(st.active_slot & 1, address, summary, nullptr);
   TableMapping prefilter(fds_->get(mapname::kPrefilterV4));
-  return table.walk(st.active_slot & 1, address, &prefilter);
+  return table.walk(st.active_slot & 1, address, summary, &prefilter);
 }
 
 GateConfig GateMaps::config() const {

@@ -8,6 +8,15 @@ namespace {
 
 unsigned levels_of(Family f) { return f == Family::V4 ? SG_TABLE_V4_LEVELS : SG_TABLE_V6_LEVELS; }
 
+// Bit n of a bitmap stored in chunks, as the program indexes it (the summary
+// and the prefilter).
+void set_bit(std::vector<sg_chunk>& bits, uint32_t n) {
+  bits[n / SG_PREFILTER_BITS_PER_CHUNK].entry[(n >> 5) % SG_CHUNK_ENTRIES] |= 1u << (n & 31);
+}
+bool test_bit(const sg_chunk* bits, uint32_t n) {
+  return bits[n / SG_PREFILTER_BITS_PER_CHUNK].entry[(n >> 5) % SG_CHUNK_ENTRIES] & (1u << (n & 31));
+}
+
 // Paints prefixes in order of length, so a longer prefix overwrites the
 // shorter ones it lies in, and a chunk made for it starts as a copy of the
 // leaf it splits.
@@ -88,34 +97,36 @@ StrideImage compile_stride_table(Family family, const std::vector<TrieEntry>& en
   img.first_chunk = first_chunk;
   Painter painter(img, max_chunks, levels_of(family));
   for (const TrieEntry* e : mine) painter.paint(e->prefix, leaf_entry(e->kind, e->rule_id));
-  if (family == Family::V4) {
-    img.prefilter.assign(SG_PREFILTER_CHUNKS, sg_chunk{});
-    for (const TrieEntry* e : mine) {
-      const auto& b = e->prefix.bytes();
-      unsigned len = std::min(e->prefix.prefix_len(), 24u);
-      uint32_t first = (uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2]) & ~((1u << (24 - len)) - 1);
-      for (uint32_t block = first, end = first + (1u << (24 - len)); block < end; block++)
-        img.prefilter[block / SG_PREFILTER_BITS_PER_CHUNK].entry[(block >> 5) % SG_CHUNK_ENTRIES] |= 1u << (block & 31);
-    }
+  // Bits of the blocks some prefix overlaps: /16 blocks in the summary, and
+  // for IPv4 /24 blocks in the prefilter.
+  auto mark = [](std::vector<sg_chunk>& bits, const Cidr& prefix, unsigned block_len) {
+    const auto& b = prefix.bytes();
+    unsigned len = std::min(prefix.prefix_len(), block_len);
+    uint32_t block = 0;
+    for (unsigned i = 0; i < block_len / 8; i++) block = block << 8 | b[i];
+    uint32_t first = block & ~((1u << (block_len - len)) - 1);
+    for (uint32_t n = first, end = first + (1u << (block_len - len)); n < end; n++) set_bit(bits, n);
+  };
+  if (family == Family::V4) img.prefilter.assign(SG_PREFILTER_CHUNKS, sg_chunk{});
+  for (const TrieEntry* e : mine) {
+    mark(img.summary, e->prefix, 16);
+    if (family == Family::V4) mark(img.prefilter, e->prefix, 24);
   }
   return img;
 }
 
-uint32_t stride_walk(const sg_chunk* root, const sg_chunk* chunks, uint32_t first_chunk, size_t n_chunks,
-                     const sg_chunk* prefilter, const Cidr& address) {
+uint32_t stride_walk(const StrideView& t, const Cidr& address) {
   const auto& b = address.bytes();
-  uint32_t e = root[b[0]].entry[b[1]];
+  if (!test_bit(t.summary, uint32_t(b[0]) << 8 | b[1])) return 0;
+  uint32_t e = t.root[b[0]].entry[b[1]];
   unsigned levels = levels_of(address.family());
-  if ((e & (SG_ENTRY_CHUNK | SG_ENTRY_TRIE)) && prefilter) {
-    uint32_t block = uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2];
-    if (!(prefilter[block / SG_PREFILTER_BITS_PER_CHUNK].entry[(block >> 5) % SG_CHUNK_ENTRIES] &
-          (1u << (block & 31))))
-      return 0;
-  }
+  if ((e & (SG_ENTRY_CHUNK | SG_ENTRY_TRIE)) && t.prefilter &&
+      !test_bit(t.prefilter, uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2]))
+    return 0;
   for (unsigned i = 0; i < levels && (e & SG_ENTRY_CHUNK); i++) {
-    uint32_t n = (e & ~SG_ENTRY_CHUNK) - first_chunk;
-    if (n >= n_chunks) return SG_ENTRY_TRIE;
-    e = chunks[n].entry[b[2 + i]];
+    uint32_t n = (e & ~SG_ENTRY_CHUNK) - t.first_chunk;
+    if (n >= t.n_chunks) return SG_ENTRY_TRIE;
+    e = t.chunks[n].entry[b[2 + i]];
   }
   return e & SG_ENTRY_CHUNK ? SG_ENTRY_TRIE : e;
 }

@@ -25,6 +25,9 @@ struct StrideImage {
   /// IPv4 only: SG_PREFILTER_CHUNKS chunks of bits, one per /24 block that
   /// some prefix overlaps (empty for IPv6).
   std::vector<sg_chunk> prefilter;
+  /// SG_SUMMARY_CHUNKS chunks of bits, one per /16 block that some prefix
+  /// overlaps.
+  std::vector<sg_chunk> summary = std::vector<sg_chunk>(SG_SUMMARY_CHUNKS);
 };
 
 /// The leaf entry for a rule.
@@ -36,15 +39,23 @@ uint32_t leaf_entry(RuleKind kind, uint32_t rule_id);
 StrideImage compile_stride_table(Family family, const std::vector<TrieEntry>& entries, uint32_t first_chunk,
                                  uint32_t max_chunks);
 
+/// Where a table of one slot and family lies, as the program reads it.
+struct StrideView {
+  const sg_chunk* summary;    // SG_SUMMARY_CHUNKS chunks of /16 bits
+  const sg_chunk* root;       // 256 chunks
+  const sg_chunk* chunks;     // n_chunks chunks numbered from first_chunk
+  uint32_t first_chunk;
+  size_t n_chunks;
+  const sg_chunk* prefilter;  // the IPv4 prefilter's /24 bits, or nullptr
+};
+
 /// The entry where the program's walk stops for address (a full-length Cidr):
-/// a leaf, or SG_ENTRY_TRIE. root: 256 chunks; chunks: n_chunks chunks
-/// numbered from first_chunk.
-/// prefilter: the IPv4 prefilter's bits, or nullptr.
-uint32_t stride_walk(const sg_chunk* root, const sg_chunk* chunks, uint32_t first_chunk, size_t n_chunks,
-                     const sg_chunk* prefilter, const Cidr& address);
+/// a leaf, or SG_ENTRY_TRIE.
+uint32_t stride_walk(const StrideView& table, const Cidr& address);
 inline uint32_t stride_walk(const StrideImage& img, const Cidr& address) {
-  return stride_walk(img.root.data(), img.chunks.data(), img.first_chunk, img.chunks.size(),
-                     img.prefilter.empty() ? nullptr : img.prefilter.data(), address);
+  return stride_walk(StrideView{img.summary.data(), img.root.data(), img.chunks.data(), img.first_chunk,
+                                img.chunks.size(), img.prefilter.empty() ? nullptr : img.prefilter.data()},
+                     address);
 }
 
 }  // namespace smtpgate

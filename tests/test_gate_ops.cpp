@@ -159,6 +159,20 @@ TEST_F(GateOps, CorruptStateIsSetAsideNotTrusted) {
   EXPECT_FALSE(file_exists(paths.state_dir + "/ranges.json"));
 }
 
+// Pins left by another version (here: a map it did not have) are named as
+// such, with the way out, not mistaken for no gate at all.
+TEST_F(GateOps, PinsOfAnotherVersionAreNamedWithTheFix) {
+  fs::remove(paths.pin_dir + "/summary");
+  try {
+    GateMaps::open_pinned(paths.pin_dir);
+    FAIL() << "opened a pin directory without its summary map";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("another version of smtpgate (map summary missing)"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("smtpgatectl detach"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(GateOps, ActionPersistsAndReachesTheMap) {
   set_action(paths, Action::Reject);
   EXPECT_EQ(GateMaps::open_pinned(paths.pin_dir).config().action, Action::Reject);

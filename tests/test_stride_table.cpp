@@ -3,6 +3,7 @@
 // at and just past the edges. First the compiler alone, then the table the
 // kernel holds, then verdicts through the program with a chunk pool too small
 // for the allowlist, so that the trie answers for what the table cannot.
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 
@@ -218,6 +219,76 @@ TEST(StrideTable, PrefilterMarksExactlyTheBlocksPrefixesTouch) {
   EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.3.1")), 0u);
   EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.2.17")), leaf_entry(RuleKind::Admit, 1));
   EXPECT_TRUE(compile_stride_table(Family::V6, e, 0, 64).prefilter.empty());
+}
+
+bool summary_bit(const StrideImage& img, const char* block16) {
+  Cidr c = Cidr::parse(block16);
+  const auto& b = c.bytes();
+  uint32_t block = uint32_t(b[0]) << 8 | b[1];
+  return img.summary[block / SG_PREFILTER_BITS_PER_CHUNK].entry[(block >> 5) % SG_CHUNK_ENTRIES] &
+         (1u << (block & 31));
+}
+
+TEST(StrideTable, SummaryMarksExactlyTheSixteensPrefixesTouch) {
+  std::vector<TrieEntry> e = {{Cidr::parse("40.1.2.16/28"), 1, RuleKind::Admit},
+                              {Cidr::parse("44.16.0.0/12"), 2, RuleKind::Deny},
+                              {Cidr::parse("2a01:111:f400::/48"), 3, RuleKind::Admit},
+                              {Cidr::parse("2400::/15"), 4, RuleKind::Admit}};
+  StrideImage v4 = compile_stride_table(Family::V4, e, 0, 64);
+  ASSERT_EQ(v4.summary.size(), size_t(SG_SUMMARY_CHUNKS));
+  EXPECT_TRUE(summary_bit(v4, "40.1.0.0/16"));
+  EXPECT_FALSE(summary_bit(v4, "40.0.0.0/16"));
+  EXPECT_FALSE(summary_bit(v4, "40.2.0.0/16"));
+  for (const char* b : {"44.16.0.0/16", "44.24.0.0/16", "44.31.0.0/16"}) EXPECT_TRUE(summary_bit(v4, b)) << b;
+  EXPECT_FALSE(summary_bit(v4, "44.15.0.0/16"));
+  EXPECT_FALSE(summary_bit(v4, "44.32.0.0/16"));
+  StrideImage v6 = compile_stride_table(Family::V6, e, 0, 64);
+  EXPECT_TRUE(summary_bit(v6, "2a01::/16"));
+  EXPECT_FALSE(summary_bit(v6, "2a00::/16"));
+  EXPECT_TRUE(summary_bit(v6, "2400::/16"));
+  EXPECT_TRUE(summary_bit(v6, "2401::/16"));
+  EXPECT_FALSE(summary_bit(v6, "2402::/16"));
+  // The other family's prefixes leave no bits.
+  EXPECT_FALSE(summary_bit(v6, "2801::/16"));  // 40.1 read as IPv6
+  // The walk stops at a clear bit, whatever the root says.
+  v4.root[40].entry[2] = leaf_entry(RuleKind::Admit, 9);
+  EXPECT_EQ(stride_walk(v4, Cidr::parse_address("40.2.0.1")), 0u);
+}
+
+// The program reads the summary first: with the active slot's bits cleared,
+// a source its range admits gets the default rule; a publish writes them
+// again.
+TEST(StrideTableInKernel, TheProgramConsultsTheSummaryFirst) {
+  XdpGate gate;
+  gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
+  std::vector<TrieEntry> e = {{Cidr::parse("40.92.0.0/15"), 1, RuleKind::Admit},
+                              {Cidr::parse("2a01:111:f400::/48"), 2, RuleKind::Admit}};
+  gate.maps().publish(e);
+  auto syn = [&](const char* src) {
+    Packet p;
+    p.eth();
+    if (Cidr::parse_address(src).family() == Family::V4)
+      p.ipv4(src, "192.0.2.1");
+    else
+      p.ipv6(src, "2001:db8::1");
+    return gate.run(p.tcp(40000, 25, SYN).bytes()).action;
+  };
+  ASSERT_EQ(syn("40.93.1.1"), XDP_PASS);
+  ASSERT_EQ(syn("2a01:111:f400::1"), XDP_PASS);
+  sg_state st{};
+  uint32_t zero = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(gate.map_fd("gate_state"), &zero, &st), 0);
+  sg_chunk clear{};
+  for (int fam : {4, 6})
+    for (uint32_t i = 0; i < SG_SUMMARY_CHUNKS; i++) {
+      uint32_t idx = SG_SUMMARY_INDEX(st.active_slot, fam) + i;
+      ASSERT_EQ(bpf_map_update_elem(gate.map_fd("summary"), &idx, &clear, BPF_ANY), 0);
+    }
+  EXPECT_EQ(syn("40.93.1.1"), XDP_DROP);
+  EXPECT_EQ(syn("2a01:111:f400::1"), XDP_DROP);
+  gate.maps().publish(e);
+  EXPECT_EQ(syn("40.93.1.1"), XDP_PASS);
+  EXPECT_EQ(syn("2a01:111:f400::1"), XDP_PASS);
 }
 
 }  // namespace

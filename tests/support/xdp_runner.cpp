@@ -1,6 +1,7 @@
 #include "xdp_runner.hpp"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include <cerrno>
 #include <cstring>
@@ -18,6 +19,12 @@ smtpgate::GateProgram loaded(smtpgate::ProgramOptions opts) {
 
 XdpGate::XdpGate(smtpgate::ProgramOptions opts)
     : prog_(loaded(opts)), maps_(smtpgate::GateMaps::from_object(prog_.object())) {}
+
+int XdpGate::map_fd(const char* name) const {
+  bpf_map* m = bpf_object__find_map_by_name(prog_.object(), name);
+  if (!m) throw std::runtime_error(std::string("no map named ") + name);
+  return bpf_map__fd(m);
+}
 
 RunResult XdpGate::run(const std::vector<uint8_t>& frame) {
   RunResult r;

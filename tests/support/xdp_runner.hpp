@@ -20,6 +20,8 @@ class XdpGate {
   explicit XdpGate(smtpgate::ProgramOptions opts = {});
   smtpgate::GateMaps& maps() { return maps_; }
   int prog_fd() const { return prog_.prog_fd(); }
+  /// A map of the loaded program, by name (for tests that look inside).
+  int map_fd(const char* name) const;
   /// One packet through the program.
   RunResult run(const std::vector<uint8_t>& frame);
 

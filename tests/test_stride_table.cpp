@@ -197,13 +197,17 @@ TEST(StrideTableInKernel, VerdictsAreRightWhetherTableOrTrieAnswers) {
 
 namespace {
 
-bool prefilter_bit(const StrideImage& img, const char* block24) {
-  Cidr c = Cidr::parse(block24);
-  const auto& b = c.bytes();
-  uint32_t block = uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2];
-  return img.prefilter[block / SG_PREFILTER_BITS_PER_CHUNK].entry[(block >> 5) % SG_CHUNK_ENTRIES] &
-         (1u << (block & 31));
+// The bit of a block (a prefix of block_len bits, the first of its block) in
+// a bitmap laid out as the program reads it: the prefilter (/24) or the
+// summary (/16).
+bool block_bit(const std::vector<sg_chunk>& bits, const char* block, unsigned block_len) {
+  Cidr c = Cidr::parse(block);
+  uint32_t n = 0;
+  for (unsigned i = 0; i < block_len / 8; i++) n = n << 8 | c.bytes()[i];
+  return bits[n / SG_PREFILTER_BITS_PER_CHUNK].entry[(n >> 5) % SG_CHUNK_ENTRIES] & (1u << (n & 31));
 }
+bool prefilter_bit(const StrideImage& img, const char* block24) { return block_bit(img.prefilter, block24, 24); }
+bool summary_bit(const StrideImage& img, const char* block16) { return block_bit(img.summary, block16, 16); }
 
 TEST(StrideTable, PrefilterMarksExactlyTheBlocksPrefixesTouch) {
   std::vector<TrieEntry> e = {{Cidr::parse("40.1.2.16/28"), 1, RuleKind::Admit},
@@ -219,14 +223,6 @@ TEST(StrideTable, PrefilterMarksExactlyTheBlocksPrefixesTouch) {
   EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.3.1")), 0u);
   EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.2.17")), leaf_entry(RuleKind::Admit, 1));
   EXPECT_TRUE(compile_stride_table(Family::V6, e, 0, 64).prefilter.empty());
-}
-
-bool summary_bit(const StrideImage& img, const char* block16) {
-  Cidr c = Cidr::parse(block16);
-  const auto& b = c.bytes();
-  uint32_t block = uint32_t(b[0]) << 8 | b[1];
-  return img.summary[block / SG_PREFILTER_BITS_PER_CHUNK].entry[(block >> 5) % SG_CHUNK_ENTRIES] &
-         (1u << (block & 31));
 }
 
 TEST(StrideTable, SummaryMarksExactlyTheSixteensPrefixesTouch) {

@@ -14,7 +14,9 @@
 # busy machine), each above the floor; what the filter dropped; and admitted
 # TCP connects from EOP addresses made during the flood. For smtpgate and the
 # floor, a second flood with kernel.bpf_stats_enabled=1 gives the program's
-# own run time per packet.
+# own run time per packet. Last, a yardstick: programs that only read one bit
+# of a bitmap of 8 KiB to 16 MiB at the source's /24, for what a lookup
+# structure of that size costs under the same flood.
 #
 # Usage: bench/flood.sh BUILD_DIR [--scales 10,1000,100000,1000000]
 #          [--syns 2000000] [--seed 1] [--pool 1048576] [--load-timeout 120]
@@ -64,7 +66,7 @@ GEN=$BUILD/bench/flood_gen
 SMTPGATED=$BUILD/loader/smtpgated
 CTL=$BUILD/control/smtpgatectl
 XDP_DROP=$BUILD/bpf/testprogs/xdp_drop.bpf.o
-for f in "$GEN" "$SMTPGATED" "$CTL" "$XDP_DROP"; do
+for f in "$GEN" "$SMTPGATED" "$CTL" "$XDP_DROP" "$BUILD"/bpf/testprogs/read_{8,256,2048,16384}.bpf.o; do
   [ -e "$f" ] || { echo "flood.sh: $f not found: build first (cmake --build $BUILD)" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "flood.sh: run as root (namespaces, XDP, nftables)" >&2; exit 1; }
@@ -277,8 +279,13 @@ setup_smtpgate() {
   local want t0 t1 out
   want=$(grep -vc '^#' "$RANGES")
   # Room for every range (rule ids 1..N) and a stride table that holds them
-  # (a chunk per /16 with longer prefixes, both slots), no metrics port.
-  local chunks=$(( 2 * (want < 65536 ? want : 65536) + 64 ))
+  # all, so that no block is left to the trie: a chunk per /16 that holds a
+  # longer prefix and one per /24 that does, for each of the two slots. No
+  # metrics port.
+  local need
+  need=$(grep -v '^#' "$RANGES" | awk -F'[./]' '$5 > 16 { a[$1 "." $2] = 1 } $5 > 24 { b[$1 "." $2 "." $3] = 1 }
+                                              END { print length(a) + length(b) }')
+  local chunks=$(( 2 * need + 64 ))
   printf 'max_rules = %d\ntable_chunks = %d\n[metrics]\nlisten = ""\n' $((want + 16)) "$chunks" >"$WORK/smtpgate.toml"
   bg_in "$GW" "$WORK/smtpgated.log" "$SMTPGATED" -c "$WORK/smtpgate.toml" --interface gw0 --pin-dir "$PIN" \
         --state-dir "$WORK/state" --action drop --no-feed --allow-empty
@@ -407,7 +414,32 @@ for SCALE in "${SCALE_LIST[@]}"; do
     ratio "whole machine" $((sg_ns - floor_ns)) $((nft_ns - floor_ns))
     ratio "flood's tasks" $((sg_tns - floor_tns)) $((nft_tns - floor_tns))
   fi
+  read -r _ _ _ _ _ _ _ _ _ _ sg_pns _ <<<"${R[smtpgate]}"
+  read -r _ _ _ _ _ _ _ _ _ _ floor_pns _ <<<"${R[floor]}"
+  if [[ "$sg_pns" =~ ^[0-9.]+$ && "$floor_pns" =~ ^[0-9.]+$ ]]; then
+    LAST_FLOOR_PNS=$floor_pns
+    awk -v s="$sg_pns" -v f="$floor_pns" 'BEGIN { printf "smtpgate program per SYN (bpf_stats): %.1f ns, the floor program %.1f ns: %.2fx (target: at most 2x)\n", s, f, s / f }'
+  fi
   unset R
+done
+
+# --- the yardstick --------------------------------------------------------------
+# What any lookup structure of a given size costs here: a program that reads
+# one bit of an N KiB bitmap at the source's /24 and drops, under the same
+# flood. A structure that must tell a million prefixes apart needs megabytes.
+echo
+echo "== yardstick: one random read per SYN in a bitmap of N KiB, then drop (program time, bpf_stats) =="
+[ -n "${LAST_FLOOR_PNS:-}" ] && echo "floor program (XDP drop): $LAST_FLOOR_PNS ns"
+SCALE=yardstick
+for kib in 8 256 2048 16384; do
+  if ! ip -n "$GW" link set dev gw0 xdpdrv obj "$BUILD/bpf/testprogs/read_$kib.bpf.o" sec xdp; then
+    fail "the $kib KiB read probe did not attach"
+    continue
+  fi
+  PROG_NS=-
+  stats_flood "read_$kib" && printf '%6s KiB: %6s ns per SYN\n' "$kib" "$PROG_NS"
+  [ -n "$TSV" ] && printf 'yardstick\tread_%s\tok\t\t\t\t\t\t\t\t\t\t\t\t%s\t%s\t\t\n' "$kib" "$PROG_NS" "$PROG_CNT" >>"$TSV"
+  ip -n "$GW" link set dev gw0 xdpdrv off
 done
 
 stop_pid "$LISTENER"

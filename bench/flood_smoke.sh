@@ -4,7 +4,7 @@
 # results, independent of the harness's own checks: the four configurations
 # ran, nftables and smtpgate dropped the flood from outside the prefixes (their
 # own counters), every admitted connect succeeded, the kernel timed the XDP
-# programs. Usage: bench/flood_smoke.sh BUILD_DIR
+# programs, the yardstick's included. Usage: bench/flood_smoke.sh BUILD_DIR
 set -euo pipefail
 BUILD=${1:?usage: $0 BUILD_DIR}
 tsv=$(mktemp /tmp/sgflood-smoke.XXXXXX)
@@ -42,7 +42,7 @@ for c in none nftables smtpgate; do
   ok=$(col "$c" connects_succeeded)
   check "$c: admitted connects all succeeded ($ok of $att)" [ "${att:-0}" -gt 0 -a "$att" = "$ok" ]
 done
-for c in smtpgate floor; do
+for c in smtpgate floor read_8 read_256 read_2048 read_16384; do
   check "$c: the kernel timed the program ($(col "$c" prog_run_cnt) runs)" [ "$(col "$c" prog_run_cnt)" -gt 0 ]
 done
 [ "$errors" = 0 ] || { echo "smoke: $errors check(s) failed" >&2; exit 1; }

@@ -266,11 +266,16 @@ static __always_inline __u32 parse_ipv4(void *l3, void *data_end, struct pkt *p)
 
 	if ((void *)(iph + 1) > data_end)
 		return SG_REASON_MALFORMED;
-	if (iph->version != 4 || iph->ihl < 5)
-		return SG_REASON_MALFORMED;
-	ihl = iph->ihl * 4;
-	if (l3 + ihl > data_end)
-		return SG_REASON_MALFORMED;
+	/* Version 4 and no options, nearly every packet: one compare. */
+	if (*(__u8 *)iph == 0x45) {
+		ihl = sizeof(*iph);
+	} else {
+		if (iph->version != 4 || iph->ihl < 5)
+			return SG_REASON_MALFORMED;
+		ihl = iph->ihl * 4;
+		if (l3 + ihl > data_end)
+			return SG_REASON_MALFORMED;
+	}
 	if (iph->protocol != IPPROTO_TCP)
 		return SG_REASON_NOT_TCP;
 
@@ -293,6 +298,9 @@ static __always_inline __u32 parse_ipv6(void *l3, void *data_end, struct pkt *p)
 	if (ip6h->version != 6)
 		return SG_REASON_MALFORMED;
 	nexthdr = ip6h->nexthdr;
+	/* No extension header, nearly every packet: straight to TCP. */
+	if (nexthdr == IPPROTO_TCP)
+		goto upper_layer;
 
 	for (int i = 0; i < SG_MAX_EXT_HEADERS; i++) {
 		struct ipv6_opt_hdr_ *oh = pos;

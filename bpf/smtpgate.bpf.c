@@ -14,16 +14,10 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct sg_config);
 } gate_config SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sg_state);
-} gate_state SEC(".maps");
 
 /* Inner tries: userspace creates them with their own sizes (kernel >= 5.10
  * allows inner LPM maps of differing max_entries). Sizes, not __type: clang
@@ -754,22 +748,23 @@ static __always_inline int leave(int action, __u32 verdict, __u32 reason, __u32 
 static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data, void *data_end, __u64 bytes)
 {
 	struct sg_config *cfg;
-	struct sg_state *st;
-	__u32 zero = 0, rule_id = SG_RULE_DEFAULT, reason, verdict;
+	struct sg_state st;
+	__u32 rule_id = SG_RULE_DEFAULT, reason, verdict;
 	int action;
 
 	if (load_source(p, data_end) < 0)
 		return leave(XDP_PASS, SG_VERDICT_PASS, SG_REASON_MALFORMED, 0, bytes);
 	cfg = p->cfg ? p->cfg : gate_config_get();
-	st = bpf_map_lookup_elem(&gate_state, &zero);
-	if (!cfg || !st)  /* never: both are one-entry arrays */
+	if (!cfg)  /* never: a one-entry array */
 		return leave(XDP_PASS, SG_VERDICT_PASS, SG_REASON_NO_ALLOWLIST, 0, bytes);
 
-	/* One read of the active slot: the packet sees one whole allowlist. */
-	if (!st->generation) {
+	/* One read of the state, both fields in one load: the packet sees one
+	 * whole allowlist. */
+	*(__u64 *)&st = *(volatile __u64 *)&cfg->state;
+	if (!st.generation) {
 		reason = SG_REASON_NO_ALLOWLIST;
 	} else {
-		__u32 slot = st->active_slot & 1;
+		__u32 slot = st.active_slot & 1;
 		__u32 e = p->family == 4 ? table_walk(&table_v4, slot, p->saddr, 4, SG_TABLE_V4_LEVELS, 1)
 					 : table_walk(&table_v6, slot, p->saddr, 6, SG_TABLE_V6_LEVELS, 0);
 		__u32 kind;

@@ -88,20 +88,25 @@ enum sg_judged_as {
 	SG_JUDGED_EXT_LIMIT = 3,       /* IPv6 extension chain longer than walked */
 };
 
-/* gate_config[0]: written by userspace, read by every packet. */
+/* Which allowlist slot the program reads. Its change is the single write
+ * that publishes a new allowlist: userspace stores both fields at once (one
+ * aligned 8-byte store through the mmapped gate_config), the program loads
+ * them at once. */
+struct sg_state {
+	__u32 active_slot;            /* 0 or 1 */
+	__u32 generation;             /* bumped on every publish; 0: none yet */
+};
+
+/* gate_config[0] (mmapable): written by userspace, read by every TCP packet.
+ * The configuration fields and the state are written separately, so that a
+ * change of action never touches the slot and a publish never the action. */
 struct sg_config {
 	__u32 action;                 /* enum sg_action */
 	__u32 nports;                 /* entries used in ports[] */
 	__u16 ports[SG_MAX_PORTS];    /* host byte order */
 	__u32 events_per_sec;         /* per-CPU ring buffer event budget; 0 = none */
 	__u32 recent_sets;            /* sets in recent_refused (a power of two) */
-};
-
-/* gate_state[0]: which allowlist slot the program reads. The flip of
- * active_slot is the single write that publishes a new allowlist. */
-struct sg_state {
-	__u32 active_slot;            /* 0 or 1 */
-	__u32 generation;             /* bumped on every publish, for status */
+	struct sg_state state __attribute__((aligned(8)));
 };
 
 /* LPM trie keys: prefixlen first, as the LPM trie requires. Address bytes in

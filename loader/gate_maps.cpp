@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <map>
 #include <set>
@@ -21,7 +22,6 @@ namespace smtpgate {
 // Names of the maps, as the program defines them and as they are pinned.
 namespace mapname {
 constexpr const char* kConfig = "gate_config";
-constexpr const char* kState = "gate_state";
 constexpr const char* kAllowV4 = "allow_v4";
 constexpr const char* kAllowV6 = "allow_v6";
 constexpr const char* kTableV4 = "table_v4";
@@ -33,9 +33,9 @@ constexpr const char* kPacketCounters = "packet_counters";
 constexpr const char* kRecent = "recent_refused";
 constexpr const char* kEvents = "events";
 constexpr const char* kCpuState = "cpu_state";
-constexpr const char* kAll[] = {kConfig,   kState,         kAllowV4,        kAllowV6, kTableV4,
-                                kTableV6,  kPrefilterV4,   kSummary,        kRuleCounters,
-                                kPacketCounters, kRecent,  kEvents,         kCpuState};
+constexpr const char* kAll[] = {kConfig,       kAllowV4,      kAllowV6,        kTableV4, kTableV6,
+                                kPrefilterV4,  kSummary,      kRuleCounters,   kPacketCounters,
+                                kRecent,       kEvents,       kCpuState};
 }  // namespace mapname
 
 std::string to_string(Action a) {
@@ -247,7 +247,7 @@ GateMaps GateMaps::from_object(bpf_object* obj) {
 }
 
 bool GateMaps::pinned_at(const std::string& pin_dir) {
-  return ::access((pin_dir + "/" + mapname::kState).c_str(), F_OK) == 0;
+  return ::access((pin_dir + "/" + mapname::kConfig).c_str(), F_OK) == 0;
 }
 
 GateMaps GateMaps::open_pinned(const std::string& pin_dir) {
@@ -292,12 +292,43 @@ GateMaps::~GateMaps() { delete fds_; }
 uint32_t GateMaps::max_rules() const { return fds_->max_rules; }
 
 namespace {
-sg_state read_state(int fd) {
-  uint32_t zero = 0;
-  sg_state st{};
-  if (bpf_map_lookup_elem(fd, &zero, &st) != 0) throw SystemError("read gate_state", errno);
-  return st;
-}
+// gate_config mapped into this process: the state is read and written as one
+// aligned 8-byte word, as the program loads it, and the configuration fields
+// are written without touching it.
+class ConfigMapping {
+ public:
+  explicit ConfigMapping(int fd) {
+    void* p = ::mmap(nullptr, bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) throw SystemError("map gate_config", errno);
+    cfg_ = static_cast<sg_config*>(p);
+  }
+  ConfigMapping(const ConfigMapping&) = delete;
+  ConfigMapping& operator=(const ConfigMapping&) = delete;
+  ~ConfigMapping() { ::munmap(cfg_, bytes()); }
+
+  sg_config* get() { return cfg_; }
+  sg_state state() const {
+    uint64_t w = __atomic_load_n(reinterpret_cast<const uint64_t*>(&cfg_->state), __ATOMIC_ACQUIRE);
+    sg_state st;
+    std::memcpy(&st, &w, sizeof(st));
+    return st;
+  }
+  void set_state(const sg_state& st) {
+    uint64_t w;
+    std::memcpy(&w, &st, sizeof(w));
+    __atomic_store_n(reinterpret_cast<uint64_t*>(&cfg_->state), w, __ATOMIC_RELEASE);
+  }
+
+ private:
+  static size_t bytes() {
+    size_t page = size_t(::sysconf(_SC_PAGESIZE));
+    return (sizeof(sg_config) + page - 1) / page * page;
+  }
+  sg_config* cfg_ = nullptr;
+};
+static_assert(offsetof(sg_config, state) % 8 == 0 && sizeof(sg_state) == 8, "the state is one aligned word");
+
+sg_state read_state(int config_fd) { return ConfigMapping(config_fd).state(); }
 }  // namespace
 
 void GateMaps::publish(const std::vector<TrieEntry>& entries) {
@@ -332,9 +363,9 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
     if (rc != 0) throw SystemError("insert " + e.prefix.str() + " into the new allowlist", errno);
   }
 
-  int state_fd = fds_->get(mapname::kState);
+  ConfigMapping config(fds_->get(mapname::kConfig));
   int out4 = fds_->get(mapname::kAllowV4), out6 = fds_->get(mapname::kAllowV6);
-  sg_state st = read_state(state_fd);
+  sg_state st = config.state();
   uint32_t old_slot = st.active_slot & 1;
   uint32_t new_slot = old_slot ^ 1;
 
@@ -360,12 +391,9 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
     table.write(new_slot, fam, img, summary, fam == Family::V4 ? &prefilter : nullptr);
   }
 
-  // The publish: one write of the active slot. A packet reads the slot once,
-  // so it sees the old set or the new one, never a mix.
-  sg_state next{new_slot, st.generation + 1};
-  uint32_t zero = 0;
-  if (bpf_map_update_elem(state_fd, &zero, &next, BPF_ANY) != 0)
-    throw SystemError("flip the active allowlist", errno);
+  // The publish: one store of the state (slot and generation). A packet
+  // reads it once, so it sees the old set or the new one, never a mix.
+  config.set_state(sg_state{new_slot, st.generation + 1});
 
   // Wait out programs that read the old slot index before the flip (the
   // rewrite of the same value is a map-in-map update, hence a grace period),
@@ -377,12 +405,12 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
   bpf_map_delete_elem(out6, &old_slot);
 }
 
-bool GateMaps::has_allowlist() const { return read_state(fds_->get(mapname::kState)).generation != 0; }
+bool GateMaps::has_allowlist() const { return read_state(fds_->get(mapname::kConfig)).generation != 0; }
 
-uint32_t GateMaps::generation() const { return read_state(fds_->get(mapname::kState)).generation; }
+uint32_t GateMaps::generation() const { return read_state(fds_->get(mapname::kConfig)).generation; }
 
 std::vector<TrieEntry> GateMaps::active_entries() const {
-  sg_state st = read_state(fds_->get(mapname::kState));
+  sg_state st = read_state(fds_->get(mapname::kConfig));
   uint32_t slot = st.active_slot & 1;
   std::vector<TrieEntry> out;
   Fd v4 = inner_map(fds_->get(mapname::kAllowV4), slot);
@@ -394,7 +422,7 @@ std::vector<TrieEntry> GateMaps::active_entries() const {
 }
 
 std::optional<TrieEntry> GateMaps::match(const Cidr& address) const {
-  sg_state st = read_state(fds_->get(mapname::kState));
+  sg_state st = read_state(fds_->get(mapname::kConfig));
   uint32_t slot = st.active_slot & 1;
   bool v4 = address.family() == Family::V4;
   Fd trie = inner_map(fds_->get(v4 ? mapname::kAllowV4 : mapname::kAllowV6), slot);
@@ -418,7 +446,7 @@ std::optional<TrieEntry> GateMaps::match(const Cidr& address) const {
 }
 
 uint32_t GateMaps::table_entry(const Cidr& address) const {
-  sg_state st = read_state(fds_->get(mapname::kState));
+  sg_state st = read_state(fds_->get(mapname::kConfig));
   bool v4 = address.family() == Family::V4;
   TableMapping table(fds_->get(v4 ? mapname::kTableV4 : mapname::kTableV6));
   TableMapping summary(fds_->get(mapname::kSummary), SG_SUMMARY_ELEMENTS);
@@ -457,9 +485,9 @@ void GateMaps::set_config(const GateConfig& c) {
   if (bpf_obj_get_info_by_fd(fds_->get(mapname::kRecent), &info, &len) != 0)
     throw SystemError("read recent_refused info", errno);
   raw.recent_sets = info.max_entries;
-  uint32_t zero = 0;
-  if (bpf_map_update_elem(fds_->get(mapname::kConfig), &zero, &raw, BPF_ANY) != 0)
-    throw SystemError("write gate_config", errno);
+  // Every field but the state, which belongs to the publish.
+  ConfigMapping config(fds_->get(mapname::kConfig));
+  std::memcpy(config.get(), &raw, offsetof(sg_config, state));
 }
 
 sg_rule_counters GateMaps::rule_counters(uint32_t rule_id) const {

@@ -278,9 +278,9 @@ AttachedInfo query_attached(const std::string& ifname, const std::string& pin_di
     info.attached = true;
     info.prog_id = xdp_program__id(p);
     if (!pin_dir.empty()) {
-      uint32_t state_id = pinned_map_id(pin_dir, "gate_state");
+      uint32_t config_id = pinned_map_id(pin_dir, "gate_config");
       for (uint32_t id : prog_map_ids(info.prog_id))
-        if (state_id && id == state_id) info.uses_pinned_maps = true;
+        if (config_id && id == config_id) info.uses_pinned_maps = true;
     }
   } else if (!info.dispatcher) {
     if (xdp_program* main = xdp_multiprog__main_prog(m.mp)) info.others.push_back(xdp_program__name(main));

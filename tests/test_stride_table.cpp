@@ -271,9 +271,10 @@ TEST(StrideTableInKernel, TheProgramConsultsTheSummaryFirst) {
   };
   ASSERT_EQ(syn("40.93.1.1"), XDP_PASS);
   ASSERT_EQ(syn("2a01:111:f400::1"), XDP_PASS);
-  sg_state st{};
+  sg_config cfg{};
   uint32_t zero = 0;
-  ASSERT_EQ(bpf_map_lookup_elem(gate.map_fd("gate_state"), &zero, &st), 0);
+  ASSERT_EQ(bpf_map_lookup_elem(gate.map_fd("gate_config"), &zero, &cfg), 0);
+  const sg_state& st = cfg.state;
   sg_chunk clear{};
   for (int fam : {4, 6})
     for (uint32_t i = 0; i < SG_SUMMARY_CHUNKS; i++) {

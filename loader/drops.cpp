@@ -60,8 +60,7 @@ struct DropRecorder::Impl {
   int lock_fd = -1;
   std::optional<GateMaps> maps;
   ring_buffer* rb = nullptr;
-  uint32_t index_generation = 0;
-  std::unique_ptr<RuleIndex> index;
+  std::unique_ptr<RuleNamer> names;  // after maps: refers to them
   std::vector<json> batch;
   int64_t offset_ns = 0;  // monotonic to Unix time, one value per batch
 
@@ -70,19 +69,16 @@ struct DropRecorder::Impl {
     if (lock_fd >= 0) ::close(lock_fd);
   }
 
-  const RuleIndex& rules() {
-    // Rule ids mean what the allowlist in force says; rebuilt after a publish.
-    uint32_t gen = maps->generation();
-    if (!index || gen != index_generation) {
-      index = std::make_unique<RuleIndex>(*maps, StateStore(paths.state_dir).desired_ranges());
-      index_generation = gen;
-    }
-    return *index;
+  // Names a rule from the event's source, looking up only what it needs
+  // (RuleNamer): a publish no longer costs a read of the whole allowlist.
+  RuleNamer& namer() {
+    if (!names) names = std::make_unique<RuleNamer>(*maps, paths.state_dir);
+    return *names;
   }
 
   void record(const sg_event& ev) {
     Cidr src = Cidr::from_bytes(ev.family == 6 ? Family::V6 : Family::V4, ev.addr, ev.family == 6 ? 128 : 32);
-    json rule = rules().rule(ev.rule_id);
+    json rule = namer().rule(ev.rule_id, src);
     char ifname[IF_NAMESIZE] = {};
     int64_t ns = int64_t(ev.ts_ns) + offset_ns;
     batch.push_back({{"schema", kJsonSchemaVersion},

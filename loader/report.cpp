@@ -80,9 +80,12 @@ bool FeedCover::contains(const Cidr& address) const {
 }
 
 RuleIndex::RuleIndex(const GateMaps& maps, std::vector<DesiredRange> desired)
+    : RuleIndex(maps.active_entries(), std::move(desired)) {}
+
+RuleIndex::RuleIndex(const std::vector<TrieEntry>& active, std::vector<DesiredRange> desired)
     : desired_(std::move(desired)), feed_(desired_) {
   DesiredIndex index(desired_);
-  for (const auto& e : maps.active_entries()) by_id_[e.rule_id] = rule_json(e, index.find(e));
+  for (const auto& e : active) by_id_[e.rule_id] = rule_json(e, index.find(e));
 }
 
 json RuleIndex::rule(uint32_t rule_id) const {
@@ -294,8 +297,9 @@ json build_ranges(const Paths& paths) {
   json arr = json::array();
   if (GateMaps::pinned_at(paths.pin_dir)) {
     GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-    RuleIndex index(maps, desired);
-    for (const auto& e : maps.active_entries()) arr.push_back(index.rule(e.rule_id));
+    std::vector<TrieEntry> active = maps.active_entries();
+    RuleIndex index(active, desired);
+    for (const auto& e : active) arr.push_back(index.rule(e.rule_id));
   } else {
     // No gate loaded: what the state directory would load.
     for (const auto& d : desired)
@@ -307,7 +311,8 @@ json build_ranges(const Paths& paths) {
 
 json build_stats(const Paths& paths) {
   GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-  RuleIndex index(maps, StateStore(paths.state_dir).desired_ranges());
+  std::vector<TrieEntry> active = maps.active_entries();
+  RuleIndex index(active, StateStore(paths.state_dir).desired_ranges());
   json rules = json::array();
   json by_origin = json::object();
   auto count = [&](const json& r) {
@@ -316,7 +321,7 @@ json build_stats(const Paths& paths) {
     if (r["range"].is_string()) o["ranges"] = o["ranges"].get<uint64_t>() + 1;
     add_counters(o, r["counters"]);
   };
-  for (const auto& e : maps.active_entries()) {
+  for (const auto& e : active) {
     json r = index.rule(e.rule_id);
     r["counters"] = counters_json(maps.rule_counters(e.rule_id));
     count(r);
@@ -400,7 +405,8 @@ json feed_view(const FeedStatus& f, const std::vector<OtherInstanceSet>& others,
 
 json build_explain(const Paths& paths, const Cidr& address) {
   GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-  RuleIndex index(maps, StateStore(paths.state_dir).desired_ranges());
+  // One address: its deciding entry and the state, never the whole allowlist.
+  std::vector<DesiredRange> desired = StateStore(paths.state_dir).desired_ranges();
   GateConfig cfg = maps.config();
   json j{{"schema", kJsonSchemaVersion}, {"address", address.address_str()}, {"action", to_string(cfg.action)},
          {"ports", cfg.ports}};
@@ -408,10 +414,10 @@ json build_explain(const Paths& paths, const Cidr& address) {
   bool admitted = m && m->kind == RuleKind::Admit;
   uint32_t rule_id = m ? m->rule_id : SG_RULE_DEFAULT;
   j["verdict"] = admitted ? "admit" : to_string(cfg.action);
-  j["rule"] = index.rule(rule_id);
+  j["rule"] = m ? rule_json(*m, DesiredIndex(desired).find(*m)) : default_rule_json();
   if (!m) j["rule"]["note"] = "no range contains this address";
   j["rule"]["counters"] = counters_json(maps.rule_counters(rule_id));
-  j["microsoft"] = index.microsoft(address);
+  j["microsoft"] = FeedCover(desired).contains(address);
   if (admitted) {
     j["why"] = address.address_str() + " is inside " + m->prefix.str() + ", an admit range";
     j["eop_code"] = nullptr;
@@ -435,7 +441,7 @@ json build_explain(const Paths& paths, const Cidr& address) {
     }
   // Every origin that lists the address, not only the deciding one.
   json listed = json::array();
-  for (const auto& d : index.desired())
+  for (const auto& d : desired)
     if (d.cidr.contains(address))
       listed.push_back({{"range", d.cidr.str()}, {"kind", to_string(d.kind)}, {"origin", d.origin}, {"note", d.note}});
   j["listed_in"] = listed;

@@ -62,6 +62,8 @@ class FeedCover {
 class RuleIndex {
  public:
   RuleIndex(const GateMaps& maps, std::vector<DesiredRange> desired);
+  /// From entries already read (GateMaps::active_entries), not read again.
+  RuleIndex(const std::vector<TrieEntry>& active, std::vector<DesiredRange> desired);
   /// Rule 0 is the default rule; an id no range holds now (its range left
   /// since) is described with range null and origin "unknown".
   nlohmann::json rule(uint32_t rule_id) const;

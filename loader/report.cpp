@@ -186,7 +186,8 @@ json RuleNamer::rule(uint32_t rule_id, const Cidr& source) {
     by_id_.clear();
     generation_ = gen;
   }
-  if (auto it = by_id_.find(rule_id); it != by_id_.end()) return it->second;
+  if (auto it = by_id_.find(rule_id); it != by_id_.end())
+    return it->second.first.contains(source) ? it->second.second : unknown_rule_json(rule_id);
   std::vector<TrieEntry> holding = maps_.containing(source, &gen);
   if (gen != generation_) {
     by_id_.clear();
@@ -195,9 +196,9 @@ json RuleNamer::rule(uint32_t rule_id, const Cidr& source) {
   for (const auto& e : holding)
     if (e.rule_id == rule_id) {
       std::optional<DesiredRange> d = desired_.explain(e);
-      return by_id_[rule_id] = rule_json(e, d ? &*d : nullptr);
+      return (by_id_[rule_id] = {e.prefix, rule_json(e, d ? &*d : nullptr)}).second;
     }
-  // Not cached: another source may still name the id's current range.
+  // The id's range (if any) does not hold the source: it left since.
   return unknown_rule_json(rule_id);
 }
 

@@ -117,7 +117,7 @@ class RuleNamer {
   const GateMaps& maps_;
   DesiredState desired_;
   uint32_t generation_ = 0;
-  std::map<uint32_t, nlohmann::json> by_id_;  // rules of generation_
+  std::map<uint32_t, std::pair<Cidr, nlohmann::json>> by_id_;  // rules of generation_: range, name
 };
 
 std::string render_status(const nlohmann::json& j);

@@ -64,6 +64,14 @@ struct DropRecorder::Impl {
   std::vector<json> batch;
   int64_t offset_ns = 0;  // monotonic to Unix time, one value per batch
 
+  // Reading the two clocks one after the other jitters by tens of ns: a
+  // record of the next batch stamped in the same tick would seem older than
+  // one of this batch. The offset follows only a real step of the clock.
+  void update_offset() {
+    int64_t now = monotonic_offset_ns();
+    if (offset_ns == 0 || now - offset_ns > 1000000 || offset_ns - now > 1000000) offset_ns = now;
+  }
+
   ~Impl() {
     if (rb) ring_buffer__free(rb);
     if (lock_fd >= 0) ::close(lock_fd);
@@ -151,7 +159,7 @@ std::vector<json> DropRecorder::drain() { return wait(0); }
 
 std::vector<json> DropRecorder::wait(int timeout_ms) {
   impl_->batch.clear();
-  impl_->offset_ns = monotonic_offset_ns();
+  impl_->update_offset();
   int rc = timeout_ms > 0 ? ring_buffer__poll(impl_->rb, timeout_ms) : ring_buffer__consume(impl_->rb);
   if (rc < 0 && rc != -EINTR) throw SystemError("read the events ring buffer", -rc);
   impl_->append();

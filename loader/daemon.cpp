@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "drops.hpp"
 #include "error.hpp"
@@ -46,6 +49,49 @@ size_t count_admits(const std::vector<DesiredRange>& desired) {
     if (d.kind == RuleKind::Admit) n++;
   return n;
 }
+
+// While a start-up step of unbounded length runs (the first sync, when only
+// the feed can fill the allowlist), asks systemd for more start time
+// (sd_notify EXTEND_TIMEOUT_USEC) at once and every kGraceS / 3 seconds, so
+// that a slow feed server does not make it kill the daemon at
+// TimeoutStartSec. At most kMaxS in all: a start that hangs longer still
+// times out. Outside systemd sd_notify does nothing.
+class StartupGrace {
+ public:
+  static constexpr int kGraceS = 60;
+  static constexpr int kMaxS = 900;
+
+  explicit StartupGrace(const char* step) : step_(step) {
+    extend();
+    thread_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(mu_);
+      auto end = std::chrono::steady_clock::now() + std::chrono::seconds(kMaxS - kGraceS);
+      while (!done_ && std::chrono::steady_clock::now() < end)
+        if (!cv_.wait_for(lock, std::chrono::seconds(kGraceS / 3), [this] { return done_; })) extend();
+    });
+  }
+  ~StartupGrace() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  StartupGrace(const StartupGrace&) = delete;
+  StartupGrace& operator=(const StartupGrace&) = delete;
+
+ private:
+  void extend() {
+    sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=%s", static_cast<unsigned long long>(kGraceS) * 1000000ULL,
+               step_);
+  }
+  const char* step_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -105,13 +151,21 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
   if (sfd < 0) throw SystemError("signalfd", errno);
 
   // With an allowlist in the state (last known good, operator ranges) the
-  // gate comes up first and the feed follows: an unreachable service must not
-  // hold the gate down. Without one, the first sync is what can fill it.
+  // gate comes up first, READY=1 follows at once and the feed's first check
+  // runs from the loop below: a feed server that hangs must hold neither the
+  // gate nor the start. Without one, the first sync is what can fill it: it
+  // runs first, with systemd told to wait for it.
   FeedService feed(cfg);
   bool have_allowlist = count_admits(StateStore(cfg.paths.state_dir).desired_ranges()) > 0;
-  if (!have_allowlist) feed.start_up();
-  bring_up(cfg);
-  if (have_allowlist) feed.start_up();
+  if (!have_allowlist) {
+    StartupGrace grace("first feed sync: no allowlist in the state yet");
+    feed.start_up();
+  }
+  {
+    StartupGrace grace("publishing the allowlist and attaching");
+    bring_up(cfg);
+  }
+  bool feed_started = !have_allowlist;
   // Metrics are for watching the gate, never a reason to leave it down.
   auto render = [&cfg] { return render_metrics(cfg.paths, cfg.interfaces); };
   std::unique_ptr<MetricsServer> metrics;
@@ -160,7 +214,8 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
     if (!cfg.metrics.textfile.empty() && (timeout_ms < 0 || timeout_ms > 15000)) timeout_ms = 15000;
     return timeout_ms < 0 ? Clock::time_point::max() : Clock::now() + std::chrono::milliseconds(timeout_ms);
   };
-  Clock::time_point tick = next_tick();
+  // The feed's first check is due now when it was left for the loop.
+  Clock::time_point tick = feed_started ? next_tick() : Clock::now();
   take_drops();
 
   while (true) {
@@ -199,7 +254,12 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
       break;
     }
     if (Clock::now() < tick) continue;
-    feed.check_now_if_due();
+    if (!feed_started) {
+      feed.start_up();
+      feed_started = true;
+    } else {
+      feed.check_now_if_due();
+    }
     write_textfile();
     tick = next_tick();
   }

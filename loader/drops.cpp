@@ -60,29 +60,33 @@ struct DropRecorder::Impl {
   int lock_fd = -1;
   std::optional<GateMaps> maps;
   ring_buffer* rb = nullptr;
-  uint32_t index_generation = 0;
-  std::unique_ptr<RuleIndex> index;
+  std::unique_ptr<RuleNamer> names;  // after maps: refers to them
   std::vector<json> batch;
   int64_t offset_ns = 0;  // monotonic to Unix time, one value per batch
+
+  // Reading the two clocks one after the other jitters by tens of ns: a
+  // record of the next batch stamped in the same tick would seem older than
+  // one of this batch. The offset follows only a real step of the clock.
+  void update_offset() {
+    int64_t now = monotonic_offset_ns();
+    if (offset_ns == 0 || now - offset_ns > 1000000 || offset_ns - now > 1000000) offset_ns = now;
+  }
 
   ~Impl() {
     if (rb) ring_buffer__free(rb);
     if (lock_fd >= 0) ::close(lock_fd);
   }
 
-  const RuleIndex& rules() {
-    // Rule ids mean what the allowlist in force says; rebuilt after a publish.
-    uint32_t gen = maps->generation();
-    if (!index || gen != index_generation) {
-      index = std::make_unique<RuleIndex>(*maps, StateStore(paths.state_dir).desired_ranges());
-      index_generation = gen;
-    }
-    return *index;
+  // Names a rule from the event's source, looking up only what it needs
+  // (RuleNamer): a publish no longer costs a read of the whole allowlist.
+  RuleNamer& namer() {
+    if (!names) names = std::make_unique<RuleNamer>(*maps, paths.state_dir);
+    return *names;
   }
 
   void record(const sg_event& ev) {
     Cidr src = Cidr::from_bytes(ev.family == 6 ? Family::V6 : Family::V4, ev.addr, ev.family == 6 ? 128 : 32);
-    json rule = rules().rule(ev.rule_id);
+    json rule = namer().rule(ev.rule_id, src);
     char ifname[IF_NAMESIZE] = {};
     int64_t ns = int64_t(ev.ts_ns) + offset_ns;
     batch.push_back({{"schema", kJsonSchemaVersion},
@@ -155,7 +159,7 @@ std::vector<json> DropRecorder::drain() { return wait(0); }
 
 std::vector<json> DropRecorder::wait(int timeout_ms) {
   impl_->batch.clear();
-  impl_->offset_ns = monotonic_offset_ns();
+  impl_->update_offset();
   int rc = timeout_ms > 0 ? ring_buffer__poll(impl_->rb, timeout_ms) : ring_buffer__consume(impl_->rb);
   if (rc < 0 && rc != -EINTR) throw SystemError("read the events ring buffer", -rc);
   impl_->append();

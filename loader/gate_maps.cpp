@@ -422,27 +422,41 @@ std::vector<TrieEntry> GateMaps::active_entries() const {
 }
 
 std::optional<TrieEntry> GateMaps::match(const Cidr& address) const {
+  std::vector<TrieEntry> holding = containing(address);
+  if (holding.empty()) return std::nullopt;
+  return holding.front();
+}
+
+std::vector<TrieEntry> GateMaps::containing(const Cidr& address, uint32_t* generation) const {
   sg_state st = read_state(fds_->get(mapname::kConfig));
-  uint32_t slot = st.active_slot & 1;
+  if (generation) *generation = st.generation;
+  std::vector<TrieEntry> out;
   bool v4 = address.family() == Family::V4;
-  Fd trie = inner_map(fds_->get(v4 ? mapname::kAllowV4 : mapname::kAllowV6), slot);
-  if (trie.fd < 0) return std::nullopt;
-  sg_rule_ref ref{};
-  int rc;
-  if (v4) {
-    sg_lpm_v4_key k{};
-    fill_key_v4(k, address);
-    k.prefixlen = 32;
-    rc = bpf_map_lookup_elem(trie.fd, &k, &ref);
-  } else {
-    sg_lpm_v6_key k{};
-    fill_key_v6(k, address);
-    k.prefixlen = 128;
-    rc = bpf_map_lookup_elem(trie.fd, &k, &ref);
+  Fd trie = inner_map(fds_->get(v4 ? mapname::kAllowV4 : mapname::kAllowV6), st.active_slot & 1);
+  if (trie.fd < 0) return out;
+  // A lookup key's prefix length caps the match: asking again one bit
+  // shorter than the last answer finds the next enclosing prefix.
+  int len = int(address.max_len());
+  while (len >= 0) {
+    sg_rule_ref ref{};
+    int rc;
+    if (v4) {
+      sg_lpm_v4_key k{};
+      fill_key_v4(k, address);
+      k.prefixlen = uint32_t(len);
+      rc = bpf_map_lookup_elem(trie.fd, &k, &ref);
+    } else {
+      sg_lpm_v6_key k{};
+      fill_key_v6(k, address);
+      k.prefixlen = uint32_t(len);
+      rc = bpf_map_lookup_elem(trie.fd, &k, &ref);
+    }
+    if (rc != 0 || int(ref.prefixlen) > len) break;
+    out.push_back(TrieEntry{Cidr::from_bytes(address.family(), address.bytes().data(), ref.prefixlen), ref.rule_id,
+                            static_cast<RuleKind>(ref.kind)});
+    len = int(ref.prefixlen) - 1;
   }
-  if (rc != 0) return std::nullopt;
-  return TrieEntry{Cidr::from_bytes(address.family(), address.bytes().data(), ref.prefixlen), ref.rule_id,
-                   static_cast<RuleKind>(ref.kind)};
+  return out;
 }
 
 uint32_t GateMaps::table_entry(const Cidr& address) const {

@@ -82,6 +82,11 @@ class GateMaps {
   /// Longest-prefix match of an address in the active allowlist, as the program
   /// does it.
   std::optional<TrieEntry> match(const Cidr& address) const;
+  /// Every prefix of the active allowlist that holds the address, longest
+  /// first: at most one trie lookup per prefix length, never a walk of the
+  /// whole allowlist. All read from one slot; `generation`, when given, is
+  /// set to that slot's publish counter.
+  std::vector<TrieEntry> containing(const Cidr& address, uint32_t* generation = nullptr) const;
   /// The stride table's answer for an address (full-length Cidr) in the
   /// active slot: a leaf entry (see leaf_entry) or SG_ENTRY_TRIE.
   uint32_t table_entry(const Cidr& address) const;

@@ -1,8 +1,10 @@
 #include "report.hpp"
 
 #include <net/if.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -43,31 +45,161 @@ bool is_feed_origin(const std::string& o) {
   return o == origin::kFeed || o == origin::kFeedPending || o == origin::kFeedRemoved || o == origin::kFeedOther;
 }
 
-RuleIndex::RuleIndex(const GateMaps& maps, std::vector<DesiredRange> desired) : desired_(std::move(desired)) {
-  DesiredIndex index(desired_);
-  for (const auto& e : maps.active_entries()) {
-    const DesiredRange* d = index.find(e);
-    by_id_[e.rule_id] = {{"rule_id", e.rule_id},
-                         {"range", e.prefix.str()},
-                         {"kind", to_string(e.kind)},
-                         {"origin", d ? d->origin : "unknown"},
-                         {"note", d ? d->note : ""}};
-  }
+namespace {
+
+json default_rule_json() {
+  return {{"rule_id", SG_RULE_DEFAULT}, {"range", nullptr}, {"kind", "default"}, {"origin", "default"},
+          {"note", "sources no range explains"}};
 }
 
-json RuleIndex::rule(uint32_t rule_id) const {
-  if (rule_id == SG_RULE_DEFAULT)
-    return {{"rule_id", SG_RULE_DEFAULT}, {"range", nullptr}, {"kind", "default"}, {"origin", "default"},
-            {"note", "sources no range explains"}};
-  auto it = by_id_.find(rule_id);
-  if (it != by_id_.end()) return it->second;
+json unknown_rule_json(uint32_t rule_id) {
   return {{"rule_id", rule_id}, {"range", nullptr}, {"kind", "unknown"}, {"origin", "unknown"},
           {"note", "a range no longer in the allowlist"}};
 }
 
-bool RuleIndex::microsoft(const Cidr& address) const {
-  return std::any_of(desired_.begin(), desired_.end(),
-                     [&](const DesiredRange& d) { return is_feed_origin(d.origin) && d.cidr.contains(address); });
+json rule_json(const TrieEntry& e, const DesiredRange* d) {
+  return {{"rule_id", e.rule_id},
+          {"range", e.prefix.str()},
+          {"kind", to_string(e.kind)},
+          {"origin", d ? d->origin : "unknown"},
+          {"note", d ? d->note : ""}};
+}
+
+}  // namespace
+
+FeedCover::FeedCover(const std::vector<DesiredRange>& desired) {
+  for (const auto& d : desired)
+    if (is_feed_origin(d.origin)) ranges_.insert(d.cidr);
+}
+
+bool FeedCover::contains(const Cidr& address) const {
+  if (ranges_.empty()) return false;
+  for (unsigned len = 0; len <= address.max_len(); len++)
+    if (ranges_.count(Cidr::from_bytes(address.family(), address.bytes().data(), len))) return true;
+  return false;
+}
+
+RuleIndex::RuleIndex(const GateMaps& maps, std::vector<DesiredRange> desired)
+    : RuleIndex(maps.active_entries(), std::move(desired)) {}
+
+RuleIndex::RuleIndex(const std::vector<TrieEntry>& active, std::vector<DesiredRange> desired)
+    : desired_(std::move(desired)), feed_(desired_) {
+  DesiredIndex index(desired_);
+  for (const auto& e : active) by_id_[e.rule_id] = rule_json(e, index.find(e));
+}
+
+json RuleIndex::rule(uint32_t rule_id) const {
+  if (rule_id == SG_RULE_DEFAULT) return default_rule_json();
+  auto it = by_id_.find(rule_id);
+  if (it != by_id_.end()) return it->second;
+  return unknown_rule_json(rule_id);
+}
+
+// Some of the state directory's files and the desired ranges they hold, with
+// the identity of each file when it was read.
+struct DesiredState::Part {
+  struct FileId {
+    bool exists = false;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    timespec mtime{};
+    bool operator==(const FileId& o) const {
+      return exists == o.exists && dev == o.dev && ino == o.ino && size == o.size &&
+             mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec;
+    }
+  };
+  std::vector<std::string> files;
+  std::function<std::vector<DesiredRange>()> load;
+  std::optional<std::vector<FileId>> read_as;  // nullopt: never read
+  std::vector<DesiredRange> ranges;
+  std::unique_ptr<DesiredIndex> index;
+  FeedCover feed;
+
+  static FileId identify(const std::string& path) {
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) return {};
+    return FileId{true, st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+  }
+
+  // Reads the files again if any changed since they were read. Identities
+  // are taken first: a change during the read is seen by the next call.
+  void refresh() {
+    std::vector<FileId> now;
+    for (const auto& f : files) now.push_back(identify(f));
+    if (read_as && *read_as == now) return;
+    index.reset();
+    ranges = load();
+    index = std::make_unique<DesiredIndex>(ranges);
+    feed = FeedCover(ranges);
+    read_as = std::move(now);
+  }
+
+  // The entry's ranges of this part: the first of the same kind, the first.
+  std::pair<const DesiredRange*, const DesiredRange*> find(const TrieEntry& e) {
+    refresh();
+    const DesiredRange* any = index->find(e);
+    return {any && any->kind == e.kind ? any : nullptr, any};
+  }
+};
+
+DesiredState::DesiredState(std::string state_dir)
+    : dir_(std::move(state_dir)), operator_(std::make_unique<Part>()), feed_(std::make_unique<Part>()) {
+  operator_->files = {dir_ + "/ranges.json"};
+  operator_->load = [dir = dir_] {
+    std::vector<DesiredRange> out;
+    for (const auto& r : StateStore(dir).operator_ranges())
+      out.push_back(DesiredRange{r.cidr, r.kind, origin::kOperator, r.comment});
+    return out;
+  };
+  feed_->files = {dir_ + "/feed.json", dir_ + "/feed-other.json"};
+  feed_->load = [dir = dir_] { return feed_desired_ranges(dir); };
+}
+
+DesiredState::~DesiredState() = default;
+
+std::optional<DesiredRange> DesiredState::explain(const TrieEntry& entry) {
+  // desired_ranges() lists the operator's ranges first, then the feed's.
+  auto [op_same, op_any] = operator_->find(entry);
+  if (op_same) return *op_same;
+  auto [feed_same, feed_any] = feed_->find(entry);
+  if (feed_same) return *feed_same;
+  if (op_any) return *op_any;
+  if (feed_any) return *feed_any;
+  return std::nullopt;
+}
+
+bool DesiredState::microsoft(const Cidr& address) {
+  // Only the feed's files hold feed origins.
+  feed_->refresh();
+  return feed_->feed.contains(address);
+}
+
+RuleNamer::RuleNamer(const GateMaps& maps, std::string state_dir) : maps_(maps), desired_(std::move(state_dir)) {}
+
+json RuleNamer::rule(uint32_t rule_id, const Cidr& source) {
+  if (rule_id == SG_RULE_DEFAULT) return default_rule_json();
+  // Rule ids mean what the allowlist in force says: looked up again after a
+  // publish.
+  uint32_t gen = maps_.generation();
+  if (gen != generation_) {
+    by_id_.clear();
+    generation_ = gen;
+  }
+  if (auto it = by_id_.find(rule_id); it != by_id_.end())
+    return it->second.first.contains(source) ? it->second.second : unknown_rule_json(rule_id);
+  std::vector<TrieEntry> holding = maps_.containing(source, &gen);
+  if (gen != generation_) {
+    by_id_.clear();
+    generation_ = gen;
+  }
+  for (const auto& e : holding)
+    if (e.rule_id == rule_id) {
+      std::optional<DesiredRange> d = desired_.explain(e);
+      return (by_id_[rule_id] = {e.prefix, rule_json(e, d ? &*d : nullptr)}).second;
+    }
+  // The id's range (if any) does not hold the source: it left since.
+  return unknown_rule_json(rule_id);
 }
 
 namespace {
@@ -166,8 +298,9 @@ json build_ranges(const Paths& paths) {
   json arr = json::array();
   if (GateMaps::pinned_at(paths.pin_dir)) {
     GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-    RuleIndex index(maps, desired);
-    for (const auto& e : maps.active_entries()) arr.push_back(index.rule(e.rule_id));
+    std::vector<TrieEntry> active = maps.active_entries();
+    RuleIndex index(active, desired);
+    for (const auto& e : active) arr.push_back(index.rule(e.rule_id));
   } else {
     // No gate loaded: what the state directory would load.
     for (const auto& d : desired)
@@ -179,7 +312,8 @@ json build_ranges(const Paths& paths) {
 
 json build_stats(const Paths& paths) {
   GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-  RuleIndex index(maps, StateStore(paths.state_dir).desired_ranges());
+  std::vector<TrieEntry> active = maps.active_entries();
+  RuleIndex index(active, StateStore(paths.state_dir).desired_ranges());
   json rules = json::array();
   json by_origin = json::object();
   auto count = [&](const json& r) {
@@ -188,7 +322,7 @@ json build_stats(const Paths& paths) {
     if (r["range"].is_string()) o["ranges"] = o["ranges"].get<uint64_t>() + 1;
     add_counters(o, r["counters"]);
   };
-  for (const auto& e : maps.active_entries()) {
+  for (const auto& e : active) {
     json r = index.rule(e.rule_id);
     r["counters"] = counters_json(maps.rule_counters(e.rule_id));
     count(r);
@@ -272,7 +406,8 @@ json feed_view(const FeedStatus& f, const std::vector<OtherInstanceSet>& others,
 
 json build_explain(const Paths& paths, const Cidr& address) {
   GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-  RuleIndex index(maps, StateStore(paths.state_dir).desired_ranges());
+  // One address: its deciding entry and the state, never the whole allowlist.
+  std::vector<DesiredRange> desired = StateStore(paths.state_dir).desired_ranges();
   GateConfig cfg = maps.config();
   json j{{"schema", kJsonSchemaVersion}, {"address", address.address_str()}, {"action", to_string(cfg.action)},
          {"ports", cfg.ports}};
@@ -280,10 +415,10 @@ json build_explain(const Paths& paths, const Cidr& address) {
   bool admitted = m && m->kind == RuleKind::Admit;
   uint32_t rule_id = m ? m->rule_id : SG_RULE_DEFAULT;
   j["verdict"] = admitted ? "admit" : to_string(cfg.action);
-  j["rule"] = index.rule(rule_id);
+  j["rule"] = m ? rule_json(*m, DesiredIndex(desired).find(*m)) : default_rule_json();
   if (!m) j["rule"]["note"] = "no range contains this address";
   j["rule"]["counters"] = counters_json(maps.rule_counters(rule_id));
-  j["microsoft"] = index.microsoft(address);
+  j["microsoft"] = FeedCover(desired).contains(address);
   if (admitted) {
     j["why"] = address.address_str() + " is inside " + m->prefix.str() + ", an admit range";
     j["eop_code"] = nullptr;
@@ -307,7 +442,7 @@ json build_explain(const Paths& paths, const Cidr& address) {
     }
   // Every origin that lists the address, not only the deciding one.
   json listed = json::array();
-  for (const auto& d : index.desired())
+  for (const auto& d : desired)
     if (d.cidr.contains(address))
       listed.push_back({{"range", d.cidr.str()}, {"kind", to_string(d.kind)}, {"origin", d.origin}, {"note", d.note}});
   j["listed_in"] = listed;
@@ -323,18 +458,19 @@ json build_explain(const Paths& paths, const Cidr& address) {
 
 json build_top(const Paths& paths, size_t limit, const std::string& origin) {
   GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-  RuleIndex index(maps, StateStore(paths.state_dir).desired_ranges());
+  // Each source's rule from its own address: no dump of the whole allowlist.
+  RuleNamer names(maps, paths.state_dir);
   json rows = json::array();
   std::vector<std::pair<RecentSource, json>> all;
   for (const auto& s : maps.recent_refused()) {
-    json rule = index.rule(s.rule_id);
+    json rule = names.rule(s.rule_id, s.address);
     if (!origin.empty() && rule["origin"] != origin) continue;
     all.emplace_back(s, rule);
   }
   // Microsoft's sources first (a feed origin decides, or a feed lists it),
   // then by count, then by the most recent.
   std::vector<bool> ms;
-  for (const auto& [s, rule] : all) ms.push_back(is_feed_origin(rule["origin"]) || index.microsoft(s.address));
+  for (const auto& [s, rule] : all) ms.push_back(is_feed_origin(rule["origin"]) || names.microsoft(s.address));
   std::vector<size_t> order(all.size());
   for (size_t i = 0; i < order.size(); i++) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {

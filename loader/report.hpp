@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,22 +44,80 @@ nlohmann::json build_feed_status(const Paths& paths);
 /// True for the origins that mean "Microsoft publishes this range".
 bool is_feed_origin(const std::string& origin);
 
+/// The feed-origin ranges among some desired ranges, to tell whether an
+/// address is Microsoft's with one set lookup per prefix length, not a scan.
+class FeedCover {
+ public:
+  FeedCover() = default;
+  explicit FeedCover(const std::vector<DesiredRange>& desired);
+  /// True when the address lies inside any of the ranges.
+  bool contains(const Cidr& address) const;
+
+ private:
+  std::set<Cidr> ranges_;
+};
+
 /// The rules of the active allowlist by id, described as every document
 /// prints them: rule_id, range, kind, origin, note.
 class RuleIndex {
  public:
   RuleIndex(const GateMaps& maps, std::vector<DesiredRange> desired);
+  /// From entries already read (GateMaps::active_entries), not read again.
+  RuleIndex(const std::vector<TrieEntry>& active, std::vector<DesiredRange> desired);
   /// Rule 0 is the default rule; an id no range holds now (its range left
   /// since) is described with range null and origin "unknown".
   nlohmann::json rule(uint32_t rule_id) const;
   /// True when the address lies inside any range with a feed origin the gate
   /// knows (admitted or watched, whichever range decides).
-  bool microsoft(const Cidr& address) const;
+  bool microsoft(const Cidr& address) const { return feed_.contains(address); }
   const std::vector<DesiredRange>& desired() const { return desired_; }
 
  private:
   std::map<uint32_t, nlohmann::json> by_id_;
   std::vector<DesiredRange> desired_;
+  FeedCover feed_;
+};
+
+/// The desired ranges of a state directory (StateStore::desired_ranges), read
+/// only when asked and again only after a file changed (its device, inode,
+/// size or modification time): the operator's ranges apart from the feed's,
+/// so that a feed check, which rewrites feed.json, does not re-read a large
+/// ranges.json.
+class DesiredState {
+ public:
+  explicit DesiredState(std::string state_dir);
+  ~DesiredState();
+  DesiredState(const DesiredState&) = delete;
+  DesiredState& operator=(const DesiredState&) = delete;
+  /// The range that explains a trie entry, as DesiredIndex::find over
+  /// StateStore::desired_ranges() finds it; nullopt when none does.
+  std::optional<DesiredRange> explain(const TrieEntry& entry);
+  /// RuleIndex::microsoft from the feed's files alone.
+  bool microsoft(const Cidr& address);
+
+ private:
+  struct Part;
+  std::string dir_;
+  std::unique_ptr<Part> operator_, feed_;
+};
+
+/// Rules named one at a time, from an address the rule decided: the range
+/// from the active allowlist's prefixes that hold the address (a few map
+/// lookups), origin and note from DesiredState. Nothing is read whole; each
+/// rule is looked up once per publish. The same JSON as RuleIndex::rule for
+/// every rule whose range holds the address; an id whose range no longer
+/// holds it (the range left since the event) is "unknown".
+class RuleNamer {
+ public:
+  RuleNamer(const GateMaps& maps, std::string state_dir);
+  nlohmann::json rule(uint32_t rule_id, const Cidr& source);
+  bool microsoft(const Cidr& address) { return desired_.microsoft(address); }
+
+ private:
+  const GateMaps& maps_;
+  DesiredState desired_;
+  uint32_t generation_ = 0;
+  std::map<uint32_t, std::pair<Cidr, nlohmann::json>> by_id_;  // rules of generation_: range, name
 };
 
 std::string render_status(const nlohmann::json& j);

@@ -15,6 +15,7 @@
 #include "error.hpp"
 #include "feed_sync.hpp"
 #include "fsutil.hpp"
+#include "gate.hpp"
 #include "process.hpp"
 #include "refusal_scene.hpp"
 
@@ -250,6 +251,66 @@ TEST(Drops, TheLogIsRotatedAtItsCapSoTheHistoryStaysBounded) {
   EXPECT_GT(kept.size(), 0u);
   EXPECT_LT(kept.size(), 100u);
   for (size_t i = 1; i < kept.size(); i++) EXPECT_LE(kept[i - 1]["unix_ns"], kept[i]["unix_ns"]);
+}
+
+TEST(Drops, AfterAPublishRulesAreNamedAsTheNewAllowlistSays) {
+  // The recorder names each rule once per publish from the event's source:
+  // a publish that gives a range a new rule id, another origin and note, or
+  // removes it, must show in the records that follow.
+  RefusalScene scene("drn");
+  auto consumer = DropRecorder::try_take(scene.paths());
+  ASSERT_TRUE(consumer);
+  scene.syn(RefusalScene::kDod);
+  scene.syn(RefusalScene::kPending);
+  std::vector<json> before = consumer->drain();
+  ASSERT_EQ(before.size(), 2u);
+  EXPECT_EQ(before[0]["kind"], "watch");
+  EXPECT_EQ(before[0]["origin"], "feed-other");
+  EXPECT_EQ(before[1]["range"], "52.100.0.0/14");
+  EXPECT_EQ(before[1]["origin"], "feed-pending");
+  uint32_t old_id = before[0]["rule_id"];
+
+  scene.syn(RefusalScene::kPending);  // judged now, named after its range is gone
+  add_range(scene.paths(), OperatorRange{Cidr::parse("23.103.191.0/24"), RuleKind::Deny, "DoD relay, refused", 0},
+            true);  // the same prefix, now deny: a new rule id
+  FeedStatus f = read_feed_status(scene.paths().state_dir);
+  f.rejected.reset();  // the pending range leaves the allowlist
+  write_feed_status(scene.paths().state_dir, f);
+  {
+    GateLock lock(scene.paths());
+    ASSERT_TRUE(republish_if_pinned(scene.paths()));
+  }
+  scene.syn(RefusalScene::kDod);
+  std::vector<json> after = consumer->drain();
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0]["source"], RefusalScene::kPending);
+  EXPECT_TRUE(after[0]["range"].is_null()) << after[0];
+  EXPECT_EQ(after[0]["kind"], "unknown");
+  EXPECT_EQ(after[0]["origin"], "unknown");
+  EXPECT_EQ(after[1]["source"], RefusalScene::kDod);
+  EXPECT_NE(after[1]["rule_id"].get<uint32_t>(), old_id);
+  EXPECT_EQ(after[1]["range"], "23.103.191.0/24");
+  EXPECT_EQ(after[1]["kind"], "deny");
+  EXPECT_EQ(after[1]["origin"], "operator");
+  // What stats says of that rule is what the record says.
+  json stats = scene.ctl_json({"stats"});
+  bool found = false;
+  for (const auto& r : stats["rules"])
+    if (r["rule_id"] == after[1]["rule_id"]) {
+      found = true;
+      EXPECT_EQ(r["range"], after[1]["range"]);
+      EXPECT_EQ(r["kind"], after[1]["kind"]);
+      EXPECT_EQ(r["origin"], after[1]["origin"]);
+      EXPECT_EQ(r["note"], "DoD relay, refused");
+    }
+  EXPECT_TRUE(found) << stats["rules"].dump();
+  // The same answers from top, which names rules the same way.
+  json top = scene.ctl_json({"top"});
+  ASSERT_FALSE(top["sources"].empty());
+  EXPECT_EQ(top["sources"][0]["source"], RefusalScene::kDod);
+  EXPECT_EQ(top["sources"][0]["origin"], "operator");
+  EXPECT_EQ(top["sources"][0]["note"], "DoD relay, refused");
+  EXPECT_TRUE(top["sources"][0]["microsoft"].get<bool>()) << "a feed still lists it";
 }
 
 TEST(Durations, ParseWithUnitsAndRefuseNonsense) {

@@ -90,10 +90,17 @@ class Faults : public ::testing::Test {
             "--state-dir", box.state_dir(), "--action", "drop", "--feed-url", server->url(),
             "--metrics-listen", ""};
   }
+  // Started and ready, and the feed's first check done: with a last known
+  // good it runs after READY=1.
   std::unique_ptr<sgtest::Daemon> start_ready() {
     auto d = std::make_unique<sgtest::Daemon>(box.gateway(), daemon_argv());
     if (!d->ready(60000)) ADD_FAILURE() << "smtpgated did not become ready:\n" << d->stderr_text();
+    if (!first_check_done()) ADD_FAILURE() << "smtpgated did not check the feed:\n" << d->stderr_text();
     return d;
+  }
+  // A due check (make_check_due) sets the next one when it ends.
+  bool first_check_done() {
+    return wait_for([&] { return smtpgate::read_feed_status(box.state_dir()).next_check != 0; }, 120s);
   }
 
   sgtest::ProcResult ctl(std::vector<std::string> args) {
@@ -161,6 +168,17 @@ class Faults : public ::testing::Test {
     ::close(fd);
   }
 
+  // Polls pred every 100 ms until it holds (true) or the time is up (false).
+  template <typename Pred>
+  static bool wait_for(Pred pred, std::chrono::milliseconds limit) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() >= end) return false;
+      std::this_thread::sleep_for(100ms);
+    }
+    return true;
+  }
+
   std::map<std::string, std::string> state_files() {
     std::map<std::string, std::string> out;
     for (const auto& e : fs::directory_iterator(box.state_dir()))
@@ -187,6 +205,7 @@ TEST_F(Faults, KilledDuringHundredFeedUpdatesAlwaysLeavesOneWholeAllowlist) {
   {
     sgtest::Daemon d(box.gateway(), daemon_argv());
     ASSERT_TRUE(d.ready(60000)) << d.stderr_text();
+    ASSERT_TRUE(first_check_done()) << d.stderr_text();
     d.kill_hard();
   }
   auto full = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
@@ -281,10 +300,18 @@ TEST_F(Faults, FeedServerResetHangOrDripLeavesTheGateAndRecovers) {
     std::this_thread::sleep_for(1500ms);
     EXPECT_EQ(active_version(n), n - 1);
     expect_filters_as(n - 1, {n}, "during the fault");
-    ASSERT_TRUE(d.ready(120000)) << d.stderr_text();
+    ASSERT_TRUE(d.ready(5000)) << d.stderr_text();
     auto ready_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
-    std::printf("%s: READY after %lld ms\n", fc.name, static_cast<long long>(ready_ms.count()));
+    // The first check runs after READY=1: wait for its outcome.
+    ASSERT_TRUE(wait_for([&] {
+      return applied_version() == version_string(n) ||
+             !smtpgate::read_feed_status(box.state_dir()).last_error.empty();
+    }, 120s)) << d.stderr_text();
+    auto check_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    std::printf("%s: READY after %lld ms, first check done after %lld ms\n", fc.name,
+                static_cast<long long>(ready_ms.count()), static_cast<long long>(check_ms.count()));
     RecordProperty(std::string(fc.name) + " ready_ms", static_cast<int>(ready_ms.count()));
+    RecordProperty(std::string(fc.name) + " check_ms", static_cast<int>(check_ms.count()));
     if (fc.recovers_in_same_start) {
       EXPECT_EQ(applied_version(), version_string(n)) << smtpgate::read_file(box.state_dir() + "/feed.json");
       EXPECT_EQ(active_version(n), n);
@@ -295,8 +322,10 @@ TEST_F(Faults, FeedServerResetHangOrDripLeavesTheGateAndRecovers) {
     EXPECT_EQ(active_version(n), n - 1);
     EXPECT_EQ(applied_version(), version_string(n - 1));
     EXPECT_FALSE(smtpgate::read_feed_status(box.state_dir()).last_error.empty());
+    // The status is written just before the outcome is logged.
+    EXPECT_TRUE(wait_for([&] { return d.stderr_text().find("feed:") != std::string::npos; }, 5s))
+        << d.stderr_text();
     d.kill_hard();
-    EXPECT_NE(d.stderr_text().find("feed:"), std::string::npos) << d.stderr_text();
     // The server is fixed; the next check applies the version.
     serve(n);
     make_check_due();
@@ -305,6 +334,57 @@ TEST_F(Faults, FeedServerResetHangOrDripLeavesTheGateAndRecovers) {
     EXPECT_EQ(active_version(n), n);
     again->kill_hard();
   }
+}
+
+// A feed server that hangs on every request must not hold the start: with a
+// last known good, READY=1 comes as soon as the gate is up, and the feed's
+// first check runs after it (each hang costs curl's 30 s three times, longer
+// than systemd's default start timeout).
+TEST_F(Faults, HangingFeedDoesNotHoldReadyAndTheGateFiltersAtReady) {
+  {
+    auto d = start_ready();
+    ASSERT_EQ(active_version(0), 0);
+    d->kill_hard();
+  }
+  serve(1);
+  Reply hang = Reply::json(R"({"instance":"Worldwide","latest":")" + version_string(1) + R"("})");
+  hang.fault = sgtest::Fault::Hang;
+  server->route("/version/Worldwide", hang);
+  make_check_due();
+  server->clear_requests();
+  auto t0 = std::chrono::steady_clock::now();
+  sgtest::Daemon d(box.gateway(), daemon_argv());
+  ASSERT_TRUE(d.ready(5000)) << "no READY=1 within 5 s while the feed hangs:\n" << d.stderr_text();
+  auto ready_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  std::printf("READY after %lld ms with the feed hanging\n", static_cast<long long>(ready_ms.count()));
+  RecordProperty("ready_ms", static_cast<int>(ready_ms.count()));
+  // At READY=1 the gate is attached, with the pinned maps, and filters with
+  // the last known good.
+  auto info = box.gateway().run<smtpgate::AttachedInfo>(
+      [this] { return smtpgate::query_attached(Sandbox::kGwIf, box.pin_dir()); });
+  EXPECT_TRUE(info.attached && info.uses_pinned_maps);
+  EXPECT_EQ(active_version(1), 0);
+  expect_filters_as(0, {1}, "at READY=1 with the feed hanging");
+  // The check did start, and it is still waiting on the server.
+  EXPECT_TRUE(wait_for([&] { return server->count("/version/Worldwide") >= 1; }, 5s));
+  EXPECT_EQ(applied_version(), version_string(0));
+  EXPECT_TRUE(smtpgate::read_feed_status(box.state_dir()).last_error.empty());
+  d.kill_hard();
+}
+
+// Without an allowlist the first sync must come first (it is what fills the
+// allowlist): the daemon asks systemd for more start time before it.
+TEST_F(Faults, WithoutAnAllowlistTheFirstSyncAsksForMoreStartTime) {
+  Reply hang = Reply::json(R"({"instance":"Worldwide","latest":")" + version_string(0) + R"("})");
+  hang.fault = sgtest::Fault::Hang;
+  server->route("/version/Worldwide", hang);
+  sgtest::Daemon d(box.gateway(), daemon_argv());
+  EXPECT_TRUE(d.notified("EXTEND_TIMEOUT_USEC=60000000", 5000)) << d.stderr_text();
+  EXPECT_FALSE(d.ready(2000)) << "READY=1 before the first sync filled the allowlist";
+  EXPECT_TRUE(wait_for([&] { return server->count("/version/Worldwide") >= 1; }, 5s));
+  EXPECT_FALSE(smtpgate::GateMaps::pinned_at(box.pin_dir()) &&
+               smtpgate::GateMaps::open_pinned(box.pin_dir()).has_allowlist());
+  d.kill_hard();
 }
 
 // A tmpfs or a read-only bind mount over the state directory, removed on
@@ -366,11 +446,14 @@ TEST_F(Faults, FullOrReadOnlyStateDirRefusesChangesAndKeepsTheGate) {
     EXPECT_EQ(active_admits(), admits) << "a feed update that cannot be recorded must not be published";
     EXPECT_EQ(state_files(), before);
 
-    // The daemon's own update at start: reported, the gate kept.
-    auto d = start_ready();
+    // The daemon's own update at start (after READY=1): reported, the gate
+    // kept. Its status cannot be saved, so the log is what tells it ended.
+    sgtest::Daemon d(box.gateway(), daemon_argv());
+    ASSERT_TRUE(d.ready(60000)) << d.stderr_text();
+    EXPECT_TRUE(wait_for([&] { return d.stderr_text().find("feed:") != std::string::npos; }, 120s))
+        << d.stderr_text();
     EXPECT_EQ(active_admits(), admits);
-    d->kill_hard();
-    EXPECT_NE(d->stderr_text().find("feed:"), std::string::npos) << d->stderr_text();
+    d.kill_hard();
     EXPECT_EQ(state_files(), before);
   }
 }

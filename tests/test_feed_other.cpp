@@ -138,7 +138,9 @@ TEST_F(FeedOther, AFailedFetchKeepsTheAllowlistAndWhatWasKnown) {
   EXPECT_NE(r.warnings[1].find("watch ranges are kept"), std::string::npos) << r.warnings[1];
   EXPECT_EQ(maps().active_entries(), before);
   for (const auto& s : read_other_instances(cfg.paths.state_dir))
-    if (s.instance == Instance::China) EXPECT_EQ(s.version, "2025120100");
+    if (s.instance == Instance::China) {
+      EXPECT_EQ(s.version, "2025120100");
+    }
 }
 
 TEST_F(FeedOther, AFirstFetchThatFailsLeavesTheMainFeedApplied) {

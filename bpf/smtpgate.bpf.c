@@ -396,25 +396,13 @@ static __always_inline void complete_source(struct pkt *p)
 
 /* ---- the lookup ----------------------------------------------------------- */
 
-/* True when no prefix of the slot's IPv4 allowlist overlaps the source's /24. */
-static __always_inline int prefilter_clear(__u32 slot, const __u8 *addr)
+/* True when bit `block` of a bitmap held in a map of 8192-bit chunks, from
+ * element `first`, is clear: no prefix overlaps that block. The summary (/16
+ * blocks) and the IPv4 prefilter (/24 blocks) are such bitmaps. */
+static __always_inline int block_clear(void *bits, __u32 first, __u32 block)
 {
-	__u32 block = (__u32)addr[0] << 16 | (__u32)addr[1] << 8 | addr[2];
-	__u32 idx = slot * SG_PREFILTER_CHUNKS + block / SG_PREFILTER_BITS_PER_CHUNK;
-	struct sg_chunk *c = bpf_map_lookup_elem(&prefilter_v4, &idx);
-
-	if (!c)
-		return 0;
-	return !(c->entry[(block >> 5) & (SG_CHUNK_ENTRIES - 1)] & (1u << (block & 31)));
-}
-
-/* True when no prefix of the slot's allowlist for the family overlaps the
- * source's /16. */
-static __always_inline int summary_clear(__u32 slot, const int family, const __u8 *addr)
-{
-	__u32 block = (__u32)addr[0] << 8 | addr[1];
-	__u32 idx = SG_SUMMARY_INDEX(slot, family) + block / SG_PREFILTER_BITS_PER_CHUNK;
-	struct sg_chunk *c = bpf_map_lookup_elem(&summary, &idx);
+	__u32 idx = first + block / SG_PREFILTER_BITS_PER_CHUNK;
+	struct sg_chunk *c = bpf_map_lookup_elem(bits, &idx);
 
 	if (!c)
 		return 0;
@@ -426,13 +414,13 @@ static __always_inline int summary_clear(__u32 slot, const int family, const __u
  * `levels` chunks by one byte each. Returns the entry where the walk stops;
  * SG_ENTRY_TRIE when the table cannot answer. */
 static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *addr, const int family,
-					const int levels, const int prefilter)
+					const int levels)
 {
 	struct sg_chunk *c;
 	__u32 idx = slot * 256 + addr[0];
 	__u32 e;
 
-	if (summary_clear(slot, family, addr))
+	if (block_clear(&summary, SG_SUMMARY_INDEX(slot, family), (__u32)addr[0] << 8 | addr[1]))
 		return 0;
 	c = bpf_map_lookup_elem(table, &idx);
 	if (!c)
@@ -441,7 +429,8 @@ static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *add
 	if (!(e & (SG_ENTRY_CHUNK | SG_ENTRY_TRIE)))
 		return e;
 	/* Past a leaf, before a chunk or the trie: is the /24 empty? */
-	if (prefilter && prefilter_clear(slot, addr))
+	if (family == 4 && block_clear(&prefilter_v4, slot * SG_PREFILTER_CHUNKS,
+					 (__u32)addr[0] << 16 | (__u32)addr[1] << 8 | addr[2]))
 		return 0;
 #pragma unroll
 	for (int i = 0; i < levels; i++) {
@@ -745,7 +734,7 @@ static __always_inline int leave(int action, __u32 verdict, __u32 reason, __u32 
 }
 
 /* A packet the parser hands on: the verdict of the allowlist in force. */
-static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data, void *data_end, __u64 bytes)
+static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_end, __u64 bytes)
 {
 	struct sg_config *cfg;
 	struct sg_state st;
@@ -765,8 +754,8 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data, 
 		reason = SG_REASON_NO_ALLOWLIST;
 	} else {
 		__u32 slot = st.active_slot & 1;
-		__u32 e = p->family == 4 ? table_walk(&table_v4, slot, p->saddr, 4, SG_TABLE_V4_LEVELS, 1)
-					 : table_walk(&table_v6, slot, p->saddr, 6, SG_TABLE_V6_LEVELS, 0);
+		__u32 e = p->family == 4 ? table_walk(&table_v4, slot, p->saddr, 4, SG_TABLE_V4_LEVELS)
+					 : table_walk(&table_v6, slot, p->saddr, 6, SG_TABLE_V6_LEVELS);
 		__u32 kind;
 
 		if (e & SG_ENTRY_TRIE)
@@ -818,7 +807,7 @@ int smtpgate_xdp(struct xdp_md *ctx)
 	 * parser: one register more for the parser, no stack traffic. */
 	if (reason != JUDGE)
 		return leave(XDP_PASS, SG_VERDICT_PASS, reason, 0, frame_len(ctx));
-	return judge(ctx, &p, data, data_end, frame_len(ctx));
+	return judge(ctx, &p, data_end, frame_len(ctx));
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -250,6 +250,10 @@ bool GateMaps::pinned_at(const std::string& pin_dir) {
   return ::access((pin_dir + "/" + mapname::kConfig).c_str(), F_OK) == 0;
 }
 
+std::string GateMaps::other_version_fix(const std::string& pin_dir) {
+  return "detach every interface with 'smtpgatectl detach IF', remove " + pin_dir + ", then start again";
+}
+
 GateMaps GateMaps::open_pinned(const std::string& pin_dir) {
   GateMaps m;
   m.fds_ = new Fds;
@@ -260,8 +264,7 @@ GateMaps GateMaps::open_pinned(const std::string& pin_dir) {
       int err = errno;
       if (err == ENOENT && pinned_at(pin_dir))
         throw InputError("the gate pinned at " + pin_dir + " is from another version of smtpgate (map " + name +
-                         " missing); detach every interface with 'smtpgatectl detach IF' and remove the pin "
-                         "directory, then start again");
+                         " missing); " + other_version_fix(pin_dir));
       if (err == ENOENT)
         throw SystemError("no gate is pinned at " + pin_dir + " (" + name +
                               " missing); start smtpgated first",

@@ -60,8 +60,11 @@ class GateMaps {
   /// Borrows the maps of a loaded object (fds are duplicated).
   static GateMaps from_object(bpf_object* obj);
   /// Opens the maps pinned under pin_dir. Throws SystemError when no gate is
-  /// pinned there.
+  /// pinned there, InputError when another version of smtpgate pinned it.
   static GateMaps open_pinned(const std::string& pin_dir);
+  /// The way out of pins another version of smtpgate left in pin_dir (one
+  /// clause, for the end of an error message).
+  static std::string other_version_fix(const std::string& pin_dir);
   /// True when pin_dir holds smtpgate's pinned maps.
   static bool pinned_at(const std::string& pin_dir);
 

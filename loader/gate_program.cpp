@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "error.hpp"
+#include "gate_maps.hpp"
 #include "fsutil.hpp"
 #include "log.hpp"
 #include "smtpgate.skel.h"
@@ -60,7 +61,7 @@ std::string explain_load_failure(const std::string& log, int err) {
 namespace {
 
 // Refuses to reuse a pinned map whose layout differs (from another version).
-void check_pin_compatible(bpf_map* map, int pinned_fd, const std::string& path) {
+void check_pin_compatible(bpf_map* map, int pinned_fd, const std::string& path, const std::string& pin_dir) {
   bpf_map_info info{};
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(pinned_fd, &info, &len) != 0) throw SystemError("inspect " + path, errno);
@@ -68,8 +69,7 @@ void check_pin_compatible(bpf_map* map, int pinned_fd, const std::string& path) 
       info.value_size != bpf_map__value_size(map) || info.max_entries != bpf_map__max_entries(map) ||
       info.map_flags != bpf_map__map_flags(map))
     throw InputError("pinned map " + path + " has another layout or size than this smtpgate expects (" +
-                     "from another version or other --max-rules); detach every interface with " +
-                     "'smtpgatectl detach IF' and remove the pin directory, then start again");
+                     "from another version or other --max-rules); " + GateMaps::other_version_fix(pin_dir));
 }
 }  // namespace
 
@@ -97,7 +97,7 @@ struct GateProgram::Impl {
         throw SystemError("open pinned map " + path, errno);
       }
       try {
-        check_pin_compatible(map, fd, path);
+        check_pin_compatible(map, fd, path, opts.pin_dir);
       } catch (...) {
         ::close(fd);
         throw;

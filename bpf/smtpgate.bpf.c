@@ -133,13 +133,10 @@ struct pkt {
 	__u32 family;       /* 4 or 6 */
 	void *l3;           /* the IP header */
 	struct sg_config *cfg; /* looked up once a TCP header is found, else 0 */
-	/* Only for a packet to judge (load_source, complete_source): */
-	__u8 saddr[16];     /* IPv4 in the first 4 bytes, rest zeroed when refused */
-	__u16 sport;        /* host order */
+	/* Only for a packet to judge: */
+	__u8 saddr[16];     /* copy_source(): IPv4 in the first 4 bytes, rest zero */
+	__u32 l3_len;       /* bytes from the IP header to TCP: a reset reads it again */
 	__u16 dport;
-	__u32 seq;          /* host order */
-	__u32 payload_len;  /* TCP payload bytes, per the IP lengths */
-	__u8 fin;
 	__u8 can_reset;     /* a complete, unfragmented TCP header was seen */
 	__u8 judged_as;     /* enum sg_judged_as */
 };
@@ -156,18 +153,13 @@ static __always_inline struct sg_config *gate_config_get(void)
 	return bpf_map_lookup_elem(&gate_config, &zero);
 }
 
-static __always_inline int port_guarded(const struct sg_config *cfg, __u16 port)
+/* port_be: the destination port as it lies in the TCP header. One load and
+ * a bit test; the index is below SG_PORT_WORDS for any 16-bit value. */
+static __always_inline int port_guarded(const struct sg_config *cfg, __u16 port_be)
 {
 	if (!cfg)
 		return 0;
-#pragma unroll
-	for (int i = 0; i < SG_MAX_PORTS; i++) {
-		if (i >= cfg->nports)
-			break;
-		if (cfg->ports[i] == port)
-			return 1;
-	}
-	return 0;
+	return (cfg->port_bits[port_be >> 5] >> (port_be & 31)) & 1;
 }
 
 /* Bytes the IP header(s) say follow them, for the reset's acknowledgment
@@ -211,15 +203,14 @@ static __always_inline __u32 parse_tcp(void *th_, void *data_end, struct pkt *p,
 		p->can_reset = 0;
 		if (th_ + 4 > data_end) {
 			p->cfg = 0;
-			p->sport = p->dport = 0;
+			p->dport = 0;
 			p->judged_as = SG_JUDGED_TINY_FRAGMENT;
 			return JUDGE;
 		}
-		p->sport = bpf_ntohs(th->source);
-		p->dport = bpf_ntohs(th->dest);
 		cfg = p->cfg = gate_config_get();
-		if (!port_guarded(cfg, p->dport))
+		if (!port_guarded(cfg, th->dest))
 			return SG_REASON_OTHER_PORT;
+		p->dport = bpf_ntohs(th->dest);
 		p->judged_as = SG_JUDGED_FIRST_FRAGMENT;
 		return JUDGE;
 	}
@@ -232,21 +223,16 @@ static __always_inline __u32 parse_tcp(void *th_, void *data_end, struct pkt *p,
 	 * configuration being read at all. */
 	if (!th->syn || th->ack)
 		return SG_REASON_NOT_SYN;
-	p->dport = bpf_ntohs(th->dest);
 	cfg = p->cfg = gate_config_get();
-	if (!port_guarded(cfg, p->dport))
+	if (!port_guarded(cfg, th->dest))
 		return SG_REASON_OTHER_PORT;
+	p->dport = bpf_ntohs(th->dest);
 
+	/* What the reset needs it reads from the packet itself: a SYN that is
+	 * admitted, or dropped, pays for none of it. */
 	p->family = family;
 	p->l3 = l3;
-	p->sport = bpf_ntohs(th->source);
-	p->seq = bpf_ntohl(th->seq);
-	p->fin = th->fin;
-	{
-		__u32 l4_len = ip_payload_len(p, data_end, l3_len);
-
-		p->payload_len = l4_len > (__u32)th->doff * 4 ? l4_len - (__u32)th->doff * 4 : 0;
-	}
+	p->l3_len = l3_len;
 	p->can_reset = 1;
 	p->judged_as = SG_JUDGED_SYN;
 	return JUDGE;
@@ -338,7 +324,7 @@ static __always_inline __u32 parse_ipv6(void *l3, void *data_end, struct pkt *p)
 		p->judged_as = SG_JUDGED_EXT_LIMIT;
 		p->cfg = 0;
 		p->can_reset = 0;
-		p->sport = p->dport = 0;
+		p->dport = 0;
 		return JUDGE;
 	}
 
@@ -362,35 +348,37 @@ static __always_inline __u32 parse(void *data, void *data_end, struct pkt *p)
 	return proto < 0 ? SG_REASON_MALFORMED : SG_REASON_NOT_IP;
 }
 
-/* The source of a packet to judge, copied out of its IP header (the parser
- * does not copy it for the packets that pass unjudged). For IPv4 only the
- * four bytes the lookup reads: complete_source() zeroes the rest for the
- * refused, whose source is recorded as 16 bytes. The reset reads the
- * destination from the packet itself. */
-static __always_inline int load_source(struct pkt *p, void *data_end)
+/* The source of a packet to judge, where it lies in its IP header: the
+ * table walk reads it there. 0 when the header is cut short. */
+static __always_inline const __u8 *packet_source(const struct pkt *p, void *data_end)
 {
 	if (p->family == 4) {
 		struct iphdr *iph = p->l3;
 
 		if ((void *)(iph + 1) > data_end)
-			return -1;
-		*(__u32 *)p->saddr = iph->saddr;
+			return 0;
+		return (const __u8 *)&iph->saddr;
 	} else {
 		struct ipv6hdr *ip6h = p->l3;
 
 		if ((void *)(ip6h + 1) > data_end)
-			return -1;
-		__builtin_memcpy(p->saddr, &ip6h->saddr, 16);
+			return 0;
+		return (const __u8 *)&ip6h->saddr;
 	}
-	return 0;
 }
 
-static __always_inline void complete_source(struct pkt *p)
+/* p->saddr from the packet, IPv4 zero-padded to 16 bytes: only for what
+ * needs a copy (the trie's key, a refused source's record, the reset, which
+ * overwrites the packet). An admitted SYN never pays for it. */
+static __always_inline void copy_source(struct pkt *p, const __u8 *src)
 {
 	if (p->family == 4) {
 		__u32 *s = (__u32 *)p->saddr;
 
+		s[0] = *(const __u32 *)src;
 		s[1] = s[2] = s[3] = 0;
+	} else {
+		__builtin_memcpy(p->saddr, src, 16);
 	}
 }
 
@@ -505,11 +493,19 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 	struct tcphdr th = {};
 	__u8 mac[ETH_ALEN];
 	void *at = p->l3;   /* the IP header: the reset is written from here */
+	struct tcphdr *syn = at + p->l3_len;
 	__u8 daddr[16];     /* the SYN's destination, read before it is overwritten */
-	__u32 new_len, sum;
+	__u32 new_len, sum, l4_len, ack;
 
-	if ((void *)(eth + 1) > data_end)
+	if ((void *)(eth + 1) > data_end || (void *)(syn + 1) > data_end)
 		return -1;
+	/* RFC 9293 3.10.7.1: acknowledge the SYN and any payload or FIN. */
+	l4_len = ip_payload_len(p, data_end, p->l3_len);
+	ack = bpf_ntohl(syn->seq) + 1 + syn->fin;
+	if (l4_len > (__u32)syn->doff * 4)
+		ack += l4_len - (__u32)syn->doff * 4;
+	th.source = syn->dest;
+	th.dest = syn->source;
 	if (p->family == 4) {
 		struct iphdr *iph = at;
 
@@ -525,9 +521,7 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 	}
 
 	/* Headers are built and checksummed on the stack, then copied in. */
-	th.source = bpf_htons(p->dport);
-	th.dest = bpf_htons(p->sport);
-	th.ack_seq = bpf_htonl(p->seq + p->payload_len + 1 + p->fin);
+	th.ack_seq = bpf_htonl(ack);
 	th.doff = 5;
 	th.rst = 1;
 	th.ack = 1;
@@ -738,10 +732,12 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 {
 	struct sg_config *cfg;
 	struct sg_state st;
+	const __u8 *src;
 	__u32 rule_id = SG_RULE_DEFAULT, reason, verdict;
 	int action;
 
-	if (load_source(p, data_end) < 0)
+	src = packet_source(p, data_end);
+	if (!src)
 		return leave(XDP_PASS, SG_VERDICT_PASS, SG_REASON_MALFORMED, 0, bytes);
 	cfg = p->cfg ? p->cfg : gate_config_get();
 	if (!cfg)  /* never: a one-entry array */
@@ -754,12 +750,14 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 		reason = SG_REASON_NO_ALLOWLIST;
 	} else {
 		__u32 slot = st.active_slot & 1;
-		__u32 e = p->family == 4 ? table_walk(&table_v4, slot, p->saddr, 4, SG_TABLE_V4_LEVELS)
-					 : table_walk(&table_v6, slot, p->saddr, 6, SG_TABLE_V6_LEVELS);
+		__u32 e = p->family == 4 ? table_walk(&table_v4, slot, src, 4, SG_TABLE_V4_LEVELS)
+					 : table_walk(&table_v6, slot, src, 6, SG_TABLE_V6_LEVELS);
 		__u32 kind;
 
-		if (e & SG_ENTRY_TRIE)
+		if (e & SG_ENTRY_TRIE) {
+			copy_source(p, src);
 			e = trie_lookup(slot, p);
+		}
 		rule_id = e & SG_ENTRY_RULE_MASK;
 		kind = (e >> SG_ENTRY_KIND_SHIFT) & SG_ENTRY_KIND_MASK;
 		if (kind == SG_KIND_ADMIT)
@@ -768,7 +766,8 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 		       : kind == SG_KIND_WATCH ? SG_REASON_RULE_WATCH : SG_REASON_DEFAULT;
 	}
 
-	/* Refused. */
+	/* Refused: the source is copied before a reset overwrites it. */
+	copy_source(p, src);
 	switch (cfg->action) {
 	case SG_ACTION_MONITOR:
 		verdict = SG_VERDICT_MONITOR;
@@ -790,7 +789,6 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 		action = XDP_DROP;
 		break;
 	}
-	complete_source(p);
 	note_refusal(ctx, cfg, p, rule_id, verdict, reason);
 	return leave(action, verdict, reason, rule_id, bytes);
 }

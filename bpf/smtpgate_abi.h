@@ -15,8 +15,10 @@
 #include <linux/types.h>
 #endif
 
-/* Guarded destination ports: a short list, checked in a bounded loop. */
+/* Guarded destination ports: a short list (what the operator set, read
+ * back by userspace) and, for the program, one bit per port. */
 #define SG_MAX_PORTS 8
+#define SG_PORT_WORDS (65536 / 32)
 
 /* Rule ids index the per-rule counters. Id 0 is the default rule: a source
  * that no range explains. Range rules are 1..max_rules-1. */
@@ -106,6 +108,11 @@ struct sg_config {
 	__u16 ports[SG_MAX_PORTS];    /* host byte order */
 	__u32 events_per_sec;         /* per-CPU ring buffer event budget; 0 = none */
 	__u32 recent_sets;            /* sets in recent_refused (a power of two) */
+	/* Bit p of this bitmap is set when the port whose two bytes, read as
+	 * they lie in the TCP header (network order), make the number p is
+	 * guarded: the program tests it with one load, without a byte swap.
+	 * The same ports as ports[]; userspace writes both. */
+	__u32 port_bits[SG_PORT_WORDS];
 	struct sg_state state __attribute__((aligned(8)));
 };
 

@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
@@ -12,6 +13,7 @@
 #include <cstddef>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "error.hpp"
@@ -474,7 +476,8 @@ uint32_t GateMaps::table_entry(const Cidr& address) const {
 
 GateConfig GateMaps::config() const {
   uint32_t zero = 0;
-  sg_config raw{};
+  auto owned = std::make_unique<sg_config>();
+  sg_config& raw = *owned;
   if (bpf_map_lookup_elem(fds_->get(mapname::kConfig), &zero, &raw) != 0)
     throw SystemError("read gate_config", errno);
   GateConfig c;
@@ -489,12 +492,15 @@ void GateMaps::set_config(const GateConfig& c) {
   if (c.ports.empty() || c.ports.size() > SG_MAX_PORTS)
     throw InputError("guarded ports: give 1 to " + std::to_string(SG_MAX_PORTS) + " ports, got " +
                      std::to_string(c.ports.size()));
-  sg_config raw{};
+  auto owned = std::make_unique<sg_config>();  // 8 KiB of port bits: not on the stack
+  sg_config& raw = *owned;
   raw.action = static_cast<uint32_t>(c.action);
   raw.nports = static_cast<uint32_t>(c.ports.size());
   for (size_t i = 0; i < c.ports.size(); i++) {
     if (c.ports[i] == 0) throw InputError("guarded port 0 is not a port: use 1..65535");
     raw.ports[i] = c.ports[i];
+    uint16_t be = htons(c.ports[i]);  // the bitmap is indexed by the port as the header holds it
+    raw.port_bits[be >> 5] |= 1u << (be & 31);
   }
   raw.events_per_sec = c.events_per_sec;
   bpf_map_info info{};

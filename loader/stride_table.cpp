@@ -118,11 +118,9 @@ StrideImage compile_stride_table(Family family, const std::vector<TrieEntry>& en
 uint32_t stride_walk(const StrideView& t, const Cidr& address) {
   const auto& b = address.bytes();
   if (!test_bit(t.summary, uint32_t(b[0]) << 8 | b[1])) return 0;
+  if (t.prefilter && !test_bit(t.prefilter, uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2])) return 0;
   uint32_t e = t.root[b[0]].entry[b[1]];
   unsigned levels = levels_of(address.family());
-  if ((e & (SG_ENTRY_CHUNK | SG_ENTRY_TRIE)) && t.prefilter &&
-      !test_bit(t.prefilter, uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2]))
-    return 0;
   for (unsigned i = 0; i < levels && (e & SG_ENTRY_CHUNK); i++) {
     uint32_t n = (e & ~SG_ENTRY_CHUNK) - t.first_chunk;
     if (n >= t.n_chunks) return SG_ENTRY_TRIE;

@@ -367,9 +367,9 @@ static __always_inline const __u8 *packet_source(const struct pkt *p, void *data
 	}
 }
 
-/* p->saddr from the packet, IPv4 zero-padded to 16 bytes: only for what
- * needs a copy (the trie's key, a refused source's record, the reset, which
- * overwrites the packet). An admitted SYN never pays for it. */
+/* p->saddr from the packet, IPv4 zero-padded to 16 bytes: only for a
+ * refused source (its record, and the reset, which overwrites the packet).
+ * An admitted SYN never pays for it. */
 static __always_inline void copy_source(struct pkt *p, const __u8 *src)
 {
 	if (p->family == 4) {
@@ -435,17 +435,18 @@ static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *add
 	return e & SG_ENTRY_CHUNK ? SG_ENTRY_TRIE : e;
 }
 
-/* The slow path, for what the table hands on: the LPM trie of the slot. */
-static __always_inline __u32 trie_lookup(__u32 slot, const struct pkt *p)
+/* The slow path, for what the table hands on: the LPM trie of the slot, keyed
+ * by the source where it lies in the packet. */
+static __always_inline __u32 trie_lookup(__u32 slot, __u32 family, const __u8 *src)
 {
 	struct sg_rule_ref *ref = 0;
 
-	if (p->family == 4) {
+	if (family == 4) {
 		struct sg_lpm_v4_key key = { .prefixlen = 32 };
 		void *trie = bpf_map_lookup_elem(&allow_v4, &slot);
 
 		if (trie) {
-			__builtin_memcpy(key.addr, p->saddr, 4);
+			__builtin_memcpy(key.addr, src, 4);
 			ref = bpf_map_lookup_elem(trie, &key);
 		}
 	} else {
@@ -453,7 +454,7 @@ static __always_inline __u32 trie_lookup(__u32 slot, const struct pkt *p)
 		void *trie = bpf_map_lookup_elem(&allow_v6, &slot);
 
 		if (trie) {
-			__builtin_memcpy(key.addr, p->saddr, 16);
+			__builtin_memcpy(key.addr, src, 16);
 			ref = bpf_map_lookup_elem(trie, &key);
 		}
 	}
@@ -754,10 +755,8 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 					 : table_walk(&table_v6, slot, src, 6, SG_TABLE_V6_LEVELS);
 		__u32 kind;
 
-		if (e & SG_ENTRY_TRIE) {
-			copy_source(p, src);
-			e = trie_lookup(slot, p);
-		}
+		if (e & SG_ENTRY_TRIE)
+			e = trie_lookup(slot, p->family, src);
 		rule_id = e & SG_ENTRY_RULE_MASK;
 		kind = (e >> SG_ENTRY_KIND_SHIFT) & SG_ENTRY_KIND_MASK;
 		if (kind == SG_KIND_ADMIT)

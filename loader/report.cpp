@@ -79,12 +79,12 @@ bool FeedCover::contains(const Cidr& address) const {
   return false;
 }
 
-RuleIndex::RuleIndex(const GateMaps& maps, std::vector<DesiredRange> desired)
-    : RuleIndex(maps.active_entries(), std::move(desired)) {}
+RuleIndex::RuleIndex(const GateMaps& maps, const std::vector<DesiredRange>& desired)
+    : RuleIndex(maps.active_entries(), desired) {}
 
-RuleIndex::RuleIndex(const std::vector<TrieEntry>& active, std::vector<DesiredRange> desired)
-    : desired_(std::move(desired)), feed_(desired_) {
-  DesiredIndex index(desired_);
+RuleIndex::RuleIndex(const std::vector<TrieEntry>& active, const std::vector<DesiredRange>& desired)
+    : feed_(desired) {
+  DesiredIndex index(desired);
   for (const auto& e : active) by_id_[e.rule_id] = rule_json(e, index.find(e));
 }
 
@@ -177,22 +177,22 @@ bool DesiredState::microsoft(const Cidr& address) {
 
 RuleNamer::RuleNamer(const GateMaps& maps, std::string state_dir) : maps_(maps), desired_(std::move(state_dir)) {}
 
+void RuleNamer::follow(uint32_t generation) {
+  if (generation == generation_) return;
+  by_id_.clear();
+  generation_ = generation;
+}
+
 json RuleNamer::rule(uint32_t rule_id, const Cidr& source) {
   if (rule_id == SG_RULE_DEFAULT) return default_rule_json();
   // Rule ids mean what the allowlist in force says: looked up again after a
   // publish.
-  uint32_t gen = maps_.generation();
-  if (gen != generation_) {
-    by_id_.clear();
-    generation_ = gen;
-  }
+  follow(maps_.generation());
   if (auto it = by_id_.find(rule_id); it != by_id_.end())
     return it->second.first.contains(source) ? it->second.second : unknown_rule_json(rule_id);
+  uint32_t gen = 0;
   std::vector<TrieEntry> holding = maps_.containing(source, &gen);
-  if (gen != generation_) {
-    by_id_.clear();
-    generation_ = gen;
-  }
+  follow(gen);  // a publish may have come between the two reads
   for (const auto& e : holding)
     if (e.rule_id == rule_id) {
       std::optional<DesiredRange> d = desired_.explain(e);

@@ -61,20 +61,18 @@ class FeedCover {
 /// prints them: rule_id, range, kind, origin, note.
 class RuleIndex {
  public:
-  RuleIndex(const GateMaps& maps, std::vector<DesiredRange> desired);
+  RuleIndex(const GateMaps& maps, const std::vector<DesiredRange>& desired);
   /// From entries already read (GateMaps::active_entries), not read again.
-  RuleIndex(const std::vector<TrieEntry>& active, std::vector<DesiredRange> desired);
+  RuleIndex(const std::vector<TrieEntry>& active, const std::vector<DesiredRange>& desired);
   /// Rule 0 is the default rule; an id no range holds now (its range left
   /// since) is described with range null and origin "unknown".
   nlohmann::json rule(uint32_t rule_id) const;
   /// True when the address lies inside any range with a feed origin the gate
   /// knows (admitted or watched, whichever range decides).
   bool microsoft(const Cidr& address) const { return feed_.contains(address); }
-  const std::vector<DesiredRange>& desired() const { return desired_; }
 
  private:
   std::map<uint32_t, nlohmann::json> by_id_;
-  std::vector<DesiredRange> desired_;
   FeedCover feed_;
 };
 
@@ -114,6 +112,9 @@ class RuleNamer {
   bool microsoft(const Cidr& address) { return desired_.microsoft(address); }
 
  private:
+  /// Forgets the rules named under another publish than `generation`.
+  void follow(uint32_t generation);
+
   const GateMaps& maps_;
   DesiredState desired_;
   uint32_t generation_ = 0;

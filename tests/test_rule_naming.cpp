@@ -83,8 +83,8 @@ void write_feed(const Paths& p) {
   write_feed_status(p.state_dir, f);
 }
 
-// Every active entry named both ways, from an address inside it that no
-// longer prefix holds.
+// Every active entry named both ways, from its first address (which a longer
+// prefix may hold too: the namer finds the id among every prefix holding it).
 void expect_same_names(const Paths& p) {
   GateMaps maps = GateMaps::open_pinned(p.pin_dir);
   std::vector<TrieEntry> active = maps.active_entries();

@@ -23,7 +23,7 @@ namespace smtpgate {
 
 // Names of the maps, as the program defines them and as they are pinned.
 namespace mapname {
-constexpr const char* kConfig = "gate_config";
+constexpr const char* kConfig = kConfigMapName;
 constexpr const char* kAllowV4 = "allow_v4";
 constexpr const char* kAllowV6 = "allow_v6";
 constexpr const char* kTableV4 = "table_v4";

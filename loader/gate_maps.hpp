@@ -16,6 +16,10 @@ struct bpf_object;
 
 namespace smtpgate {
 
+/// The name of the gate's configuration map, as the program defines it and as
+/// it is pinned: the mark by which a pin directory, or a program, is a gate's.
+inline constexpr const char* kConfigMapName = "gate_config";
+
 enum class Action : uint32_t { Drop = SG_ACTION_DROP, Reject = SG_ACTION_REJECT, Monitor = SG_ACTION_MONITOR };
 enum class RuleKind : uint32_t { Admit = SG_KIND_ADMIT, Deny = SG_KIND_DENY, Watch = SG_KIND_WATCH };
 

@@ -278,7 +278,7 @@ AttachedInfo query_attached(const std::string& ifname, const std::string& pin_di
     info.attached = true;
     info.prog_id = xdp_program__id(p);
     if (!pin_dir.empty()) {
-      uint32_t config_id = pinned_map_id(pin_dir, "gate_config");
+      uint32_t config_id = pinned_map_id(pin_dir, kConfigMapName);
       for (uint32_t id : prog_map_ids(info.prog_id))
         if (config_id && id == config_id) info.uses_pinned_maps = true;
     }

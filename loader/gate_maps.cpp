@@ -275,6 +275,25 @@ GateMaps GateMaps::open_pinned(const std::string& pin_dir) {
     }
     m.fds_->by_name[name] = Fd(fd);
   }
+  // The values this build reads and writes: a map of another size is from
+  // another version, whose values would be misread (or overrun the buffer a
+  // per-CPU value is read into).
+  const std::pair<const char*, size_t> kValueSizes[] = {
+      {mapname::kConfig, sizeof(sg_config)},        {mapname::kTableV4, sizeof(sg_chunk)},
+      {mapname::kTableV6, sizeof(sg_chunk)},        {mapname::kPrefilterV4, sizeof(sg_chunk)},
+      {mapname::kSummary, sizeof(sg_chunk)},        {mapname::kRuleCounters, sizeof(sg_rule_counters)},
+      {mapname::kPacketCounters, sizeof(sg_counter)}, {mapname::kRecent, sizeof(sg_recent_set)},
+      {mapname::kCpuState, sizeof(sg_cpu_state)}};
+  for (const auto& [name, want] : kValueSizes) {
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(m.fds_->get(name), &info, &len) != 0)
+      throw SystemError(std::string("read ") + name + " info", errno);
+    if (info.value_size != want)
+      throw InputError("the gate pinned at " + pin_dir + " is from another version of smtpgate (map " + name +
+                       " holds " + std::to_string(info.value_size) + "-byte values, this one " +
+                       std::to_string(want) + "); " + other_version_fix(pin_dir));
+  }
   bpf_map_info info{};
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(m.fds_->get(mapname::kRuleCounters), &info, &len) != 0)

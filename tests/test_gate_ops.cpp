@@ -1,10 +1,12 @@
 // Changes to a real gate (maps loaded and pinned in a test pin dir, no
 // interface): what ranges add/del/import and action do to the state dir and
 // the maps, and that bad input changes neither.
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -168,6 +170,29 @@ TEST_F(GateOps, PinsOfAnotherVersionAreNamedWithTheFix) {
     FAIL() << "opened a pin directory without its summary map";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("another version of smtpgate (map summary missing)"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("smtpgatectl detach"), std::string::npos) << e.what();
+  }
+}
+
+// A map of the same name whose values have another size (here: cpu_state
+// as it was before it grew a field) is from another version too: reading it
+// with this version's layout would misread it.
+TEST_F(GateOps, PinsWithValuesOfAnotherSizeAreNamedWithTheFix) {
+  const std::string path = paths.pin_dir + "/cpu_state";
+  fs::remove(path);
+  int fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "cpu_state", sizeof(uint32_t), sizeof(sg_cpu_state) - 8, 1,
+                          nullptr);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(bpf_obj_pin(fd, path.c_str()), 0) << std::strerror(errno);
+  ::close(fd);
+  try {
+    GateMaps::open_pinned(paths.pin_dir);
+    FAIL() << "opened a pin directory whose cpu_state has another value size";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("another version of smtpgate (map cpu_state holds " +
+                                         std::to_string(sizeof(sg_cpu_state) - 8) + "-byte values"),
+              std::string::npos)
         << e.what();
     EXPECT_NE(std::string(e.what()).find("smtpgatectl detach"), std::string::npos) << e.what();
   }

@@ -585,12 +585,11 @@ static __always_inline void count(void *map, __u32 key, __u64 bytes)
 }
 
 /* CLOCK_MONOTONIC_COARSE, read once per tick per CPU: the coarse clock only
- * moves on a tick anyway, and jiffies are a plain load (the verifier inlines
- * bpf_jiffies64), while the clock helper would cost more than the lookup. */
-static __always_inline __u64 coarse_now(struct sg_cpu_state *cpu)
+ * moves on a tick anyway, and jiffies (j) are a plain load (the verifier
+ * inlines bpf_jiffies64), while the clock helper would cost more than the
+ * lookup. */
+static __always_inline __u64 coarse_now(struct sg_cpu_state *cpu, __u64 j)
 {
-	__u64 j = bpf_jiffies64();
-
 	if (j != cpu->tick_jiffies) {
 		cpu->tick_jiffies = j;
 		cpu->tick_ns = bpf_ktime_get_coarse_ns();
@@ -624,22 +623,39 @@ static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_con
 	struct sg_recent_set *set;
 	struct sg_recent_source *victim;
 	__u32 zero = 0, idx;
-	__u64 now;
+	__u64 now, j = bpf_jiffies64();
+	int spent = 0;
 
 	cpu = bpf_map_lookup_elem(&cpu_state, &zero);
 	if (!cpu)
 		return;
-	now = coarse_now(cpu);
+	/* Quiet: a default-rule refusal earlier in this tick found both budgets
+	 * spent, so this one would only be counted; it is, and no more (what a
+	 * flood of sources no range explains costs per SYN). The tick's first
+	 * refusal takes the whole path below, which renews the budgets when the
+	 * second is over. (The test of default_noted keeps a fresh map's zero
+	 * from matching the one tick in which jiffies are zero.) */
+	if (rule_id == SG_RULE_DEFAULT && j == cpu->quiet_jiffies &&
+	    cpu->default_noted >= SG_RECENT_DEFAULT_PER_SEC) {
+		cpu->default_skipped++;
+		if (cfg->events_per_sec)
+			cpu->suppressed++;
+		return;
+	}
+	now = coarse_now(cpu, j);
 	if (now - cpu->window_start_ns >= 1000000000ULL) {
 		cpu->window_start_ns = now;
 		cpu->sent = 0;
 		cpu->default_noted = 0;
 	}
 
-	if (rule_id == SG_RULE_DEFAULT && cpu->default_noted++ >= SG_RECENT_DEFAULT_PER_SEC) {
+	if (rule_id == SG_RULE_DEFAULT && cpu->default_noted >= SG_RECENT_DEFAULT_PER_SEC) {
 		cpu->default_skipped++;
+		spent = 1;
 		set = 0;
 	} else {
+		if (rule_id == SG_RULE_DEFAULT)
+			cpu->default_noted++;
 		/* The set by the hash's top bits (recent_sets is a power of two). */
 		idx = ((__u64)source_hash(p) * cfg->recent_sets) >> 32;
 		set = bpf_map_lookup_elem(&recent_refused, &idx);
@@ -670,10 +686,15 @@ update:
 		victim->last_verdict = verdict;
 	}
 
-	if (!cfg->events_per_sec)
+	if (!cfg->events_per_sec) {
+		if (spent)
+			cpu->quiet_jiffies = j;
 		return;
+	}
 	if (cpu->sent >= cfg->events_per_sec) {
 		cpu->suppressed++;
+		if (spent)
+			cpu->quiet_jiffies = j;
 		return;
 	}
 	{

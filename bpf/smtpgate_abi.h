@@ -255,8 +255,8 @@ struct sg_event {
 	__u8 pad[2];
 };
 
-/* cpu_state[0], per CPU: the clock read once per tick, and the token
- * bucket of the ring buffer. */
+/* cpu_state[0], per CPU: the clock read once per tick, the token bucket of
+ * the ring buffer, and the budget of the default rule's sources. */
 struct sg_cpu_state {
 	__u64 tick_jiffies;           /* jiffies when tick_ns was read */
 	__u64 tick_ns;                /* bpf_ktime_get_coarse_ns() at that tick */
@@ -265,6 +265,8 @@ struct sg_cpu_state {
 	__u64 suppressed;             /* events not sent, ever (monotonic) */
 	__u64 default_noted;          /* default-rule sources recorded in this window */
 	__u64 default_skipped;        /* default-rule refusals not recorded, ever */
+	__u64 quiet_jiffies;          /* the tick in which both budgets were found
+				       * spent for a default-rule refusal */
 };
 
 #endif /* SMTPGATE_ABI_H */

@@ -9,6 +9,7 @@
 #include <sched.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <thread>
 
@@ -27,6 +28,14 @@ static void pin_to_cpu0() {
   CPU_ZERO(&set);
   CPU_SET(0, &set);
   ASSERT_EQ(sched_setaffinity(0, sizeof(set), &set), 0);
+}
+
+// One test run of repeat=n: n runs of the frame on one CPU, in a loop in the
+// kernel, well inside one second.
+static void run_repeated(XdpGate& gate, const std::vector<uint8_t>& frame, uint32_t n) {
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = uint32_t(frame.size()),
+              .repeat = int(n));
+  ASSERT_EQ(bpf_prog_test_run_opts(gate.prog_fd(), &opts), 0);
 }
 
 constexpr const char* GW4 = "192.0.2.1";
@@ -336,13 +345,10 @@ TEST(XdpRecent, DefaultRuleRefusalsAreSampledAndKnownRangesAlwaysRecorded) {
   XdpGate gate;
   gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
   gate.maps().publish(kRanges);
-  // One test run loops in the kernel, well inside one second: the budget of
-  // the default rule's sources is spent after SG_RECENT_DEFAULT_PER_SEC.
+  // The budget of the default rule's sources is spent after
+  // SG_RECENT_DEFAULT_PER_SEC.
   const uint32_t kBurst = 3 * SG_RECENT_DEFAULT_PER_SEC;
-  auto frame = v4(STRANGER4).tcp(1, 25, SYN).bytes();
-  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = uint32_t(frame.size()),
-              .repeat = kBurst);
-  ASSERT_EQ(bpf_prog_test_run_opts(gate.prog_fd(), &opts), 0);
+  run_repeated(gate, v4(STRANGER4).tcp(1, 25, SYN).bytes(), kBurst);
   gate.run(v4(WATCHED4).tcp(1, 25, SYN).bytes());
   std::map<Cidr, uint64_t> count;
   for (const auto& r : gate.maps().recent_refused()) count[r.address] = r.count;
@@ -352,6 +358,49 @@ TEST(XdpRecent, DefaultRuleRefusalsAreSampledAndKnownRangesAlwaysRecorded) {
   EXPECT_EQ(count[Cidr::parse_address(WATCHED4)], 1u);
   // Every refusal is still counted against the default rule.
   EXPECT_EQ(gate.maps().rule_counters(SG_RULE_DEFAULT).refuse_packets, uint64_t(kBurst));
+}
+
+// Once a default-rule refusal finds both budgets spent, the rest of its tick
+// takes a shorter path: each refusal is counted as skipped and suppressed and
+// nothing else. The counts stay exact, a range's source is still recorded,
+// and the budgets come back with the next second.
+TEST(XdpRecent, SpentBudgetsCountEveryRefusalAndComeBackNextSecond) {
+  pin_to_cpu0();
+  XdpGate gate;
+  const uint32_t kEvents = 20;
+  gate.maps().set_config(GateConfig{Action::Drop, {25}, kEvents});
+  gate.maps().publish(kRanges);
+  uint64_t seen = 0;
+  auto cb = [](void* ctx, void*, size_t) {
+    ++*static_cast<uint64_t*>(ctx);
+    return 0;
+  };
+  ring_buffer* rb = ring_buffer__new(gate.maps().events_fd(), cb, &seen, nullptr);
+  ASSERT_NE(rb, nullptr);
+  const uint32_t kBurst = 3 * SG_RECENT_DEFAULT_PER_SEC;
+  run_repeated(gate, v4(STRANGER4).tcp(1, 25, SYN).bytes(), kBurst);
+  gate.run(v4(WATCHED4).tcp(1, 25, SYN).bytes());
+  ring_buffer__consume(rb);
+  std::map<Cidr, uint64_t> count;
+  for (const auto& r : gate.maps().recent_refused()) count[r.address] = r.count;
+  EXPECT_EQ(count[Cidr::parse_address(STRANGER4)], uint64_t(SG_RECENT_DEFAULT_PER_SEC));
+  EXPECT_EQ(gate.maps().recent_skipped(), uint64_t(kBurst - SG_RECENT_DEFAULT_PER_SEC));
+  EXPECT_EQ(count[Cidr::parse_address(WATCHED4)], 1u);  // a range's source, whatever the budgets
+  EXPECT_EQ(seen, uint64_t(kEvents));
+  EXPECT_EQ(gate.maps().events_suppressed(), uint64_t(kBurst + 1 - kEvents));
+  EXPECT_EQ(gate.maps().rule_counters(SG_RULE_DEFAULT).refuse_packets, uint64_t(kBurst));
+
+  // The next second: a new source of the default rule is recorded and sent.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  const char* kLater = "203.0.113.99";
+  gate.run(v4(kLater).tcp(1, 25, SYN).bytes());
+  ring_buffer__consume(rb);
+  ring_buffer__free(rb);
+  count.clear();
+  for (const auto& r : gate.maps().recent_refused()) count[r.address] = r.count;
+  EXPECT_EQ(count[Cidr::parse_address(kLater)], 1u);
+  EXPECT_EQ(seen, uint64_t(kEvents + 1));
+  EXPECT_EQ(gate.maps().recent_skipped(), uint64_t(kBurst - SG_RECENT_DEFAULT_PER_SEC));
 }
 
 TEST(XdpRecent, ASourceSeenOnSeveralCpusIsOneRow) {
@@ -386,10 +435,7 @@ TEST(XdpEvents, RateLimitHoldsUnderABurst) {
   };
   ring_buffer* rb = ring_buffer__new(gate.maps().events_fd(), cb, &seen, nullptr);
   ASSERT_NE(rb, nullptr);
-  // One test run of repeat=N runs N times on one CPU within one window.
-  auto frame = v4(STRANGER4).tcp(1, 25, SYN).bytes();
-  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = uint32_t(frame.size()), .repeat = 1000);
-  ASSERT_EQ(bpf_prog_test_run_opts(gate.prog_fd(), &opts), 0);
+  run_repeated(gate, v4(STRANGER4).tcp(1, 25, SYN).bytes(), 1000);  // within one window
   ring_buffer__consume(rb);
   ring_buffer__free(rb);
   EXPECT_EQ(seen.load(), kBudget);

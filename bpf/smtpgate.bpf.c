@@ -631,12 +631,14 @@ static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_con
 		return;
 	/* Quiet: a default-rule refusal earlier in this tick found both budgets
 	 * spent, so this one would only be counted; it is, and no more (what a
-	 * flood of sources no range explains costs per SYN). The tick's first
-	 * refusal takes the whole path below, which renews the budgets when the
-	 * second is over. (The test of default_noted keeps a fresh map's zero
-	 * from matching the one tick in which jiffies are zero.) */
+	 * flood of sources no range explains costs per SYN). The clock does
+	 * not move within a tick, so no window can open in it; the tick's first
+	 * refusal takes the whole path below. The budgets are tested again (on
+	 * the same line), so that a raised events_per_sec takes effect at once
+	 * and a fresh map's zero cannot match. */
 	if (rule_id == SG_RULE_DEFAULT && j == cpu->quiet_jiffies &&
-	    cpu->default_noted >= SG_RECENT_DEFAULT_PER_SEC) {
+	    cpu->default_noted >= SG_RECENT_DEFAULT_PER_SEC &&
+	    (!cfg->events_per_sec || cpu->sent >= cfg->events_per_sec)) {
 		cpu->default_skipped++;
 		if (cfg->events_per_sec)
 			cpu->suppressed++;

@@ -275,24 +275,46 @@ GateMaps GateMaps::open_pinned(const std::string& pin_dir) {
     }
     m.fds_->by_name[name] = Fd(fd);
   }
-  // The values this build reads and writes: a map of another size is from
-  // another version, whose values would be misread (or overrun the buffer a
-  // per-CPU value is read into).
-  const std::pair<const char*, size_t> kValueSizes[] = {
-      {mapname::kConfig, sizeof(sg_config)},        {mapname::kTableV4, sizeof(sg_chunk)},
-      {mapname::kTableV6, sizeof(sg_chunk)},        {mapname::kPrefilterV4, sizeof(sg_chunk)},
-      {mapname::kSummary, sizeof(sg_chunk)},        {mapname::kRuleCounters, sizeof(sg_rule_counters)},
-      {mapname::kPacketCounters, sizeof(sg_counter)}, {mapname::kRecent, sizeof(sg_recent_set)},
-      {mapname::kCpuState, sizeof(sg_cpu_state)}};
-  for (const auto& [name, want] : kValueSizes) {
+  // The maps as this build reads and writes them: one of another type or
+  // size is from another version, whose values would be misread (or overrun
+  // the buffer a value is read into). So are the tries in the slots.
+  struct Shape {
+    const char* name;
+    uint32_t type, key_size, value_size;
+  };
+  const Shape kShapes[] = {
+      {mapname::kConfig, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_config)},
+      {mapname::kAllowV4, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4},
+      {mapname::kAllowV6, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4},
+      {mapname::kTableV4, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk)},
+      {mapname::kTableV6, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk)},
+      {mapname::kPrefilterV4, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk)},
+      {mapname::kSummary, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk)},
+      {mapname::kRuleCounters, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_rule_counters)},
+      {mapname::kPacketCounters, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_counter)},
+      {mapname::kRecent, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_recent_set)},
+      {mapname::kEvents, BPF_MAP_TYPE_RINGBUF, 0, 0},
+      {mapname::kCpuState, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_cpu_state)}};
+  auto check = [&](int fd, const Shape& want) {
     bpf_map_info info{};
     uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(m.fds_->get(name), &info, &len) != 0)
-      throw SystemError(std::string("read ") + name + " info", errno);
-    if (info.value_size != want)
-      throw InputError("the gate pinned at " + pin_dir + " is from another version of smtpgate (map " + name +
-                       " holds " + std::to_string(info.value_size) + "-byte values, this one " +
-                       std::to_string(want) + "); " + other_version_fix(pin_dir));
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+      throw SystemError(std::string("read ") + want.name + " info", errno);
+    if (info.type != want.type || info.key_size != want.key_size || info.value_size != want.value_size)
+      throw InputError("the gate pinned at " + pin_dir + " is from another version of smtpgate (map " + want.name +
+                       " is of type " + std::to_string(info.type) + " with " + std::to_string(info.key_size) +
+                       "-byte keys and " + std::to_string(info.value_size) + "-byte values, this one expects " +
+                       std::to_string(want.type) + ", " + std::to_string(want.key_size) + " and " +
+                       std::to_string(want.value_size) + "); " + other_version_fix(pin_dir));
+  };
+  for (const auto& shape : kShapes) check(m.fds_->get(shape.name), shape);
+  for (uint32_t slot = 0; slot < 2; slot++) {
+    Fd v4 = inner_map(m.fds_->get(mapname::kAllowV4), slot);
+    Fd v6 = inner_map(m.fds_->get(mapname::kAllowV6), slot);
+    if (v4.fd >= 0)
+      check(v4.fd, {"allow_v4's trie", BPF_MAP_TYPE_LPM_TRIE, sizeof(sg_lpm_v4_key), sizeof(sg_rule_ref)});
+    if (v6.fd >= 0)
+      check(v6.fd, {"allow_v6's trie", BPF_MAP_TYPE_LPM_TRIE, sizeof(sg_lpm_v6_key), sizeof(sg_rule_ref)});
   }
   bpf_map_info info{};
   uint32_t len = sizeof(info);

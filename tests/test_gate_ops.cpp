@@ -161,18 +161,23 @@ TEST_F(GateOps, CorruptStateIsSetAsideNotTrusted) {
   EXPECT_FALSE(file_exists(paths.state_dir + "/ranges.json"));
 }
 
+// open_pinned refuses the pin directory as another version's, naming the map
+// (`what` follows "(map " in the message) and the way out.
+void expect_another_version(const std::string& pin_dir, const std::string& what) {
+  try {
+    GateMaps::open_pinned(pin_dir);
+    ADD_FAILURE() << "opened " << pin_dir << ", expected another version's: map " << what;
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("another version of smtpgate (map " + what), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("smtpgatectl detach"), std::string::npos) << e.what();
+  }
+}
+
 // Pins left by another version (here: a map it did not have) are named as
 // such, with the way out, not mistaken for no gate at all.
 TEST_F(GateOps, PinsOfAnotherVersionAreNamedWithTheFix) {
   fs::remove(paths.pin_dir + "/summary");
-  try {
-    GateMaps::open_pinned(paths.pin_dir);
-    FAIL() << "opened a pin directory without its summary map";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("another version of smtpgate (map summary missing)"), std::string::npos)
-        << e.what();
-    EXPECT_NE(std::string(e.what()).find("smtpgatectl detach"), std::string::npos) << e.what();
-  }
+  expect_another_version(paths.pin_dir, "summary missing)");
 }
 
 // A map of the same name whose values have another size (here: cpu_state
@@ -186,16 +191,28 @@ TEST_F(GateOps, PinsWithValuesOfAnotherSizeAreNamedWithTheFix) {
   ASSERT_GE(fd, 0) << std::strerror(errno);
   ASSERT_EQ(bpf_obj_pin(fd, path.c_str()), 0) << std::strerror(errno);
   ::close(fd);
-  try {
-    GateMaps::open_pinned(paths.pin_dir);
-    FAIL() << "opened a pin directory whose cpu_state has another value size";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("another version of smtpgate (map cpu_state holds " +
-                                         std::to_string(sizeof(sg_cpu_state) - 8) + "-byte values"),
-              std::string::npos)
-        << e.what();
-    EXPECT_NE(std::string(e.what()).find("smtpgatectl detach"), std::string::npos) << e.what();
-  }
+  expect_another_version(paths.pin_dir, "cpu_state is of type " + std::to_string(BPF_MAP_TYPE_PERCPU_ARRAY) +
+                                            " with 4-byte keys and " + std::to_string(sizeof(sg_cpu_state) - 8) +
+                                            "-byte values");
+}
+
+// The tries in allow_v4's slots are checked too: here the outer map of a
+// version whose tries held 4-byte values.
+TEST_F(GateOps, PinsWhoseTriesHaveAnotherShapeAreNamedWithTheFix) {
+  const std::string path = paths.pin_dir + "/allow_v4";
+  fs::remove(path);
+  LIBBPF_OPTS(bpf_map_create_opts, trie_opts, .map_flags = BPF_F_NO_PREALLOC);
+  int trie = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "old_trie", sizeof(sg_lpm_v4_key), 4, 16, &trie_opts);
+  ASSERT_GE(trie, 0) << std::strerror(errno);
+  LIBBPF_OPTS(bpf_map_create_opts, outer_opts, .inner_map_fd = uint32_t(trie));
+  int outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "allow_v4", 4, 4, 2, &outer_opts);
+  ASSERT_GE(outer, 0) << std::strerror(errno);
+  uint32_t slot = 0;
+  ASSERT_EQ(bpf_map_update_elem(outer, &slot, &trie, BPF_ANY), 0) << std::strerror(errno);
+  ASSERT_EQ(bpf_obj_pin(outer, path.c_str()), 0) << std::strerror(errno);
+  ::close(outer);
+  ::close(trie);
+  expect_another_version(paths.pin_dir, "allow_v4's trie is of type " + std::to_string(BPF_MAP_TYPE_LPM_TRIE));
 }
 
 TEST_F(GateOps, ActionPersistsAndReachesTheMap) {

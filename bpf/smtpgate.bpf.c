@@ -73,7 +73,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SG_SLOTS * SG_PREFILTER_CHUNKS);
+	__uint(max_entries, SG_PREFILTER_ELEMENTS);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct sg_chunk);
@@ -398,12 +398,13 @@ static __always_inline int block_clear(void *bits, __u32 first, __u32 block)
 }
 
 /* Walks the stride table of one family: past the summary and, for IPv4, the
- * prefilter, the root entry by the first two bytes of the source, then at
- * most `levels` chunks by one byte each. Returns the entry where the walk
- * stops; SG_ENTRY_TRIE when the table cannot answer. The prefilter comes
- * before the root: with a large allowlist the summary is full, and a source
- * in empty space (what a scan sends) then costs one read of the prefilter
- * instead of two far apart, the root's and the prefilter's. */
+ * prefilter's /20 and /24 bits, the root entry by the first two bytes of the
+ * source, then at most `levels` chunks by one byte each. Returns the entry
+ * where the walk stops; SG_ENTRY_TRIE when the table cannot answer. The
+ * prefilter comes before the root: with a large allowlist the summary is
+ * full, and a source in empty space (what a scan sends) then costs a read of
+ * the /20 bits, which mostly stay in cache, and only past a set one a read of
+ * the 2 MiB of /24 bits, never the root's as well. */
 static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *addr, const int family,
 					const int levels)
 {
@@ -413,9 +414,13 @@ static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *add
 
 	if (block_clear(&summary, SG_SUMMARY_INDEX(slot, family), (__u32)addr[0] << 8 | addr[1]))
 		return 0;
-	if (family == 4 && block_clear(&prefilter_v4, slot * SG_PREFILTER_CHUNKS,
-					 (__u32)addr[0] << 16 | (__u32)addr[1] << 8 | addr[2]))
-		return 0;
+	if (family == 4) {
+		__u32 block24 = (__u32)addr[0] << 16 | (__u32)addr[1] << 8 | addr[2];
+
+		if (block_clear(&prefilter_v4, SG_PREFILTER_COARSE_INDEX(slot), block24 >> 4) ||
+		    block_clear(&prefilter_v4, slot * SG_PREFILTER_CHUNKS, block24))
+			return 0;
+	}
 	c = bpf_map_lookup_elem(table, &idx);
 	if (!c)
 		return SG_ENTRY_TRIE;

@@ -170,15 +170,24 @@ struct sg_chunk {
 };
 
 /*
- * The IPv4 prefilter: one bit per /24 block, set when some prefix of the
- * allowlist overlaps the block. Consulted when the root entry points into a
- * chunk: a source in a clear block is the default rule's at once, so a scan
- * from spread sources reads 2 MiB of bits instead of the whole chunk pool.
- * prefilter_v4 elements [slot * SG_PREFILTER_CHUNKS, ...) hold a slot's bits,
- * 8192 to an element (its 256 32-bit words).
+ * The IPv4 prefilter: bits set for the blocks some prefix of the allowlist
+ * overlaps, at two sizes, read after the summary and before the root. A
+ * source in a clear block is the default rule's at once, so a scan from
+ * spread sources reads bits instead of the root and the chunk pool.
+ *   - the coarse bits, one per /20 block (128 KiB a slot): read first; small
+ *     enough to stay mostly in cache under a flood, and with up to about
+ *     100 000 prefixes most of them are clear;
+ *   - the fine bits, one per /24 block (2 MiB a slot): read only for a source
+ *     in a set /20 block.
+ * prefilter_v4 elements [slot * SG_PREFILTER_CHUNKS, ...) hold a slot's /24
+ * bits, [SG_PREFILTER_COARSE_INDEX(slot), ...) its /20 bits, 8192 bits to an
+ * element (its 256 32-bit words).
  */
 #define SG_PREFILTER_BITS_PER_CHUNK (SG_CHUNK_ENTRIES * 32)
 #define SG_PREFILTER_CHUNKS ((1u << 24) / SG_PREFILTER_BITS_PER_CHUNK) /* 2048 */
+#define SG_PREFILTER_COARSE_CHUNKS ((1u << 20) / SG_PREFILTER_BITS_PER_CHUNK) /* 128 */
+#define SG_PREFILTER_COARSE_INDEX(slot) (SG_SLOTS * SG_PREFILTER_CHUNKS + (slot) * SG_PREFILTER_COARSE_CHUNKS)
+#define SG_PREFILTER_ELEMENTS (SG_SLOTS * (SG_PREFILTER_CHUNKS + SG_PREFILTER_COARSE_CHUNKS))
 
 /*
  * The summary: one bit per /16 block of each family, set when some prefix of

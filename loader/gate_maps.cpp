@@ -172,22 +172,26 @@ class TableMapping {
   uint32_t first_chunk_of(uint32_t slot) const { return slot * pool_per_slot(); }
 
   /// Writes a compiled image of one family into its slot: the root, then its
-  /// chunks; the /16 bits into `summary` (the summary map), IPv4's /24 bits
-  /// into `prefilter` (the prefilter map).
+  /// chunks; the /16 bits into `summary` (the summary map), IPv4's /20 and
+  /// /24 bits into `prefilter` (the prefilter map).
   void write(uint32_t slot, Family family, const StrideImage& img, TableMapping& summary,
              TableMapping* prefilter) {
     std::copy(img.root.begin(), img.root.end(), element(slot * 256));
     std::copy(img.chunks.begin(), img.chunks.end(), element(SG_TABLE_FIRST_CHUNK + img.first_chunk));
     std::copy(img.summary.begin(), img.summary.end(), summary.element(summary_index(slot, family)));
-    if (prefilter && !img.prefilter.empty())
+    if (prefilter && !img.prefilter.empty()) {
       std::copy(img.prefilter.begin(), img.prefilter.end(), prefilter->element(slot * SG_PREFILTER_CHUNKS));
+      std::copy(img.prefilter_coarse.begin(), img.prefilter_coarse.end(),
+                prefilter->element(SG_PREFILTER_COARSE_INDEX(slot)));
+    }
   }
 
   /// Walks a slot's table in place, as the program does.
   uint32_t walk(uint32_t slot, const Cidr& address, TableMapping& summary, TableMapping* prefilter) {
     return stride_walk(StrideView{summary.element(summary_index(slot, address.family())), element(slot * 256),
                                   element(SG_TABLE_FIRST_CHUNK), 0, elements_ - SG_TABLE_FIRST_CHUNK,
-                                  prefilter ? prefilter->element(slot * SG_PREFILTER_CHUNKS) : nullptr},
+                                  prefilter ? prefilter->element(slot * SG_PREFILTER_CHUNKS) : nullptr,
+                                  prefilter ? prefilter->element(SG_PREFILTER_COARSE_INDEX(slot)) : nullptr},
                        address);
   }
 
@@ -281,6 +285,7 @@ GateMaps GateMaps::open_pinned(const std::string& pin_dir) {
   struct Shape {
     const char* name;
     uint32_t type, key_size, value_size;
+    uint32_t min_entries = 0;  // for maps of a fixed layout that this build indexes
   };
   const Shape kShapes[] = {
       {mapname::kConfig, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_config)},
@@ -288,8 +293,8 @@ GateMaps GateMaps::open_pinned(const std::string& pin_dir) {
       {mapname::kAllowV6, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4},
       {mapname::kTableV4, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk)},
       {mapname::kTableV6, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk)},
-      {mapname::kPrefilterV4, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk)},
-      {mapname::kSummary, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk)},
+      {mapname::kPrefilterV4, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk), SG_PREFILTER_ELEMENTS},
+      {mapname::kSummary, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk), SG_SUMMARY_ELEMENTS},
       {mapname::kRuleCounters, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_rule_counters)},
       {mapname::kPacketCounters, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_counter)},
       {mapname::kRecent, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_recent_set)},
@@ -306,6 +311,10 @@ GateMaps GateMaps::open_pinned(const std::string& pin_dir) {
                        "-byte keys and " + std::to_string(info.value_size) + "-byte values, this one expects " +
                        std::to_string(want.type) + ", " + std::to_string(want.key_size) + " and " +
                        std::to_string(want.value_size) + "); " + other_version_fix(pin_dir));
+    if (info.max_entries < want.min_entries)
+      throw InputError("the gate pinned at " + pin_dir + " is from another version of smtpgate (map " + want.name +
+                       " has " + std::to_string(info.max_entries) + " elements, this one expects " +
+                       std::to_string(want.min_entries) + "); " + other_version_fix(pin_dir));
   };
   for (const auto& shape : kShapes) check(m.fds_->get(shape.name), shape);
   for (uint32_t slot = 0; slot < 2; slot++) {
@@ -424,7 +433,7 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
 
   // Compile the stride tables into the inactive slot's root and its half of
   // the chunk pool, written in place through mmap.
-  TableMapping prefilter(fds_->get(mapname::kPrefilterV4));
+  TableMapping prefilter(fds_->get(mapname::kPrefilterV4), SG_PREFILTER_ELEMENTS);
   TableMapping summary(fds_->get(mapname::kSummary), SG_SUMMARY_ELEMENTS);
   for (Family fam : {Family::V4, Family::V6}) {
     TableMapping table(fds_->get(fam == Family::V4 ? mapname::kTableV4 : mapname::kTableV6));
@@ -511,7 +520,7 @@ uint32_t GateMaps::table_entry(const Cidr& address) const {
   TableMapping table(fds_->get(v4 ? mapname::kTableV4 : mapname::kTableV6));
   TableMapping summary(fds_->get(mapname::kSummary), SG_SUMMARY_ELEMENTS);
   if (!v4) return table.walk(st.active_slot & 1, address, summary, nullptr);
-  TableMapping prefilter(fds_->get(mapname::kPrefilterV4));
+  TableMapping prefilter(fds_->get(mapname::kPrefilterV4), SG_PREFILTER_ELEMENTS);
   return table.walk(st.active_slot & 1, address, summary, &prefilter);
 }
 

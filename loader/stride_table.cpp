@@ -98,19 +98,25 @@ StrideImage compile_stride_table(Family family, const std::vector<TrieEntry>& en
   Painter painter(img, max_chunks, levels_of(family));
   for (const TrieEntry* e : mine) painter.paint(e->prefix, leaf_entry(e->kind, e->rule_id));
   // Bits of the blocks some prefix overlaps: /16 blocks in the summary, and
-  // for IPv4 /24 blocks in the prefilter.
+  // for IPv4 /20 and /24 blocks in the prefilter. A block is numbered by the
+  // first block_len bits of its address (block_len at most 24).
   auto mark = [](std::vector<sg_chunk>& bits, const Cidr& prefix, unsigned block_len) {
     const auto& b = prefix.bytes();
     unsigned len = std::min(prefix.prefix_len(), block_len);
-    uint32_t block = 0;
-    for (unsigned i = 0; i < block_len / 8; i++) block = block << 8 | b[i];
+    uint32_t block = (uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2]) >> (24 - block_len);
     uint32_t first = block & ~((1u << (block_len - len)) - 1);
     for (uint32_t n = first, end = first + (1u << (block_len - len)); n < end; n++) set_bit(bits, n);
   };
-  if (family == Family::V4) img.prefilter.assign(SG_PREFILTER_CHUNKS, sg_chunk{});
+  if (family == Family::V4) {
+    img.prefilter.assign(SG_PREFILTER_CHUNKS, sg_chunk{});
+    img.prefilter_coarse.assign(SG_PREFILTER_COARSE_CHUNKS, sg_chunk{});
+  }
   for (const TrieEntry* e : mine) {
     mark(img.summary, e->prefix, 16);
-    if (family == Family::V4) mark(img.prefilter, e->prefix, 24);
+    if (family == Family::V4) {
+      mark(img.prefilter_coarse, e->prefix, 20);
+      mark(img.prefilter, e->prefix, 24);
+    }
   }
   return img;
 }
@@ -118,7 +124,9 @@ StrideImage compile_stride_table(Family family, const std::vector<TrieEntry>& en
 uint32_t stride_walk(const StrideView& t, const Cidr& address) {
   const auto& b = address.bytes();
   if (!test_bit(t.summary, uint32_t(b[0]) << 8 | b[1])) return 0;
-  if (t.prefilter && !test_bit(t.prefilter, uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2])) return 0;
+  uint32_t block24 = uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2];
+  if (t.prefilter_coarse && !test_bit(t.prefilter_coarse, block24 >> 4)) return 0;
+  if (t.prefilter && !test_bit(t.prefilter, block24)) return 0;
   uint32_t e = t.root[b[0]].entry[b[1]];
   unsigned levels = levels_of(address.family());
   for (unsigned i = 0; i < levels && (e & SG_ENTRY_CHUNK); i++) {

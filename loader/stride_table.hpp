@@ -25,6 +25,9 @@ struct StrideImage {
   /// IPv4 only: SG_PREFILTER_CHUNKS chunks of bits, one per /24 block that
   /// some prefix overlaps (empty for IPv6).
   std::vector<sg_chunk> prefilter;
+  /// IPv4 only: SG_PREFILTER_COARSE_CHUNKS chunks of bits, one per /20 block
+  /// that some prefix overlaps (empty for IPv6).
+  std::vector<sg_chunk> prefilter_coarse;
   /// SG_SUMMARY_CHUNKS chunks of bits, one per /16 block that some prefix
   /// overlaps.
   std::vector<sg_chunk> summary = std::vector<sg_chunk>(SG_SUMMARY_CHUNKS);
@@ -46,7 +49,8 @@ struct StrideView {
   const sg_chunk* chunks;     // n_chunks chunks numbered from first_chunk
   uint32_t first_chunk;
   size_t n_chunks;
-  const sg_chunk* prefilter;  // the IPv4 prefilter's /24 bits, or nullptr
+  const sg_chunk* prefilter;         // the IPv4 prefilter's /24 bits, or nullptr
+  const sg_chunk* prefilter_coarse;  // its /20 bits, or nullptr
 };
 
 /// The entry where the program's walk stops for address (a full-length Cidr):
@@ -54,7 +58,8 @@ struct StrideView {
 uint32_t stride_walk(const StrideView& table, const Cidr& address);
 inline uint32_t stride_walk(const StrideImage& img, const Cidr& address) {
   return stride_walk(StrideView{img.summary.data(), img.root.data(), img.chunks.data(), img.first_chunk,
-                                img.chunks.size(), img.prefilter.empty() ? nullptr : img.prefilter.data()},
+                                img.chunks.size(), img.prefilter.empty() ? nullptr : img.prefilter.data(),
+                                img.prefilter_coarse.empty() ? nullptr : img.prefilter_coarse.data()},
                      address);
 }
 

@@ -200,15 +200,16 @@ TEST(StrideTableInKernel, VerdictsAreRightWhetherTableOrTrieAnswers) {
 namespace {
 
 // The bit of a block (a prefix of block_len bits, the first of its block) in
-// a bitmap laid out as the program reads it: the prefilter (/24) or the
-// summary (/16).
+// a bitmap laid out as the program reads it: the prefilter (/24 and /20) or
+// the summary (/16).
 bool block_bit(const std::vector<sg_chunk>& bits, const char* block, unsigned block_len) {
   Cidr c = Cidr::parse(block);
-  uint32_t n = 0;
-  for (unsigned i = 0; i < block_len / 8; i++) n = n << 8 | c.bytes()[i];
+  const auto& b = c.bytes();
+  uint32_t n = (uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2]) >> (24 - block_len);
   return bits[n / SG_PREFILTER_BITS_PER_CHUNK].entry[(n >> 5) % SG_CHUNK_ENTRIES] & (1u << (n & 31));
 }
 bool prefilter_bit(const StrideImage& img, const char* block24) { return block_bit(img.prefilter, block24, 24); }
+bool coarse_bit(const StrideImage& img, const char* block20) { return block_bit(img.prefilter_coarse, block20, 20); }
 bool summary_bit(const StrideImage& img, const char* block16) { return block_bit(img.summary, block16, 16); }
 
 TEST(StrideTable, PrefilterMarksExactlyTheBlocksPrefixesTouch) {
@@ -225,6 +226,30 @@ TEST(StrideTable, PrefilterMarksExactlyTheBlocksPrefixesTouch) {
   EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.3.1")), 0u);
   EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.2.17")), leaf_entry(RuleKind::Admit, 1));
   EXPECT_TRUE(compile_stride_table(Family::V6, e, 0, 64).prefilter.empty());
+}
+
+TEST(StrideTable, CoarsePrefilterMarksExactlyTheTwentiesPrefixesTouch) {
+  std::vector<TrieEntry> e = {{Cidr::parse("40.1.2.16/28"), 1, RuleKind::Admit},
+                              {Cidr::parse("44.16.0.0/18"), 2, RuleKind::Deny},
+                              {Cidr::parse("2a01:111:f400::/48"), 3, RuleKind::Admit}};
+  StrideImage img = compile_stride_table(Family::V4, e, 0, 64);
+  ASSERT_EQ(img.prefilter_coarse.size(), size_t(SG_PREFILTER_COARSE_CHUNKS));
+  EXPECT_TRUE(coarse_bit(img, "40.1.0.0/20"));
+  EXPECT_FALSE(coarse_bit(img, "40.1.16.0/20"));
+  EXPECT_FALSE(coarse_bit(img, "40.0.240.0/20"));
+  for (const char* b : {"44.16.0.0/20", "44.16.16.0/20", "44.16.32.0/20", "44.16.48.0/20"})
+    EXPECT_TRUE(coarse_bit(img, b)) << b;
+  EXPECT_FALSE(coarse_bit(img, "44.16.64.0/20"));
+  EXPECT_FALSE(coarse_bit(img, "44.15.240.0/20"));
+  // The walk stops at a clear /20 bit, whatever the /24 bits and the root
+  // say: 40.1.20.0/24 is in a clear /20.
+  const uint32_t b24 = 40u << 16 | 1u << 8 | 20u;
+  img.prefilter[b24 / SG_PREFILTER_BITS_PER_CHUNK].entry[(b24 >> 5) % SG_CHUNK_ENTRIES] |= 1u << (b24 & 31);
+  ASSERT_TRUE(prefilter_bit(img, "40.1.20.0/24"));
+  EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.20.1")), 0u);
+  EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.2.17")), leaf_entry(RuleKind::Admit, 1));
+  EXPECT_EQ(stride_walk(img, Cidr::parse_address("44.16.63.255")), leaf_entry(RuleKind::Deny, 2));
+  EXPECT_TRUE(compile_stride_table(Family::V6, e, 0, 64).prefilter_coarse.empty());
 }
 
 TEST(StrideTable, SummaryMarksExactlyTheSixteensPrefixesTouch) {
@@ -253,6 +278,17 @@ TEST(StrideTable, SummaryMarksExactlyTheSixteensPrefixesTouch) {
   EXPECT_EQ(stride_walk(v4, Cidr::parse_address("40.2.0.1")), 0u);
 }
 
+// The XDP action of the gate for a SYN to port 25 from src.
+int syn_action(XdpGate& gate, const char* src) {
+  Packet p;
+  p.eth();
+  if (Cidr::parse_address(src).family() == Family::V4)
+    p.ipv4(src, "192.0.2.1");
+  else
+    p.ipv6(src, "2001:db8::1");
+  return gate.run(p.tcp(40000, 25, SYN).bytes()).action;
+}
+
 // The program reads the summary first: with the active slot's bits cleared,
 // a source its range admits gets the default rule; a publish writes them
 // again.
@@ -262,15 +298,7 @@ TEST(StrideTableInKernel, TheProgramConsultsTheSummaryFirst) {
   std::vector<TrieEntry> e = {{Cidr::parse("40.92.0.0/15"), 1, RuleKind::Admit},
                               {Cidr::parse("2a01:111:f400::/48"), 2, RuleKind::Admit}};
   gate.maps().publish(e);
-  auto syn = [&](const char* src) {
-    Packet p;
-    p.eth();
-    if (Cidr::parse_address(src).family() == Family::V4)
-      p.ipv4(src, "192.0.2.1");
-    else
-      p.ipv6(src, "2001:db8::1");
-    return gate.run(p.tcp(40000, 25, SYN).bytes()).action;
-  };
+  auto syn = [&](const char* src) { return syn_action(gate, src); };
   ASSERT_EQ(syn("40.93.1.1"), XDP_PASS);
   ASSERT_EQ(syn("2a01:111:f400::1"), XDP_PASS);
   sg_config cfg{};
@@ -288,6 +316,41 @@ TEST(StrideTableInKernel, TheProgramConsultsTheSummaryFirst) {
   gate.maps().publish(e);
   EXPECT_EQ(syn("40.93.1.1"), XDP_PASS);
   EXPECT_EQ(syn("2a01:111:f400::1"), XDP_PASS);
+}
+
+// The program reads both levels of the prefilter for IPv4: with the active
+// slot's /20 bits, or its /24 bits, cleared, a source its range admits gets
+// the default rule; a publish writes them again.
+TEST(StrideTableInKernel, TheProgramConsultsBothPrefilterLevels) {
+  XdpGate gate;
+  gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
+  std::vector<TrieEntry> e = {{Cidr::parse("40.92.0.0/15"), 1, RuleKind::Admit},
+                              {Cidr::parse("52.100.7.0/28"), 2, RuleKind::Admit}};
+  gate.maps().publish(e);
+  auto syn = [&](const char* src) { return syn_action(gate, src); };
+  // Clears the active slot's /20 bits (coarse) or its /24 bits.
+  auto clear = [&](bool coarse) {
+    sg_config cfg{};
+    uint32_t zero = 0;
+    ASSERT_EQ(bpf_map_lookup_elem(gate.map_fd("gate_config"), &zero, &cfg), 0);
+    uint32_t slot = cfg.state.active_slot;
+    uint32_t first = coarse ? SG_PREFILTER_COARSE_INDEX(slot) : slot * SG_PREFILTER_CHUNKS;
+    uint32_t n = coarse ? SG_PREFILTER_COARSE_CHUNKS : SG_PREFILTER_CHUNKS;
+    sg_chunk none{};
+    for (uint32_t idx = first; idx < first + n; idx++)
+      ASSERT_EQ(bpf_map_update_elem(gate.map_fd("prefilter_v4"), &idx, &none, BPF_ANY), 0);
+  };
+  for (bool coarse : {true, false}) {
+    SCOPED_TRACE(coarse ? "the /20 bits cleared" : "the /24 bits cleared");
+    ASSERT_EQ(syn("40.93.1.1"), XDP_PASS);
+    ASSERT_EQ(syn("52.100.7.9"), XDP_PASS);
+    clear(coarse);
+    EXPECT_EQ(syn("40.93.1.1"), XDP_DROP);
+    EXPECT_EQ(syn("52.100.7.9"), XDP_DROP);
+    gate.maps().publish(e);
+    EXPECT_EQ(syn("40.93.1.1"), XDP_PASS);
+    EXPECT_EQ(syn("52.100.7.9"), XDP_PASS);
+  }
 }
 
 }  // namespace

@@ -42,7 +42,7 @@ for c in none nftables smtpgate; do
   ok=$(col "$c" connects_succeeded)
   check "$c: admitted connects all succeeded ($ok of $att)" [ "${att:-0}" -gt 0 -a "$att" = "$ok" ]
 done
-for c in smtpgate floor read_8 read_256 read_2048 read_16384; do
+for c in smtpgate floor read_8 read_128 read_256 read_2048 read_16384 read_direct_2048; do
   check "$c: the kernel timed the program ($(col "$c" prog_run_cnt) runs)" [ "$(col "$c" prog_run_cnt)" -gt 0 ]
 done
 [ "$errors" = 0 ] || { echo "smoke: $errors check(s) failed" >&2; exit 1; }

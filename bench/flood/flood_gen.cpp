@@ -6,10 +6,14 @@
 //   listen    a TCP listener that accepts and closes, until SIGTERM
 //   verdicts  the gate's packet counters per verdict (read through GateMaps,
 //             as smtpgatectl does, without the per-rule report of 'stats')
+//   attach-probe  the yardstick probe whose bitmap lies in inner arrays
 // Each prints one "key=value ..." line that the harness reads.
 #include <CLI/CLI.hpp>
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -29,6 +33,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -457,6 +462,40 @@ int cmd_verdicts(const std::string& pin_dir) {
   return 0;
 }
 
+// Attaches a yardstick probe whose bitmap is split over the inner arrays of
+// an array of maps (bpf/testprogs/read_direct_2048.bpf.c) to ifname, native
+// mode: the inner arrays are created here, all clear, one per slot of the
+// outer map. The attachment outlives this process; 'ip link set dev IFNAME
+// xdpdrv off' removes it.
+int cmd_attach_probe(const std::string& obj_path, const std::string& ifname) {
+  unsigned ifindex = ::if_nametoindex(ifname.c_str());
+  if (ifindex == 0) throw smtpgate::SystemError("no interface " + ifname, errno);
+  bpf_object* obj = bpf_object__open_file(obj_path.c_str(), nullptr);
+  if (!obj) throw smtpgate::SystemError("open " + obj_path, errno);
+  std::unique_ptr<bpf_object, void (*)(bpf_object*)> owned(obj, bpf_object__close);
+  bpf_map* outer = bpf_object__find_map_by_name(obj, "probe_outer");
+  bpf_program* prog = bpf_object__next_program(obj, nullptr);
+  if (!outer || !prog) throw smtpgate::InputError(obj_path + " has no probe_outer map or no program: not a direct probe");
+  // The inner template is libbpf's until the load, which frees it.
+  bpf_map* inner = bpf_map__inner_map(outer);
+  if (!inner) throw smtpgate::InputError(obj_path + ": probe_outer declares no inner map");
+  uint32_t value_size = bpf_map__value_size(inner);
+  if (int rc = bpf_object__load(obj)) throw smtpgate::SystemError("load " + obj_path, -rc);
+  for (uint32_t i = 0; i < bpf_map__max_entries(outer); i++) {
+    int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, nullptr, sizeof(uint32_t), value_size, 1, nullptr);
+    if (fd < 0) throw smtpgate::SystemError("create an inner array", errno);
+    int rc = bpf_map_update_elem(bpf_map__fd(outer), &i, &fd, BPF_ANY);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) throw smtpgate::SystemError("fill probe_outer", err);
+  }
+  if (int rc = bpf_xdp_attach(int(ifindex), bpf_program__fd(prog), XDP_FLAGS_DRV_MODE, nullptr))
+    throw smtpgate::SystemError("attach to " + ifname + " (native mode)", -rc);
+  std::cout << "attached " << obj_path << " to " << ifname << " with " << bpf_map__max_entries(outer)
+            << " inner arrays of " << value_size << " bytes" << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -502,6 +541,11 @@ int main(int argc, char** argv) {
   auto* verdicts = app.add_subcommand("verdicts", "Print the gate's packets per verdict");
   verdicts->add_option("--pin-dir", pin_dir, "The gate's pin directory")->required();
 
+  std::string probe_obj, probe_if;
+  auto* probe = app.add_subcommand("attach-probe", "Attach a yardstick probe with a bitmap in inner arrays to IFNAME");
+  probe->add_option("--obj", probe_obj, "The probe's BPF object (read_direct_*.bpf.o)")->required();
+  probe->add_option("--interface", probe_if, "Interface to attach to, native mode")->required();
+
   if (auto code = smtpgate::parse_command_line(app, argc, argv)) return *code;
   try {
     if (*prefixes) return cmd_prefixes(count, seed, out);
@@ -509,6 +553,7 @@ int main(int argc, char** argv) {
     if (*conn) return cmd_connect(sources, dst, port, interval_ms, timeout_ms);
     if (*listen) return cmd_listen(port);
     if (*verdicts) return cmd_verdicts(pin_dir);
+    if (*probe) return cmd_attach_probe(probe_obj, probe_if);
   } catch (const std::exception& e) {
     std::cerr << "flood_gen: " << e.what() << "\n";
     return smtpgate::kExitError;

@@ -244,6 +244,35 @@ stats_flood() {
   return $rc
 }
 
+# cpu_per_syn: N1 and T1, the whole machine's and the flood's tasks' CPU per
+# SYN (ns) of the flood whose output is FLOOD_OUT; also SENT and SECS.
+cpu_per_syn() {
+  local jif hz
+  SENT=$(kv sent "$FLOOD_OUT"); SECS=$(kv seconds "$FLOOD_OUT")
+  jif=$(kv busy_jiffies "$FLOOD_OUT"); hz=$(kv clk_tck "$FLOOD_OUT")
+  N1=$(awk -v j="$jif" -v hz="$hz" -v n="$SENT" 'BEGIN { printf "%.0f", j * 1e9 / hz / n }')
+  T1=$(awk -v s="$(kv sender_cpu_s "$FLOOD_OUT")" -v k="$(kv ksoftirqd_jiffies "$FLOOD_OUT")" -v hz="$hz" \
+        -v n="$SENT" 'BEGIN { printf "%.0f", (s * 1e9 + k * 1e9 / hz) / n }')
+}
+
+# The floor is what every other figure is taken above, so a noisy phase of
+# the machine during its floods would move every ratio of the scale (a
+# shared machine goes through such phases for minutes). So besides its own
+# turn, last, the floor is flooded ($ROUNDS counted floods) before each
+# other configuration, and the lowest figure of all its floods is kept:
+# FLOOR_NS and FLOOR_TNS, FLOOR_FLOODS of them so far at this scale.
+floor_between() {
+  setup_floor || { fail "floor at $SCALE prefixes: could not attach between the configurations"; return 1; }
+  for ((r = 1; r <= ROUNDS; r++)); do
+    flood "floor (between)" || break
+    cpu_per_syn
+    { [ -z "$FLOOR_NS" ] || [ "$N1" -lt "$FLOOR_NS" ]; } && FLOOR_NS=$N1
+    { [ -z "$FLOOR_TNS" ] || [ "$T1" -lt "$FLOOR_TNS" ]; } && FLOOR_TNS=$T1
+    FLOOR_FLOODS=$((FLOOR_FLOODS + 1))
+  done
+  teardown_floor
+}
+
 # --- the configurations ----------------------------------------------------
 # load_failed RC WHAT OUTPUT: true (and LOAD_ERR set) if a load did not succeed.
 load_failed() {
@@ -348,7 +377,9 @@ for SCALE in "${SCALE_LIST[@]}"; do
     continue
   fi
   declare -A R=()
+  FLOOR_NS= FLOOR_TNS= FLOOR_FLOODS=0
   for c in "${CONFIGS[@]}"; do
+    [ "$c" != floor ] && floor_between
     LOAD_ERR= LOAD_S=- PROG_NS=- PROG_CNT=- FLOOD_OUT= CONN_OUT=
     if ! "setup_$c"; then
       fail "$c at $SCALE prefixes: could not load: $LOAD_ERR"
@@ -371,13 +402,11 @@ for SCALE in "${SCALE_LIST[@]}"; do
       flood "$c" || break
       d=$("dropped_$c")
       [[ "$d" =~ ^[0-9]+$ && "$dropped0" =~ ^[0-9]+$ ]] && d=$((d - dropped0))
-      sent=$(kv sent "$FLOOD_OUT"); outside=$(kv outside "$FLOOD_OUT"); inside=$(kv inside "$FLOOD_OUT")
-      secs=$(kv seconds "$FLOOD_OUT"); jif=$(kv busy_jiffies "$FLOOD_OUT"); hz=$(kv clk_tck "$FLOOD_OUT")
-      n1=$(awk -v j="$jif" -v hz="$hz" -v n="$sent" 'BEGIN { printf "%.0f", j * 1e9 / hz / n }')
-      t1=$(awk -v s="$(kv sender_cpu_s "$FLOOD_OUT")" -v k="$(kv ksoftirqd_jiffies "$FLOOD_OUT")" -v hz="$hz" \
-            -v n="$sent" 'BEGIN { printf "%.0f", (s * 1e9 + k * 1e9 / hz) / n }')
-      { [ -z "$ns" ] || [ "$n1" -lt "$ns" ]; } && ns=$n1 secs_best=$secs
-      { [ -z "$tns" ] || [ "$t1" -lt "$tns" ]; } && tns=$t1
+      outside=$(kv outside "$FLOOD_OUT"); inside=$(kv inside "$FLOOD_OUT")
+      cpu_per_syn
+      sent=$SENT
+      { [ -z "$ns" ] || [ "$N1" -lt "$ns" ]; } && ns=$N1 secs_best=$SECS
+      { [ -z "$tns" ] || [ "$T1" -lt "$tns" ]; } && tns=$T1
       # The filters must have dropped the flood from outside the prefixes, and
       # nothing else: a few lost in the kernel before the filter are tolerated.
       if [ "$c" = nftables ] || [ "$c" = smtpgate ]; then
@@ -388,6 +417,13 @@ for SCALE in "${SCALE_LIST[@]}"; do
       dropped=$d
       ran=$round
     done
+    if [ "$c" = floor ] && [ -n "$ns" ]; then
+      # The lowest of all the floor's floods at this scale, its own and
+      # those between the other configurations.
+      FLOOR_FLOODS=$((FLOOR_FLOODS + ran))
+      [ -n "$FLOOR_NS" ] && [ "$FLOOR_NS" -lt "$ns" ] && ns=$FLOOR_NS
+      [ -n "$FLOOR_TNS" ] && [ "$FLOOR_TNS" -lt "$tns" ] && tns=$FLOOR_TNS
+    fi
     if [ "$ran" = "$ROUNDS" ]; then
       # The further flood: the connects (not for the floor, which drops
       # them) and, for the XDP configurations, the program's own time. If
@@ -418,6 +454,7 @@ for SCALE in "${SCALE_LIST[@]}"; do
   echo
   echo "== $SCALE prefixes (aggregated) =="
   echo "ns/SYN: CPU per SYN of the whole machine | of the flood's own tasks; above: the same minus the floor's"
+  echo "(the floor's: the lowest of its $FLOOR_FLOODS floods, $ROUNDS before each other configuration and its own)"
   printf '%-17s %8s %6s %5s %14s %12s %17s %10s %8s %4s %6s\n' configuration SYNs secs Mpps "ns/SYN" "above" \
     "dropped/outside" "connects" "prog ns" "bg%" "load s"
   for c in "${CONFIGS[@]}"; do

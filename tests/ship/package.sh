@@ -120,7 +120,11 @@ else
     ip -n "$ns" link set sgtpkga up
     ip -n "$ns" link set sgtpkgb up
     in_ns() { nsenter --net="/var/run/netns/$ns" "$@"; }
-    in_ns /usr/sbin/smtpgated --interface sgtpkga --mode skb --no-feed --metrics-listen "" >"$work/daemon.log" 2>&1 &
+    # nsenter itself, not in_ns: a function sent to the background runs in a
+    # subshell, whose pid $! would be, and killing it would leave smtpgated
+    # running. nsenter execs smtpgated, so $! is the daemon's pid.
+    nsenter --net="/var/run/netns/$ns" /usr/sbin/smtpgated --interface sgtpkga --mode skb --no-feed \
+      --metrics-listen "" >"$work/daemon.log" 2>&1 &
     daemon=$!
     for _ in $(seq 100); do ip -n "$ns" link show sgtpkga | grep -q xdp && break; sleep 0.2; done
     kill "$daemon"; wait "$daemon" || true; daemon=

@@ -20,10 +20,12 @@ cleanup() {
   ip netns del "$tag" 2>/dev/null
   rm -rf "$pins" "$work"
   rmdir /sys/fs/bpf/xdp 2>/dev/null
+  bpffs_release
 }
+. "$(dirname "$0")/../scripts/bpffs.sh"
 trap cleanup EXIT
 
-mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+bpffs_acquire
 ip netns add "$tag"
 ip -n "$tag" link add m0 type veth peer name m1
 ip -n "$tag" link set m0 up; ip -n "$tag" link set m1 up

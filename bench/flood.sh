@@ -135,7 +135,9 @@ cleanup() {
   ip netns del "$TX" 2>/dev/null
   rm -rf "$PIN" "$WORK"
   rmdir /sys/fs/bpf/xdp 2>/dev/null  # libxdp's shared directory, if nothing else uses it
+  bpffs_release
 }
+. "$(dirname "$0")/../scripts/bpffs.sh"
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -161,6 +163,7 @@ setup_hosts() {
   ip -n "$GW" neigh replace 192.0.2.2 lladdr $TX_MAC dev gw0 &&
   ip -n "$TX" neigh replace $GW_V4 lladdr $GW_MAC dev tx0
 }
+bpffs_acquire || { echo "flood.sh: could not mount bpffs at /sys/fs/bpf" >&2; exit 1; }
 setup_hosts || { echo "flood.sh: could not create the namespaces and veth pair" >&2; exit 1; }
 
 bg_in "$GW" "$WORK/listen.out" "$GEN" listen --port 25

@@ -23,7 +23,9 @@ cleanup() {
   ip netns del "$gw" 2>/dev/null; ip netns del "$tx" 2>/dev/null
   rm -rf "$pins" "$state"
   rmdir /sys/fs/bpf/xdp 2>/dev/null  # libxdp's shared directory, only if empty
+  bpffs_release
 }
+. "$here/../scripts/bpffs.sh"
 trap cleanup EXIT
 
 in_gw() { nsenter --net=/var/run/netns/"$gw" "$@"; }
@@ -31,7 +33,7 @@ in_tx() { nsenter --net=/var/run/netns/"$tx" "$@"; }
 ctl() { in_gw "$ctl_bin" --pin-dir "$pins" --state-dir "$state" "$@"; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+bpffs_acquire
 ip netns add "$gw"; ip netns add "$tx"
 ip -n "$gw" link add gw0 type veth peer name tx0 netns "$tx"
 ip -n "$gw" link set lo up; ip -n "$tx" link set lo up

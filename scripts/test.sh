@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-deps.sh
-mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+. scripts/bpffs.sh
+bpffs_acquire
+trap bpffs_release EXIT
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j2
 ctest --test-dir build --output-on-failure -j2

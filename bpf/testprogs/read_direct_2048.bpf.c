@@ -6,9 +6,7 @@
  * random read of 2 MiB cost what it does under the flood, this probe would
  * cost less than read_2048; `flood_gen attach-probe` loads it (the inner
  * arrays are created at run time). */
-#include <linux/bpf.h>
-#include <linux/ip.h>
-#include <bpf/bpf_helpers.h>
+#include "probe_source.h"
 
 #define PROBE_KIB 2048
 #define INNER_KIB 16
@@ -31,17 +29,15 @@ struct {
 SEC("xdp")
 int read_direct(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct iphdr *ip = data + 14;
+	long b = probe_block(ctx);
 	__u32 bit, key, zero = 0;
 	__u32 *words;
 	void *inner;
 
-	if ((void *)(ip + 1) > data_end)
+	if (b < 0)
 		return XDP_DROP;
 	/* The source's /24 block, wrapped to the bitmap's size, as read_probe.h. */
-	bit = (__builtin_bswap32(ip->saddr) >> 8) % (PROBE_KIB * 8192);
+	bit = (__u32)b % (PROBE_KIB * 8192);
 	key = bit / (INNER_KIB * 8192);
 	inner = bpf_map_lookup_elem(&probe_outer, &key);
 	if (!inner)

@@ -4,9 +4,7 @@
  * of a PROBE_KIB KiB bitmap at the source's /24 block (wrapped to the
  * bitmap's size) and drops the packet, nothing else. Included by
  * read_<size>.bpf.c, which defines PROBE_KIB. */
-#include <linux/bpf.h>
-#include <linux/ip.h>
-#include <bpf/bpf_helpers.h>
+#include "probe_source.h"
 
 struct probe_chunk {
 	__u32 word[256];  /* 8192 bits */
@@ -22,15 +20,13 @@ struct {
 SEC("xdp")
 int read_probe(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct iphdr *ip = data + 14;
+	long b = probe_block(ctx);
 	struct probe_chunk *c;
 	__u32 block, key;
 
-	if ((void *)(ip + 1) > data_end)
+	if (b < 0)
 		return XDP_DROP;
-	block = __builtin_bswap32(ip->saddr) >> 8;
+	block = b;
 	key = (block >> 13) % PROBE_KIB;
 	c = bpf_map_lookup_elem(&probe_bits, &key);
 	if (c && (c->word[(block >> 5) & 255] & (1u << (block & 31))))

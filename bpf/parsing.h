@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Header parsing in the xdp-tools style: a bounds check against data_end
- * before every read, the next protocol or -1. */
+/* Header parsing in the xdp-tools style: a cursor, a bounds check against
+ * data_end before every read, the next protocol or -1. */
 #ifndef SMTPGATE_PARSING_H
 #define SMTPGATE_PARSING_H
 
@@ -13,6 +13,8 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "smtpgate_abi.h"
+
 #define ETH_P_8021Q_ 0x8100
 #define ETH_P_8021AD_ 0x88A8
 #define IP_MF_ 0x2000
@@ -24,6 +26,11 @@
 #define NEXTHDR_FRAGMENT_ 44
 #define NEXTHDR_AUTH_ 51
 #define NEXTHDR_DEST_ 60
+
+/* Where parsing has got to in the frame. */
+struct hdr_cursor {
+	void *pos;
+};
 
 struct vlan_hdr_ {
 	__be16 tci;
@@ -42,37 +49,40 @@ struct frag_hdr_ {
 	__be32 identification;
 };
 
+/* The tag protocol ids Linux strips on receive (eth_type_vlan(): 802.1Q and
+ * 802.1ad, whatever the VLAN id; 0x9100 and the like are not tags to it). */
 static __always_inline int proto_is_vlan(__u16 h_proto)
 {
 	return h_proto == bpf_htons(ETH_P_8021Q_) || h_proto == bpf_htons(ETH_P_8021AD_);
 }
 
-/* Ethernet and at most two VLAN tags (802.1Q, 802.1ad). Returns the
- * ethertype after the tags (network order) and sets *l3 to what follows
- * them, or returns -1 if the frame is cut. */
-static __always_inline int parse_ethhdr(void *data, void *data_end, void **l3)
+/* Ethernet and up to SG_MAX_VLAN_TAGS VLAN tags. Returns the ethertype after
+ * the tags walked (network order) with the cursor on what follows it, or -1
+ * if the frame is cut. A tag protocol id returned means more tags follow
+ * than were walked: the caller cannot know what the frame carries. */
+static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end)
 {
-	void *pos = data + sizeof(struct ethhdr);
+	struct ethhdr *eth = nh->pos;
 	__u16 h_proto;
 
-	if (pos > data_end)
+	if ((void *)(eth + 1) > data_end)
 		return -1;
+	nh->pos = eth + 1;
 	/* struct ethhdr is packed: read the type as the 16-bit word it is
 	 * (frames start 2-byte aligned), not byte by byte. */
-	h_proto = *(__u16 *)(data + 12);
+	h_proto = *(__u16 *)((void *)eth + 12);
 
 #pragma unroll
-	for (int i = 0; i < 2; i++) {
-		struct vlan_hdr_ *vlh = pos;
+	for (int i = 0; i < SG_MAX_VLAN_TAGS; i++) {
+		struct vlan_hdr_ *vlh = nh->pos;
 
 		if (!proto_is_vlan(h_proto))
 			break;
 		if ((void *)(vlh + 1) > data_end)
 			return -1;
 		h_proto = vlh->encap_proto;
-		pos = vlh + 1;
+		nh->pos = vlh + 1;
 	}
-	*l3 = pos;
 	return h_proto;
 }
 

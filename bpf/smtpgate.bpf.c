@@ -120,6 +120,16 @@ struct {
 	__type(value, struct sg_cpu_state);
 } cpu_state SEC(".maps");
 
+/* Set by the loader for each attachment before load (each interface runs its
+ * own copy of the program): 1 where the device has no Ethernet header (an
+ * IPIP, GRE, SIT or ip6tnl tunnel, WireGuard), so the packet starts at the IP
+ * header. */
+const volatile __u8 no_ethernet = 0;
+
+/* 1, in a map the program may write to: the verifier cannot know its value
+ * (see parse()). Nothing writes it. */
+volatile __u32 verifier_one = 1;
+
 /* Under libxdp's dispatcher: run early, and let the next program see what we
  * pass. */
 struct {
@@ -141,7 +151,9 @@ struct pkt {
 	__u8 judged_as;     /* enum sg_judged_as */
 };
 
-/* Internal: "judge this packet", beside the pass reasons of enum sg_reason. */
+/* Internal: "judge this packet", beside the pass reasons of enum sg_reason.
+ * SG_REASON_TAG_LIMIT is the other verdict the parser hands on: refuse a
+ * frame it could not read to its end. */
 #define JUDGE SG_REASON_MAX
 
 /* gate_config[0]. Looked up only for TCP: the packets that are not TCP
@@ -292,17 +304,17 @@ static __always_inline __u32 parse_ipv6(void *l3, void *data_end, struct pkt *p)
 		case NEXTHDR_ROUTING_:
 		case NEXTHDR_DEST_:
 			if ((void *)(oh + 1) > data_end)
-				return SG_REASON_MALFORMED;
+				goto cut;
 			len = ((__u32)oh->hdrlen + 1) * 8;
 			break;
 		case NEXTHDR_AUTH_:
 			if ((void *)(oh + 1) > data_end)
-				return SG_REASON_MALFORMED;
+				goto cut;
 			len = ((__u32)oh->hdrlen + 2) * 4;
 			break;
 		case NEXTHDR_FRAGMENT_:
 			if ((void *)(fh + 1) > data_end)
-				return SG_REASON_MALFORMED;
+				goto cut;
 			if (bpf_ntohs(fh->frag_off) & 0xFFF8)
 				return SG_REASON_LATER_FRAGMENT;
 			first_frag = bpf_ntohs(fh->frag_off) & 1;
@@ -332,20 +344,65 @@ upper_layer:
 	if (nexthdr != IPPROTO_TCP)
 		return SG_REASON_NOT_TCP;
 	return parse_tcp(pos, data_end, p, first_frag, l3, 6, sizeof(*ip6h) + ext_len);
+
+cut:
+	/* A header cut short: the stack drops such a packet, unless it is a
+	 * first fragment. Then reassembly completes the headers from later
+	 * fragments (which pass), and Linux keeps a first fragment whose
+	 * extension headers it cannot walk (ipv6frag_thdr_truncated() only
+	 * drops one whose chain it reads to a short upper-layer header):
+	 * judged on its source, as a tiny fragment. */
+	if (!first_frag)
+		return SG_REASON_MALFORMED;
+	p->family = 6;
+	p->l3 = l3;
+	p->judged_as = SG_JUDGED_TINY_FRAGMENT;
+	p->cfg = 0;
+	p->can_reset = 0;
+	p->dport = 0;
+	return JUDGE;
 }
 
-/* A frame, as far as the verdict needs: a pass reason, or JUDGE with p
- * filled for a packet to judge. */
+/* A frame, as far as the verdict needs: a pass reason, JUDGE with p filled
+ * for a packet to judge, or SG_REASON_TAG_LIMIT for one to refuse unread. */
 static __always_inline __u32 parse(void *data, void *data_end, struct pkt *p)
 {
-	void *l3;
-	int proto = parse_ethhdr(data, data_end, &l3);
+	struct hdr_cursor nh = { .pos = data };
+	int proto;
 
+	if (no_ethernet) {
+		/* The device says which protocol the packet is; the program
+		 * sees only the packet, whose version nibble says it too. */
+		if (data + 1 > data_end)
+			return SG_REASON_MALFORMED;
+		if ((*(__u8 *)data >> 4) == 4)
+			return parse_ipv4(data, data_end, p);
+		if ((*(__u8 *)data >> 4) == 6)
+			return parse_ipv6(data, data_end, p);
+		return SG_REASON_NOT_IP;
+	}
+	proto = parse_ethhdr(&nh, data_end);
+	if (nh.pos != data + sizeof(struct ethhdr)) {
+		/* Each number of tags is a path of its own to the verifier,
+		 * which would check the rest of the program once per number,
+		 * past its limit. A tagged frame's IP header offset goes on as
+		 * a value it cannot know (times verifier_one), so that the rest
+		 * is checked once for every tagged frame. */
+		__u32 off = (__u32)(nh.pos - data) * verifier_one;
+
+		if (off > sizeof(struct ethhdr) + SG_MAX_VLAN_TAGS * sizeof(struct vlan_hdr_))
+			return SG_REASON_MALFORMED;
+		nh.pos = data + off;
+	}
 	if (proto == bpf_htons(ETH_P_IP))
-		return parse_ipv4(l3, data_end, p);
+		return parse_ipv4(nh.pos, data_end, p);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return parse_ipv6(l3, data_end, p);
-	return proto < 0 ? SG_REASON_MALFORMED : SG_REASON_NOT_IP;
+		return parse_ipv6(nh.pos, data_end, p);
+	if (proto < 0)
+		return SG_REASON_MALFORMED;
+	/* Still a tag after SG_MAX_VLAN_TAGS: Linux would strip on and might
+	 * deliver a SYN behind them, so the frame cannot pass. */
+	return proto_is_vlan(proto) ? SG_REASON_TAG_LIMIT : SG_REASON_NOT_IP;
 }
 
 /* The source of a packet to judge, where it lies in its IP header: the
@@ -469,6 +526,54 @@ static __always_inline __u32 trie_lookup(__u32 slot, __u32 family, const __u8 *s
 }
 
 /* ---- the reset ---------------------------------------------------------- */
+
+/* IPv4 addresses no host sends from or answers for: 0/8 ("this network"),
+ * 127/8 (loopback), 224/4 (multicast), 240/4 (reserved, and the limited
+ * broadcast). */
+static __always_inline int v4_special(const __u8 *a)
+{
+	return a[0] == 0 || a[0] == 127 || a[0] >= 224;
+}
+
+/* IPv6: :: (unspecified), ::1 (loopback), ::ffff:0:0/96 (IPv4-mapped, never on
+ * the wire), ff00::/8 (multicast). */
+static __always_inline int v6_special(const __u8 *a)
+{
+	__u32 w[4];
+
+	if (a[0] == 0xff)
+		return 1;
+	__builtin_memcpy(w, a, 16);
+	if (w[0] | w[1])
+		return 0;
+	return w[2] == bpf_htonl(0xffff) || (!w[2] && (!w[3] || w[3] == bpf_htonl(1)));
+}
+
+/* A reset means something only between two hosts: not from an address no
+ * host answers for (the SYN's destination, which becomes the reset's
+ * source), not to one no host sends from, and not for a frame that was not
+ * sent to one station (broadcast or multicast destination MAC). Such SYNs
+ * are dropped instead; private addresses are ordinary (NAT). */
+static __always_inline int reset_allowed(void *data, void *data_end, const struct pkt *p)
+{
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end || (eth->h_dest[0] & 1))
+		return 0;
+	if (p->family == 4) {
+		struct iphdr *iph = p->l3;
+
+		if ((void *)(iph + 1) > data_end)
+			return 0;
+		return !v4_special((const __u8 *)&iph->saddr) && !v4_special((const __u8 *)&iph->daddr);
+	} else {
+		struct ipv6hdr *ip6h = p->l3;
+
+		if ((void *)(ip6h + 1) > data_end)
+			return 0;
+		return !v6_special((const __u8 *)&ip6h->saddr) && !v6_special((const __u8 *)&ip6h->daddr);
+	}
+}
 
 static __always_inline __u16 csum_fold(__u32 sum)
 {
@@ -801,12 +906,16 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 		action = XDP_PASS;
 		break;
 	case SG_ACTION_REJECT:
-		if (p->can_reset && build_reset(ctx, p) == 0) {
+		/* The verifier drops the reset's code where no_ethernet is set:
+		 * a reset needs an Ethernet header to send back. */
+		if (!no_ethernet && p->can_reset && reset_allowed((void *)(long)ctx->data, data_end, p) &&
+		    build_reset(ctx, p) == 0) {
 			verdict = SG_VERDICT_REJECT;
 			action = XDP_TX;
 			break;
 		}
-		/* No reset can be built from a fragment: drop it. */
+		/* No reset can be built from a fragment, nor may one be sent
+		 * from or to a special-purpose address: drop it. */
 		reason = SG_REASON_REJECT_AS_DROP;
 		verdict = SG_VERDICT_DROP;
 		action = XDP_DROP;
@@ -820,6 +929,19 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 	return leave(action, verdict, reason, rule_id, bytes);
 }
 
+/* A frame with more VLAN tags than the walk: a SYN from a source no range
+ * explains, for all the program can tell. Refused by the action in force,
+ * against the default rule, without a lookup (there is no source to look
+ * up, nor to record or to send a reset to): under reject it is dropped. */
+static __always_inline int refuse_unread(__u64 bytes)
+{
+	struct sg_config *cfg = gate_config_get();
+
+	if (cfg && cfg->action == SG_ACTION_MONITOR)
+		return leave(XDP_PASS, SG_VERDICT_MONITOR, SG_REASON_TAG_LIMIT, SG_RULE_DEFAULT, bytes);
+	return leave(XDP_DROP, SG_VERDICT_DROP, SG_REASON_TAG_LIMIT, SG_RULE_DEFAULT, bytes);
+}
+
 SEC("xdp")
 int smtpgate_xdp(struct xdp_md *ctx)
 {
@@ -830,9 +952,11 @@ int smtpgate_xdp(struct xdp_md *ctx)
 
 	/* The length is read again from ctx rather than kept live across the
 	 * parser: one register more for the parser, no stack traffic. */
-	if (reason != JUDGE)
-		return leave(XDP_PASS, SG_VERDICT_PASS, reason, 0, frame_len(ctx));
-	return judge(ctx, &p, data_end, frame_len(ctx));
+	if (reason == JUDGE)
+		return judge(ctx, &p, data_end, frame_len(ctx));
+	if (reason == SG_REASON_TAG_LIMIT)
+		return refuse_unread(frame_len(ctx));
+	return leave(XDP_PASS, SG_VERDICT_PASS, reason, 0, frame_len(ctx));
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

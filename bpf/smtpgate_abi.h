@@ -36,6 +36,11 @@
  * its source alone (fail closed: see docs/design.md). */
 #define SG_MAX_EXT_HEADERS 8
 
+/* Most VLAN tags walked (as the kernel's VLAN_MAX_DEPTH). Linux strips any
+ * number of priority tags; a frame with more than this is refused unread
+ * (fail closed: see docs/design.md). */
+#define SG_MAX_VLAN_TAGS 8
+
 /* Verdict for a source that is not admitted. Chosen at run time. */
 enum sg_action {
 	SG_ACTION_DROP = 0,    /* XDP_DROP: EOP reports 4.4.315 timed out */
@@ -65,7 +70,7 @@ enum sg_verdict {
 
 /* Why the packet got its verdict; exactly one per packet. */
 enum sg_reason {
-	SG_REASON_NOT_IP = 0,        /* not IPv4/IPv6 (after at most two VLAN tags) */
+	SG_REASON_NOT_IP = 0,        /* not IPv4/IPv6 (after the VLAN tags) */
 	SG_REASON_NOT_TCP = 1,       /* IP, but the upper layer is not TCP */
 	SG_REASON_OTHER_PORT = 2,    /* a SYN (or first fragment) to a port that is not guarded */
 	SG_REASON_NOT_SYN = 3,       /* TCP that is not a SYN without ACK, to any port */
@@ -78,7 +83,12 @@ enum sg_reason {
 	SG_REASON_DEFAULT = 9,       /* no range matches the source */
 	SG_REASON_NO_ALLOWLIST = 10, /* no allowlist published yet: fail closed */
 	SG_REASON_REJECT_AS_DROP = 11,/* reject asked, but no RST can be built
-					 (fragment, cut TCP header): dropped */
+					 (fragment, cut TCP header, no Ethernet
+					 header) or none may be sent (special-
+					 purpose address, frame not unicast):
+					 dropped */
+	SG_REASON_TAG_LIMIT = 12,    /* more VLAN tags than walked: refused as a
+					SYN from a source no range explains */
 	SG_REASON_MAX,
 };
 

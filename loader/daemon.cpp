@@ -18,6 +18,7 @@
 #include "gate.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
+#include "links.hpp"
 #include "metrics.hpp"
 #include "state.hpp"
 
@@ -138,6 +139,7 @@ void bring_up(const DaemonConfig& cfg) {
     XdpMode used = attach(program_options(cfg), ifname, cfg.mode);
     spdlog::info("{}: gate attached in {} mode", ifname, to_string(used));
   }
+  for (const auto& t : unguarded_tunnels()) spdlog::warn("{}", tunnel_advice(t));
 }
 
 int run_daemon(DaemonConfig cfg, const std::string& config_path) {

@@ -17,6 +17,7 @@
 #include "error.hpp"
 #include "gate_maps.hpp"
 #include "fsutil.hpp"
+#include "links.hpp"
 #include "log.hpp"
 #include "smtpgate.skel.h"
 
@@ -144,6 +145,7 @@ GateProgram::GateProgram(const ProgramOptions& opts) : impl_(std::make_unique<Im
     if (int rc = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, t),
                                           SG_TABLE_FIRST_CHUNK + (opts.table_chunks & ~1u)))
       throw SystemError(std::string("size ") + t, -rc);
+  impl_->skel->rodata->no_ethernet = opts.no_ethernet;
   if (!opts.pin_dir.empty()) impl_->reuse_pins();
 }
 
@@ -293,8 +295,12 @@ XdpMode attach(const ProgramOptions& opts, const std::string& ifname, XdpMode mo
   int ifindex = ifindex_of(ifname);
   AttachedInfo before = query_attached(ifname, opts.pin_dir);
 
+  // Each interface runs its own copy of the program, told where its packets'
+  // IP header starts.
+  ProgramOptions own = opts;
+  own.no_ethernet = link_without_ethernet(ifname);
   auto try_mode = [&](XdpMode m) -> int {
-    GateProgram prog(opts);
+    GateProgram prog(own);
     xdp_attach_mode xm = m == XdpMode::Native ? XDP_MODE_NATIVE : XDP_MODE_SKB;
     if (before.attached && !before.dispatcher) {
       // A lone (legacy) smtpgate program: swap it atomically for the new one.

@@ -31,6 +31,9 @@ struct ProgramOptions {
   /// two allowlist slots. An allowlist that needs more is still exact: the
   /// blocks that do not fit are looked up in the LPM trie.
   uint32_t table_chunks = SG_DEFAULT_TABLE_CHUNKS;
+  /// The device has no Ethernet header: packets start at the IP header (an
+  /// IP tunnel). attach() sets it from the interface's link type.
+  bool no_ethernet = false;
 };
 
 /// Owns one opened (and, after load() or attach(), loaded) smtpgate object.

@@ -16,6 +16,7 @@
 #include "feed_ranges.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
+#include "links.hpp"
 
 namespace smtpgate {
 
@@ -252,6 +253,9 @@ void add_counters(json& totals, const json& c) {
 json build_status(const Paths& paths) {
   json j{{"schema", kJsonSchemaVersion}, {"pin_dir", paths.pin_dir}, {"state_dir", paths.state_dir}};
   j["interfaces"] = interfaces_json(paths);
+  j["unguarded_tunnels"] = json::array();
+  for (const auto& t : unguarded_tunnels())
+    j["unguarded_tunnels"].push_back({{"name", t.ifname}, {"kind", t.kind}, {"advice", tunnel_advice(t)}});
   {
     FeedStatus f = read_feed_status(paths.state_dir);
     json applied = nullptr;
@@ -559,6 +563,8 @@ std::string render_status(const json& j) {
     o << fmt::format("interface:  {} ({} mode, program id {}{}{})\n", str(i["name"]), str(i["mode"]),
                      i["prog_id"].get<uint32_t>(), i["dispatcher"].get<bool>() ? ", via libxdp dispatcher" : "",
                      i["uses_pinned_maps"].get<bool>() ? "" : ", NOT using the pinned maps");
+  if (j.contains("unguarded_tunnels"))
+    for (const auto& t : j["unguarded_tunnels"]) o << "warning:    " << str(t["advice"]) << "\n";
   o << "ranges:     " << j["ranges"]["total"].get<size_t>() << "\n";
   for (const auto& [origin, k] : j["ranges"]["by_origin"].items())
     o << fmt::format("  {:<13} admit {:>5}  deny {:>5}  watch {:>5}\n", origin, k["admit"].get<int>(),

@@ -77,6 +77,25 @@ struct Row {
 Packet v4(const char* src) { return Packet().eth().ipv4(src, GW4); }
 Packet v6(const char* src) { return Packet().eth().ipv6(src, GW6); }
 
+// Ethernet and n VLAN tags of VLAN id 0 (priority tags), which Linux strips
+// one after another before delivery.
+Packet tagged(unsigned n, uint16_t tpid = 0x8100) {
+  Packet p = Packet().eth();
+  for (unsigned i = 0; i < n; i++) p.vlan(0, tpid);
+  return p;
+}
+
+// An IPv6 first fragment cut inside the extension headers behind its fragment
+// header: a destination-options header of 16 bytes of which 8 are here, then
+// another. Reassembly completes it from the next fragment (which passes).
+std::vector<uint8_t> v6_first_fragment_cut_in_chain(const char* src) {
+  auto b = v6(src).frag6(0, true).ext(DSTOPTS, 16).ext(DSTOPTS).tcp(1, 25, SYN).bytes();
+  b.resize(14 + 40 + 8 + 8);
+  b[14 + 4] = 0;
+  b[14 + 5] = 16;  // payload length: what is left
+  return b;
+}
+
 std::vector<Row> table() {
   const uint32_t P = XDP_PASS, D = XDP_DROP;
   return {
@@ -104,7 +123,18 @@ std::vector<Row> table() {
       {"802.1Q SYN from stranger", Packet().eth().vlan(100).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
       {"QinQ SYN from stranger", Packet().eth().vlan(10, 0x88a8).vlan(100).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
       {"QinQ v6 SYN from EOP", Packet().eth().vlan(10, 0x88a8).vlan(100).ipv6(EOP6, GW6).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
-      {"three VLAN tags: not walked", Packet().eth().vlan(1).vlan(2).vlan(3).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_IP},
+      {"three VLAN tags", Packet().eth().vlan(1).vlan(2).vlan(3).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"3 priority tags SYN from stranger", tagged(3).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"4 priority tags (802.1ad) v6 SYN from stranger", tagged(4, 0x88a8).ipv6(STRANGER6, GW6).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"4 priority tags SYN from EOP", tagged(4).ipv4(EOP4, GW4).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"8 tags: the last walked", tagged(8).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"8 tags from EOP", tagged(8).ipv6(EOP6, GW6).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"8 tags ACK", tagged(8).ipv4(STRANGER4, GW4).tcp(1, 25, ACK).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_SYN},
+      {"9 tags SYN from stranger: refused unread", tagged(9).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_TAG_LIMIT},
+      {"9 tags SYN from EOP: refused unread", tagged(9).ipv4(EOP4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_TAG_LIMIT},
+      {"10 tags ARP: refused unread", tagged(10).ethertype(0x0806).raw(std::vector<uint8_t>(28)).bytes(), D, SG_VERDICT_DROP, SG_REASON_TAG_LIMIT},
+      {"0x9100 in tag position: no tag to Linux", Packet().eth().vlan(0, 0x9100).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_IP},
+      {"third tag cut short", [] { auto b = tagged(3).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(); b.resize(14 + 8 + 2); return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
       // IPv4 options
       {"v4 options SYN from stranger", Packet().eth().ipv4(STRANGER4, GW4, 40).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
       {"v4 options SYN from EOP", Packet().eth().ipv4(EOP4, GW4, 12).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
@@ -130,6 +160,9 @@ std::vector<Row> table() {
       {"v6 tiny first fragment", v6(STRANGER6).frag6(0, true).raw({0, 1}, 6).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
       {"v6 later fragment", v6(STRANGER6).frag6(2, true).raw(std::vector<uint8_t>(16)).bytes(), P, SG_VERDICT_PASS, SG_REASON_LATER_FRAGMENT},
       {"v6 atomic fragment SYN", v6(STRANGER6).frag6(0, false).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 first fragment cut inside its chain: judged", v6_first_fragment_cut_in_chain(STRANGER6), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 first fragment cut inside its chain from EOP", v6_first_fragment_cut_in_chain(EOP6), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"v6 unfragmented, cut inside its chain", [] { auto b = v6(STRANGER6).ext(DSTOPTS, 16).ext(DSTOPTS).tcp(1, 25, SYN).bytes(); b.resize(14 + 40 + 8); return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
       // Broken headers
       {"v4 IHL 4", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14] = 0x44; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
       {"v4 version 6 in v4 frame", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14] = 0x65; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
@@ -259,6 +292,125 @@ TEST_F(Xdp, RejectBuildsAnExactReset) {
     EXPECT_EQ(th[12] >> 4, 5);
     EXPECT_EQ(th[13], RST | ACK);
     EXPECT_TRUE(tcp_checksum_ok(o, c.l2)) << "TCP checksum";
+  }
+}
+
+// Past the tag walk nothing is known, not even a source: refused by the
+// action in force against the default rule, never reset, never recorded.
+TEST_F(Xdp, MoreTagsThanWalkedAreRefusedUnreadUnderEveryAction) {
+  pin_to_cpu0();
+  auto frame = tagged(SG_MAX_VLAN_TAGS + 1).ipv4(EOP4, GW4).tcp(1, 25, SYN).bytes();
+  struct {
+    Action action;
+    uint32_t xdp, verdict;
+  } cases[] = {{Action::Drop, XDP_DROP, SG_VERDICT_DROP},
+               {Action::Reject, XDP_DROP, SG_VERDICT_DROP},
+               {Action::Monitor, XDP_PASS, SG_VERDICT_MONITOR}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(to_string(c.action));
+    gate.maps().set_config(GateConfig{c.action, {25}, 0});
+    auto r0 = gate.maps().reason_counters();
+    auto v0 = gate.maps().verdict_counters();
+    uint64_t refused0 = gate.maps().rule_counters(SG_RULE_DEFAULT).refuse_packets;
+    RunResult r = gate.run(frame);
+    EXPECT_EQ(r.action, c.xdp);
+    EXPECT_EQ(r.out, frame);
+    EXPECT_EQ(gate.maps().reason_counters()[SG_REASON_TAG_LIMIT].packets - r0[SG_REASON_TAG_LIMIT].packets, 1u);
+    EXPECT_EQ(gate.maps().verdict_counters()[c.verdict].packets - v0[c.verdict].packets, 1u);
+    EXPECT_EQ(gate.maps().rule_counters(SG_RULE_DEFAULT).refuse_packets - refused0, 1u);
+    EXPECT_EQ(gate.maps().rule_counters(1).admit_packets, 0u) << "no lookup: EOP's range is not asked";
+  }
+  EXPECT_TRUE(gate.maps().recent_refused().empty()) << "no source to record";
+}
+
+// A reset goes only from a unicast address to a unicast address, for a frame
+// sent to one station; other SYNs are dropped (reject_as_drop). Private
+// addresses are ordinary gateway addresses behind NAT.
+TEST_F(Xdp, RejectSendsNoResetFromOrToSpecialPurposeAddresses) {
+  gate.maps().set_config(GateConfig{Action::Reject, {25}, 0});
+  struct Row {
+    const char* name;
+    std::vector<uint8_t> frame;
+    bool reset;
+  } rows[] = {
+      {"to 255.255.255.255", Packet().eth().ipv4(STRANGER4, "255.255.255.255").tcp(1, 25, SYN).bytes(), false},
+      {"to 224.0.0.1 (multicast)", Packet().eth().ipv4(STRANGER4, "224.0.0.1").tcp(1, 25, SYN).bytes(), false},
+      {"to 239.255.0.1", Packet().eth().ipv4(STRANGER4, "239.255.0.1").tcp(1, 25, SYN).bytes(), false},
+      {"to 240.0.0.1 (reserved)", Packet().eth().ipv4(STRANGER4, "240.0.0.1").tcp(1, 25, SYN).bytes(), false},
+      {"to 0.0.0.0", Packet().eth().ipv4(STRANGER4, "0.0.0.0").tcp(1, 25, SYN).bytes(), false},
+      {"to 0.1.2.3 (this network)", Packet().eth().ipv4(STRANGER4, "0.1.2.3").tcp(1, 25, SYN).bytes(), false},
+      {"to 127.0.0.1", Packet().eth().ipv4(STRANGER4, "127.0.0.1").tcp(1, 25, SYN).bytes(), false},
+      {"from 0.0.0.0", Packet().eth().ipv4("0.0.0.0", GW4).tcp(1, 25, SYN).bytes(), false},
+      {"from 127.0.0.1", Packet().eth().ipv4("127.0.0.1", GW4).tcp(1, 25, SYN).bytes(), false},
+      {"from 255.255.255.255", Packet().eth().ipv4("255.255.255.255", GW4).tcp(1, 25, SYN).bytes(), false},
+      {"from 224.1.1.1", Packet().eth().ipv4("224.1.1.1", GW4).tcp(1, 25, SYN).bytes(), false},
+      {"v6 to ff02::1", Packet().eth().ipv6(STRANGER6, "ff02::1").tcp(1, 25, SYN).bytes(), false},
+      {"v6 to ::", Packet().eth().ipv6(STRANGER6, "::").tcp(1, 25, SYN).bytes(), false},
+      {"v6 to ::1", Packet().eth().ipv6(STRANGER6, "::1").tcp(1, 25, SYN).bytes(), false},
+      {"v6 to ::ffff:192.0.2.1 (v4-mapped)", Packet().eth().ipv6(STRANGER6, "::ffff:192.0.2.1").tcp(1, 25, SYN).bytes(), false},
+      {"v6 from ::", Packet().eth().ipv6("::", GW6).tcp(1, 25, SYN).bytes(), false},
+      {"v6 from ff05::2", Packet().eth().ipv6("ff05::2", GW6).tcp(1, 25, SYN).bytes(), false},
+      {"v6 from ::ffff:203.0.113.1", Packet().eth().ipv6("::ffff:203.0.113.1", GW6).tcp(1, 25, SYN).bytes(), false},
+      {"to broadcast MAC", Packet().eth("ff:ff:ff:ff:ff:ff").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
+      {"to IPv4 multicast MAC", Packet().eth("01:00:5e:00:00:01").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
+      {"to IPv6 multicast MAC", Packet().eth("33:33:00:00:00:01").ipv6(STRANGER6, GW6).tcp(1, 25, SYN).bytes(), false},
+      {"to 10.1.2.3 (private, behind NAT)", Packet().eth().ipv4(STRANGER4, "10.1.2.3").tcp(1, 25, SYN).bytes(), true},
+      {"to 192.168.1.25", Packet().eth().ipv4(STRANGER4, "192.168.1.25").tcp(1, 25, SYN).bytes(), true},
+      {"from 172.16.0.9", Packet().eth().ipv4("172.16.0.9", GW4).tcp(1, 25, SYN).bytes(), true},
+      {"v6 to fd00::25 (unique local)", Packet().eth().ipv6(STRANGER6, "fd00::25").tcp(1, 25, SYN).bytes(), true},
+      {"v6 to ::2 (not loopback)", Packet().eth().ipv6(STRANGER6, "::2").tcp(1, 25, SYN).bytes(), true},
+      {"223.255.255.255 (last unicast)", Packet().eth().ipv4(STRANGER4, "223.255.255.255").tcp(1, 25, SYN).bytes(), true},
+      {"to 1.0.0.0", Packet().eth().ipv4(STRANGER4, "1.0.0.0").tcp(1, 25, SYN).bytes(), true},
+      {"to 126.255.255.255", Packet().eth().ipv4(STRANGER4, "126.255.255.255").tcp(1, 25, SYN).bytes(), true},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    auto r0 = gate.maps().reason_counters();
+    RunResult r = gate.run(row.frame);
+    auto r1 = gate.maps().reason_counters();
+    if (row.reset) {
+      EXPECT_EQ(r.action, XDP_TX);
+      EXPECT_EQ(r1[SG_REASON_DEFAULT].packets - r0[SG_REASON_DEFAULT].packets, 1u);
+    } else {
+      EXPECT_EQ(r.action, XDP_DROP);
+      EXPECT_EQ(r.out, row.frame);
+      EXPECT_EQ(r1[SG_REASON_REJECT_AS_DROP].packets - r0[SG_REASON_REJECT_AS_DROP].packets, 1u);
+    }
+  }
+}
+
+// On a tunnel device without an Ethernet header (IPIP, GRE, WireGuard) the
+// packet starts at the IP header; the loader tells each program copy so.
+TEST(XdpNoEthernet, PacketsStartAtTheIpHeader) {
+  ProgramOptions o;
+  o.no_ethernet = true;
+  XdpGate gate(o);
+  gate.maps().set_config(GateConfig{Action::Reject, {25}, 0});
+  gate.maps().publish(kRanges);
+  auto ip_only = [](Packet p) {
+    auto b = p.bytes();
+    return std::vector<uint8_t>(b.begin() + 14, b.end());
+  };
+  struct Row {
+    const char* name;
+    std::vector<uint8_t> frame;
+    uint32_t action, reason;
+  } rows[] = {
+      {"v4 SYN from EOP", ip_only(v4(EOP4).tcp(1, 25, SYN)), XDP_PASS, SG_REASON_RULE_ADMIT},
+      {"v6 SYN from EOP", ip_only(v6(EOP6).tcp(1, 25, SYN)), XDP_PASS, SG_REASON_RULE_ADMIT},
+      // No Ethernet header to send a reset back on: dropped.
+      {"v4 SYN from stranger", ip_only(v4(STRANGER4).tcp(1, 25, SYN)), XDP_DROP, SG_REASON_REJECT_AS_DROP},
+      {"v6 SYN from stranger", ip_only(v6(STRANGER6).ext(HOP).tcp(1, 25, SYN)), XDP_DROP, SG_REASON_REJECT_AS_DROP},
+      {"v4 ACK", ip_only(v4(STRANGER4).tcp(1, 25, ACK)), XDP_PASS, SG_REASON_NOT_SYN},
+      {"version 5", [&] { auto b = ip_only(v4(STRANGER4).tcp(1, 25, SYN)); b[0] = 0x55; return b; }(), XDP_PASS, SG_REASON_NOT_IP},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    auto r0 = gate.maps().reason_counters();
+    RunResult r = gate.run(row.frame);
+    EXPECT_EQ(r.action, row.action);
+    EXPECT_EQ(gate.maps().reason_counters()[row.reason].packets - r0[row.reason].packets, 1u);
+    EXPECT_EQ(r.out, row.frame);
   }
 }
 

@@ -18,14 +18,14 @@ int lpm_only(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	void *l3;
+	struct hdr_cursor nh = { .pos = data };
 	struct sg_lpm_v4_key key = { .prefixlen = 32 };
 	struct iphdr *iph;
 	struct tcphdr *th;
 
-	if (parse_ethhdr(data, data_end, &l3) != bpf_htons(ETH_P_IP))
+	if (parse_ethhdr(&nh, data_end) != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
-	iph = l3;
+	iph = nh.pos;
 	if ((void *)(iph + 1) > data_end || iph->protocol != IPPROTO_TCP)
 		return XDP_PASS;
 	th = (void *)iph + iph->ihl * 4;

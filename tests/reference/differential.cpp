@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "linux_receive.hpp"
 #include "packet_gen.hpp"
 #include "ruleset.hpp"
 #include "smtpgate_abi.h"
@@ -120,7 +121,8 @@ RunStats Differential::run(uint64_t seed, uint64_t packets, uint64_t per_setup, 
   RunStats st;
   bool first = !gate_->maps().has_allowlist();
   auto report = [&](const Case& c, const Outcome& got, std::string what) {
-    if (st.disagreements.size() < max_reported) st.disagreements.push_back({c, got, std::move(what)});
+    if (st.disagreements.size() < max_reported)
+      st.disagreements.push_back({c, got, std::move(what), disagreement_kind(c.frame, c.setup, got)});
   };
   while (st.packets < packets) {
     GateSetup s = gen.setup();
@@ -144,6 +146,15 @@ RunStats Differential::run(uint64_t seed, uint64_t packets, uint64_t per_setup, 
       while (batch.size() < kBatch && st.packets < end) {
         Case c{s, gen.packet(s), {}, "seed " + std::to_string(seed) + " packet " + std::to_string(st.packets)};
         c.expected = classify(c.frame, s);
+        LinuxView linux = linux_receive(c.frame, s.ports);
+        st.linux_guarded += linux.guarded_syn();
+        if (bypasses(linux, s, c.expected)) {
+          st.spec_bypasses++;
+          if (st.spec_bypass_cases.size() < max_reported) {
+            st.spec_bypass_cases.push_back(c);
+            st.spec_bypass_cases.back().note += " (Linux: " + linux.why + ")";
+          }
+        }
         st.packets++;
         st.by_verdict[c.expected.verdict]++;
         st.by_reason[c.expected.reason]++;

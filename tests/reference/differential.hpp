@@ -33,6 +33,7 @@ struct Disagreement {
   Case c;
   Outcome got;
   std::string what;  // which field differs
+  std::string kind;  // bypass, over-refusal or accounting (disagreement_kind)
 };
 
 struct RunStats {
@@ -41,6 +42,9 @@ struct RunStats {
   uint64_t judged = 0;
   uint64_t by_verdict[8] = {};
   uint64_t by_reason[16] = {};
+  uint64_t linux_guarded = 0;   // guarded SYNs Linux delivers (or may, after reassembly)
+  uint64_t spec_bypasses = 0;   // of them, ones the reference itself lets through: must be 0
+  std::vector<Case> spec_bypass_cases;
   std::vector<Disagreement> disagreements;
 };
 

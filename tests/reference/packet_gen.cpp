@@ -167,14 +167,20 @@ std::vector<uint8_t> Generator::l4(const GateSetup& s, uint8_t proto) {
 std::vector<uint8_t> Generator::packet(const GateSetup& s) {
   std::vector<uint8_t> f(12);
   for (auto& x : f) x = static_cast<uint8_t>(rng_());
-  f[0] &= 0xfe;  // unicast destination
-  unsigned tags = chance(60) ? 0 : chance(40) ? 1 : chance(80) ? 2 : 3;
+  f[0] &= 0xfe;  // unicast destination, mostly
+  if (chance(3)) f[0] |= 1;
+  // Tag stacks of 0 to 10: the walk limit and past it, priority tags (VLAN
+  // id 0) often, and ethertypes in tag position that Linux does not strip.
+  unsigned tags = chance(45) ? 0 : chance(30) ? 1 : chance(30) ? 2 : static_cast<unsigned>(below(11));
   for (unsigned i = 0; i < tags; i++) {
-    uint16_t tpid = chance(50) ? 0x8100 : 0x88a8;
+    static const uint16_t not_tags[] = {0x9100, 0x9200, 0x9300, 0x88e7, 0x8847};
+    uint16_t tpid = chance(45) ? 0x8100 : chance(85) ? 0x88a8 : chance(70) ? not_tags[below(5)]
+                                                                           : static_cast<uint16_t>(rng_());
+    uint16_t tci = chance(50) ? static_cast<uint16_t>(rng_() & 0xe000) : static_cast<uint16_t>(rng_());
     f.push_back(tpid >> 8);
     f.push_back(tpid & 0xff);
-    f.push_back(static_cast<uint8_t>(rng_() & 0x0f));
-    f.push_back(static_cast<uint8_t>(rng_()));
+    f.push_back(static_cast<uint8_t>(tci >> 8));
+    f.push_back(static_cast<uint8_t>(tci));
   }
   unsigned which = below(100);
   uint16_t type = which < 46 ? 0x0800 : which < 92 ? 0x86dd : which < 95 ? 0x0806 : static_cast<uint16_t>(rng_());
@@ -202,6 +208,11 @@ std::vector<uint8_t> Generator::packet(const GateSetup& s) {
     auto src = source(s, 4);
     std::copy_n(src.begin(), 4, ip.begin() + 12);
     for (int i = 16; i < 20; i++) ip[i] = static_cast<uint8_t>(rng_());
+    // Now and then a special-purpose address on either side (no reset).
+    static const uint8_t special4[][4] = {{0, 0, 0, 0}, {255, 255, 255, 255}, {127, 0, 0, 1}, {224, 0, 0, 1},
+                                          {240, 1, 2, 3}, {0, 9, 9, 9}, {10, 0, 0, 1}, {223, 255, 255, 255}};
+    if (chance(4)) std::copy_n(special4[below(8)], 4, ip.begin() + 16);
+    if (chance(2)) std::copy_n(special4[below(8)], 4, ip.begin() + 12);
     for (size_t i = 20; i < ip.size(); i++) ip[i] = static_cast<uint8_t>(rng_());
     std::vector<uint8_t> up = l4(s, proto);
     // First fragments are often cut inside the TCP header (tiny fragments).
@@ -218,6 +229,18 @@ std::vector<uint8_t> Generator::packet(const GateSetup& s) {
     auto src = source(s, 6);
     std::copy_n(src.begin(), 16, ip.begin() + 8);
     for (int i = 24; i < 40; i++) ip[i] = static_cast<uint8_t>(rng_());
+    auto special6 = [&](size_t at) {
+      std::fill(ip.begin() + static_cast<long>(at), ip.begin() + static_cast<long>(at + 16), 0);
+      switch (below(5)) {
+        case 0: break;                                     // ::
+        case 1: ip[at + 15] = 1; break;                    // ::1
+        case 2: ip[at] = 0xff; ip[at + 1] = 2; ip[at + 15] = 1; break;  // ff02::1
+        case 3: ip[at + 10] = ip[at + 11] = 0xff; ip[at + 12] = 192; ip[at + 15] = 1; break;  // ::ffff:192.0.0.1
+        default: ip[at + 15] = 2; break;                   // ::2, an ordinary address
+      }
+    };
+    if (chance(4)) special6(24);
+    if (chance(2)) special6(8);
     unsigned chain = chance(55) ? 0 : chance(70) ? 1 + static_cast<unsigned>(below(4)) : 4 + static_cast<unsigned>(below(8));
     std::vector<uint8_t> exts;
     std::vector<size_t> next_at = {6};  // where each header's "next header" byte is, in ip+exts

@@ -1,6 +1,7 @@
 // Seeded generator for the differential test: allowlists with nested prefixes
 // of every length, gate settings, and packets built to reach every branch of
-// the packet path (VLAN, QinQ, IPv4 options, IPv6 extension chains past the
+// the packet path (stacks of 0 to 10 VLAN tags, ethertypes that only look like
+// tags, group MACs, special-purpose addresses, IPv4 options, IPv6 extension chains past the
 // walk limit, fragments, odd flags, other protocols and ports), then mutated
 // (truncated, bytes flipped, padded). Same seed, same sequence.
 #pragma once

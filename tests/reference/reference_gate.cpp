@@ -1,5 +1,7 @@
 #include "reference_gate.hpp"
 
+#include "linux_receive.hpp"
+
 #include <arpa/inet.h>
 #include <linux/bpf.h>
 
@@ -117,15 +119,18 @@ Step ipv6(const Bytes& b, size_t at, const GateSetup& s, Judged& j) {
     if (!ext) break;
     // Past the walk limit nothing more is read: judged on the source.
     if (walked == SG_MAX_EXT_HEADERS) return judge();
+    // Cut short: Linux drops it, unless it is a first fragment, whose
+    // headers reassembly completes: judged on the source.
+    auto cut = [&] { return first_fragment ? judge() : pass(SG_REASON_MALFORMED); };
     size_t len;
     if (next == kFragment) {
-      if (!b.has(pos, 8)) return pass(SG_REASON_MALFORMED);
+      if (!b.has(pos, 8)) return cut();
       uint16_t fo = b.u16(pos + 2);
       if (fo >> 3) return pass(SG_REASON_LATER_FRAGMENT);
       first_fragment = fo & 1;
       len = 8;
     } else {
-      if (!b.has(pos, 2)) return pass(SG_REASON_MALFORMED);
+      if (!b.has(pos, 2)) return cut();
       // RFC 8200: length in 8-octet units not counting the first; RFC 4302
       // (AH): in 4-octet units minus 2.
       len = next == kAuth ? (b.u8(pos + 1) + 2u) * 4 : (b.u8(pos + 1) + 1u) * 8;
@@ -223,6 +228,30 @@ std::vector<uint8_t> reset_for(const std::vector<uint8_t>& in, const Judged& j) 
   return out;
 }
 
+// A reset only between two hosts: never from or to 0/8, 127/8, 224/4, 240/4
+// (IPv4), ::, ::1, ::ffff:0:0/96, ff00::/8 (IPv6), nor for a frame sent to a
+// group MAC address.
+bool special(int family, const std::array<uint8_t, 16>& a) {
+  if (family == 4) return a[0] == 0 || a[0] == 127 || a[0] >= 224;
+  bool zero80 = std::all_of(a.begin(), a.begin() + 10, [](uint8_t x) { return x == 0; });
+  bool zero96 = zero80 && a[10] == 0 && a[11] == 0;
+  bool low = zero96 && a[12] == 0 && a[13] == 0 && a[14] == 0 && a[15] <= 1;
+  return a[0] == 0xff || low || (zero80 && a[10] == 0xff && a[11] == 0xff);
+}
+
+bool reset_allowed(const std::vector<uint8_t>& frame, const Judged& j) {
+  return !(frame[0] & 1) && !special(j.family, j.src) && !special(j.family, j.dst);
+}
+
+// More tags than walked: nothing past them is read. Refused as a SYN of the
+// default rule by the action in force, without a reset.
+Outcome beyond_tag_limit(const std::vector<uint8_t>& frame, const GateSetup& s) {
+  bool monitor = s.refusal == Refusal::Monitor;
+  return Outcome{monitor ? uint32_t{XDP_PASS} : uint32_t{XDP_DROP},
+                 monitor ? uint32_t{SG_VERDICT_MONITOR} : uint32_t{SG_VERDICT_DROP},
+                 SG_REASON_TAG_LIMIT, true, SG_RULE_DEFAULT, frame};
+}
+
 }  // namespace
 
 Outcome classify(const std::vector<uint8_t>& frame, const GateSetup& s) {
@@ -236,7 +265,8 @@ Outcome classify(const std::vector<uint8_t>& frame, const GateSetup& s) {
     size_t at = 14;
     uint16_t type = b.u16(12);
     bool cut = false;
-    for (int tags = 0; tags < 2 && (type == kDot1Q || type == kDot1ad); tags++) {
+    // The tags Linux strips (802.1Q, 802.1ad), up to the walk limit.
+    for (int tags = 0; tags < SG_MAX_VLAN_TAGS && (type == kDot1Q || type == kDot1ad); tags++) {
       if (!b.has(at, 4)) {
         cut = true;
         break;
@@ -247,6 +277,8 @@ Outcome classify(const std::vector<uint8_t>& frame, const GateSetup& s) {
     j.l2_len = at;
     if (cut)
       step = pass(SG_REASON_MALFORMED);
+    else if (type == kDot1Q || type == kDot1ad)
+      return beyond_tag_limit(frame, s);
     else if (type == kIPv4)
       step = ipv4(b, at, s, j);
     else if (type == kIPv6)
@@ -279,7 +311,7 @@ Outcome classify(const std::vector<uint8_t>& frame, const GateSetup& s) {
       o.verdict = SG_VERDICT_MONITOR;
       break;
     case Refusal::Reject:
-      if (j.resettable) {
+      if (j.resettable && reset_allowed(frame, j)) {
         o.verdict = SG_VERDICT_REJECT;
         o.xdp_action = XDP_TX;
         o.frame = reset_for(frame, j);
@@ -295,6 +327,27 @@ Outcome classify(const std::vector<uint8_t>& frame, const GateSetup& s) {
       break;
   }
   return o;
+}
+
+bool bypasses(const LinuxView& linux, const GateSetup& s, const Outcome& o) {
+  if (!linux.guarded_syn()) return false;
+  if (o.verdict == SG_VERDICT_DROP || o.verdict == SG_VERDICT_REJECT || o.verdict == SG_VERDICT_MONITOR) return false;
+  if (o.verdict != SG_VERDICT_ADMIT || !s.has_allowlist) return true;
+  Judged j;
+  j.family = linux.family;
+  j.src = linux.src;
+  const Prefix* p = longest_match(s, j);
+  return !(p && p->kind == Kind::Admit && p->rule_id == o.rule_id);
+}
+
+std::string disagreement_kind(const std::vector<uint8_t>& frame, const GateSetup& s, const Outcome& got) {
+  const Outcome want = classify(frame, s);
+  auto refuses = [](const Outcome& o) {
+    return o.verdict == SG_VERDICT_DROP || o.verdict == SG_VERDICT_REJECT || o.verdict == SG_VERDICT_MONITOR;
+  };
+  if (bypasses(linux_receive(frame, s.ports), s, got)) return "bypass";
+  if (refuses(got) && !refuses(want)) return "over-refusal";
+  return "accounting";
 }
 
 std::string refusal_name(Refusal r) {

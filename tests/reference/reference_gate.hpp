@@ -2,6 +2,8 @@
 // docs/design.md and nothing else: plain byte offsets into a frame, no code
 // shared with bpf/. The differential test runs every packet through both this
 // and the real program (BPF_PROG_TEST_RUN) and requires the same outcome.
+// Both are held against what Linux delivers (linux_receive.hpp): a guarded
+// SYN Linux hands the listener must be judged by its true source or refused.
 #pragma once
 
 #include <array>
@@ -56,6 +58,19 @@ struct Outcome {
 
 /// The reference's decision for one frame.
 Outcome classify(const std::vector<uint8_t>& frame, const GateSetup& setup);
+
+struct LinuxView;
+
+/// True when the outcome lets through a connection-opening SYN to a guarded
+/// port that Linux delivers (or may deliver after reassembly): neither
+/// refused nor admitted by the rule of its true source.
+bool bypasses(const LinuxView& linux, const GateSetup& s, const Outcome& o);
+
+/// What a disagreement between the reference and the program means: "bypass"
+/// (the program lets through a guarded SYN Linux delivers), "over-refusal"
+/// (it refuses what the reference passes or admits) or "accounting" (the
+/// same fate, counted or answered otherwise).
+std::string disagreement_kind(const std::vector<uint8_t>& frame, const GateSetup& s, const Outcome& got);
 
 /// "XDP_TX drop/malformed rule 3" for messages and regression files.
 std::string describe(const Outcome& o);

@@ -91,11 +91,13 @@ Packet& Packet::frag6(uint16_t offset, bool mf) {
   return *this;
 }
 
-Packet& Packet::tcp(uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq, unsigned payload, unsigned opt_len) {
+Packet& Packet::tcp(uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq, unsigned payload, unsigned opt_len,
+                    uint32_t ack) {
   Layer l{Layer::Tcp, std::vector<uint8_t>(20 + opt_len + payload), 0};
   put16(l.b, 0, sport);
   put16(l.b, 2, dport);
   put32(l.b, 4, seq);
+  put32(l.b, 8, ack);
   l.b[12] = ((20 + opt_len) / 4) << 4;
   l.b[13] = flags;
   put16(l.b, 14, 64240);

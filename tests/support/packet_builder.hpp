@@ -32,7 +32,7 @@ class Packet {
   /// An IPv6 fragment header; offset in 8-byte units.
   Packet& frag6(uint16_t offset, bool more_fragments);
   Packet& tcp(uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq = 1000, unsigned payload = 0,
-              unsigned opt_len = 0);
+              unsigned opt_len = 0, uint32_t ack = 0);
   Packet& udp(uint16_t sport, uint16_t dport);
   Packet& icmp();
   /// Raw bytes as the last layer; proto is what the IP header announces for

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <optional>
 
 #include "netns.hpp"
@@ -243,6 +244,45 @@ TEST_F(WireE2E, EopBehindPriorityTagsStillConnects) {
     }
     d->stop();
   }
+}
+
+}  // namespace
+
+namespace {
+
+// A tunnel device on the gateway hands on what it decapsulates: the gate on
+// the NIC sees only the outer headers. status names such a device while it
+// is up and unguarded, and guarding it (--interface) silences that. A tun
+// device has no Ethernet header: its program copy reads from the IP header.
+TEST_F(WireE2E, UnguardedTunnelDevicesAreNamedUntilGuarded) {
+  sgtest::sh("ip -n " + box.gateway().name() + " link add vx25 type vxlan id 25 dstport 4789 local 192.0.2.1");
+  sgtest::sh("ip -n " + box.gateway().name() + " link set vx25 up");
+  sgtest::sh("ip -n " + box.gateway().name() + " tuntap add tn25 mode tun");
+  sgtest::sh("ip -n " + box.gateway().name() + " link set tn25 up");
+  auto d = start("drop");
+  json st = json::parse(ctl({"-j", "status"}).out);
+  std::map<std::string, std::string> named;
+  for (const auto& t : st["unguarded_tunnels"]) named[t["name"]] = t["kind"];
+  EXPECT_EQ(named["vx25"], "vxlan");
+  EXPECT_EQ(named["tn25"], "tun/wireguard");
+  EXPECT_EQ(named.count(Sandbox::kGwIf), 0u);
+  std::string text = ctl({"status"}).out;
+  EXPECT_NE(text.find("vx25 (vxlan tunnel) is up and not guarded"), std::string::npos) << text;
+  EXPECT_NE(text.find("smtpgated --interface vx25"), std::string::npos) << text;
+  d->stop();
+  EXPECT_NE(d->stderr_text().find("tn25 (tun/wireguard tunnel) is up and not guarded"), std::string::npos)
+      << d->stderr_text();
+
+  sgtest::Daemon guarded(box.gateway(), {sgtest::binary("smtpgated"), "--interface", Sandbox::kGwIf, "--interface",
+                                         "vx25", "--interface", "tn25", "--pin-dir", box.pin_dir(), "--state-dir",
+                                         box.state_dir(), "--action", "drop", "--no-feed"});
+  ASSERT_TRUE(guarded.ready()) << guarded.stderr_text();
+  st = json::parse(ctl({"-j", "status"}).out);
+  EXPECT_TRUE(st["unguarded_tunnels"].empty()) << st["unguarded_tunnels"].dump();
+  EXPECT_EQ(st["interfaces"].size(), 3u);
+  guarded.stop();
+  ctl({"detach", "vx25"});
+  ctl({"detach", "tn25"});
 }
 
 }  // namespace

@@ -89,9 +89,13 @@ mods="$kroot/lib/modules/$kver"
 # The package ships no modules.dep (installation makes it): make it here.
 [ -f "$mods/modules.dep" ] || depmod -b "$kroot" "$kver"
 mkdir -p "$root/lib/modules/$kver"
-for m in veth; do
+# veth for the sandboxes; vxlan and tun for the tunnel devices e2e_wire makes.
+for m in veth vxlan tun; do
   path=$(grep -E "/$m\.ko(\.xz)?:" "$mods/modules.dep" | cut -d: -f1)
-  for dep in $(grep -E "/$m\.ko(\.xz)?:" "$mods/modules.dep" | cut -d: -f2) "$path"; do
+  [ -n "$path" ] || continue  # built in
+  # modules.dep names a module's dependencies deepest last: load them first.
+  for dep in $(grep -E "/$m\.ko(\.xz)?:" "$mods/modules.dep" | cut -d: -f2 | tr ' ' '\n' | tac) "$path"; do
+    grep -qx "$dep" "$root/modules.order" 2>/dev/null && continue
     mkdir -p "$root/lib/modules/$kver/$(dirname "$dep")"
     cp "$mods/$dep" "$root/lib/modules/$kver/$dep"
     echo "$dep" >> "$root/modules.order"

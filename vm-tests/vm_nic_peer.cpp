@@ -77,7 +77,7 @@ sgtest::ProcResult guest(const std::string& cmd, int timeout_ms = 60000) {
     r.err = "the guest's agent did not answer on " + std::string(kGuest) + ":" + std::to_string(kAgentPort);
     return r;
   }
-  std::string script = "{ " + cmd + "\n} 2>&1\necho \"@@rc=$?\"\n";
+  std::string script = "( " + cmd + "\n) 2>&1\necho \"@@rc=$?\"\n";
   ::send(fd, script.data(), script.size(), MSG_NOSIGNAL);
   ::shutdown(fd, SHUT_WR);
   char buf[4096];

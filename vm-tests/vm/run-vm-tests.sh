@@ -210,6 +210,10 @@ fi
 # nic: the tap's end of the link lives in a namespace of this run's own. The
 # addresses are the documentation ranges the guest's routes point at; the
 # peer binary adds its EOP and stranger source addresses itself.
+# Namespaces of runs that were killed before they could clean up.
+for stale in $(ip netns list | awk '/^sgvm[0-9]+/ {print $1}'); do
+  kill -0 "${stale#sgvm}" 2>/dev/null || ip netns del "$stale" 2>/dev/null || true
+done
 netns="sgvm$$"
 ip netns add "$netns"
 if [ "$nic" = virtio ]; then

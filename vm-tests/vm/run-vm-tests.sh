@@ -229,6 +229,9 @@ else
   netdev="tap,id=n0,ifname=sgtap0,script=no,downscript=no"
   device="e1000,netdev=n0,mac=52:54:00:53:47:01"
 fi
+# Long queues toward the guest (set before qemu opens them): the emulated
+# guest drains a flood far slower than the peer writes it.
+ip -n "$netns" link set sgtap0 txqueuelen 4096
 ip -n "$netns" link set lo up
 ip -n "$netns" addr add 192.0.2.2/24 dev sgtap0
 ip -n "$netns" link set sgtap0 up

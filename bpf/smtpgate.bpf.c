@@ -595,7 +595,12 @@ static __always_inline __u32 csum_words(const void *buf, int words)
 
 /* Rewrites the SYN in place into RST+ACK (RFC 9293 3.10.7.1: seq 0, ack =
  * seq + segment length), addresses, ports and MACs swapped, VLAN tags kept,
- * IPv4 options and IPv6 extension headers dropped, then trims the frame. */
+ * IPv4 options and IPv6 extension headers dropped. The frame keeps the SYN's
+ * length: the IP header's length ends the reset, and what follows is link
+ * padding that every receiver trims. Trimming it (bpf_xdp_adjust_tail) would
+ * make the program one that changes packet data, and kernels since 6.13 (and
+ * Debian's 6.12) refuse such a program in a slot of libxdp's dispatcher older
+ * than 1.5.5 (Debian 12 ships 1.3.1): smtpgate could then share no NIC. */
 static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
@@ -606,7 +611,7 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 	void *at = p->l3;   /* the IP header: the reset is written from here */
 	struct tcphdr *syn = at + p->l3_len;
 	__u8 daddr[16];     /* the SYN's destination, read before it is overwritten */
-	__u32 new_len, sum, l4_len, ack;
+	__u32 sum, l4_len, ack;
 
 	if ((void *)(eth + 1) > data_end || (void *)(syn + 1) > data_end)
 		return -1;
@@ -656,7 +661,6 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 			return -1;
 		__builtin_memcpy(at, &ip, sizeof(ip));
 		__builtin_memcpy(at + sizeof(ip), &th, sizeof(th));
-		new_len = (at - data) + sizeof(ip) + sizeof(th);
 	} else {
 		struct ipv6hdr ip6 = {
 			.version = 6,
@@ -672,14 +676,12 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 			return -1;
 		__builtin_memcpy(at, &ip6, sizeof(ip6));
 		__builtin_memcpy(at + sizeof(ip6), &th, sizeof(th));
-		new_len = (at - data) + sizeof(ip6) + sizeof(th);
 	}
 
 	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
 	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
-
-	return bpf_xdp_adjust_tail(ctx, (int)new_len - (int)(data_end - data));
+	return 0;
 }
 
 /* ---- bookkeeping --------------------------------------------------------- */

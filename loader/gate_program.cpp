@@ -253,6 +253,16 @@ struct Multiprog {
   }
 };
 
+// Why libxdp's dispatcher did not load, from its log: its compatibility check
+// loads a freplace (BPF_PROG_TYPE_EXT) program, which some kernels refuse.
+std::string dispatcher_refusal(const std::string& log) {
+  const std::string check = "Compatibility check for dispatcher program failed: ";
+  size_t p = log.find(check);
+  if (p == std::string::npos) return "";
+  p += check.size();
+  return " (it refused the dispatcher's freplace program: " + log.substr(p, log.find('\n', p) - p) + ")";
+}
+
 std::string mode_name(xdp_attach_mode m) {
   switch (m) {
     case XDP_MODE_NATIVE: return "native";
@@ -294,6 +304,14 @@ AttachedInfo query_attached(const std::string& ifname, const std::string& pin_di
 XdpMode attach(const ProgramOptions& opts, const std::string& ifname, XdpMode mode) {
   int ifindex = ifindex_of(ifname);
   AttachedInfo before = query_attached(ifname, opts.pin_dir);
+  // Another program attached alone cannot be moved into a dispatcher: libxdp
+  // would refuse (EBUSY), and replacing it would silently remove its filter.
+  if (!before.attached && !before.dispatcher && !before.others.empty())
+    throw SystemError(ifname + " already runs the XDP program " + before.others[0] +
+                          ", attached alone rather than through libxdp's dispatcher, so smtpgate cannot share " +
+                          ifname + "; detach " + before.others[0] +
+                          " first, or load it through libxdp on a kernel that runs the dispatcher (docs/kernels.md)",
+                      EBUSY);
 
   // Each interface runs its own copy of the program, told where its packets'
   // IP header starts.
@@ -328,8 +346,8 @@ XdpMode attach(const ProgramOptions& opts, const std::string& ifname, XdpMode mo
     prog.impl_->loaded = true;
     prog.impl_->pin_new();
     if (capture.text().find("Falling back to loading single prog") != std::string::npos)
-      spdlog::warn("{}: libxdp's dispatcher is not usable on this kernel; attached alone, "
-                   "so no other XDP program can share {}", ifname, ifname);
+      spdlog::warn("{}: libxdp's dispatcher does not load on this kernel{}; attached alone, "
+                   "so no other XDP program can share {}", ifname, dispatcher_refusal(capture.text()), ifname);
     if (before.attached) {
       // Dispatcher: the new program runs beside the old one; remove the old.
       Multiprog m(ifindex);

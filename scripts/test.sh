@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what smtpgate needs, builds it, and runs every test: unit tests,
 # BPF_PROG_TEST_RUN tests, end-to-end tests in network namespaces on this
-# kernel, and the same on Debian 12's 6.1 kernel in a VM; then the unit tests
+# kernel, and the same in VMs on Debian 12's 6.1 and 6.12 kernels, on veth and
+# on real NIC drivers (docs/kernels.md); then the unit tests
 # again under AddressSanitizer and UndefinedBehaviorSanitizer, and each
 # libFuzzer target for a bounded time (docs/reliability.md). Run as root on
 # Debian 12.

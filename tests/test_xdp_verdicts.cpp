@@ -259,7 +259,11 @@ TEST_F(Xdp, RejectBuildsAnExactReset) {
     ASSERT_EQ(r.action, XDP_TX);
     const auto& o = r.out;
     size_t ip_len = c.v6 ? 40 : 20;
-    ASSERT_EQ(o.size(), c.l2 + ip_len + 20);
+    // The frame keeps the SYN's length (the IP length ends the reset), so the
+    // program never changes packet data (bpf_xdp_adjust_tail): the kernel
+    // would refuse it in a slot of libxdp's dispatcher otherwise.
+    ASSERT_EQ(o.size(), in.size());
+    ASSERT_GE(o.size(), c.l2 + ip_len + 20);
     // MACs swapped, VLAN tags and ethertypes kept.
     EXPECT_TRUE(std::equal(o.begin(), o.begin() + 6, in.begin() + 6));
     EXPECT_TRUE(std::equal(o.begin() + 6, o.begin() + 12, in.begin()));

@@ -186,7 +186,8 @@ void put16(std::vector<uint8_t>& v, size_t at, uint16_t x) {
 // RFC 9293 3.10.7.1: the answer to a SYN on a closed port is <SEQ=0><ACK=
 // SEG.SEQ+SEG.LEN><CTL=RST,ACK>, where SYN and FIN each count one. Same L2
 // header (MACs swapped), a plain IP header (no options, no extension
-// headers), addresses and ports swapped.
+// headers), addresses and ports swapped. The frame keeps the SYN's length:
+// the SYN's bytes past the reset stay as link padding.
 std::vector<uint8_t> reset_for(const std::vector<uint8_t>& in, const Judged& j) {
   std::vector<uint8_t> out(in.begin(), in.begin() + static_cast<long>(j.l2_len));
   std::swap_ranges(out.begin(), out.begin() + 6, out.begin() + 6);
@@ -225,6 +226,7 @@ std::vector<uint8_t> reset_for(const std::vector<uint8_t>& in, const Judged& j) 
   pseudo.insert(pseudo.end(), {0, kTcp, 0, 20});
   pseudo.insert(pseudo.end(), out.begin() + static_cast<long>(th), out.end());
   put16(out, th + 16, checksum(pseudo));
+  out.insert(out.end(), in.begin() + static_cast<long>(std::min(out.size(), in.size())), in.end());
   return out;
 }
 

@@ -137,56 +137,58 @@ void Sandbox::add_sender_address(const std::string& addr) {
   tx_->ip("addr add " + addr + (v6 ? "/128 dev " : "/32 dev ") + kTxIf + (v6 ? " nodad" : ""));
 }
 
-ConnectResult Sandbox::connect(const std::string& src, const std::string& dst, uint16_t port, int timeout_ms) {
-  return tx_->run<ConnectResult>([&]() -> ConnectResult {
-    bool v6 = dst.find(':') != std::string::npos;
-    int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return ConnectResult::OtherError;
-    sockaddr_storage s{}, d{};
-    socklen_t len;
-    if (v6) {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&s);
-      a->sin6_family = AF_INET6;
-      inet_pton(AF_INET6, src.c_str(), &a->sin6_addr);
-      auto* b = reinterpret_cast<sockaddr_in6*>(&d);
-      b->sin6_family = AF_INET6;
-      b->sin6_port = htons(port);
-      inet_pton(AF_INET6, dst.c_str(), &b->sin6_addr);
-      len = sizeof(sockaddr_in6);
-    } else {
-      auto* a = reinterpret_cast<sockaddr_in*>(&s);
-      a->sin_family = AF_INET;
-      inet_pton(AF_INET, src.c_str(), &a->sin_addr);
-      auto* b = reinterpret_cast<sockaddr_in*>(&d);
-      b->sin_family = AF_INET;
-      b->sin_port = htons(port);
-      inet_pton(AF_INET, dst.c_str(), &b->sin_addr);
-      len = sizeof(sockaddr_in);
-    }
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&s), len) != 0) {
-      ::close(fd);
-      return ConnectResult::OtherError;
-    }
-    ConnectResult r = ConnectResult::OtherError;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&d), len) == 0) {
-      r = ConnectResult::Connected;
-    } else if (errno == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
-      int n = ::poll(&p, 1, timeout_ms);
-      if (n == 0) {
-        r = ConnectResult::TimedOut;
-      } else {
-        int err = 0;
-        socklen_t el = sizeof(err);
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-        r = err == 0 ? ConnectResult::Connected : err == ECONNREFUSED ? ConnectResult::Refused : ConnectResult::OtherError;
-      }
-    } else if (errno == ECONNREFUSED) {
-      r = ConnectResult::Refused;
-    }
+ConnectResult connect_from(const std::string& src, const std::string& dst, uint16_t port, int timeout_ms) {
+  bool v6 = dst.find(':') != std::string::npos;
+  int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ConnectResult::OtherError;
+  sockaddr_storage s{}, d{};
+  socklen_t len;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&s);
+    a->sin6_family = AF_INET6;
+    inet_pton(AF_INET6, src.c_str(), &a->sin6_addr);
+    auto* b = reinterpret_cast<sockaddr_in6*>(&d);
+    b->sin6_family = AF_INET6;
+    b->sin6_port = htons(port);
+    inet_pton(AF_INET6, dst.c_str(), &b->sin6_addr);
+    len = sizeof(sockaddr_in6);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&s);
+    a->sin_family = AF_INET;
+    inet_pton(AF_INET, src.c_str(), &a->sin_addr);
+    auto* b = reinterpret_cast<sockaddr_in*>(&d);
+    b->sin_family = AF_INET;
+    b->sin_port = htons(port);
+    inet_pton(AF_INET, dst.c_str(), &b->sin_addr);
+    len = sizeof(sockaddr_in);
+  }
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&s), len) != 0) {
     ::close(fd);
-    return r;
-  });
+    return ConnectResult::OtherError;
+  }
+  ConnectResult r = ConnectResult::OtherError;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&d), len) == 0) {
+    r = ConnectResult::Connected;
+  } else if (errno == EINPROGRESS) {
+    pollfd p{fd, POLLOUT, 0};
+    int n = ::poll(&p, 1, timeout_ms);
+    if (n == 0) {
+      r = ConnectResult::TimedOut;
+    } else {
+      int err = 0;
+      socklen_t el = sizeof(err);
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+      r = err == 0 ? ConnectResult::Connected : err == ECONNREFUSED ? ConnectResult::Refused : ConnectResult::OtherError;
+    }
+  } else if (errno == ECONNREFUSED) {
+    r = ConnectResult::Refused;
+  }
+  ::close(fd);
+  return r;
+}
+
+ConnectResult Sandbox::connect(const std::string& src, const std::string& dst, uint16_t port, int timeout_ms) {
+  return tx_->run<ConnectResult>([&] { return connect_from(src, dst, port, timeout_ms); });
 }
 
 struct Listener::Impl {

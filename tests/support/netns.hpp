@@ -54,6 +54,10 @@ class Netns {
 enum class ConnectResult { Connected, Refused, TimedOut, OtherError };
 const char* to_string(ConnectResult r);
 
+/// Connects from src (an address of the calling thread's namespace) to
+/// dst:port, waiting at most timeout_ms; the socket is closed again.
+ConnectResult connect_from(const std::string& src, const std::string& dst, uint16_t port, int timeout_ms);
+
 /// Two hosts: a gateway and a sender joined by one veth pair.
 ///   gateway "gw0": 192.0.2.1/24, 2001:db8::1/64; default routes via sender
 ///   sender  "tx0": 192.0.2.2/24, 2001:db8::2/64, plus any extra source

@@ -204,7 +204,10 @@ bool tcp_checksum_ok(const std::vector<uint8_t>& f, size_t l2) {
   size_t ip_len = v4 ? 20 : 40;
   size_t tcp_at = l2 + ip_len;
   if (f.size() < tcp_at + 20) return false;
-  size_t len = f.size() - tcp_at;
+  // The segment is as long as the IP header says, as a receiver reads it:
+  // bytes past it are link padding.
+  size_t len = v4 ? ((size_t{f[l2 + 2]} << 8 | f[l2 + 3]) - ip_len) : (size_t{f[l2 + 4]} << 8 | f[l2 + 5]);
+  if (len < 20 || f.size() < tcp_at + len) return false;
   std::vector<uint8_t> all;
   if (v4) {
     all.insert(all.end(), f.begin() + l2 + 12, f.begin() + l2 + 20);
@@ -213,7 +216,7 @@ bool tcp_checksum_ok(const std::vector<uint8_t>& f, size_t l2) {
     all.insert(all.end(), f.begin() + l2 + 8, f.begin() + l2 + 40);
     all.insert(all.end(), {0, 0, uint8_t(len >> 8), uint8_t(len), 0, 0, 0, 6});
   }
-  all.insert(all.end(), f.begin() + tcp_at, f.end());
+  all.insert(all.end(), f.begin() + static_cast<long>(tcp_at), f.begin() + static_cast<long>(tcp_at + len));
   return inet_checksum(all.data(), all.size()) == 0;
 }
 

@@ -54,7 +54,8 @@ class Packet {
 /// RFC 1071 checksum over bytes (as the test's independent check).
 uint16_t inet_checksum(const uint8_t* p, size_t n, uint32_t seed = 0);
 /// True when the TCP checksum of an IPv4 or IPv6 frame (after l2_len bytes of
-/// L2 header, no IPv4 options, no extension headers) verifies.
+/// L2 header, no IPv4 options, no extension headers) verifies over the
+/// segment the IP header's length gives (bytes past it are link padding).
 bool tcp_checksum_ok(const std::vector<uint8_t>& frame, size_t l2_len);
 
 }  // namespace sgtest

@@ -171,7 +171,8 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
   std::unique_ptr<MetricsServer> metrics;
   if (!cfg.metrics.listen.empty()) {
     try {
-      metrics = std::make_unique<MetricsServer>(cfg.metrics.listen, render);
+      metrics = std::make_unique<MetricsServer>(cfg.metrics.listen,
+                                                [&cfg] { return collect_metrics(cfg.paths, cfg.interfaces); });
       spdlog::info("metrics on http://{}/metrics", cfg.metrics.listen);
     } catch (const std::exception& e) {
       spdlog::error("metrics not served: {}", e.what());

@@ -1,19 +1,60 @@
 // The Prometheus exposition of a real gate (maps pinned, SYNs run through the
 // program): the whole text, byte for byte, as scrapers and alert rules know
 // it; the same text in the node_exporter textfile and over HTTP.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <optional>
+#include <sstream>
+#include <thread>
 #include <string>
 
+#include "error.hpp"
 #include "feed_sync.hpp"
 #include "fsutil.hpp"
+#include "http.hpp"
 #include "metrics.hpp"
+#include "netns.hpp"
 #include "refusal_scene.hpp"
 
 using namespace smtpgate;
+using namespace std::chrono_literals;
 using sgtest::RefusalScene;
 
 namespace {
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// A TCP connection to 127.0.0.1:port that sends nothing (-1 if refused).
+int idle_connection(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string scrape(uint16_t port) {
+  HttpOptions o;
+  o.proxy = "";
+  o.attempts = 1;
+  return HttpClient(o).get("http://127.0.0.1:" + std::to_string(port) + "/metrics").body;
+}
+
+// A namespace of the test's own with loopback up: the fixed port is ours.
+struct LoopbackNs {
+  sgtest::Netns ns{"sgt" + std::to_string(::getpid()) + "met"};
+  LoopbackNs() { ns.ip("link set lo up"); }
+};
 
 // The scene's feed state with fixed times, so that the text is fixed too.
 void fix_feed_times(const Paths& paths) {
@@ -121,4 +162,91 @@ TEST(Metrics, ExpositionOfARealGateIsUnchanged) {
   fix_feed_times(scene.paths());
   std::string text = render_metrics(scene.paths(), {"lo"});
   EXPECT_EQ(text, kSceneExposition);
+}
+
+TEST(Metrics, TextfileAndScrapeCarryTheSameExposition) {
+  RefusalScene scene("metrics-http");
+  scene.send_stories();
+  fix_feed_times(scene.paths());
+  std::string text = render_metrics(scene.paths(), {"lo"});
+  std::string file = scene.paths().state_dir + "/smtpgate.prom";
+  write_metrics_textfile(file, text);
+  EXPECT_EQ(read_file(file), text);
+
+  LoopbackNs lo;
+  std::string body = lo.ns.run<std::string>([&] {
+    MetricsServer server("127.0.0.1:9725", [&] { return collect_metrics(scene.paths(), {"lo"}); });
+    return scrape(server.port());
+  });
+  // Over HTTP the exposer puts its own families (exposer_*) first; the
+  // gate's follow, exactly as in the textfile.
+  ASSERT_GE(body.size(), text.size()) << body;
+  EXPECT_EQ(body.substr(body.size() - text.size()), text);
+  std::istringstream extra(body.substr(0, body.size() - text.size()));
+  for (std::string line; std::getline(extra, line);)
+    EXPECT_TRUE(line.rfind("exposer_", 0) == 0 || line.rfind("# HELP exposer_", 0) == 0 ||
+                line.rfind("# TYPE exposer_", 0) == 0)
+        << line;
+}
+
+// Each idle connection holds one of the exposer's threads until its request
+// timeout: with fewer than MetricsServer::kThreads of them, a scrape waits
+// for none. Stopping (SIGTERM) waits them out for at most that timeout.
+TEST(Metrics, AScrapeAnswersWithinASecondWhileFiftyConnectionsIdle) {
+  LoopbackNs lo;
+  std::chrono::milliseconds scrape_took{}, stop_took{};
+  std::string body;
+  lo.ns.run<int>([&] {
+    std::optional<MetricsServer> server;
+    server.emplace("127.0.0.1:9725", [] { return collect_metrics(Paths{"/nonexistent", "/nonexistent"}, {}); });
+    std::vector<int> idle;
+    for (int i = 0; i < 50; i++) idle.push_back(idle_connection(server->port()));
+    std::this_thread::sleep_for(200ms);  // accepted and handed to threads by now
+    auto t0 = std::chrono::steady_clock::now();
+    body = scrape(server->port());
+    auto t1 = std::chrono::steady_clock::now();
+    server.reset();
+    auto t2 = std::chrono::steady_clock::now();
+    scrape_took = std::chrono::duration_cast<std::chrono::milliseconds>(t1 - t0);
+    stop_took = std::chrono::duration_cast<std::chrono::milliseconds>(t2 - t1);
+    for (int fd : idle) {
+      EXPECT_GE(fd, 0);
+      if (fd >= 0) ::close(fd);
+    }
+    return 0;
+  });
+  EXPECT_TRUE(has(body, "smtpgate_bpf_syscall_failures_total")) << body;
+  EXPECT_LT(scrape_took, 1000ms);
+  EXPECT_LT(stop_took, std::chrono::milliseconds(MetricsServer::kRequestTimeoutMs + 500));
+}
+
+// A scrape that throws answers an empty exposition; the server lives on.
+TEST(Metrics, AFailingScrapeLeavesTheServerServing) {
+  LoopbackNs lo;
+  std::string second = lo.ns.run<std::string>([] {
+    int calls = 0;
+    MetricsServer server("127.0.0.1:9725", [&]() -> MetricFamilies {
+      if (calls++ == 0) throw std::runtime_error("maps gone");
+      return collect_metrics(Paths{"/nonexistent", "/nonexistent"}, {});
+    });
+    std::string first = scrape(server.port());
+    EXPECT_FALSE(has(first, "smtpgate_")) << first;
+    return scrape(server.port());
+  });
+  EXPECT_TRUE(has(second, "smtpgate_bpf_syscall_failures_total")) << second;
+}
+
+TEST(Metrics, ABusyPortIsNamedInOneLine) {
+  LoopbackNs lo;
+  std::string err = lo.ns.run<std::string>([] {
+    MetricsServer first("127.0.0.1:9725", [] { return MetricFamilies{}; });
+    try {
+      MetricsServer second("127.0.0.1:9725", [] { return MetricFamilies{}; });
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  });
+  EXPECT_TRUE(has(err, "127.0.0.1:9725")) << err;
+  EXPECT_EQ(err.find('\n'), std::string::npos) << err;
 }

@@ -164,4 +164,12 @@ void validate_config(const DaemonConfig& cfg) {
     throw InputError("pin_dir and state_dir must not be empty");
 }
 
+void check_reload(const DaemonConfig& running, const DaemonConfig& next) {
+  for (auto [key, was, now] : {std::tuple{"pin_dir", running.paths.pin_dir, next.paths.pin_dir},
+                               std::tuple{"state_dir", running.paths.state_dir, next.paths.state_dir}})
+    if (was != now)
+      throw InputError(std::string(key) + " changed from " + was + " to " + now +
+                       ": a reload keeps the directories the daemon holds; restart smtpgated to move it");
+}
+
 }  // namespace smtpgate

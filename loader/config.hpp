@@ -59,6 +59,10 @@ void load_config_file(const std::string& path, DaemonConfig& cfg);
 /// Checks cross-field rules (ports, interfaces, shares); throws InputError.
 void validate_config(const DaemonConfig& cfg);
 
+/// What a reload (SIGHUP) cannot change: the pin and state directories the
+/// daemon holds its locks on. Throws InputError naming the key.
+void check_reload(const DaemonConfig& running, const DaemonConfig& next);
+
 XdpMode parse_mode(std::string_view word);
 std::string to_string(XdpMode m);
 

@@ -193,13 +193,8 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
   // The one reader of the events ring buffer while it runs (see drops.hpp);
   // if `smtpgatectl drops --follow` holds it, taken over when that ends.
   std::unique_ptr<DropRecorder> drops;
-  auto take_drops = [&] {
-    try {
-      drops = DropRecorder::try_take(cfg.paths);
-    } catch (const std::exception& e) {
-      spdlog::error("drops not recorded: {}", e.what());
-    }
-  };
+  DropConsumerWatch drops_watch;
+  auto take_drops = [&] { drops = drops_watch.try_take(cfg.paths); };
   auto record_drops = [&] {
     try {
       drops->drain();
@@ -238,6 +233,7 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
         try {
           DaemonConfig next = cfg;
           if (!config_path.empty()) load_config_file(config_path, next);
+          check_reload(cfg, next);
           validate_config(next);
           bring_up(next);
           cfg = next;

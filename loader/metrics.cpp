@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "drops.hpp"
 #include "error.hpp"
 #include "feed_sync.hpp"
 #include "fsutil.hpp"
@@ -179,6 +180,10 @@ MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string
   } catch (const std::exception& ex) {
     spdlog::warn("metrics: feed status unreadable: {}", ex.what());
   }
+  e.add("smtpgate_drops_recording",
+        "1 when this smtpgated reads refused SYNs into the drop log (0: another process holds drops.lock, or it "
+        "cannot be taken)",
+        kGauge, {}, DropRecorder::recording_here() ? 1 : 0);
   e.add("smtpgate_bpf_syscall_failures_total", "BPF syscalls that failed while reading the gate", kCounter, {},
         bpf_syscall_failures().load());
   return e.take();

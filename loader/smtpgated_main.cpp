@@ -10,6 +10,7 @@
 #include "cli.hpp"
 #include "error.hpp"
 #include "fsutil.hpp"
+#include "gate.hpp"
 #include "gate_maps.hpp"
 #include "log.hpp"
 
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
     if (cfg.no_attach && !GateMaps::pinned_at(cfg.paths.pin_dir))
       throw InputError("--no-attach: no smtpgate maps are pinned at " + cfg.paths.pin_dir +
                        ": load the program first (bpfman) or pass the --pin-dir where its maps are");
+    DaemonLock lock(cfg.paths);  // before anything changes, for the daemon's whole life
     return run_daemon(cfg, config_path);
   } catch (const std::exception& e) {
     std::cerr << "smtpgated: " << e.what() << "\n";

@@ -149,6 +149,9 @@ smtpgate_feed_error 1
 # HELP smtpgate_feed_stale 1 when the service announced a version that is not applied
 # TYPE smtpgate_feed_stale gauge
 smtpgate_feed_stale 1
+# HELP smtpgate_drops_recording 1 when this smtpgated reads refused SYNs into the drop log (0: another process holds drops.lock, or it cannot be taken)
+# TYPE smtpgate_drops_recording gauge
+smtpgate_drops_recording 0
 # HELP smtpgate_bpf_syscall_failures_total BPF syscalls that failed while reading the gate
 # TYPE smtpgate_bpf_syscall_failures_total counter
 smtpgate_bpf_syscall_failures_total 0

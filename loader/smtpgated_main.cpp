@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
     if (!metrics_textfile.empty()) cfg.metrics.textfile = metrics_textfile;
     validate_config(cfg);
     if (check_config) {
-      std::cout << (config_path.empty() ? std::string("defaults") : config_path) << ": configuration is valid\n";
+      std::cout << (config_path.empty() ? std::string("defaults") : config_path) << ": configuration is valid\n"
+                << describe(memory_budget(cfg)) << "\n";
       return 0;
     }
     if (cfg.no_attach && !GateMaps::pinned_at(cfg.paths.pin_dir))

@@ -95,6 +95,7 @@ void commit_operator_ranges(const Paths& paths, const StateStore& store,
 
 void add_range(const Paths& paths, const OperatorRange& range, bool allow_reserved) {
   check_not_special(range.cidr, allow_reserved);
+  check_comment(range.comment);
   GateLock lock(paths);
   StateStore store(paths.state_dir);
   auto before = store.operator_ranges();

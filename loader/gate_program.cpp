@@ -227,6 +227,9 @@ void ensure_pin_dir(const std::string& dir) {
     }
   }
   make_dirs(dir, 0700);
+  // bpffs is often mounted world-writable (mode 1777): a pin directory
+  // another user made first could be theirs to flock or empty.
+  check_private_dir(dir, "pin_dir");
 }
 
 namespace {

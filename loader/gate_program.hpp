@@ -106,7 +106,8 @@ struct MapMemory {
 };
 std::vector<MapMemory> map_memory(const ProgramOptions& opts, unsigned cpus);
 
-/// Mounts bpffs at /sys/fs/bpf if nothing is mounted there, and creates dir.
+/// Mounts bpffs at /sys/fs/bpf if nothing is mounted there, and creates dir;
+/// refuses one other users could write into (check_private_dir).
 void ensure_pin_dir(const std::string& dir);
 
 }  // namespace smtpgate

@@ -28,6 +28,8 @@ packages=(
   qemu-system-x86 busybox-static cpio kmod
   # shipping: man pages, the Debian package, alert rules, Ansible, manifests
   scdoc man-db debhelper lintian file prometheus ansible-core ansible-lint python3 python3-yaml
+  # shipping: the systemd unit, scored and started under systemd in a container
+  systemd systemd-container
 )
 
 missing=()

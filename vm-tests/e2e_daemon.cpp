@@ -235,6 +235,24 @@ TEST_F(DaemonE2E, AnOldWideLockFileHeldByAnotherUserIsReplaced) {
   EXPECT_TRUE(refusal_is_logged()) << first->stderr_text();
 }
 
+// bpffs is often mounted 1777: a pin directory another user made before the
+// daemon ever ran would be theirs (to flock, to empty). It is refused.
+TEST_F(DaemonE2E, APinDirectoryAnotherUserOwnsIsRefused) {
+  sgtest::ThrowawayUser mallory;
+  std::error_code ec;
+  std::filesystem::remove_all(box.pin_dir(), ec);  // SetUp's ranges add made it
+  std::filesystem::create_directory(box.pin_dir());
+  ASSERT_EQ(::chown(box.pin_dir().c_str(), mallory.uid(), 0), 0);
+  sgtest::Daemon d(box.gateway(), argv("drop", box.pin_dir(), box.state_dir()));
+  EXPECT_EQ(d.exited(10000), 1);
+  std::string err = d.stderr_text();
+  EXPECT_TRUE(has(err, "pin_dir " + box.pin_dir() + " is owned by user '" + mallory.name() + "'")) << err;
+  EXPECT_FALSE(smtpgate::GateMaps::pinned_at(box.pin_dir()));
+  auto r = ctl({"action", "monitor"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  std::filesystem::remove_all(box.pin_dir(), ec);
+}
+
 // Another root process (smtpgatectl drops --follow) holds the lock: the
 // daemon says so in its log, status and metrics, and takes over when it ends.
 TEST_F(DaemonE2E, ADaemonThatCannotTakeTheDropsLockSaysSo) {

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "error.hpp"
@@ -57,18 +58,31 @@ Cidr Cidr::from_bytes(Family family, const uint8_t* bytes, unsigned prefix_len) 
 }
 
 Cidr Cidr::parse_address(std::string_view text) {
-  std::string t(text);
-  if (t.find('/') != std::string::npos)
-    throw InputError("'" + t + "' is a range, not an address: give one address, e.g. 40.92.0.10");
-  return parse(t);
+  if (text.find('/') != std::string_view::npos)
+    throw InputError(quote_input(text) + " is a range, not an address: give one address, e.g. 40.92.0.10");
+  return parse(text);
 }
 
 Cidr Cidr::parse(std::string_view text) {
+  if (text.empty()) throw InputError("empty range: give a CIDR such as 40.92.0.0/15 or 2a01:111:f400::/48");
+  std::string shown = quote_input(text);
+  if (text.find_first_of(" \t\r\n") != std::string_view::npos)
+    throw InputError(shown + " contains white space: give one CIDR such as 40.92.0.0/15");
+  // Only what a CIDR is made of: inet_pton stops at a NUL and would take
+  // "40.109.0.0\0junk/16" for 40.109.0.0/16.
+  size_t slash = text.find('/');
+  size_t odd = text.find_first_not_of("0123456789abcdefABCDEF:./");
+  if (odd != std::string_view::npos && slash != std::string_view::npos && odd > slash)
+    throw InputError(shown + " has no valid prefix length after '/': use 0..32 (IPv4) or 0..128 (IPv6)");
+  if (odd != std::string_view::npos || text.size() > kMaxCidrText) {
+    char byte[8];
+    std::snprintf(byte, sizeof(byte), "0x%02x", static_cast<unsigned char>(text[odd == std::string_view::npos ? 0 : odd]));
+    throw InputError(shown + " is not an IPv4 or IPv6 " + (slash == std::string_view::npos ? "address" : "range") +
+                     (odd != std::string_view::npos ? " (byte " + std::string(byte) + " at " + std::to_string(odd + 1) + ")"
+                                                    : " (too long)") +
+                     ": write it like 40.92.0.0/15 or 2a01:111:f400::/48");
+  }
   std::string t(text);
-  if (t.empty()) throw InputError("empty range: give a CIDR such as 40.92.0.0/15 or 2a01:111:f400::/48");
-  if (t.find_first_of(" \t\r\n") != std::string::npos)
-    throw InputError("'" + t + "' contains white space: give one CIDR such as 40.92.0.0/15");
-  size_t slash = t.find('/');
   std::string addr = t.substr(0, slash);
   Cidr c;
   if (inet_pton(AF_INET, addr.c_str(), c.bytes_.data()) == 1) {
@@ -76,18 +90,28 @@ Cidr Cidr::parse(std::string_view text) {
   } else if (inet_pton(AF_INET6, addr.c_str(), c.bytes_.data()) == 1) {
     c.family_ = Family::V6;
   } else {
-    throw InputError("'" + t + "' is not an IPv4 or IPv6 " + (slash == std::string::npos ? "address" : "range") +
+    throw InputError(shown + " is not an IPv4 or IPv6 " + (slash == std::string::npos ? "address" : "range") +
                      ": write it like 40.92.0.0/15 or 2a01:111:f400::/48");
   }
   unsigned len = c.max_len();
   if (slash != std::string::npos) {
     std::string l = t.substr(slash + 1);
     if (l.empty() || l.size() > 3 || !std::all_of(l.begin(), l.end(), ::isdigit) || (l.size() > 1 && l[0] == '0'))
-      throw InputError("'" + t + "' has no valid prefix length after '/': use 0.." + std::to_string(c.max_len()));
+      throw InputError(shown + " has no valid prefix length after '/': use 0.." + std::to_string(c.max_len()));
     len = static_cast<unsigned>(std::stoul(l));
     if (len > c.max_len())
-      throw InputError("'" + t + "' has prefix length " + l + ", longer than the " + std::to_string(c.max_len()) +
+      throw InputError(shown + " has prefix length " + l + ", longer than the " + std::to_string(c.max_len()) +
                        " bits of an " + (c.family_ == Family::V4 ? "IPv4" : "IPv6") + " address");
+  }
+  // ::a.b.c.d (IPv4-compatible, deprecated by RFC 4291 2.5.5.1) is an IPv6
+  // address no EOP host has: whoever writes it means the IPv4 one. :: and
+  // ::1 are left to the special-purpose check.
+  if (c.family_ == Family::V6 && len >= 96 && std::all_of(c.bytes_.begin(), c.bytes_.begin() + 12, [](uint8_t b) { return b == 0; }) &&
+      !(len == 128 && c.bytes_[12] == 0 && c.bytes_[13] == 0 && c.bytes_[14] == 0 && c.bytes_[15] <= 1)) {
+    Cidr v4 = from_bytes(Family::V4, c.bytes_.data() + 12, len - 96);
+    throw InputError(shown + " is an IPv4-compatible IPv6 " + (len == 128 ? "address" : "range") +
+                     " (::/96, deprecated by RFC 4291): for the IPv4 " + (len == 128 ? "address" : "range") +
+                     " write " + v4.str());
   }
   c.prefix_len_ = static_cast<uint8_t>(len);
   std::array<uint8_t, 16> net = c.bytes_;
@@ -97,6 +121,19 @@ Cidr Cidr::parse(std::string_view text) {
     throw InputError(t + " has host bits set; did you mean " + fixed.str() + "?");
   }
   return c;
+}
+
+void check_comment(std::string_view comment) {
+  size_t bad = bad_text_offset(comment);
+  if (bad != std::string_view::npos) {
+    char byte[8];
+    std::snprintf(byte, sizeof(byte), "0x%02x", static_cast<unsigned char>(comment[bad]));
+    throw InputError("comment " + quote_input(comment) + " is not one line of UTF-8 text (byte " + byte + " at " +
+                     std::to_string(bad + 1) + "): write plain text");
+  }
+  if (comment.size() > kMaxCommentBytes)
+    throw InputError("comment " + quote_input(comment) + " is too long: keep it to " +
+                     std::to_string(kMaxCommentBytes) + " bytes");
 }
 
 std::string Cidr::address_str() const {
@@ -268,19 +305,29 @@ std::vector<RangeLine> parse_range_file(std::string_view text, std::string_view 
     size_t nl = text.find('\n', pos);
     std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     line_no++;
-    std::string comment;
-    size_t hash = line.find('#');
-    if (hash != std::string_view::npos) {
-      comment = trim(line.substr(hash + 1));
-      line = line.substr(0, hash);
-    }
-    std::string cidr = trim(line);
-    if (!cidr.empty()) {
-      try {
-        out.push_back(RangeLine{Cidr::parse(cidr), comment, line_no});
-      } catch (const InputError& e) {
-        throw InputError(std::string(origin) + ":" + std::to_string(line_no) + ": " + e.what());
+    try {
+      // A text file, line by line: a NUL, a control character or bytes that
+      // are not UTF-8 end it (a CR before the newline apart).
+      std::string_view body = !line.empty() && line.back() == '\r' ? line.substr(0, line.size() - 1) : line;
+      size_t bad = bad_text_offset(body);
+      if (bad != std::string_view::npos) {
+        char byte[8];
+        std::snprintf(byte, sizeof(byte), "0x%02x", static_cast<unsigned char>(body[bad]));
+        throw InputError(std::string("byte ") + byte + " at column " + std::to_string(bad + 1) +
+                         (body[bad] == 0 ? " is a NUL" : " is not UTF-8 text") +
+                         ": a range file is text, one CIDR per line, '#' comments");
       }
+      std::string comment;
+      size_t hash = line.find('#');
+      if (hash != std::string_view::npos) {
+        comment = trim(line.substr(hash + 1));
+        line = line.substr(0, hash);
+        check_comment(comment);
+      }
+      std::string cidr = trim(line);
+      if (!cidr.empty()) out.push_back(RangeLine{Cidr::parse(cidr), comment, line_no});
+    } catch (const InputError& e) {
+      throw InputError(std::string(origin) + ":" + std::to_string(line_no) + ": " + e.what());
     }
     if (nl == std::string_view::npos) break;
     pos = nl + 1;

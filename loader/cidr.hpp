@@ -19,8 +19,10 @@ enum class Family : uint8_t { V4 = 4, V6 = 6 };
 class Cidr {
  public:
   /// Parses "a.b.c.d/n" or "x:y::z/n"; a bare address is a full-length prefix.
-  /// Throws InputError naming the text; host bits set is an error that names the
-  /// network form ("52.100.0.0/13 has host bits set; did you mean 52.96.0.0/13?").
+  /// Throws InputError naming the text (cut short); host bits set is an error
+  /// that names the network form ("52.100.0.0/13 has host bits set; did you
+  /// mean 52.96.0.0/13?"). Any byte but hex digits, ':', '.' and '/' is
+  /// refused, and so is an IPv4-compatible IPv6 address (::a.b.c.d).
   static Cidr parse(std::string_view text);
   /// Parses a single address (no "/n"); throws InputError otherwise.
   static Cidr parse_address(std::string_view text);
@@ -87,9 +89,21 @@ std::optional<SpecialPurpose> find_special_purpose(const Cidr& prefix);
 /// naming the range and the registry entry it hits unless allow_reserved.
 void check_not_special(const Cidr& prefix, bool allow_reserved);
 
+/// The longest text Cidr::parse reads (an IPv6 address with an embedded IPv4
+/// one and a length is 49 bytes).
+constexpr size_t kMaxCidrText = 64;
+/// The longest comment a range may carry.
+constexpr size_t kMaxCommentBytes = 256;
+
+/// Checks a range's comment (range files, ranges add --comment): one line of
+/// UTF-8 text, no control character, at most kMaxCommentBytes. Throws
+/// InputError quoting it (cut short).
+void check_comment(std::string_view comment);
+
 /// Parses a range file: one CIDR per line, '#' starts a comment, blank lines
-/// ignored. Errors name the file and line ("ranges.txt:3: ..."). `origin` is
-/// the name used in messages.
+/// ignored. A line with a NUL, a control character or bytes that are not
+/// UTF-8 is refused. Errors name the file and line ("ranges.txt:3: ...").
+/// `origin` is the name used in messages.
 struct RangeLine {
   Cidr cidr;
   std::string comment;  // text after '#' on the same line, trimmed

@@ -1,11 +1,20 @@
 #include "config.hpp"
 
+#include <bpf/libbpf.h>
+#include <net/if.h>
+#include <sys/sysinfo.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <set>
+#include <tuple>
 
 #include "error.hpp"
 #include "feed.hpp"
+#include "fsutil.hpp"
+#include "metrics.hpp"
 
 namespace smtpgate {
 
@@ -48,6 +57,9 @@ struct Reader {
         out = n->as_floating_point()->get();
       else
         throw InputError(where(full) + " must be a number");
+      // TOML has nan and inf: a share or a bound that compares false with
+      // everything would turn its check off.
+      if (!std::isfinite(out)) throw InputError(where(full) + " must be a finite number");
     } else {
       if (!n->is_integer()) throw InputError(where(full) + " must be a whole number");
       int64_t v = n->as_integer()->get();
@@ -154,7 +166,7 @@ void validate_config(const DaemonConfig& cfg) {
     throw InputError("max_rules must be 16.." + std::to_string(SG_MAX_RULES_LIMIT));
   if (cfg.table_chunks < 16 || cfg.table_chunks > (1u << 24))
     throw InputError("table_chunks must be 16..16777216 (1 KiB each, per address family)");
-  if (cfg.feed.max_removal_share <= 0 || cfg.feed.max_removal_share > 1)
+  if (!(cfg.feed.max_removal_share > 0 && cfg.feed.max_removal_share <= 1))  // NaN fails too
     throw InputError("feed.max_removal_share must be in (0, 1], e.g. 0.5");
   if (cfg.feed.min_prefix_v4 > 32 || cfg.feed.min_prefix_v6 > 128)
     throw InputError("feed.min_prefix_v4 must be 0..32 and feed.min_prefix_v6 0..128");
@@ -162,6 +174,86 @@ void validate_config(const DaemonConfig& cfg) {
   parse_instance(cfg.feed.instance);  // names the instances when it is none of them
   if (cfg.paths.pin_dir.empty() || cfg.paths.state_dir.empty())
     throw InputError("pin_dir and state_dir must not be empty");
+  if (cfg.recent_sources < 16 || cfg.recent_sources > (1u << 24))
+    throw InputError("recent_sources must be 16..16777216 (sources per CPU)");
+  for (const auto& name : cfg.interfaces)
+    if (name.empty() || name.size() >= IF_NAMESIZE || name == "." || name == ".." ||
+        name.find_first_of("/: \t\n\v\f\r") != std::string::npos || bad_text_offset(name) != std::string::npos)
+      throw InputError("interfaces: " + quote_input(name) + " is not an interface name (1 to " +
+                       std::to_string(IF_NAMESIZE - 1) + " bytes, no '/', ':' or white space): see 'ip link'");
+  if (!cfg.metrics.listen.empty()) parse_listen_address(cfg.metrics.listen);
+  check_private_dir(cfg.paths.state_dir, "state_dir");
+  MemoryBudget b = memory_budget(cfg);
+  if (b.total() > b.limit()) {
+    auto [key, bytes] = *std::max_element(b.by_key.begin(), b.by_key.end(),
+                                          [](const auto& x, const auto& y) { return x.second < y.second; });
+    throw InputError("this configuration needs up to " + human_bytes(b.total()) + " of memory (" +
+                     human_bytes(bytes) + " of it sized by " + key + ", on " + std::to_string(b.cpus) +
+                     " CPUs); the limit is half of this machine's " + human_bytes(b.machine) + ": lower " + key);
+  }
+}
+
+std::string human_bytes(uint64_t n) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    u++;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+MemoryBudget memory_budget(const DaemonConfig& cfg) {
+  MemoryBudget b;
+  int cpus = libbpf_num_possible_cpus();
+  b.cpus = cpus > 0 ? unsigned(cpus) : 1;
+  ProgramOptions o;
+  o.max_rules = cfg.max_rules;
+  o.recent_sources = cfg.recent_sources;
+  o.table_chunks = cfg.table_chunks;
+  b.maps = map_memory(o, b.cpus);
+  for (const auto& m : b.maps) (m.grows ? b.maps_grow : b.maps_loaded) += m.bytes;
+  // smtpgated: its code, libraries and threads (about 16 MiB resident);
+  // the stride tables it compiles for one slot of both families (root,
+  // chunks, the IPv4 prefilter); and up to about 1 KiB per range (parsed
+  // state, compiled rules: 737 bytes per range measured at a million).
+  uint64_t pool = uint64_t(cfg.table_chunks / 2) * 2 * sizeof(sg_chunk);
+  uint64_t ranges = uint64_t(cfg.max_rules) * 1024;
+  b.daemon = (16u << 20) + pool + ranges +
+             (2 * 256 + SG_PREFILTER_CHUNKS + SG_PREFILTER_COARSE_CHUNKS + 2 * SG_SUMMARY_CHUNKS) * sizeof(sg_chunk);
+  auto map = [&](const std::string& name) {
+    for (const auto& m : b.maps)
+      if (m.map == name) return m.bytes;
+    return uint64_t{0};
+  };
+  b.by_key = {{"max_rules", map("rule_counters") + b.maps_grow + ranges},
+              {"recent_sources", map("recent_refused")},
+              {"table_chunks", map("table_v4") + map("table_v6") + pool}};
+  struct sysinfo si{};
+  if (::sysinfo(&si) == 0) b.machine = uint64_t(si.totalram) * si.mem_unit;
+  return b;
+}
+
+std::string describe(const MemoryBudget& b) {
+  std::string maps;
+  std::vector<MapMemory> sorted = b.maps;
+  std::sort(sorted.begin(), sorted.end(), [](const MapMemory& x, const MapMemory& y) { return x.bytes > y.bytes; });
+  for (const auto& m : sorted) maps += (maps.empty() ? "" : ", ") + m.map + " " + human_bytes(m.bytes);
+  return "memory: up to " + human_bytes(b.total()) + " (kernel maps " + human_bytes(b.maps_loaded) +
+         " when loaded, on " + std::to_string(b.cpus) + " CPUs, and up to " + human_bytes(b.maps_grow) +
+         " more as the allowlist grows to max_rules; smtpgated up to " + human_bytes(b.daemon) + "); limit " +
+         human_bytes(b.limit()) + ", half of this machine's " + human_bytes(b.machine) + "\nmaps: " + maps;
+}
+
+void check_reload(const DaemonConfig& running, const DaemonConfig& next) {
+  for (auto [key, was, now] : {std::tuple{"pin_dir", running.paths.pin_dir, next.paths.pin_dir},
+                               std::tuple{"state_dir", running.paths.state_dir, next.paths.state_dir}})
+    if (was != now)
+      throw InputError(std::string(key) + " changed from " + was + " to " + now +
+                       ": a reload keeps the directories the daemon holds; restart smtpgated to move it");
 }
 
 }  // namespace smtpgate

@@ -59,6 +59,32 @@ void load_config_file(const std::string& path, DaemonConfig& cfg);
 /// Checks cross-field rules (ports, interfaces, shares); throws InputError.
 void validate_config(const DaemonConfig& cfg);
 
+/// The memory a configuration implies: its maps in the kernel and smtpgated
+/// itself, against what this machine has.
+struct MemoryBudget {
+  std::vector<MapMemory> maps;  // map by map (gate_program.hpp)
+  unsigned cpus = 0;            // possible CPUs: per-CPU maps hold one copy each
+  uint64_t maps_loaded = 0;     // allocated when the program loads
+  uint64_t maps_grow = 0;       // the allowlist's tries, at max_rules prefixes
+  uint64_t daemon = 0;          // smtpgated, at max_rules ranges
+  /// The three keys that size the gate, and how much of total() each sizes.
+  std::vector<std::pair<std::string, uint64_t>> by_key;
+  uint64_t machine = 0;         // physical memory
+  uint64_t total() const { return maps_loaded + maps_grow + daemon; }
+  /// What the gate may take: half the machine's memory; the rest is the
+  /// mail server's and the system's.
+  uint64_t limit() const { return machine / 2; }
+};
+MemoryBudget memory_budget(const DaemonConfig& cfg);
+/// Two lines for --check-config: the totals, then the maps.
+std::string describe(const MemoryBudget& b);
+/// "1.5 MiB".
+std::string human_bytes(uint64_t n);
+
+/// What a reload (SIGHUP) cannot change: the pin and state directories the
+/// daemon holds its locks on. Throws InputError naming the key.
+void check_reload(const DaemonConfig& running, const DaemonConfig& next);
+
 XdpMode parse_mode(std::string_view word);
 std::string to_string(XdpMode m);
 

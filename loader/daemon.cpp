@@ -173,7 +173,8 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
   std::unique_ptr<MetricsServer> metrics;
   if (!cfg.metrics.listen.empty()) {
     try {
-      metrics = std::make_unique<MetricsServer>(cfg.metrics.listen, render);
+      metrics = std::make_unique<MetricsServer>(cfg.metrics.listen,
+                                                [&cfg] { return collect_metrics(cfg.paths, cfg.interfaces); });
       spdlog::info("metrics on http://{}/metrics", cfg.metrics.listen);
     } catch (const std::exception& e) {
       spdlog::error("metrics not served: {}", e.what());
@@ -194,13 +195,8 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
   // The one reader of the events ring buffer while it runs (see drops.hpp);
   // if `smtpgatectl drops --follow` holds it, taken over when that ends.
   std::unique_ptr<DropRecorder> drops;
-  auto take_drops = [&] {
-    try {
-      drops = DropRecorder::try_take(cfg.paths);
-    } catch (const std::exception& e) {
-      spdlog::error("drops not recorded: {}", e.what());
-    }
-  };
+  DropConsumerWatch drops_watch;
+  auto take_drops = [&] { drops = drops_watch.try_take(cfg.paths); };
   auto record_drops = [&] {
     try {
       drops->drain();
@@ -239,6 +235,7 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
         try {
           DaemonConfig next = cfg;
           if (!config_path.empty()) load_config_file(config_path, next);
+          check_reload(cfg, next);
           validate_config(next);
           bring_up(next);
           cfg = next;

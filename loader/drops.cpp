@@ -4,10 +4,10 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -18,6 +18,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "error.hpp"
 #include "fsutil.hpp"
@@ -54,10 +55,12 @@ std::string rfc3339_ms(int64_t unix_ns) {
 
 std::string drop_log_path(const std::string& state_dir) { return state_dir + "/drops.log"; }
 
+std::string drops_lock_path(const std::string& state_dir) { return state_dir + "/drops.lock"; }
+
 struct DropRecorder::Impl {
   Paths paths;
   size_t max_bytes = kDefaultDropLogBytes;
-  int lock_fd = -1;
+  std::optional<FileLock> lock;
   std::optional<GateMaps> maps;
   ring_buffer* rb = nullptr;
   std::unique_ptr<RuleNamer> names;  // after maps: refers to them
@@ -74,8 +77,10 @@ struct DropRecorder::Impl {
 
   ~Impl() {
     if (rb) ring_buffer__free(rb);
-    if (lock_fd >= 0) ::close(lock_fd);
+    if (lock) held_here--;
   }
+
+  static std::atomic<int> held_here;
 
   // Names a rule from the event's source, looking up only what it needs
   // (RuleNamer): a publish no longer costs a read of the whole allowlist.
@@ -137,13 +142,9 @@ std::unique_ptr<DropRecorder> DropRecorder::try_take(const Paths& paths, size_t 
   impl->max_bytes = max_log_bytes;
   impl->maps.emplace(GateMaps::open_pinned(paths.pin_dir));
   make_dirs(paths.state_dir, 0755);
-  std::string lock = paths.state_dir + "/drops.lock";
-  impl->lock_fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (impl->lock_fd < 0) throw SystemError("open " + lock, errno);
-  if (::flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) return nullptr;
-    throw SystemError("flock " + lock, errno);
-  }
+  impl->lock = FileLock::try_take(drops_lock_path(paths.state_dir));
+  if (!impl->lock) return nullptr;
+  Impl::held_here++;
   impl->rb = ring_buffer__new(impl->maps->events_fd(), &Impl::on_event, impl.get(), nullptr);
   if (!impl->rb) throw SystemError("ring buffer of " + paths.pin_dir + "/events", errno);
   std::unique_ptr<DropRecorder> r(new DropRecorder());
@@ -151,7 +152,29 @@ std::unique_ptr<DropRecorder> DropRecorder::try_take(const Paths& paths, size_t 
   return r;
 }
 
+std::atomic<int> DropRecorder::Impl::held_here{0};
+
 DropRecorder::~DropRecorder() = default;
+
+bool DropRecorder::recording_here() { return Impl::held_here > 0; }
+
+std::unique_ptr<DropRecorder> DropConsumerWatch::try_take(const Paths& paths) {
+  std::string problem;
+  try {
+    if (auto r = DropRecorder::try_take(paths)) {
+      if (!problem_.empty()) spdlog::warn("drops recorded again: this process reads the events ring");
+      problem_.clear();
+      return r;
+    }
+    problem = "the events ring is read by " + describe(lock_holder(drops_lock_path(paths.state_dir))) +
+              ", which holds " + drops_lock_path(paths.state_dir) + "; taken over when it ends";
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  if (problem != problem_) spdlog::error("drops not recorded here: {}", problem);
+  problem_ = problem;
+  return nullptr;
+}
 
 int DropRecorder::epoll_fd() const { return ring_buffer__epoll_fd(impl_->rb); }
 

@@ -2,8 +2,8 @@
 //
 // The ring buffer has one consumer position: two readers would take each
 // other's records. So exactly one process reads it, the one holding the
-// consumer lock (flock of STATE_DIR/drops.lock): smtpgated while it runs, or
-// smtpgatectl drops when no daemon does. The consumer appends each record to
+// consumer lock (flock of STATE_DIR/drops.lock, a file only its owner can
+// open): smtpgated while it runs, or smtpgatectl drops when no daemon does. The consumer appends each record to
 // the drop log, STATE_DIR/drops.log (one JSON object per line, as
 // `smtpgatectl drops -j` prints it), which is rotated to drops.log.1 when it
 // passes its size cap: the history is bounded at twice the cap. Every other
@@ -29,6 +29,8 @@ constexpr size_t kDefaultDropLogBytes = 8u << 20;
 
 /// Path of the drop log in a state directory.
 std::string drop_log_path(const std::string& state_dir);
+/// Path of the consumer lock in a state directory.
+std::string drops_lock_path(const std::string& state_dir);
 
 /// The one reader of the events ring buffer. Not copyable.
 class DropRecorder {
@@ -47,11 +49,25 @@ class DropRecorder {
   std::vector<nlohmann::json> drain();
   /// Waits up to timeout_ms for records, then drains.
   std::vector<nlohmann::json> wait(int timeout_ms);
+  /// True while this process holds a DropRecorder (the metric
+  /// smtpgate_drops_recording).
+  static bool recording_here();
 
  private:
   DropRecorder() = default;
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+/// The daemon's side of the consumer lock: try_take (each call) logs when the
+/// lock cannot be taken (naming its holder, or what is wrong with the lock
+/// file) and when it is taken again, once per change.
+class DropConsumerWatch {
+ public:
+  std::unique_ptr<DropRecorder> try_take(const Paths& paths);
+
+ private:
+  std::string problem_;
 };
 
 /// The records of the drop log (its rotated generation first) at or after

@@ -1,15 +1,22 @@
 #include "fsutil.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "error.hpp"
 
@@ -35,10 +42,16 @@ void write_all(int fd, const std::string& content, const std::string& path) {
 }  // namespace
 
 void write_file_atomic(const std::string& path, const std::string& content, unsigned mode) {
+  // A new file, never one found there (a link another user planted in a
+  // shared directory would make this write through it); its mode is exactly
+  // mode, whatever the umask (node_exporter reads the metrics textfile).
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0 && errno == EEXIST && ::unlink(tmp.c_str()) == 0)  // left by a crash of an earlier process
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) throw SystemError("create " + tmp, errno);
   try {
+    if (::fchmod(fd, mode) != 0) throw SystemError("chmod " + tmp, errno);
     write_all(fd, content, tmp);
     if (::fsync(fd) != 0) throw SystemError("fsync " + tmp, errno);
   } catch (...) {
@@ -79,30 +92,201 @@ std::string set_aside(const std::string& path) {
 }
 
 void make_dirs(const std::string& path, unsigned mode) {
-  std::error_code ec;
-  std::filesystem::create_directories(path, ec);
-  if (ec) throw SystemError("create directory " + path, ec.value());
-  ::chmod(path.c_str(), mode);
+  std::filesystem::path built;
+  for (const auto& part : std::filesystem::path(path)) {
+    built /= part;
+    if (::mkdir(built.c_str(), mode) == 0) {
+      ::chmod(built.c_str(), mode);  // ours: the mode asked for, not the umask's
+      continue;
+    }
+    int err = errno;
+    struct stat st{};
+    if (err == EEXIST && ::stat(built.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) continue;
+    throw SystemError("create directory " + built.string(), err == EEXIST ? ENOTDIR : err);
+  }
 }
 
-FileLock::FileLock(const std::string& path) {
-  // A directory (the pin dir) is locked through a read-only fd, as xdp-tools do.
-  struct stat st{};
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-    fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  else
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd_ < 0) throw SystemError("open lock " + path, errno);
-  while (::flock(fd_, LOCK_EX) != 0) {
-    if (errno == EINTR) continue;
-    int err = errno;
-    ::close(fd_);
-    throw SystemError("lock " + path, err);
+namespace {
+
+std::string mode_str(mode_t m) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%04o", unsigned(m & 07777));
+  return buf;
+}
+
+std::string user_name(uid_t uid) {
+  std::vector<char> buf(4096);
+  passwd pw{}, *res = nullptr;
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &res) == 0 && res)
+    return "user '" + std::string(pw.pw_name) + "' (uid " + std::to_string(uid) + ")";
+  return "uid " + std::to_string(uid);
+}
+
+std::string group_name(gid_t gid) {
+  std::vector<char> buf(4096);
+  group gr{}, *res = nullptr;
+  if (::getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) == 0 && res)
+    return "group '" + std::string(gr.gr_name) + "'";
+  return "gid " + std::to_string(gid);
+}
+
+}  // namespace
+
+void check_private_dir(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path target = fs::absolute(path, ec).lexically_normal();
+  if (ec || target.empty()) throw InputError(what + " " + quote_input(path) + " is not a usable path");
+  // Judge what exists: the directory, or the parents it would be made in.
+  fs::path existing = target;
+  while (!fs::exists(existing, ec) && existing.has_relative_path()) existing = existing.parent_path();
+  fs::path dir = fs::canonical(existing, ec);
+  if (ec) throw SystemError("resolve " + existing.string(), ec.value());
+  bool itself = existing == target;
+  const std::string fix = ": another user could plant or replace the files the gate trusts; use a directory only "
+                          "root can write, such as /var/lib/smtpgate";
+  while (true) {
+    struct stat st{};
+    if (::stat(dir.c_str(), &st) != 0) throw SystemError("stat " + dir.string(), errno);
+    std::string where = itself ? what + " " + dir.string() : what + " " + target.string() + ": its parent " + dir.string();
+    if (!S_ISDIR(st.st_mode)) throw InputError(where + " is not a directory");
+    if (st.st_uid != 0 && st.st_uid != ::geteuid())
+      throw InputError(where + " is owned by " + user_name(st.st_uid) + ", not by root" + fix);
+    // A sticky parent (/tmp) lets nobody rename or remove what another user made in it.
+    bool sticky_parent = !itself && (st.st_mode & S_ISVTX);
+    if ((st.st_mode & S_IWOTH) && !sticky_parent)
+      throw InputError(where + " is writable by every user (mode " + mode_str(st.st_mode) + ")" + fix);
+    if ((st.st_mode & S_IWGRP) && st.st_gid != 0 && !sticky_parent)
+      throw InputError(where + " is writable by " + group_name(st.st_gid) + " (mode " + mode_str(st.st_mode) + ")" +
+                       fix);
+    if (dir == dir.root_path()) break;
+    dir = dir.parent_path();
+    itself = false;
   }
+}
+
+namespace {
+
+// Opens the lock file at path (see FileLock) and returns its fd.
+int open_lock_file(const std::string& path) {
+  check_private_dir(parent_dir(path), "lock directory");
+  for (int attempt = 0;; attempt++) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EROFS)  // a read-only state directory: an flock needs no write access
+      fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ELOOP)
+      throw InputError(path + " is a symbolic link; a lock file never is: remove it (smtpgate makes it again)");
+    if (fd < 0) throw SystemError("open lock " + path, errno);
+    struct stat st{};
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      throw SystemError("stat lock " + path, err);
+    }
+    if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+      ::close(fd);
+      throw InputError(path + (S_ISREG(st.st_mode) ? " is owned by " + user_name(st.st_uid) : " is not a regular file") +
+                       ": another user could hold the lock; remove it (smtpgate makes it again)");
+    }
+    if ((st.st_mode & 077) == 0) return fd;
+    ::close(fd);
+    if (attempt > 0) throw InputError(path + " keeps mode " + mode_str(st.st_mode) + " after being replaced");
+    // Left with a wider mode by an earlier version: a fresh file takes its
+    // place, so that an fd another user opened on the old one locks nothing.
+    write_file_atomic(path, "", 0600);
+    spdlog::info("{}: replaced (mode {} let other users open it) by one only this user can open", path,
+                 mode_str(st.st_mode));
+  }
+}
+
+// The lock is on the file path names now (a process that replaced it
+// meanwhile locked another inode).
+bool still_named(int fd, const std::string& path) {
+  struct stat a{}, b{};
+  return ::fstat(fd, &a) == 0 && ::stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+bool is_dir(const std::string& path) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Opens path and flocks it (flags: LOCK_EX, or LOCK_EX | LOCK_NB); -1 when
+// LOCK_NB finds it held.
+int lock_path(const std::string& path, int flags) {
+  while (true) {
+    bool dir = is_dir(path);
+    int fd = dir ? ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : open_lock_file(path);
+    if (fd < 0) throw SystemError("open lock " + path, errno);
+    int rc;
+    while ((rc = ::flock(fd, flags)) != 0 && errno == EINTR) {
+    }
+    if (rc != 0) {
+      int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) return -1;
+      throw SystemError("lock " + path, err);
+    }
+    if (dir || still_named(fd, path)) return fd;
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+FileLock::FileLock(const std::string& path) : fd_(lock_path(path, LOCK_EX)) {}
+
+std::optional<FileLock> FileLock::try_take(const std::string& path) {
+  int fd = lock_path(path, LOCK_EX | LOCK_NB);
+  if (fd < 0) return std::nullopt;
+  FileLock l;
+  l.fd_ = fd;
+  return l;
 }
 
 FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+FileLock::FileLock(FileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+std::optional<LockHolder> lock_holder(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  std::ifstream in("/proc/locks");
+  std::string line;
+  while (std::getline(in, line)) {
+    // "1: FLOCK  ADVISORY  WRITE 1234 00:1f:5678 0 EOF"; "1: -> FLOCK ..." is a waiter.
+    if (line.find("->") != std::string::npos) continue;
+    char kind[16], mode[16], rw[16];
+    int pid = 0;
+    unsigned maj = 0, min = 0;
+    unsigned long ino = 0;
+    if (std::sscanf(line.c_str(), "%*d: %15s %15s %15s %d %x:%x:%lu", kind, mode, rw, &pid, &maj, &min, &ino) != 7)
+      continue;
+    if (std::string(kind) != "FLOCK" || ino != st.st_ino || maj != major(st.st_dev) || min != minor(st.st_dev) ||
+        pid <= 0)
+      continue;
+    LockHolder h;
+    h.pid = pid;
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::getline(comm, h.command);
+    return h;
+  }
+  return std::nullopt;
+}
+
+std::string describe(const std::optional<LockHolder>& holder) {
+  if (!holder) return "a process not visible from here";
+  return "pid " + std::to_string(holder->pid) + (holder->command.empty() ? "" : " (" + holder->command + ")");
 }
 
 }  // namespace smtpgate

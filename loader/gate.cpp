@@ -1,8 +1,10 @@
 #include "gate.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
 #include <map>
 #include <set>
@@ -14,12 +16,43 @@ namespace smtpgate {
 
 namespace {
 FileLock lock_pin_dir(const Paths& paths) {
+  check_private_dir(paths.state_dir, "state_dir");
   ensure_pin_dir(paths.pin_dir);
   return FileLock(paths.pin_dir);
+}
+
+// Takes one of the daemon's locks, or names the daemon holding it.
+FileLock take_daemon_lock(const std::string& path, const std::string& what, const std::string& dir) {
+  std::optional<FileLock> l = FileLock::try_take(path);
+  if (l) return std::move(*l);
+  std::optional<LockHolder> holder = lock_holder(path);
+  std::string pid = holder ? std::to_string(holder->pid) : "PID";
+  std::string who = !holder                          ? "another smtpgated (its pid is not visible from here)"
+                    : holder->command == "smtpgated" ? "another smtpgated (pid " + pid + ")"
+                                                     : describe(holder);
+  throw InputError(who + " already runs on " + what + " " + dir +
+                   "; one daemon per gate: stop it first (systemctl stop smtpgated, or kill " + pid +
+                   "), or give this one a --pin-dir and --state-dir of its own");
+}
+
+FileLock lock_daemon_pins(const Paths& paths) {
+  ensure_pin_dir(paths.pin_dir);
+  // bpffs refuses names with a dot.
+  std::string dir = paths.pin_dir + "/daemon_lock";
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw SystemError("create " + dir, errno);
+  return take_daemon_lock(dir, "pin directory", paths.pin_dir);
+}
+
+FileLock lock_daemon_state(const Paths& paths) {
+  check_private_dir(paths.state_dir, "state_dir");
+  make_dirs(paths.state_dir, 0755);
+  return take_daemon_lock(paths.state_dir + "/daemon.lock", "state directory", paths.state_dir);
 }
 }  // namespace
 
 GateLock::GateLock(const Paths& paths) : lock_(lock_pin_dir(paths)) {}
+
+DaemonLock::DaemonLock(const Paths& paths) : pins_(lock_daemon_pins(paths)), state_(lock_daemon_state(paths)) {}
 
 PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& desired) {
   std::vector<TrieEntry> current = maps.active_entries();
@@ -62,6 +95,7 @@ void commit_operator_ranges(const Paths& paths, const StateStore& store,
 
 void add_range(const Paths& paths, const OperatorRange& range, bool allow_reserved) {
   check_not_special(range.cidr, allow_reserved);
+  check_comment(range.comment);
   GateLock lock(paths);
   StateStore store(paths.state_dir);
   auto before = store.operator_ranges();

@@ -14,13 +14,29 @@
 namespace smtpgate {
 
 /// The lock every process that changes the gate holds (flock of the pin dir,
-/// created, with bpffs mounted, if needed).
+/// created, with bpffs mounted, if needed). Refuses a state directory other
+/// users could write into (check_private_dir) before anything changes.
 class GateLock {
  public:
   explicit GateLock(const Paths& paths);
 
  private:
   FileLock lock_;
+};
+
+/// smtpgated's own lock, held for its whole life: one daemon per pin
+/// directory and per state directory. Two flocks that smtpgatectl never
+/// takes, so a running daemon blocks no change: PIN_DIR/daemon_lock (a
+/// directory: bpffs holds no regular files; it follows the pins whatever
+/// path or mount reaches them) and STATE_DIR/daemon.lock.
+class DaemonLock {
+ public:
+  /// Takes both without waiting; throws InputError naming the daemon that
+  /// holds either (its pid) and what to do.
+  explicit DaemonLock(const Paths& paths);
+
+ private:
+  FileLock pins_, state_;
 };
 
 /// What a publish left in the maps.

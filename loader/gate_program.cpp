@@ -177,6 +177,47 @@ void probe_object_file(const std::string& path) {
   if (rc) throw SystemError(explain_load_failure(capture.text(), -rc), -rc);
 }
 
+std::vector<MapMemory> map_memory(const ProgramOptions& opts, unsigned cpus) {
+  ProgramOptions o = opts;
+  o.pin_dir.clear();
+  GateProgram program(o);  // opened and sized, never loaded
+  auto up = [](uint64_t n, uint64_t to) { return (n + to - 1) / to * to; };
+  std::vector<MapMemory> out;
+  MapMemory tries{"allow_v4+allow_v6 tries", 0, true};
+  bpf_map* map;
+  bpf_object__for_each_map(map, program.object()) {
+    std::string name = bpf_map__name(map);
+    if (name.find('.') != std::string::npos) continue;  // .rodata and the like: a page
+    uint64_t entries = bpf_map__max_entries(map), value = up(bpf_map__value_size(map), 8);
+    switch (bpf_map__type(map)) {
+      case BPF_MAP_TYPE_ARRAY:
+        out.push_back({name, up(entries * value, 4096)});
+        break;
+      case BPF_MAP_TYPE_PERCPU_ARRAY:
+        out.push_back({name, entries * value * cpus});
+        break;
+      case BPF_MAP_TYPE_RINGBUF:
+        out.push_back({name, entries});
+        break;
+      case BPF_MAP_TYPE_ARRAY_OF_MAPS: {
+        // The kernel's trie node (rcu head, two children, length, flags:
+        // 40 bytes) holds the address and the value, in a kmalloc size
+        // class of 64 bytes or more; a trie of n prefixes has up to n - 1
+        // more nodes where paths split; two slots hold one each.
+        const bpf_map* inner = bpf_map__inner_map(map);
+        uint64_t node = 40 + (inner ? bpf_map__key_size(inner) - 4 + bpf_map__value_size(inner) : 24);
+        node = node <= 64 ? 64 : node <= 96 ? 96 : up(node, 64);
+        tries.bytes = std::max(tries.bytes, uint64_t(SG_SLOTS) * 2 * opts.max_rules * node);
+        break;
+      }
+      default:
+        out.push_back({name, up(entries * (bpf_map__key_size(map) + value), 4096)});
+    }
+  }
+  out.push_back(tries);
+  return out;
+}
+
 void ensure_pin_dir(const std::string& dir) {
   const std::string root = "/sys/fs/bpf";
   if (dir.rfind(root, 0) == 0) {
@@ -188,6 +229,9 @@ void ensure_pin_dir(const std::string& dir) {
     }
   }
   make_dirs(dir, 0700);
+  // bpffs is often mounted world-writable (mode 1777): a pin directory
+  // another user made first could be theirs to flock or empty.
+  check_private_dir(dir, "pin_dir");
 }
 
 namespace {

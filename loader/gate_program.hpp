@@ -98,7 +98,19 @@ std::string explain_load_failure(const std::string& log, int err);
 /// line when it does not.
 void probe_object_file(const std::string& path);
 
-/// Mounts bpffs at /sys/fs/bpf if nothing is mounted there, and creates dir.
+/// Kernel memory of the gate's maps with these options, map by map, sized as
+/// GateProgram sizes them, on a machine with `cpus` possible CPUs. Most is
+/// allocated when the program loads; the allowlist's LPM tries (both slots)
+/// grow with it, up to max_rules prefixes.
+struct MapMemory {
+  std::string map;       // "recent_refused", or "allow_v4+allow_v6 tries"
+  uint64_t bytes = 0;
+  bool grows = false;    // the tries: bytes is their bound at max_rules
+};
+std::vector<MapMemory> map_memory(const ProgramOptions& opts, unsigned cpus);
+
+/// Mounts bpffs at /sys/fs/bpf if nothing is mounted there, and creates dir;
+/// refuses one other users could write into (check_private_dir).
 void ensure_pin_dir(const std::string& dir);
 
 }  // namespace smtpgate

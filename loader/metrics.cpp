@@ -1,16 +1,26 @@
 #include "metrics.hpp"
 
+#include <CivetServer.h>
 #include <arpa/inet.h>
+#include <civetweb.h>
 #include <netinet/in.h>
-#include <poll.h>
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstring>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
 #include <map>
+#include <mutex>
 #include <sstream>
+#include <stdexcept>
+#include <thread>
 
+#include "drops.hpp"
 #include "error.hpp"
 #include "feed_sync.hpp"
 #include "fsutil.hpp"
@@ -27,68 +37,68 @@ std::atomic<uint64_t>& bpf_syscall_failures() {
 
 namespace {
 
-std::string escape(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
-
-struct Family {
-  std::string name, help, type;
-  std::vector<std::string> lines;
-};
-
+// Families in the order they are first added; labels sorted by name.
 class Exposition {
  public:
-  void add(const std::string& name, const std::string& help, const std::string& type,
+  void add(const std::string& name, const std::string& help, prometheus::MetricType type,
            const std::map<std::string, std::string>& labels, double value) {
-    auto& f = fams_[name];
-    if (f.name.empty()) {
-      f.name = name;
-      f.help = help;
-      f.type = type;
-      order_.push_back(name);
-    }
-    std::ostringstream l;
-    l << name;
-    if (!labels.empty()) {
-      l << "{";
-      bool first = true;
-      for (const auto& [k, v] : labels) {
-        l << (first ? "" : ",") << k << "=\"" << escape(v) << "\"";
-        first = false;
-      }
-      l << "}";
-    }
-    l << " " << static_cast<uint64_t>(value);
-    f.lines.push_back(l.str());
+    auto [it, fresh] = index_.emplace(name, fams_.size());
+    if (fresh) fams_.push_back(prometheus::MetricFamily{name, help, type, {}});
+    prometheus::ClientMetric m;
+    for (const auto& [k, v] : labels) m.label.push_back({k, v});
+    if (type == prometheus::MetricType::Counter)
+      m.counter.value = value;
+    else
+      m.gauge.value = value;
+    fams_[it->second].metric.push_back(std::move(m));
   }
-  std::string str() const {
-    std::ostringstream o;
-    for (const auto& n : order_) {
-      const auto& f = fams_.at(n);
-      o << "# HELP " << f.name << " " << f.help << "\n# TYPE " << f.name << " " << f.type << "\n";
-      for (const auto& l : f.lines) o << l << "\n";
+  MetricFamilies take() { return std::move(fams_); }
+
+ private:
+  MetricFamilies fams_;
+  std::map<std::string, size_t> index_;
+};
+
+constexpr auto kCounter = prometheus::MetricType::Counter;
+constexpr auto kGauge = prometheus::MetricType::Gauge;
+
+// What a scrape gets: the daemon's collect, called on the exposer's thread.
+// Nothing it throws may reach civetweb (it would end the daemon).
+class ScrapeCollectable : public prometheus::Collectable {
+ public:
+  explicit ScrapeCollectable(std::function<MetricFamilies()> collect) : collect_(std::move(collect)) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    try {
+      return collect_();
+    } catch (const std::exception& e) {
+      spdlog::warn("metrics: scrape failed: {}", e.what());
+    } catch (...) {
+      spdlog::warn("metrics: scrape failed");
     }
-    return o.str();
+    return {};
   }
 
  private:
-  std::map<std::string, Family> fams_;
-  std::vector<std::string> order_;
+  std::function<MetricFamilies()> collect_;
 };
+
+// civetweb's log: what it says while starting (why a bind failed) is kept
+// for the error; later lines (a client's bad request) are debug noise.
+std::mutex g_civet_mu;
+std::string g_civet_last;
+
+int civet_log(const mg_connection*, const char* message) {
+  std::string m(message ? message : "");
+  while (!m.empty() && (m.back() == '\n' || m.back() == '\r')) m.pop_back();
+  spdlog::debug("civetweb: {}", m);
+  std::lock_guard<std::mutex> lock(g_civet_mu);
+  g_civet_last = m;
+  return 1;  // handled: civetweb prints nothing itself
+}
 
 }  // namespace
 
-std::string render_metrics(const Paths& paths, const std::vector<std::string>& interfaces,
-                           const MetricsExtra& extra) {
+MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string>& interfaces) {
   Exposition e;
   for (const auto& ifname : interfaces) {
     bool attached = false;
@@ -98,7 +108,7 @@ std::string render_metrics(const Paths& paths, const std::vector<std::string>& i
     } catch (...) {
     }
     e.add("smtpgate_program_attached", "1 when the gate is attached to the interface and uses the pinned maps",
-          "gauge", {{"interface", ifname}}, attached ? 1 : 0);
+          kGauge, {{"interface", ifname}}, attached ? 1 : 0);
   }
   if (GateMaps::pinned_at(paths.pin_dir)) {
     try {
@@ -109,10 +119,10 @@ std::string render_metrics(const Paths& paths, const std::vector<std::string>& i
       auto rule_lines = [&](const std::string& range, const std::string& origin, const std::string& kind,
                             const sg_rule_counters& c) {
         std::map<std::string, std::string> l{{"range", range}, {"origin", origin}, {"kind", kind}};
-        e.add("smtpgate_range_admitted_syns_total", "Guarded SYNs admitted, by deciding range", "counter", l,
+        e.add("smtpgate_range_admitted_syns_total", "Guarded SYNs admitted, by deciding range", kCounter, l,
               c.admit_packets);
         e.add("smtpgate_range_refused_syns_total",
-              "Guarded SYNs refused (dropped, rejected or monitored), by deciding range", "counter", l,
+              "Guarded SYNs refused (dropped, rejected or monitored), by deciding range", kCounter, l,
               c.refuse_packets);
       };
       DesiredIndex index(desired);
@@ -124,27 +134,27 @@ std::string render_metrics(const Paths& paths, const std::vector<std::string>& i
       }
       rule_lines("default", "default", "default", maps.rule_counters(SG_RULE_DEFAULT));
       for (const auto& [k, n] : per_origin)
-        e.add("smtpgate_ranges", "Ranges in the published allowlist, by origin and kind", "gauge",
+        e.add("smtpgate_ranges", "Ranges in the published allowlist, by origin and kind", kGauge,
               {{"origin", k.first}, {"kind", k.second}}, n);
       auto v = maps.verdict_counters();
       for (uint32_t i = 0; i < SG_VERDICT_MAX; i++) {
-        e.add("smtpgate_packets_total", "Packets seen by the program, by verdict", "counter",
+        e.add("smtpgate_packets_total", "Packets seen by the program, by verdict", kCounter,
               {{"verdict", verdict_name(i)}}, v[i].packets);
-        e.add("smtpgate_bytes_total", "Bytes seen by the program, by verdict", "counter",
+        e.add("smtpgate_bytes_total", "Bytes seen by the program, by verdict", kCounter,
               {{"verdict", verdict_name(i)}}, v[i].bytes);
       }
       auto r = maps.reason_counters();
       for (uint32_t i = 0; i < SG_REASON_MAX; i++)
-        e.add("smtpgate_reason_packets_total", "Packets seen by the program, by reason", "counter",
+        e.add("smtpgate_reason_packets_total", "Packets seen by the program, by reason", kCounter,
               {{"reason", reason_name(i)}}, r[i].packets);
-      e.add("smtpgate_events_suppressed_total", "Refusal events held back by the in-kernel rate limit", "counter",
+      e.add("smtpgate_events_suppressed_total", "Refusal events held back by the in-kernel rate limit", kCounter,
             {}, maps.events_suppressed());
       e.add("smtpgate_recent_skipped_total",
             "Default-rule refusals not recorded in the recently-refused table (its per-CPU budget was spent)",
-            "counter", {}, maps.recent_skipped());
-      e.add("smtpgate_allowlist_generation", "Publishes of the allowlist since the maps were created", "gauge", {},
+            kCounter, {}, maps.recent_skipped());
+      e.add("smtpgate_allowlist_generation", "Publishes of the allowlist since the maps were created", kGauge, {},
             maps.generation());
-      e.add("smtpgate_action", "The action for refused sources (1 for the one in force)", "gauge",
+      e.add("smtpgate_action", "The action for refused sources (1 for the one in force)", kGauge,
             {{"action", action}}, 1);
     } catch (const std::exception& ex) {
       bpf_syscall_failures()++;
@@ -154,103 +164,154 @@ std::string render_metrics(const Paths& paths, const std::vector<std::string>& i
   try {
     FeedStatus f = read_feed_status(paths.state_dir);
     if (f.applied)
-      e.add("smtpgate_feed_info", "The feed version applied (1 for the one in force)", "gauge",
+      e.add("smtpgate_feed_info", "The feed version applied (1 for the one in force)", kGauge,
             {{"instance", to_string(f.applied->instance)},
              {"version", f.applied->version.empty() ? "unversioned" : f.applied->version}},
             1);
-    e.add("smtpgate_feed_last_check_timestamp_seconds", "When the feed was last checked (0: never)", "gauge", {},
+    e.add("smtpgate_feed_last_check_timestamp_seconds", "When the feed was last checked (0: never)", kGauge, {},
           static_cast<double>(f.last_check));
     e.add("smtpgate_feed_last_success_timestamp_seconds",
-          "When a check last ended with the latest version applied (0: never)", "gauge", {},
+          "When a check last ended with the latest version applied (0: never)", kGauge, {},
           static_cast<double>(f.last_success));
-    e.add("smtpgate_feed_error", "1 when the last feed check failed or a version was refused", "gauge", {},
+    e.add("smtpgate_feed_error", "1 when the last feed check failed or a version was refused", kGauge, {},
           f.last_error.empty() ? 0 : 1);
-    e.add("smtpgate_feed_stale", "1 when the service announced a version that is not applied", "gauge", {},
+    e.add("smtpgate_feed_stale", "1 when the service announced a version that is not applied", kGauge, {},
           f.stale() ? 1 : 0);
   } catch (const std::exception& ex) {
     spdlog::warn("metrics: feed status unreadable: {}", ex.what());
   }
-  e.add("smtpgate_bpf_syscall_failures_total", "BPF syscalls that failed while reading the gate", "counter", {},
+  e.add("smtpgate_drops_recording",
+        "1 when this smtpgated reads refused SYNs into the drop log (0: another process holds drops.lock, or it "
+        "cannot be taken)",
+        kGauge, {}, DropRecorder::recording_here() ? 1 : 0);
+  e.add("smtpgate_bpf_syscall_failures_total", "BPF syscalls that failed while reading the gate", kCounter, {},
         bpf_syscall_failures().load());
-  std::string text = e.str();
-  if (extra) text += extra();
-  return text;
+  return e.take();
+}
+
+std::string render_metrics(const Paths& paths, const std::vector<std::string>& interfaces) {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, collect_metrics(paths, interfaces));
+  return out.str();
 }
 
 void write_metrics_textfile(const std::string& path, const std::string& text) {
   write_file_atomic(path, text, 0644);
 }
 
-MetricsServer::MetricsServer(const std::string& listen, std::function<std::string()> render)
-    : render_(std::move(render)) {
-  // "host:port" or "[v6]:port".
-  size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) throw InputError("metrics.listen '" + listen + "': use HOST:PORT, e.g. 127.0.0.1:9725");
-  std::string host = listen.substr(0, colon);
-  int port = std::atoi(listen.c_str() + colon + 1);
-  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (inet_pton(AF_INET, host.c_str(), &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr) == 1) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    len = sizeof(*a);
-  } else if (inet_pton(AF_INET6, host.c_str(), &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr) == 1) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    len = sizeof(*a);
-  } else {
-    throw InputError("metrics.listen '" + listen + "': the host must be an IP address, e.g. 127.0.0.1:9725");
-  }
-  fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd_, 16) != 0) {
-    int err = errno;
-    ::close(fd_);
-    throw SystemError("listen for metrics on " + listen, err);
-  }
-  sockaddr_storage bound{};
-  socklen_t bl = sizeof(bound);
-  getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &bl);
-  port_ = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
-                                           : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
-  thread_ = std::thread([this] {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 200) <= 0) continue;
-      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      timeval tv{2, 0};
-      setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-      char buf[2048];
-      ssize_t n = ::recv(c, buf, sizeof(buf) - 1, 0);
-      std::string req = n > 0 ? std::string(buf, n) : "";
-      std::string resp;
-      if (req.rfind("GET /metrics", 0) == 0) {
-        std::string body = render_();
-        resp = "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
-               std::to_string(body.size()) + "\r\n\r\n" + body;
-      } else {
-        resp = "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n";
-      }
-      size_t off = 0;
-      while (off < resp.size()) {
-        ssize_t w = ::send(c, resp.data() + off, resp.size() - off, MSG_NOSIGNAL);
-        if (w <= 0) break;
-        off += w;
-      }
-      ::close(c);
-    }
-  });
+std::string ListenAddress::str() const {
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+ListenAddress parse_listen_address(std::string_view text) {
+  std::string shown = quote_input(text);
+  auto bad = [&](const std::string& why) {
+    return InputError("metrics listen address " + shown + ": " + why +
+                      "; write HOST:PORT with an IP address, e.g. 127.0.0.1:9725 or [::1]:9725");
+  };
+  if (text.empty() || text.size() > 64) throw bad("not an address");
+  if (text.find_first_not_of("0123456789abcdefABCDEF.:[]") != std::string_view::npos)
+    throw bad("the host must be an IP address, not a name");
+  ListenAddress a;
+  std::string_view port;
+  if (text.front() == '[') {
+    size_t close = text.find("]:");
+    if (close == std::string_view::npos) throw bad("no port after the bracketed address");
+    a.host = std::string(text.substr(1, close - 1));
+    port = text.substr(close + 2);
+    a.v6 = true;
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) throw bad("no port");
+    a.host = std::string(text.substr(0, colon));
+    port = text.substr(colon + 1);
+    if (a.host.find(':') != std::string::npos) throw bad("an IPv6 address goes in brackets");
+  }
+  in6_addr buf{};
+  if (inet_pton(a.v6 ? AF_INET6 : AF_INET, a.host.c_str(), &buf) != 1)
+    throw bad(std::string("the host is not an IPv") + (a.v6 ? "6" : "4") + " address");
+  unsigned p = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || p < 1 || p > 65535)
+    throw bad("the port must be 1..65535");
+  a.port = static_cast<uint16_t>(p);
+  // Feature 8 of civetweb.h: built with IPv6 (Debian 12's civetweb is not).
+  if (a.v6 && !mg_check_feature(8))
+    throw InputError("metrics listen address " + shown +
+                     ": this build's HTTP server (civetweb) has no IPv6; listen on an IPv4 address, "
+                     "e.g. 127.0.0.1:9725");
+  return a;
+}
+
+MetricsServer::MetricsServer(const std::string& listen, std::function<MetricFamilies()> collect)
+    : collectable_(std::make_shared<ScrapeCollectable>(std::move(collect))) {
+  address_ = parse_listen_address(listen);
+  const ListenAddress& a = address_;
+  // civetweb gives each connection a thread until it is answered or
+  // request_timeout_ms passes: with kThreads threads, that many idle or
+  // trickling connections delay no scrape, and each one more by at most
+  // the timeout. No keep-alive, no files served: /metrics only.
+  std::vector<std::string> options{"listening_ports",    a.str(),
+                                   "num_threads",        std::to_string(kThreads),
+                                   "request_timeout_ms", std::to_string(kRequestTimeoutMs),
+                                   "enable_keep_alive",  "no"};
+  CivetCallbacks callbacks{};
+  callbacks.log_message = civet_log;
+  {
+    std::lock_guard<std::mutex> lock(g_civet_mu);
+    g_civet_last.clear();
+  }
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(options, &callbacks);
+  } catch (const std::exception& e) {
+    std::lock_guard<std::mutex> lock(g_civet_mu);
+    throw std::runtime_error("cannot serve metrics on " + a.str() + ": " +
+                             (g_civet_last.empty() ? std::string(e.what()) : g_civet_last));
+  }
+  exposer_->RegisterCollectable(collectable_);
+  std::vector<int> ports = exposer_->GetListeningPorts();
+  port_ = ports.empty() ? a.port : static_cast<uint16_t>(ports.front());
+}
+
+namespace {
+// Opens and closes one connection to a; errors do not matter.
+void poke(const ListenAddress& a) {
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (a.v6) {
+    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons(a.port);
+    inet_pton(AF_INET6, a.host == "::" ? "::1" : a.host.c_str(), &s6->sin6_addr);
+    len = sizeof(*s6);
+  } else {
+    auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons(a.port);
+    inet_pton(AF_INET, a.host == "0.0.0.0" ? "127.0.0.1" : a.host.c_str(), &s4->sin_addr);
+    len = sizeof(*s4);
+  }
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  (void)::connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
+  ::close(fd);
+}
+}  // namespace
+
 MetricsServer::~MetricsServer() {
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
-  if (fd_ >= 0) ::close(fd_);
+  // civetweb's listener waits for connections in rounds of 2 s and sees that
+  // it is to stop only between rounds: a connection ends the round, so that
+  // stopping (SIGTERM) takes milliseconds instead of up to 2 s.
+  std::atomic<bool> stopped{false};
+  std::thread waker([&] {
+    while (!stopped) {
+      poke(address_);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  exposer_.reset();
+  stopped = true;
+  waker.join();
 }
 
 }  // namespace smtpgate

@@ -1,28 +1,38 @@
 // Prometheus exposition of the gate: counters per range (labels range, origin,
 // kind; never a per-source label), per verdict and reason, ranges per origin,
 // program attached per interface, events suppressed, syscall failures, and the
-// feed's state. Served over HTTP and/or written as a node_exporter textfile.
+// feed's state. Served over HTTP by prometheus-cpp's pull exposer and/or
+// written as a node_exporter textfile; both read the maps when asked.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
+#include <string_view>
 #include <vector>
+
+#include <prometheus/metric_family.h>
 
 #include "state.hpp"
 
+namespace prometheus {
+class Collectable;
+class Exposer;
+}  // namespace prometheus
+
 namespace smtpgate {
 
-/// Extra gauge lines from other parts of the daemon (the feed), already in
-/// exposition format.
-using MetricsExtra = std::function<std::string()>;
+using MetricFamilies = std::vector<prometheus::MetricFamily>;
 
-/// Renders the full exposition text now. interfaces: those the daemon guards
-/// (each gets smtpgate_program_attached{interface=...}).
-std::string render_metrics(const Paths& paths, const std::vector<std::string>& interfaces,
-                           const MetricsExtra& extra = {});
+/// The exposition's families, read now from the pinned maps and the state
+/// directory. interfaces: those the daemon guards (each gets
+/// smtpgate_program_attached{interface=...}).
+MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string>& interfaces);
+
+/// collect_metrics as exposition text (Prometheus text format 0.0.4).
+std::string render_metrics(const Paths& paths, const std::vector<std::string>& interfaces);
 
 /// Writes the exposition atomically to path (node_exporter textfile collector).
 void write_metrics_textfile(const std::string& path, const std::string& text);
@@ -30,23 +40,42 @@ void write_metrics_textfile(const std::string& path, const std::string& text);
 /// Counts failed BPF syscalls seen while rendering (exported as a metric).
 std::atomic<uint64_t>& bpf_syscall_failures();
 
-/// A minimal HTTP/1.0 server answering GET /metrics on one listen address
-/// ("127.0.0.1:9725", "[::1]:9725"), on a thread of its own.
+/// Where metrics are served: an IP address literal and a port.
+struct ListenAddress {
+  std::string host;  // "127.0.0.1", "::1"
+  uint16_t port = 0;
+  bool v6 = false;
+  /// "127.0.0.1:9725", "[::1]:9725".
+  std::string str() const;
+};
+
+/// Parses HOST:PORT or [V6]:PORT strictly: the host an IP address literal
+/// (never a name), the port 1..65535 in plain digits. Throws InputError
+/// naming the text and the fix; also when this build's HTTP server cannot
+/// serve the address family.
+ListenAddress parse_listen_address(std::string_view text);
+
+/// GET /metrics on one listen address, through prometheus-cpp's exposer
+/// (civetweb): each scrape calls collect on one of kThreads threads, so idle
+/// or slow connections hold one thread each, for at most kRequestTimeoutMs.
 class MetricsServer {
  public:
-  MetricsServer(const std::string& listen, std::function<std::string()> render);
+  static constexpr int kThreads = 64;
+  static constexpr int kRequestTimeoutMs = 1000;
+
+  /// Listens now; throws InputError (address) or SystemError (bind).
+  MetricsServer(const std::string& listen, std::function<MetricFamilies()> collect);
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
-  /// The port actually bound (useful when listen asked for port 0).
+  /// The port listened on.
   uint16_t port() const { return port_; }
 
  private:
-  int fd_ = -1;
+  std::shared_ptr<prometheus::Collectable> collectable_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  ListenAddress address_;
   uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::function<std::string()> render_;
-  std::thread thread_;
 };
 
 }  // namespace smtpgate

@@ -12,7 +12,9 @@
 
 #include <algorithm>
 
+#include "drops.hpp"
 #include "feed_other.hpp"
+#include "fsutil.hpp"
 #include "feed_ranges.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
@@ -265,6 +267,9 @@ json build_status(const Paths& paths) {
                  {"source", f.applied->source}};
     j["feed"] = {{"applied", applied}, {"last_error", f.last_error.empty() ? json(nullptr) : json(f.last_error)}};
   }
+  // Who reads refused SYNs into the drop log (drops.lock's holder).
+  std::optional<LockHolder> consumer = lock_holder(drops_lock_path(paths.state_dir));
+  j["drops"] = {{"recorded_by", consumer ? json{{"pid", consumer->pid}, {"command", consumer->command}} : json(nullptr)}};
   bool pinned = GateMaps::pinned_at(paths.pin_dir);
   j["loaded"] = pinned;
   StateStore store(paths.state_dir);
@@ -565,6 +570,13 @@ std::string render_status(const json& j) {
                      i["uses_pinned_maps"].get<bool>() ? "" : ", NOT using the pinned maps");
   if (j.contains("unguarded_tunnels"))
     for (const auto& t : j["unguarded_tunnels"]) o << "warning:    " << str(t["advice"]) << "\n";
+  const json& by = j["drops"]["recorded_by"];
+  o << "drops:      "
+    << (by.is_null() ? std::string("not recorded (no process reads refused SYNs; smtpgated does while it runs)")
+        : str(by["command"]) == "smtpgated"
+            ? "recorded by smtpgated (pid " + by["pid"].dump() + ")"
+            : "read by " + str(by["command"]) + " (pid " + by["pid"].dump() + "), not by smtpgated")
+    << "\n";
   o << "ranges:     " << j["ranges"]["total"].get<size_t>() << "\n";
   for (const auto& [origin, k] : j["ranges"]["by_origin"].items())
     o << fmt::format("  {:<13} admit {:>5}  deny {:>5}  watch {:>5}\n", origin, k["admit"].get<int>(),

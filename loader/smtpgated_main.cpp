@@ -10,6 +10,7 @@
 #include "cli.hpp"
 #include "error.hpp"
 #include "fsutil.hpp"
+#include "gate.hpp"
 #include "gate_maps.hpp"
 #include "log.hpp"
 
@@ -67,12 +68,14 @@ int main(int argc, char** argv) {
     if (!metrics_textfile.empty()) cfg.metrics.textfile = metrics_textfile;
     validate_config(cfg);
     if (check_config) {
-      std::cout << (config_path.empty() ? std::string("defaults") : config_path) << ": configuration is valid\n";
+      std::cout << (config_path.empty() ? std::string("defaults") : config_path) << ": configuration is valid\n"
+                << describe(memory_budget(cfg)) << "\n";
       return 0;
     }
     if (cfg.no_attach && !GateMaps::pinned_at(cfg.paths.pin_dir))
       throw InputError("--no-attach: no smtpgate maps are pinned at " + cfg.paths.pin_dir +
                        ": load the program first (bpfman) or pass the --pin-dir where its maps are");
+    DaemonLock lock(cfg.paths);  // before anything changes, for the daemon's whole life
     return run_daemon(cfg, config_path);
   } catch (const std::exception& e) {
     std::cerr << "smtpgated: " << e.what() << "\n";

@@ -16,6 +16,8 @@ packages=(
   # C++ libraries
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libcli11-dev libtomlplusplus-dev libcurl4-openssl-dev libsystemd-dev
+  # metrics: the Prometheus pull exposer (civetweb inside)
+  prometheus-cpp-dev
   # tests: namespaces, veth, traffic, comparisons
   iproute2 ethtool nftables procps util-linux ca-certificates
   # tests: the JSON output checked against docs/schema
@@ -26,6 +28,8 @@ packages=(
   qemu-system-x86 busybox-static cpio kmod
   # shipping: man pages, the Debian package, alert rules, Ansible, manifests
   scdoc man-db debhelper lintian file prometheus ansible-core ansible-lint python3 python3-yaml
+  # shipping: the systemd unit, scored and started under systemd in a container
+  systemd systemd-container
 )
 
 missing=()

@@ -196,3 +196,81 @@ TEST(RangeFile, ErrorsNameFileAndLine) {
     EXPECT_EQ(std::string(e.what()), "eop.txt:3: 52.100.0.0/13 has host bits set; did you mean 52.96.0.0/13?");
   }
 }
+
+// What got through: inet_pton stops at a NUL, so "40.109.0.0<NUL>junk/16"
+// was 40.109.0.0/16; ::a.b.c.d is an IPv6 address nobody means; an error
+// echoed its whole input back.
+TEST(Cidr, TextThatIsNotACidrIsRefusedAndQuotedShort) {
+  struct {
+    std::string in, says;
+  } cases[] = {
+      {std::string("40.109.0.0\0junk/16", 18), "'40.109.0.0\\x00junk/16' is not an IPv4 or IPv6 range (byte 0x00 at 11)"},
+      {"40.109.0.0/16\xff", "'40.109.0.0/16\\xff' has no valid prefix length"},
+      {"40.92.0.0%eth0/15", "(byte 0x25 at 10)"},
+      {"::1.2.3.4/128", "'::1.2.3.4/128' is an IPv4-compatible IPv6 address (::/96, deprecated by RFC 4291): for the "
+                        "IPv4 address write 1.2.3.4/32"},
+      {"::102:300/120", "IPv4-compatible IPv6 range (::/96, deprecated by RFC 4291): for the IPv4 range write 1.2.3.0/24"},
+      {std::string(5 << 20, '4'), "(cut; 5242880 bytes in all) is not an IPv4 or IPv6 address (too long)"},
+  };
+  for (const auto& c : cases) {
+    std::string e;
+    try {
+      Cidr::parse(c.in);
+    } catch (const InputError& x) {
+      e = x.what();
+    }
+    EXPECT_NE(e.find(c.says), std::string::npos) << c.in.substr(0, 40) << " -> " << e;
+    EXPECT_LT(e.size(), 300u) << e.substr(0, 300);
+  }
+  // :: and ::1 stay what the special-purpose registry says they are.
+  EXPECT_EQ(Cidr::parse("::1").str(), "::1/128");
+  EXPECT_THROW(check_not_special(Cidr::parse("::/128"), false), InputError);
+  EXPECT_EQ(Cidr::parse("::ffff:0:0/96").str(), "::ffff:0.0.0.0/96");
+}
+
+TEST(RangeFile, ALineThatIsNotTextIsRefusedWithFileAndLine) {
+  struct {
+    std::string text, says;
+  } cases[] = {
+      {std::string("40.92.0.0/15\n40.109.0.0\0junk/16\n", 32), "eop.txt:2: byte 0x00 at column 11 is a NUL"},
+      {"40.92.0.0/15\n40.109.0.0/16 # caf\xe9 relay\n", "eop.txt:2: byte 0xe9 at column 20 is not UTF-8 text"},
+      {"40.92.0.0/15 # \x1b]0;owned\x07\n", "eop.txt:1: byte 0x1b at column 16 is not UTF-8 text"},
+      {"40.109.0.0/16 # " + std::string(300, 'c') + "\n", "eop.txt:1: comment 'ccc"},
+      {"::1.2.3.4/128\n", "eop.txt:1: '::1.2.3.4/128' is an IPv4-compatible"},
+      {std::string(5 << 20, '4') + "\n", "eop.txt:1: '4444"},
+  };
+  for (const auto& c : cases) {
+    std::string e;
+    try {
+      parse_range_file(c.text, "eop.txt");
+    } catch (const InputError& x) {
+      e = x.what();
+    }
+    EXPECT_EQ(e.rfind(c.says, 0), 0u) << e.substr(0, 300);
+    EXPECT_EQ(e.find('\n'), std::string::npos);
+    EXPECT_LT(e.size(), 300u) << e.substr(0, 300);
+  }
+  // UTF-8 comments, tabs and CRLF are text.
+  auto lines = parse_range_file("40.95.0.0/16\t# relay pool, caf\xc3\xa9\r\n", "eop.txt");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].comment, "relay pool, caf\xc3\xa9");
+}
+
+TEST(Text, BadTextOffsetFindsWhereUtf8TextEnds) {
+  struct {
+    std::string text;
+    size_t at;
+  } cases[] = {
+      {"plain\ttext", std::string::npos},
+      {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7", std::string::npos},
+      {std::string("a\0b", 3), 1},
+      {"\x7f", 0},
+      {"\xc2\x85", 0},              // NEL, a C1 control character
+      {"\xc0\xaf", 0},              // overlong '/'
+      {"\xed\xa0\x80", 0},          // a surrogate
+      {"\xf4\x90\x80\x80", 0},      // past U+10FFFF
+      {"ok\xe2\x82", 2},            // cut short
+      {"\xff", 0},
+  };
+  for (const auto& c : cases) EXPECT_EQ(bad_text_offset(c.text), c.at) << quote_input(c.text);
+}

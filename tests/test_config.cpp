@@ -10,6 +10,7 @@
 
 #include "config.hpp"
 #include "error.hpp"
+#include "metrics.hpp"
 
 using namespace smtpgate;
 
@@ -83,6 +84,25 @@ TEST(Config, MistakesNameTheKey) {
       {"max_rules = 20000000\n", "max_rules must be 16..16777216"},
       {"[feed]\nwatch_other_instances = \"yes\"\n", "key 'feed.watch_other_instances' must be true or false"},
       {"[feed]\ninstance = \"Germany\"\n", "Germany is retired"},
+      // A share that compares false with everything would turn its check off.
+      {"[feed]\nmax_removal_share = nan\n", "key 'feed.max_removal_share' must be a finite number"},
+      {"[feed]\nmax_removal_share = -nan\n", "must be a finite number"},
+      {"[feed]\nmax_removal_share = inf\n", "must be a finite number"},
+      {"recent_sources = 4294967295\n", "recent_sources must be 16..16777216"},
+      {"recent_sources = 0\n", "recent_sources must be 16..16777216"},
+      // Listen addresses: an IP address and a port, nothing else.
+      {"[metrics]\nlisten = \"localhost:9725\"\n", "the host must be an IP address, not a name"},
+      {"[metrics]\nlisten = \"127.0.0.1:99999\"\n", "the port must be 1..65535"},
+      {"[metrics]\nlisten = \"127.0.0.1:0\"\n", "the port must be 1..65535"},
+      {"[metrics]\nlisten = \"127.0.0.1:+9725\"\n", "not a name"},
+      {"[metrics]\nlisten = \"127.0.0.1\"\n", "no port"},
+      {"[metrics]\nlisten = \"::1:9725\"\n", "an IPv6 address goes in brackets"},
+      {"[metrics]\nlisten = \"[::1:9725\"\n", "no port after the bracketed address"},
+      {"[metrics]\nlisten = \"127.0.0.1\\u0000junk:9725\"\n", "'127.0.0.1\\x00junk:9725'"},
+      {"[metrics]\nlisten = \"0127.0.0.1:9725\"\n", "the host is not an IPv4 address"},
+      {"state_dir = \"/tmp\"\n", "state_dir /tmp is writable by every user (mode 1777)"},
+      {"interfaces = [\"eth0\\nsmtpgate_action 1\"]\n", "is not an interface name"},
+      {"interfaces = [\"a-very-long-name0\"]\n", "is not an interface name"},
   };
   for (const auto& c : cases) {
     std::string err = error_of(c.toml);
@@ -106,4 +126,73 @@ TEST(Config, CheckConfigRefusesABadWatchOtherInstancesValue) {
   }
   EXPECT_EQ(WEXITSTATUS(::pclose(p)), 0);
   ::unlink(path.c_str());
+}
+
+// Maps of gigabytes are refused with the key that sizes them and the limit;
+// what a valid configuration implies is stated.
+TEST(Config, MemoryAConfigurationImpliesIsStatedAndBounded) {
+  DaemonConfig cfg;
+  MemoryBudget def = memory_budget(cfg);
+  EXPECT_GT(def.machine, 0u);
+  EXPECT_LT(def.total(), def.limit());
+  EXPECT_GT(def.maps_loaded, uint64_t(SG_PREFILTER_ELEMENTS) * sizeof(sg_chunk));  // the prefilter alone
+  std::string text = describe(def);
+  EXPECT_NE(text.find("recent_refused"), std::string::npos) << text;
+  EXPECT_NE(text.find("half of this machine's"), std::string::npos) << text;
+  // Per-CPU maps grow with the CPUs: recent_refused is sets of four 48-byte
+  // sources per CPU.
+  for (const auto& m : def.maps) {
+    if (m.map == "recent_refused") {
+      EXPECT_EQ(m.bytes, uint64_t(SG_DEFAULT_RECENT_SOURCES) * sizeof(sg_recent_source) * def.cpus);
+    }
+  }
+
+  for (const char* toml : {"table_chunks = 16777216\n", "max_rules = 16777216\n"}) {
+    std::string err = error_of(toml);
+    std::string key = std::string(toml).substr(0, std::string(toml).find(' '));
+    // Refused unless this machine could hold it (it cannot: tens of GiB).
+    DaemonConfig big;
+    std::string path = write_tmp(toml);
+    load_config_file(path, big);
+    ::unlink(path.c_str());
+    MemoryBudget b = memory_budget(big);
+    if (b.total() <= b.limit()) continue;
+    EXPECT_NE(err.find("this configuration needs up to"), std::string::npos) << toml << err;
+    EXPECT_NE(err.find("sized by " + key), std::string::npos) << err;
+    EXPECT_NE(err.find("the limit is half of this machine's"), std::string::npos) << err;
+    EXPECT_NE(err.find("lower " + key), std::string::npos) << err;
+  }
+}
+
+TEST(Config, CheckConfigStatesTheMemory) {
+  std::string path = write_tmp("max_rules = 1024\n");
+  std::string cmd = std::string(SG_SMTPGATED) + " --check-config -c " + path + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  EXPECT_EQ(WEXITSTATUS(::pclose(p)), 0) << out;
+  ::unlink(path.c_str());
+  EXPECT_NE(out.find("configuration is valid\nmemory: up to "), std::string::npos) << out;
+  EXPECT_NE(out.find("\nmaps: "), std::string::npos) << out;
+}
+
+TEST(Config, AReloadKeepsTheDirectories) {
+  DaemonConfig a, b;
+  EXPECT_NO_THROW(check_reload(a, b));
+  b.paths.pin_dir = "/sys/fs/bpf/other";
+  try {
+    check_reload(a, b);
+    ADD_FAILURE() << "a reload moved the pin dir";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("pin_dir changed"), std::string::npos) << e.what();
+  }
+}
+
+// [v6]:port is the form for IPv6; this build's HTTP server may lack IPv6,
+// and then --check-config says so rather than the start failing.
+TEST(Config, AnIpv6ListenAddressIsServedOrRefusedAtCheckTime) {
+  std::string err = error_of("[metrics]\nlisten = \"[::1]:9725\"\n");
+  EXPECT_TRUE(err.empty() || err.find("has no IPv6; listen on an IPv4 address") != std::string::npos) << err;
+  EXPECT_EQ(parse_listen_address("127.0.0.1:9725").str(), "127.0.0.1:9725");
 }

@@ -21,7 +21,11 @@ void check(bool ok) {
   if (!ok) std::abort();
 }
 
-bool one_line(const char* msg) { return std::string_view(msg).find('\n') == std::string_view::npos; }
+// One short printable line, whatever the input (it is quoted cut short).
+bool one_line(const char* msg) {
+  std::string_view m(msg);
+  return m.find('\n') == std::string_view::npos && m.size() < 512 && bad_text_offset(m) == std::string_view::npos;
+}
 
 void properties(const Cidr& c) {
   check(c.prefix_len() <= c.max_len());

@@ -30,6 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view msg = e.what();
     check(msg.rfind("ranges.txt:", 0) == 0);
     check(msg.find('\n') == std::string_view::npos);
+    check(msg.size() < 512);                                    // the input is quoted cut short
+    check(bad_text_offset(msg) == std::string_view::npos);      // and printable
     return 0;
   }
   unsigned last = 0;
@@ -38,6 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     last = l.line;
     check(Cidr::parse(l.cidr.str()) == l.cidr);
     check(l.comment.empty() || (!is_space(l.comment.front()) && !is_space(l.comment.back())));
+    check(bad_text_offset(l.comment) == std::string_view::npos && l.comment.size() <= kMaxCommentBytes);
     try {
       check_not_special(l.cidr, false);
       check(!find_special_purpose(l.cidr).has_value());

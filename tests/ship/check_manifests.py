@@ -127,6 +127,12 @@ def main():
             f.flush()
             r = subprocess.run([smtpgated, "--check-config", "-c", f.name], capture_output=True, text=True)
             need(r.returncode == 0, f"{cname}: smtpgate.toml is refused: {r.stderr.strip()}")
+            # A host-network pod's metrics on any address but loopback are
+            # open to every network the node is on.
+            m = re.search(r'^listen\s*=\s*"([^"]*)"', toml, re.M)
+            need(pod.get("hostNetwork") is not True or m is None or m.group(1) == "" or
+                 m.group(1).startswith(("127.", "[::1]:")),
+                 f"{cname}: metrics listen {m.group(1) if m else ''} on the host network is not loopback")
             m = re.search(r'^pin_dir\s*=\s*"([^"]*)"', toml, re.M)
             need(m is None or m.group(1) == pin_dir, f"{cname}: pin_dir differs from --pin-dir {pin_dir}")
 

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -19,6 +20,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace sgtest {
 
@@ -333,11 +335,7 @@ bool Daemon::notified(const std::string& what, int timeout_ms) {
         if (std::strstr(buf, what.c_str())) return true;
       }
     }
-    int st;
-    if (pid_ > 0 && waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
+    if (!running()) return false;
   }
   return false;
 }
@@ -361,6 +359,22 @@ void Daemon::kill_hard() {
 
 std::string Daemon::stderr_text() const { return slurp(err_path_); }
 
+bool Daemon::running() {
+  int st;
+  if (pid_ > 0 && waitpid(pid_, &st, WNOHANG) == pid_) {
+    pid_ = -1;
+    exit_code_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+  return pid_ > 0;
+}
+
+int Daemon::exited(int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return running() ? -1 : exit_code_;
+}
+
 void reap_stale() {
   auto dead = [](const std::string& name) {
     // Names look like sgt<PID>x<N>...
@@ -373,6 +387,12 @@ void reap_stale() {
     if (dead(e.path().filename())) sh_status("ip netns del " + e.path().filename().string());
   for (const auto& e : fs::directory_iterator(pin_root(), ec))
     if (dead(e.path().filename())) fs::remove_all(e.path(), ec);
+  std::vector<std::string> users;
+  ::setpwent();
+  while (passwd* pw = ::getpwent())
+    if (dead(pw->pw_name)) users.push_back(pw->pw_name);
+  ::endpwent();
+  for (const auto& u : users) sh_status("userdel " + u);
 }
 
 }  // namespace sgtest

@@ -132,15 +132,24 @@ class Daemon {
   bool notified(const std::string& what, int timeout_ms = 10000);
   /// What it wrote to stderr so far (after stop()).
   std::string stderr_text() const;
+  /// Its process id (-1 once it ended and was reaped).
+  pid_t pid() const { return pid_; }
+  /// True while it runs (reaps it when it has ended).
+  bool running();
+  /// Waits up to timeout_ms for it to end by itself; its exit code, or -1
+  /// if it still runs (then it is left running).
+  int exited(int timeout_ms);
 
  private:
   pid_t pid_ = -1;
+  int exit_code_ = -1;
   int notify_fd_ = -1;
   std::string notify_path_, err_path_;
 };
 
-/// Removes namespaces and pin dirs left by earlier test processes that died
-/// without cleaning up (names carry the pid; only dead pids are removed).
+/// Removes namespaces, pin dirs and throwaway users left by earlier test
+/// processes that died without cleaning up (names carry the pid; only dead
+/// pids are removed).
 void reap_stale();
 
 }  // namespace sgtest

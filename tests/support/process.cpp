@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -104,6 +105,25 @@ std::string LineReader::line(int timeout_ms) {
     if (n <= 0) return "";
     buf_.append(b, n);
   }
+}
+
+ThrowawayUser::ThrowawayUser() {
+  reap_stale();
+  static int seq = 0;
+  name_ = "sgt" + std::to_string(::getpid()) + "u" + std::to_string(seq++);
+  sh("useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin " + name_);
+  passwd* pw = ::getpwnam(name_.c_str());
+  if (!pw) throw std::runtime_error("useradd made no user " + name_);
+  uid_ = pw->pw_uid;
+}
+
+ThrowawayUser::~ThrowawayUser() { sh_status("userdel " + name_); }
+
+std::vector<std::string> ThrowawayUser::as(const std::vector<std::string>& argv) const {
+  std::vector<std::string> v{"/usr/bin/setpriv", "--reuid=" + name_, "--regid=" + name_, "--clear-groups",
+                             "--inh-caps=-all", "--bounding-set=-all", "--"};
+  v.insert(v.end(), argv.begin(), argv.end());
+  return v;
 }
 
 }  // namespace sgtest

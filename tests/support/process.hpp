@@ -32,4 +32,23 @@ class LineReader {
   std::string buf_;
 };
 
+/// A system user of the test's own (no home, no login shell), made now and
+/// removed on destruction: a local user who is not root, attacking what the
+/// gate keeps on disk.
+class ThrowawayUser {
+ public:
+  ThrowawayUser();
+  ~ThrowawayUser();
+  ThrowawayUser(const ThrowawayUser&) = delete;
+  ThrowawayUser& operator=(const ThrowawayUser&) = delete;
+  const std::string& name() const { return name_; }
+  uid_t uid() const { return uid_; }
+  /// argv run as this user: its uid and gid, no other group, no capability.
+  std::vector<std::string> as(const std::vector<std::string>& argv) const;
+
+ private:
+  std::string name_;
+  uid_t uid_ = 0;
+};
+
 }  // namespace sgtest

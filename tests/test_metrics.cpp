@@ -122,6 +122,7 @@ smtpgate_reason_packets_total{reason="rule_watch"} 5
 smtpgate_reason_packets_total{reason="default"} 1
 smtpgate_reason_packets_total{reason="no_allowlist"} 0
 smtpgate_reason_packets_total{reason="reject_as_drop"} 0
+smtpgate_reason_packets_total{reason="tag_limit"} 0
 # HELP smtpgate_events_suppressed_total Refusal events held back by the in-kernel rate limit
 # TYPE smtpgate_events_suppressed_total counter
 smtpgate_events_suppressed_total 0

@@ -21,9 +21,12 @@ struct FeedConfig {
   uint32_t interval_s = 3600;
   std::string proxy;  // empty: libcurl's environment (https_proxy, no_proxy)
   bool ipv6 = true;
-  unsigned min_prefix_v4 = 8;
-  unsigned min_prefix_v6 = 16;
-  double max_removal_share = 0.5;
+  // The guards a version passes (feed.hpp's FeedPolicy holds the defaults).
+  unsigned min_prefix_v4 = FeedPolicy{}.min_prefix_v4;
+  unsigned min_prefix_v6 = FeedPolicy{}.min_prefix_v6;
+  double max_removal_share = FeedPolicy{}.max_removal_share;
+  uint32_t max_added_ranges = FeedPolicy{}.max_added_ranges;
+  double max_growth_share = FeedPolicy{}.max_growth_share;
   bool force = false;
   /// Watch the other instances' port-25 sets (origin feed-other).
   bool watch_other_instances = false;

@@ -19,7 +19,7 @@ std::vector<DesiredRange> feed_desired_ranges(const FeedStatus& s) {
                                  note + (eff == a.effective_dates.end() ? "" : ", effective " + eff->second)});
     }
   }
-  if (s.rejected)
+  if (s.rejected && s.rejected->watched)
     for (const auto& c : s.rejected->ranges)
       out.push_back(DesiredRange{c, RuleKind::Watch, origin::kFeedPending,
                                  "published in version " + (s.rejected->version.empty() ? "?" : s.rejected->version) +
@@ -43,6 +43,8 @@ FeedSyncOptions feed_sync_options(const DaemonConfig& cfg) {
   o.policy.min_prefix_v4 = cfg.feed.min_prefix_v4;
   o.policy.min_prefix_v6 = cfg.feed.min_prefix_v6;
   o.policy.max_removal_share = cfg.feed.max_removal_share;
+  o.policy.max_added_ranges = cfg.feed.max_added_ranges;
+  o.policy.max_growth_share = cfg.feed.max_growth_share;
   o.policy.force = cfg.feed.force;
   o.interval_s = cfg.feed.interval_s;
   return o;

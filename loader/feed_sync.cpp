@@ -101,7 +101,8 @@ json to_json(const FeedStatus& s) {
   if (s.rejected)
     j["rejected"] = {{"version", s.rejected->version}, {"reason", s.rejected->reason},
                      {"at", s.rejected->at},           {"source", s.rejected->source},
-                     {"set_ids", s.rejected->set_ids}, {"ranges", cidrs_json(s.rejected->ranges)}};
+                     {"set_ids", s.rejected->set_ids}, {"ranges", cidrs_json(s.rejected->ranges)},
+                     {"watched", s.rejected->watched}};
   for (const auto& r : s.recently_removed)
     j["recently_removed"].push_back({{"range", r.cidr.str()}, {"version", r.version}, {"removed_at", r.removed_at}});
   return j;
@@ -127,6 +128,7 @@ FeedStatus feed_status_from_json(const json& j) {
     rv.source = r.value("source", std::string());
     rv.set_ids = r.value("set_ids", std::vector<int>{});
     rv.ranges = cidrs_from(r.at("ranges"));
+    rv.watched = r.value("watched", true);
     s.rejected = rv;
   }
   if (j.contains("recently_removed"))
@@ -195,15 +197,12 @@ SyncResult FeedSync::fail(int64_t now, SyncOutcome outcome, const std::string& m
   } else {
     r.message = message;
   }
+  // Reported by the caller (the daemon's log, the command's one line).
   try {
     save();
   } catch (const std::exception& e) {
     r.warnings.push_back(std::string("feed status not saved: ") + e.what());
   }
-  if (outcome == SyncOutcome::Rejected)
-    spdlog::error("{}", r.message);
-  else
-    spdlog::warn("{}", r.message);
   return r;
 }
 
@@ -306,7 +305,7 @@ SyncResult FeedSync::run(int64_t now, bool forced) {
     next.ranges = sel.ranges;
     for (auto& w : sel.warnings) warnings.push_back(std::move(w));
   } catch (const InputError& e) {
-    status_.rejected = RejectedVersion{v.latest, what + " is refused: " + e.what(), now, ep.source, {}, {}};
+    status_.rejected = RejectedVersion{v.latest, what + " is refused: " + e.what(), now, ep.source, {}, {}, false};
     for (const auto& w : warnings) spdlog::warn("{}", w);
     SyncResult r = fail(now, SyncOutcome::Rejected, status_.rejected->reason);
     r.warnings.insert(r.warnings.begin(), warnings.begin(), warnings.end());
@@ -374,8 +373,9 @@ SyncResult FeedSync::take(int64_t now, FeedSnapshot next, const std::vector<Chan
 
   try {
     validate_feed_update(current, next.ranges, options_.policy, what);
-  } catch (const InputError& e) {
-    status_.rejected = RejectedVersion{next.version, e.what(), now, next.source, next.set_ids, next.ranges};
+  } catch (const FeedRefusal& e) {
+    status_.rejected =
+        RejectedVersion{next.version, e.what(), now, next.source, next.set_ids, next.ranges, e.ranges_trusted()};
     SyncResult f = fail(now, SyncOutcome::Rejected, e.what());
     f.added = std::move(r.added);
     f.removed = std::move(r.removed);

@@ -39,8 +39,11 @@ struct FeedSnapshot {
   std::map<Cidr, std::string> effective_dates;  // YYYYMMDD, where the changes method gave one
 };
 
-/// A version validation refused. Its ranges are "pending": known to be
-/// Microsoft's, not admitted (watch ranges).
+/// A version validation refused. When it was refused for what it drops, its
+/// ranges are "pending": believed to be Microsoft's, not admitted (watch
+/// ranges). When it was refused for what it would admit (too wide, too much,
+/// special-purpose space), they are kept for explain only: a forged answer
+/// must not get its ranges into the maps, not even as watch ranges.
 struct RejectedVersion {
   std::string version;  // "" for an unversioned import
   std::string reason;   // the one-line refusal
@@ -48,6 +51,7 @@ struct RejectedVersion {
   std::string source;
   std::vector<int> set_ids;
   std::vector<Cidr> ranges;
+  bool watched = true;  // its ranges are published as watch ranges (feed-pending)
 };
 
 /// A range a newer applied version no longer lists (kept for 30 days).

@@ -83,6 +83,10 @@ TEST(Config, MistakesNameTheKey) {
       {"max_rules = 20000000\n", "max_rules must be 16..16777216"},
       {"[feed]\nwatch_other_instances = \"yes\"\n", "key 'feed.watch_other_instances' must be true or false"},
       {"[feed]\ninstance = \"Germany\"\n", "Germany is retired"},
+      {"[feed]\nmax_growth_share = nan\n", "feed.max_growth_share must be a number in (0, 1000]"},
+      {"[feed]\nmax_growth_share = 0\n", "feed.max_growth_share must be a number in (0, 1000]"},
+      {"[feed]\nmax_added_ranges = 100000\n", "feed.max_added_ranges must be 0..65536"},
+      {"[feed]\nmax_added_ranges = -1\n", "key 'feed.max_added_ranges' is out of range"},
   };
   for (const auto& c : cases) {
     std::string err = error_of(c.toml);

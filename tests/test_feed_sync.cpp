@@ -363,9 +363,9 @@ TEST_F(FeedSyncTest, BadAnswersAreRefusedAndTheRunningAllowlistStays) {
       {"server hangs", Reply::fault_reply(Fault::Hang), SyncOutcome::Failed, "timed out", {}},
       {"server resets", Reply::fault_reply(Fault::Reset), SyncOutcome::Failed, "reset", {}},
       {"server drips", Reply::fault_reply(Fault::Slow), SyncOutcome::Failed, "timed out", {}},
-      {"10.0.0.0/8 in the port-25 set", Reply::json(worldwide_with_port25(plus(ten, {"10.0.0.0/8"}))),
-       SyncOutcome::Rejected, "feed version 2026010100 is refused: 10.0.0.0/8 is special-purpose space",
-       plus(ten, {"10.0.0.0/8"})},
+      {"10.1.0.0/16 in the port-25 set", Reply::json(worldwide_with_port25(plus(ten, {"10.1.0.0/16"}))),
+       SyncOutcome::Rejected, "feed version 2026010100 is refused: 10.1.0.0/16 is special-purpose space",
+       plus(ten, {"10.1.0.0/16"})},
       {"the default route", Reply::json(worldwide_with_port25(plus(ten, {"0.0.0.0/0"}))), SyncOutcome::Rejected,
        "feed version 2026010100 is refused: it contains the default route 0.0.0.0/0", plus(ten, {"0.0.0.0/0"})},
       {"drops 90% of the ranges", Reply::json(worldwide_with_port25({"40.92.0.0/15"})), SyncOutcome::Rejected,
@@ -402,6 +402,8 @@ TEST_F(FeedSyncTest, BadAnswersAreRefusedAndTheRunningAllowlistStays) {
       EXPECT_EQ(s.rejected->version, "2026010100");
       EXPECT_EQ(s.rejected->reason, s.last_error);
       EXPECT_EQ(strs(s.rejected->ranges), c.pending);
+      // Only a version refused for what it drops has its ranges watched.
+      EXPECT_EQ(s.rejected->watched, has(c.error, "would remove"));
       EXPECT_EQ(s.next_check, T0 + 7200);  // nothing to retry before the next version
     } else {
       EXPECT_FALSE(s.rejected.has_value());

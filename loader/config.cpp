@@ -6,6 +6,8 @@
 
 #include "error.hpp"
 #include "feed.hpp"
+#include "fsutil.hpp"
+#include "http.hpp"
 
 namespace smtpgate {
 
@@ -122,7 +124,8 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
     const toml::table& f = *n->as_table();
     r.check_keys(f,
                  {"enabled", "instance", "url", "interval", "proxy", "ipv6", "min_prefix_v4", "min_prefix_v6",
-                  "max_removal_share", "max_added_ranges", "max_growth_share", "force", "watch_other_instances"},
+                  "max_removal_share", "max_added_ranges", "max_growth_share", "force", "allow_http", "ca_file",
+                  "watch_other_instances"},
                  "feed.");
     r.get(f, "enabled", "feed.enabled", cfg.feed.enabled);
     r.get(f, "instance", "feed.instance", cfg.feed.instance);
@@ -136,6 +139,8 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
     r.get(f, "max_added_ranges", "feed.max_added_ranges", cfg.feed.max_added_ranges);
     r.get(f, "max_growth_share", "feed.max_growth_share", cfg.feed.max_growth_share);
     r.get(f, "force", "feed.force", cfg.feed.force);
+    r.get(f, "allow_http", "feed.allow_http", cfg.feed.allow_http);
+    r.get(f, "ca_file", "feed.ca_file", cfg.feed.ca_file);
     r.get(f, "watch_other_instances", "feed.watch_other_instances", cfg.feed.watch_other_instances);
   }
   if (const toml::node* n = root.get("metrics")) {
@@ -166,6 +171,9 @@ void validate_config(const DaemonConfig& cfg) {
   if (!(cfg.feed.max_growth_share > 0 && cfg.feed.max_growth_share <= 1000))
     throw InputError("feed.max_growth_share must be a number in (0, 1000], e.g. 0.5 (half again as many addresses)");
   if (cfg.feed.max_added_ranges > 65536) throw InputError("feed.max_added_ranges must be 0..65536, e.g. 8");
+  check_fetch_url(cfg.feed.url, cfg.feed.allow_http);
+  if (!cfg.feed.ca_file.empty() && !file_exists(cfg.feed.ca_file))
+    throw InputError("feed.ca_file '" + cfg.feed.ca_file + "' does not exist: give the PEM file of the CA that signed the feed server's certificate");
   if (cfg.paths.pin_dir.empty() || cfg.paths.state_dir.empty())
     throw InputError("pin_dir and state_dir must not be empty");
 }

@@ -28,6 +28,11 @@ struct FeedConfig {
   uint32_t max_added_ranges = FeedPolicy{}.max_added_ranges;
   double max_growth_share = FeedPolicy{}.max_growth_share;
   bool force = false;
+  /// Plain http:// to a host other than loopback (warned at every fetch).
+  bool allow_http = false;
+  /// CA certificates (PEM) for the feed's server, e.g. a mirror behind an
+  /// internal CA; empty: the system store.
+  std::string ca_file;
   /// Watch the other instances' port-25 sets (origin feed-other).
   bool watch_other_instances = false;
 };

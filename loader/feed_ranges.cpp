@@ -56,6 +56,8 @@ FeedClientOptions feed_client_options(const DaemonConfig& cfg) {
   o.state_dir = cfg.paths.state_dir;
   o.ipv6 = cfg.feed.ipv6;
   if (!cfg.feed.proxy.empty()) o.http.proxy = cfg.feed.proxy;
+  o.http.allow_http = cfg.feed.allow_http;
+  o.http.ca_file = cfg.feed.ca_file;
   return o;
 }
 

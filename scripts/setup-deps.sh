@@ -18,6 +18,8 @@ packages=(
   libcli11-dev libtomlplusplus-dev libcurl4-openssl-dev libsystemd-dev
   # tests: namespaces, veth, traffic, comparisons
   iproute2 ethtool nftables procps util-linux ca-certificates
+  # tests: an HTTPS feed server with a test CA
+  libssl-dev openssl
   # tests: the JSON output checked against docs/schema
   python3-jsonschema
   # bench/flood.sh: JSON of nft, bpftool and smtpgatectl

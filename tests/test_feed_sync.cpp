@@ -3,7 +3,6 @@
 // documented schema): when the service is asked, what reaches apply(), what is
 // refused, and what feed.json remembers across restarts.
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -24,11 +23,13 @@
 #include "feed_sync.hpp"
 #include "fsutil.hpp"
 #include "http_server.hpp"
+#include "log_capture.hpp"
 
 using namespace smtpgate;
 using nlohmann::json;
 using sgtest::Fault;
 using sgtest::HttpServer;
+using sgtest::LogCapture;
 using sgtest::Reply;
 namespace fs = std::filesystem;
 
@@ -70,24 +71,6 @@ Reply version_reply(const std::string& v, int max_age = 3600) {
   return Reply::json(R"({"instance":"Worldwide","latest":")" + v + R"("})")
       .header("Cache-Control", "public, max-age=" + std::to_string(max_age));
 }
-
-// Collects what the feed code logs while alive.
-class LogCapture {
- public:
-  LogCapture() : old_(spdlog::default_logger()) {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
-    auto logger = std::make_shared<spdlog::logger>("capture", sink);
-    logger->set_level(spdlog::level::info);
-    logger->set_pattern("%l %v");
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(old_); }
-  std::string text() const { return out_.str(); }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> old_;
-};
 
 // A state directory, a loopback feed server, a client and a sync whose
 // apply() records what it was given (and fails on demand).

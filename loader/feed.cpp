@@ -36,13 +36,23 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// The start of a response, printable, for a message.
-std::string preview(std::string_view text) {
+// The start of a text from the service, for a message: whatever bytes it
+// holds (Latin-1, NUL, a newline), the preview is one line of printable
+// ASCII, with every other byte as \xNN. Messages end up in feed.json, the
+// log and the metrics, which must stay valid UTF-8.
+std::string preview(std::string_view text, size_t max = 40) {
   std::string p;
-  for (char c : text.substr(0, 40)) {
+  for (char c : text.substr(0, max)) {
     auto u = static_cast<unsigned char>(c);
-    p += (u < 0x20 || u == 0x7f) ? ' ' : c;
+    if (u >= 0x20 && u < 0x7f) {
+      p += c;
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      p += hex;
+    }
   }
+  if (text.size() > max) p += "...";
   return p;
 }
 
@@ -70,8 +80,11 @@ Cidr feed_cidr(const json& v, const std::string& where) {
   // deep) would recurse off the stack.
   if (!v.is_string()) throw InputError(where + " lists an ip that is not a string but " + v.type_name());
   const auto& s = v.get_ref<const std::string&>();
-  if (std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
-    throw InputError(where + " lists an ip with control characters");
+  if (s.size() > 64 || std::any_of(s.begin(), s.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u >= 0x7f;
+      }))
+    throw InputError(where + " lists an ip that is not a CIDR: '" + preview(s) + "'");
   try {
     return Cidr::parse(s);
   } catch (const InputError& e) {
@@ -178,7 +191,7 @@ bool is_feed_date(std::string_view d) { return d.size() == 8 && all_digits(d); }
 std::vector<PortRange> parse_port_list(std::string_view list) {
   std::vector<PortRange> out;
   auto bad = [&](std::string_view item) {
-    return InputError("port list '" + std::string(list) + "' has '" + std::string(item) +
+    return InputError("port list '" + preview(list) + "' has '" + preview(item) +
                       "', which is not a port or a range like 80-90");
   };
   auto port = [&](std::string_view s, std::string_view item) {
@@ -280,7 +293,7 @@ FeedVersion parse_version(std::string_view text, Instance instance, std::string_
   FeedVersion v;
   v.instance = opt_string(*obj, "instance").value_or("");
   if (!v.instance.empty() && lower(v.instance) != want)
-    throw InputError(src + " is the version of instance '" + v.instance + "', not " + to_string(instance) +
+    throw InputError(src + " is the version of instance '" + preview(v.instance) + "', not " + to_string(instance) +
                      ": check the feed URL");
   auto latest = opt_string(*obj, "latest");
   if (!latest) throw InputError(src + " has no \"latest\" version string: not a version response");

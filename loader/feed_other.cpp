@@ -69,7 +69,8 @@ void write_other_instances(const std::string& state_dir, const std::vector<Other
   json arr = json::array();
   for (const auto& s : sets) arr.push_back(set_json(s));
   make_dirs(state_dir, 0755);
-  write_file_atomic(path_of(state_dir), json{{"version", 1}, {"instances", arr}}.dump(2) + "\n");
+  write_file_atomic(path_of(state_dir),
+                    json{{"version", 1}, {"instances", arr}}.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
 bool forget_other_instances(const std::string& state_dir) {

@@ -156,7 +156,10 @@ FeedStatus read_feed_status(const std::string& state_dir) {
 
 void write_feed_status(const std::string& state_dir, const FeedStatus& s) {
   make_dirs(state_dir, 0755);
-  write_file_atomic(path_of(state_dir), to_json(s).dump(2) + "\n");
+  // Messages are made valid UTF-8 where they are made (feed.cpp's preview);
+  // should one slip through, a replaced byte beats a check that is never
+  // recorded (and so never backed off).
+  write_file_atomic(path_of(state_dir), to_json(s).dump(2, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
 std::string to_string(SyncOutcome o) {

@@ -163,6 +163,9 @@ TEST(FeedParse, RefusesWhatIsNotAnEndpointsResponseInOneLine) {
       {"<html><head><title>Proxy Authorization Required</title></head></html>", "looks like HTML"},
       {"\n  <!DOCTYPE html><html>captive portal</html>", "check the feed URL and the proxy"},
       {R"([{"id": 10, "serviceArea": "Exch)", "is not JSON (starts with '[{\"id\": 10"},
+      // Latin-1, a NUL and a newline come out as \xNN: one line of ASCII.
+      {std::string("Fehler \xe4\0\n", 10) + std::string(100, 'x'),
+       "is not JSON (starts with 'Fehler \\xe4\\x00\\x0axxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...')"},
       {R"({"instance": "Worldwide", "latest": "2025120100"})", "not a list of endpoint sets"},
       {R"({"error": "rate limited"})", "not a list of endpoint sets"},
       {R"([10])", "an endpoint set is not a JSON object"},
@@ -176,7 +179,7 @@ TEST(FeedParse, RefusesWhatIsNotAnEndpointsResponseInOneLine) {
        "set 10 lists an ip that is not a string but array"},
       {R"([{"id": 10, "ips": ["40.92.0.0/33"]}])", "set 10: '40.92.0.0/33'"},
       {R"([{"id": 10, "ips": ["52.100.0.0/13"]}])", "did you mean 52.96.0.0/13"},
-      {"[{\"id\": 10, \"ips\": [\"40.92.0.0\\u0000/15\"]}]", "control characters"},
+      {"[{\"id\": 10, \"ips\": [\"40.92.0.0\\u0000/15\"]}]", "not a CIDR: '40.92.0.0\\x00/15'"},
       {R"([{"id": 10, "tcpPorts": "25,x", "ips": ["40.92.0.0/15"]}])", "set 10: port list '25,x'"},
   };
   for (const auto& c : cases) {

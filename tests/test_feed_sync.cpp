@@ -6,7 +6,12 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <random>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -569,4 +574,102 @@ TEST(FeedClientId, GeneratedOnceKeptAndReplacedWhenDamaged) {
   fs::remove_all(dir);
 
   EXPECT_THROW((void)FeedClient(FeedClientOptions{"ftp://mirror.example", "", true, {}}), InputError);
+}
+
+// Whatever the service answers (random bytes, Latin-1 text, truncated or
+// ill-typed JSON, an answer too large), a failed check is saved and backed
+// off: at most one request per retry interval, however often the daemon
+// asks whether a check is due, and feed.json stays a document that parses,
+// with the applied version untouched. The bodies come from a seeded generator
+// (the seed is printed; --gtest_random_seed=N repeats a run).
+TEST_F(FeedSyncTest, AnyAnswerIsSavedAndBackedOffNeverHammered) {
+  constexpr int64_t kRetry = 60, kStep = 7, kSpan = 400;
+  const unsigned seed = ::testing::UnitTest::GetInstance()->random_seed();
+  std::mt19937 rng(seed);
+  RecordProperty("seed", static_cast<int>(seed));
+  auto pick = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng); };
+  auto random_bytes = [&](size_t n) {
+    std::string s(n, '\0');
+    for (char& c : s) c = static_cast<char>(pick(256));
+    return s;
+  };
+  const std::string version_ok = R"({"instance":"Worldwide","latest":"2026010100"})";
+  const std::string endpoints_ok = fixture(kWorldwide2025);
+  // Bodies that are not a usable answer of either method.
+  std::vector<std::function<std::string()>> kinds = {
+      [&] { return random_bytes(pick(2000)); },
+      [&] { return std::string("Fehler: Die Anfrage wurde abgelehnt \xe4\xf6\xfc \xa9 Proxy"); },  // Latin-1
+      [&] { return std::string("\xff\xfe{\0\"\0l\0", 8) + random_bytes(pick(100)); },           // UTF-16 junk
+      [&] { return version_ok.substr(0, pick(version_ok.size())); },
+      [&] { return endpoints_ok.substr(0, pick(endpoints_ok.size())); },
+      [&] {
+        const char* wrong[] = {R"({"latest": 2026010100})", R"({"latest": ["2026010100"]})", "[]", "\"x\"", "null",
+                               R"({"instance": 5, "latest": "2026010100"})", R"([{"id": "10"}])",
+                               R"([{"id": 10, "ips": "40.92.0.0/15"}])", R"([{"id": 10, "ips": [{"x": 1}]}])",
+                               R"({"instance": "Worldwide\u00e9", "latest": "2026010100"})",
+                               R"([{"id": 10, "serviceArea": "Exchange", "tcpPorts": "25\u00e9", "ips": []}])"};
+        return std::string(wrong[pick(std::size(wrong))]);
+      },
+      [&] { return std::string("<html><body>\xe9tat: Zugriff verweigert</body></html>"); },
+      [&] { return std::string(70 * 1024, 'x'); },  // past max_body
+  };
+  for (int round = 0; round < 48; round++) {
+    const std::string body = kinds[round % kinds.size()]();
+    const bool at_endpoints = round % 2 == 1;  // the version moved, its endpoints are bad
+    SCOPED_TRACE("seed " + std::to_string(seed) + ", round " + std::to_string(round) + ", bad " +
+                 (at_endpoints ? "endpoints" : "version") + " answer of " + std::to_string(body.size()) + " bytes");
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    FeedStatus st;
+    st.instance = "Worldwide";
+    FeedSnapshot applied;
+    applied.version = "2025120100";
+    applied.source = "https://endpoints.office.com/endpoints/Worldwide";
+    applied.set_ids = {10};
+    for (const auto& c : kReal) applied.ranges.push_back(Cidr::parse(c));
+    st.applied = applied;
+    write_feed_status(dir_, st);
+    server_.route("/version/Worldwide", Reply::json(at_endpoints ? version_ok : body));
+    server_.route("/endpoints/Worldwide", Reply::json(body));
+    server_.route("/changes/Worldwide", Reply::json("[]"));
+    server_.clear_requests();
+
+    FeedClientOptions co = client_options(server_.url());
+    co.http.max_body = 64 * 1024;
+    FeedClient client(co);
+    FeedSyncOptions so;
+    so.state_dir = dir_;
+    so.retry_s = kRetry;
+    FeedSync sync(so, &client, [&](const FeedSnapshot&) { ADD_FAILURE() << "a bad answer was applied"; });
+    // The daemon asks whether a check is due far more often than the interval.
+    std::map<std::string, std::vector<int64_t>> asked;  // path -> when
+    for (int64_t t = T0; t < T0 + kSpan; t += kStep) {
+      size_t before = server_.requests().size();
+      SyncResult r = sync.check(t);
+      EXPECT_NE(r.outcome, SyncOutcome::Applied);
+      auto reqs = server_.requests();
+      for (size_t i = before; i < reqs.size(); i++) asked[reqs[i].path].push_back(t);
+      if (t == T0) {
+        // The first check failed and is on disk, as a document that parses.
+        FeedStatus s = on_disk();
+        EXPECT_FALSE(s.last_error.empty());
+        EXPECT_GE(s.next_check, T0 + kRetry);
+        EXPECT_EQ(s.last_check, T0);
+        EXPECT_NO_THROW(json::parse(read_file(dir_ + "/feed.json")));
+        EXPECT_EQ(s.last_error.find('\n'), std::string::npos) << s.last_error;
+        EXPECT_TRUE(std::all_of(s.last_error.begin(), s.last_error.end(),
+                                [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+            << s.last_error;
+        ASSERT_TRUE(s.applied.has_value());
+        EXPECT_EQ(s.applied->version, "2025120100");
+      }
+    }
+    ASSERT_FALSE(asked["/version/Worldwide"].empty());
+    for (const auto& [path, times] : asked)
+      for (size_t i = 1; i < times.size(); i++)
+        EXPECT_GE(times[i] - times[i - 1], kRetry) << path << " asked again after " << times[i] - times[i - 1] << " s";
+    for (const auto& e : fs::directory_iterator(dir_))
+      EXPECT_EQ(e.path().filename().string().find(".corrupt-"), std::string::npos) << "feed.json did not parse";
+  }
+  std::printf("seed %u: 48 bad answers, each backed off\n", seed);
 }

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,6 +60,29 @@ struct DaemonConfig {
   uint32_t events_per_sec = 100;
   FeedConfig feed;
   MetricsConfig metrics;
+};
+
+/// The daemon's configuration as one immutable value: threads share it by
+/// pointer, a reload builds a new one and swaps it in (CurrentConfig), and a
+/// reader keeps the whole snapshot it took for as long as it needs it.
+using ConfigSnapshot = std::shared_ptr<const DaemonConfig>;
+
+/// The snapshot in force; get() and set() may be called from any thread.
+class CurrentConfig {
+ public:
+  explicit CurrentConfig(ConfigSnapshot cfg) : cfg_(std::move(cfg)) {}
+  ConfigSnapshot get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cfg_;
+  }
+  void set(ConfigSnapshot cfg) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cfg_ = std::move(cfg);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  ConfigSnapshot cfg_;
 };
 
 /// Reads a TOML file into cfg (keys present override cfg's values). Throws

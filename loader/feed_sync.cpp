@@ -70,6 +70,17 @@ FeedSnapshot snapshot_from(const json& j) {
 bool listed(const std::vector<Cidr>& sorted, const Cidr& c) {
   return std::binary_search(sorted.begin(), sorted.end(), c);
 }
+
+// What a fetch decided by: the applied and the refused version. A commit
+// whose state says otherwise was overtaken by another process.
+std::string basis_of(const FeedStatus& s) {
+  std::string b = "applied:";
+  if (s.applied)
+    b += to_string(s.applied->instance) + "/" + s.applied->version + "@" + std::to_string(s.applied->fetched_at);
+  b += " refused:";
+  if (s.rejected) b += s.rejected->version + "@" + std::to_string(s.rejected->at);
+  return b;
+}
 }  // namespace
 
 std::string rfc3339_utc(int64_t unix_s) {
@@ -187,8 +198,8 @@ void FeedSync::save() {
   if (!options_.state_dir.empty()) write_feed_status(options_.state_dir, status_);
 }
 
-SyncResult FeedSync::check(int64_t now) { return run(now, false); }
-SyncResult FeedSync::sync_now(int64_t now) { return run(now, true); }
+SyncResult FeedSync::check(int64_t now) { return commit(fetch(now, false)); }
+SyncResult FeedSync::sync_now(int64_t now) { return commit(fetch(now, true)); }
 
 SyncResult FeedSync::fail(int64_t now, SyncOutcome outcome, const std::string& message) {
   SyncResult r;
@@ -209,38 +220,100 @@ SyncResult FeedSync::fail(int64_t now, SyncOutcome outcome, const std::string& m
   return r;
 }
 
-SyncResult FeedSync::run(int64_t now, bool forced) {
+FeedFetch FeedSync::fetch(int64_t now, bool forced) {
   reload();
   if (!client_) throw std::logic_error("FeedSync: a check needs a FeedClient");
+  FeedFetch f;
+  f.now = now;
+  f.forced = forced;
+  f.instance = options_.instance;
+  f.basis = basis_of(status_);
+  auto early = [&](SyncOutcome o, std::string message) {
+    f.early = SyncResult{o, std::move(message), {}, {}, {}, status_.next_check};
+    return f;
+  };
   if (now < status_.rate_limited_until) {
-    if (!forced) return SyncResult{SyncOutcome::NotDue, "next check at " + when(status_.next_check), {}, {}, {}};
-    return SyncResult{SyncOutcome::RateLimited,
-                      "the service asked smtpgate to wait until " + when(status_.rate_limited_until) +
-                          " (HTTP 429); try again then",
-                      {}, {}, {}};
+    if (!forced) return early(SyncOutcome::NotDue, "next check at " + when(status_.next_check));
+    return early(SyncOutcome::RateLimited, "the service asked smtpgate to wait until " +
+                                               when(status_.rate_limited_until) + " (HTTP 429); try again then");
   }
-  if (!forced && now < status_.next_check)
-    return SyncResult{SyncOutcome::NotDue, "next check at " + when(status_.next_check), {}, {}, {}};
+  if (!forced && now < status_.next_check) return early(SyncOutcome::NotDue, "next check at " + when(status_.next_check));
 
-  const Instance instance = options_.instance;
+  // The service's failures are kept for commit(); a cancel is the caller's.
+  auto failed = [&](const std::exception& e, const std::string& context) {
+    if (const auto* limited = dynamic_cast<const RateLimited*>(&e)) {
+      f.failure = SyncOutcome::RateLimited;
+      f.error = e.what();
+      f.wait_s = limited->wait().count();
+    } else {
+      f.failure = SyncOutcome::Failed;
+      f.error = context + e.what();
+    }
+    return f;
+  };
+  try {
+    f.version = client_->version(f.instance);
+  } catch (const Cancelled&) {
+    throw;
+  } catch (const std::exception& e) {
+    return failed(e, "feed check failed: ");
+  }
+  const std::string latest = f.version->latest;
+  const bool same_instance = status_.applied && status_.applied->instance == f.instance;
+  if (same_instance && status_.applied->version == latest) return f;
+  // The endpoints of a version validation refused are not fetched again until
+  // the service publishes another one (or the operator asks: feed sync).
+  if (!forced && status_.rejected && status_.rejected->version == latest) return f;
+  try {
+    f.endpoints = client_->endpoints(f.instance);
+  } catch (const Cancelled&) {
+    throw;
+  } catch (const std::exception& e) {
+    return failed(e, "feed version " + latest + " could not be fetched: ");
+  }
+  if (options_.log_changes && same_instance && is_feed_version(status_.applied->version)) {
+    try {
+      f.changes = client_->changes(f.instance, status_.applied->version);
+    } catch (const Cancelled&) {
+      throw;
+    } catch (const std::exception& e) {
+      f.warnings.push_back("changes since " + status_.applied->version + " not available (" + e.what() +
+                           "); added ranges are logged without effective dates");
+    }
+  }
+  return f;
+}
+
+SyncResult FeedSync::commit(const FeedFetch& f) {
+  SyncResult r = decide(f);
+  if (r.next_check == 0) r.next_check = status_.next_check;
+  return r;
+}
+
+SyncResult FeedSync::decide(const FeedFetch& f) {
+  reload();
+  if (f.early) return *f.early;
+  const int64_t now = f.now;
+  if (basis_of(status_) != f.basis)
+    return SyncResult{SyncOutcome::NotDue,
+                      "another process applied or refused a feed version while the service was asked; this "
+                      "answer is dropped, next check at " + when(status_.next_check),
+                      {}, {}, {}, status_.next_check};
+
+  const Instance instance = f.instance;
   status_.instance = to_string(instance);
   status_.last_check = now;
-  auto rate_limited = [&](const RateLimited& e) {
-    int64_t wait = std::max<int64_t>(e.wait().count(), kMinRateLimitWait);
+  if (f.version) status_.latest_version = f.version->latest;  // announced, even if its endpoints failed
+  if (f.failure == SyncOutcome::RateLimited) {
+    int64_t wait = std::max<int64_t>(f.wait_s, kMinRateLimitWait);
     status_.rate_limited_until = now + wait;
     status_.next_check = now + wait;
     return fail(now, SyncOutcome::RateLimited,
-                std::string(e.what()) + "; the running allowlist is kept; next try at " + when(now + wait));
-  };
-
-  VersionAnswer v;
-  try {
-    v = client_->version(instance);
-  } catch (const RateLimited& e) {
-    return rate_limited(e);
-  } catch (const std::exception& e) {
-    return fail(now, SyncOutcome::Failed, std::string("feed check failed: ") + e.what());
+                f.error + "; the running allowlist is kept; next try at " + when(now + wait));
   }
+  if (f.failure == SyncOutcome::Failed || !f.version) return fail(now, SyncOutcome::Failed, f.error);
+
+  const VersionAnswer& v = *f.version;
   status_.latest_version = v.latest;
   status_.next_check = now + std::max<int64_t>(options_.interval_s, v.max_age ? v.max_age->count() : 0);
   const std::string what = "feed version " + v.latest;
@@ -258,9 +331,7 @@ SyncResult FeedSync::run(int64_t now, bool forced) {
     }
     return r;
   }
-  // The endpoints of a version validation refused are not fetched again until
-  // the service publishes another one (or the operator asks: feed sync).
-  if (!forced && status_.rejected && status_.rejected->version == v.latest) {
+  if (!f.forced && status_.rejected && status_.rejected->version == v.latest) {
     status_.last_error = status_.rejected->reason;
     SyncResult r{SyncOutcome::Rejected, what + " is still the latest and stays refused: " + status_.rejected->reason,
                  {}, {}, {}};
@@ -271,32 +342,14 @@ SyncResult FeedSync::run(int64_t now, bool forced) {
     }
     return r;
   }
+  // The basis is the one fetch() saw, so it asked for these.
+  if (!f.endpoints) throw std::logic_error("FeedSync: a moved version without its endpoints");
 
-  std::vector<std::string> warnings;
+  std::vector<std::string> warnings = f.warnings;
   if (same_instance && is_feed_version(status_.applied->version) && v.latest < status_.applied->version)
     warnings.push_back("the service announces " + what + ", older than the applied " + status_.applied->version);
 
-  EndpointsAnswer ep;
-  try {
-    ep = client_->endpoints(instance);
-  } catch (const RateLimited& e) {
-    return rate_limited(e);
-  } catch (const std::exception& e) {
-    return fail(now, SyncOutcome::Failed, what + " could not be fetched: " + e.what());
-  }
-
-  std::vector<ChangeRecord> changes;
-  bool have_changes = false;
-  if (options_.log_changes && same_instance && is_feed_version(status_.applied->version)) {
-    try {
-      changes = client_->changes(instance, status_.applied->version);
-      have_changes = true;
-    } catch (const std::exception& e) {
-      warnings.push_back("changes since " + status_.applied->version + " not available (" + e.what() +
-                         "); added ranges are logged without effective dates");
-    }
-  }
-
+  const EndpointsAnswer& ep = *f.endpoints;
   FeedSnapshot next;
   next.instance = instance;
   next.version = v.latest;
@@ -314,7 +367,7 @@ SyncResult FeedSync::run(int64_t now, bool forced) {
     r.warnings.insert(r.warnings.begin(), warnings.begin(), warnings.end());
     return r;
   }
-  return take(now, std::move(next), have_changes ? &changes : nullptr, std::move(warnings), what);
+  return take(now, std::move(next), f.changes ? &*f.changes : nullptr, std::move(warnings), what);
 }
 
 SyncResult FeedSync::import_file(const std::string& path, int64_t now, const std::string& version) {

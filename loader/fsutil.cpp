@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "error.hpp"
 
@@ -85,7 +86,7 @@ void make_dirs(const std::string& path, unsigned mode) {
   ::chmod(path.c_str(), mode);
 }
 
-FileLock::FileLock(const std::string& path) {
+FileLock::FileLock(const std::string& path, std::optional<std::chrono::milliseconds> wait) {
   // A directory (the pin dir) is locked through a read-only fd, as xdp-tools do.
   struct stat st{};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
@@ -93,11 +94,19 @@ FileLock::FileLock(const std::string& path) {
   else
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd_ < 0) throw SystemError("open lock " + path, errno);
-  while (::flock(fd_, LOCK_EX) != 0) {
+  const auto deadline = std::chrono::steady_clock::now() + wait.value_or(std::chrono::milliseconds(0));
+  while (::flock(fd_, wait ? LOCK_EX | LOCK_NB : LOCK_EX) != 0) {
     if (errno == EINTR) continue;
     int err = errno;
+    if (err == EWOULDBLOCK && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
     ::close(fd_);
-    throw SystemError("lock " + path, err);
+    throw SystemError(err == EWOULDBLOCK ? "lock " + path + ": still held by another process after " +
+                                               std::to_string(wait->count()) + " ms"
+                                         : "lock " + path,
+                      err);
   }
 }
 

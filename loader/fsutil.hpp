@@ -1,6 +1,8 @@
 // File-system helpers with the guarantees the state directory needs.
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
 
 namespace smtpgate {
@@ -24,8 +26,9 @@ void make_dirs(const std::string& path, unsigned mode = 0755);
 class FileLock {
  public:
   /// Blocks until the lock on path (a directory, or a file created if
-  /// missing) is held.
-  explicit FileLock(const std::string& path);
+  /// missing) is held; with `wait`, at most that long, then throws
+  /// SystemError (EWOULDBLOCK) naming the path.
+  explicit FileLock(const std::string& path, std::optional<std::chrono::milliseconds> wait = std::nullopt);
   ~FileLock();
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;

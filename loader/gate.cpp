@@ -13,13 +13,14 @@
 namespace smtpgate {
 
 namespace {
-FileLock lock_pin_dir(const Paths& paths) {
+FileLock lock_pin_dir(const Paths& paths, std::optional<std::chrono::milliseconds> wait) {
   ensure_pin_dir(paths.pin_dir);
-  return FileLock(paths.pin_dir);
+  return FileLock(paths.pin_dir, wait);
 }
 }  // namespace
 
-GateLock::GateLock(const Paths& paths) : lock_(lock_pin_dir(paths)) {}
+GateLock::GateLock(const Paths& paths, std::optional<std::chrono::milliseconds> wait)
+    : lock_(lock_pin_dir(paths, wait)) {}
 
 PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& desired) {
   std::vector<TrieEntry> current = maps.active_entries();

@@ -14,10 +14,11 @@
 namespace smtpgate {
 
 /// The lock every process that changes the gate holds (flock of the pin dir,
-/// created, with bpffs mounted, if needed).
+/// created, with bpffs mounted, if needed). Never held across network I/O.
 class GateLock {
  public:
-  explicit GateLock(const Paths& paths);
+  /// wait: give up after that long (SystemError) rather than block.
+  explicit GateLock(const Paths& paths, std::optional<std::chrono::milliseconds> wait = std::nullopt);
 
  private:
   FileLock lock_;

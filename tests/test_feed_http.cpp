@@ -493,3 +493,29 @@ TEST(FeedHttp, CredentialsReachNeitherTheStateNorTheOutput) {
   EXPECT_NE(smtpgate::read_file(scene.paths().state_dir + "/feed.json").find(server.url() + "/endpoints/Worldwide"),
             std::string::npos);
 }
+
+// SIGTERM in the daemon comes down to this: another thread stops a fetch,
+// whether the server says nothing or the client waits between tries.
+TEST(FeedHttp, AnotherThreadStopsAFetchAtOnce) {
+  for (Fault fault : {Fault::Hang, Fault::Reset}) {
+    SCOPED_TRACE(static_cast<int>(fault));
+    HttpServer server;
+    server.route("/version", Reply::fault_reply(fault));
+    HttpOptions o;
+    o.proxy = "";
+    o.total_timeout = seconds(30);
+    o.backoff = seconds(20);  // a real wait between tries, no recorder
+    o.cancel = std::make_shared<Cancellation>();
+    HttpClient client(o);
+    std::thread stopper([&] {
+      while (server.count("/version") == 0) std::this_thread::sleep_for(milliseconds(10));
+      std::this_thread::sleep_for(milliseconds(200));
+      o.cancel->cancel();
+    });
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_THROW(client.get(server.url() + "/version/Worldwide"), Cancelled);
+    stopper.join();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(3));
+    EXPECT_EQ(server.count("/version"), 1u);
+  }
+}

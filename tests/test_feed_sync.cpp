@@ -27,6 +27,7 @@
 #include "feed_ranges.hpp"
 #include "feed_sync.hpp"
 #include "fsutil.hpp"
+#include "gate.hpp"
 #include "http_server.hpp"
 #include "log_capture.hpp"
 
@@ -672,4 +673,58 @@ TEST_F(FeedSyncTest, AnyAnswerIsSavedAndBackedOffNeverHammered) {
       EXPECT_EQ(e.path().filename().string().find(".corrupt-"), std::string::npos) << "feed.json did not parse";
   }
   std::printf("seed %u: 48 bad answers, each backed off\n", seed);
+}
+
+// A check is two halves: the fetch decides nothing, and the commit, under
+// the lock, re-reads the state. A version another process applied while the
+// service was asked is kept, never overwritten by the older answer.
+TEST_F(FeedSyncTest, AFetchOvertakenByAnotherProcessIsDropped) {
+  first_sync();
+  serve_version("2026010100");
+  serve_endpoints(plus(kReal, {"40.94.0.0/16"}));
+  server_.route("/changes/Worldwide", Reply::json("[]"));
+  FeedFetch fetched = sync_->fetch(T0 + 3600, false);
+  ASSERT_TRUE(fetched.endpoints.has_value());
+  EXPECT_EQ(on_disk().last_check, T0) << "the fetch wrote feed.json";
+
+  // Meanwhile: smtpgatectl feed import of a newer version.
+  std::string newer = dir_ + "/newer.json";
+  std::ofstream(newer) << worldwide_with_port25(plus(kReal, {"40.95.0.0/16"}));
+  FeedSyncOptions o;
+  o.state_dir = dir_;
+  FeedSync other(o, nullptr, [](const FeedSnapshot&) {});
+  ASSERT_EQ(other.import_file(newer, T0 + 3610, "2026020100").outcome, SyncOutcome::Applied);
+
+  SyncResult r = sync_->commit(fetched);
+  EXPECT_EQ(r.outcome, SyncOutcome::NotDue) << r.message;
+  EXPECT_TRUE(has(r.message, "another process applied or refused a feed version")) << r.message;
+  EXPECT_TRUE(applied_.empty());
+  EXPECT_EQ(on_disk().applied->version, "2026020100");
+}
+
+// The network half runs with no lock: it finishes while another process
+// holds the gate lock; the local half waits for that lock only as long as
+// it is told to.
+TEST_F(FeedSyncTest, TheFetchTakesNoLockAndTheCommitWaitsABoundedTime) {
+  DaemonConfig cfg;
+  cfg.paths = Paths{"/sys/fs/bpf/sgt" + std::to_string(::getpid()) + "feedlock", dir_};
+  cfg.feed.url = server_.url();
+  cfg.feed.watch_other_instances = false;
+  auto held = std::make_unique<GateLock>(cfg.paths);
+  auto t0 = std::chrono::steady_clock::now();
+  FeedFetched fetched = fetch_feed(cfg, FeedOp::SyncNow, T0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  ASSERT_TRUE(fetched.feed.endpoints.has_value()) << fetched.feed.error;
+  std::string e;
+  try {
+    commit_feed(cfg, fetched, std::chrono::milliseconds(200));
+  } catch (const std::exception& err) {
+    e = err.what();
+  }
+  EXPECT_TRUE(has(e, "still held by another process after 200 ms")) << e;
+  EXPECT_FALSE(on_disk().applied.has_value());
+  held.reset();
+  EXPECT_EQ(commit_feed(cfg, fetched, std::chrono::milliseconds(200)).outcome, SyncOutcome::Applied);
+  EXPECT_EQ(on_disk().applied->version, "2025120100");
+  fs::remove_all(cfg.paths.pin_dir);
 }

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <thread>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -345,6 +346,22 @@ int Daemon::stop() {
   ::kill(pid_, SIGTERM);
   int st = 0;
   waitpid(pid_, &st, 0);
+  pid_ = -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int Daemon::stop_within(int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  int st = 0;
+  while (waitpid(pid_, &st, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill_hard();
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   pid_ = -1;
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -291,7 +291,7 @@ TEST(FeedHttp, ProxyFromTheEnvironmentUnlessTurnedOff) {
   EXPECT_EQ(proxy.count("/version"), 1u);
 }
 
-TEST(FeedHttp, RedirectsAreFollowedOnlyToHttp) {
+TEST(FeedHttp, ARedirectToAnotherProtocolIsRefused) {
   HttpServer server;
   server.route("/old", Reply::json("", 302).header("Location", server.url() + "/new"));
   server.route("/new", Reply::json(R"("moved")"));

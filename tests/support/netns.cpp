@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -14,12 +15,12 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <thread>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace sgtest {
 
@@ -309,6 +310,10 @@ Daemon::Daemon(const Netns& ns, const std::vector<std::string>& argv) {
 
 Daemon::~Daemon() {
   if (pid_ > 0) stop();
+  // A sanitizer build's report in smtpgated fails the test that ran it.
+  std::string err = slurp(err_path_);
+  size_t at = err.find("Sanitizer");
+  if (at != std::string::npos) ADD_FAILURE() << "smtpgated: " << err.substr(at >= 40 ? at - 40 : 0, 4000);
   ::close(notify_fd_);
   ::unlink(notify_path_.c_str());
   ::unlink(err_path_.c_str());

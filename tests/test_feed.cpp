@@ -254,6 +254,9 @@ TEST(FeedImport, AForgedAnswerLeavesTheGateShut) {
   json e = scene.ctl_json({"explain", "8.8.8.8"});
   EXPECT_EQ(e["verdict"], "drop");
   EXPECT_EQ(e["rule"]["origin"], "default");
+  EXPECT_NE(e["advice"].dump().find("kept out of the gate: a forged or damaged answer looks like this"),
+            std::string::npos)
+      << e["advice"].dump();
   EXPECT_EQ(read_file(scene.paths().state_dir + "/ranges.json"), ranges_before);
   FeedStatus after = read_feed_status(scene.paths().state_dir);
   ASSERT_TRUE(after.applied.has_value());

@@ -1,6 +1,8 @@
 #include "fsutil.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,14 +11,62 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
-#include <thread>
 
 #include "error.hpp"
 
 namespace smtpgate {
 
 namespace {
+void on_alarm(int) {}
+
+// Interrupts a blocking system call of this thread (flock) once `after` has
+// passed, and every 50 ms after that (a signal that came just before the
+// call began is not lost). Waiting in flock keeps the waiter's place among
+// the kernel's waiters; polling with LOCK_NB would lose the lock to them
+// each time it changes hands. The signal's handler does nothing and is
+// installed without SA_RESTART, once, for this use only.
+class ThreadAlarm {
+ public:
+  explicit ThreadAlarm(std::chrono::milliseconds after) : deadline_(std::chrono::steady_clock::now() + after) {
+    static const int sig = [] {
+      struct sigaction sa{};
+      sa.sa_handler = on_alarm;
+      sigemptyset(&sa.sa_mask);
+      ::sigaction(SIGRTMIN, &sa, nullptr);
+      return SIGRTMIN;
+    }();
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    ::pthread_sigmask(SIG_UNBLOCK, &set, &old_mask_);
+    sigevent ev{};
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = sig;
+    ev._sigev_un._tid = static_cast<pid_t>(::gettid());  // sigev_notify_thread_id, which glibc 2.36 lacks
+    if (::timer_create(CLOCK_MONOTONIC, &ev, &timer_) != 0) throw SystemError("timer_create", errno);
+    itimerspec when{};
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(after).count();
+    when.it_value = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    if (when.it_value.tv_sec == 0 && when.it_value.tv_nsec == 0) when.it_value.tv_nsec = 1;
+    when.it_interval = {0, 50000000};
+    ::timer_settime(timer_, 0, &when, nullptr);
+  }
+  ~ThreadAlarm() {
+    ::timer_delete(timer_);
+    ::pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+  }
+  ThreadAlarm(const ThreadAlarm&) = delete;
+  ThreadAlarm& operator=(const ThreadAlarm&) = delete;
+  bool rang() const { return std::chrono::steady_clock::now() >= deadline_; }
+
+ private:
+  std::chrono::steady_clock::time_point deadline_;
+  sigset_t old_mask_{};
+  timer_t timer_{};
+};
+
 std::string parent_dir(const std::string& path) {
   auto p = std::filesystem::path(path).parent_path();
   return p.empty() ? "." : p.string();
@@ -94,19 +144,16 @@ FileLock::FileLock(const std::string& path, std::optional<std::chrono::milliseco
   else
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd_ < 0) throw SystemError("open lock " + path, errno);
-  const auto deadline = std::chrono::steady_clock::now() + wait.value_or(std::chrono::milliseconds(0));
-  while (::flock(fd_, wait ? LOCK_EX | LOCK_NB : LOCK_EX) != 0) {
-    if (errno == EINTR) continue;
+  std::optional<ThreadAlarm> alarm;
+  if (wait) alarm.emplace(*wait);
+  while (::flock(fd_, LOCK_EX) != 0) {
     int err = errno;
-    if (err == EWOULDBLOCK && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      continue;
-    }
+    if (err == EINTR && !(alarm && alarm->rang())) continue;
     ::close(fd_);
-    throw SystemError(err == EWOULDBLOCK ? "lock " + path + ": still held by another process after " +
-                                               std::to_string(wait->count()) + " ms"
-                                         : "lock " + path,
-                      err);
+    throw SystemError(err == EINTR ? "lock " + path + ": still held by another process after " +
+                                         std::to_string(wait->count()) + " ms"
+                                   : "lock " + path,
+                      err == EINTR ? EWOULDBLOCK : err);
   }
 }
 

@@ -31,8 +31,8 @@ void log_result(const SyncResult& r) {
 
 // The settings that decide what a fetch asked and where its answer goes.
 bool same_source(const DaemonConfig& a, const DaemonConfig& b) {
-  return a.feed.instance == b.feed.instance && a.feed.url == b.feed.url && a.feed.ipv6 == b.feed.ipv6 &&
-         a.feed.proxy == b.feed.proxy && a.feed.allow_http == b.feed.allow_http &&
+  return a.feed.enabled == b.feed.enabled && a.feed.instance == b.feed.instance && a.feed.url == b.feed.url &&
+         a.feed.ipv6 == b.feed.ipv6 && a.feed.proxy == b.feed.proxy && a.feed.allow_http == b.feed.allow_http &&
          a.feed.ca_file == b.feed.ca_file && a.feed.watch_other_instances == b.feed.watch_other_instances &&
          a.paths.state_dir == b.paths.state_dir && a.paths.pin_dir == b.paths.pin_dir;
 }

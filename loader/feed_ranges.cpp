@@ -111,6 +111,7 @@ FeedFetched fetch_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, std::sha
   co.http.cancel = std::move(cancel);
   FeedClient client(co);
   FeedSyncOptions so = feed_sync_options(cfg);
+  so.holds_lock = false;
   FeedFetched f;
   f.feed = FeedSync(so, &client, nullptr).fetch(now, op == FeedOp::SyncNow);
   if (cfg.feed.watch_other_instances)

@@ -61,7 +61,7 @@ FeedService::~FeedService() { stop(kStopWait); }
 
 FeedOp FeedService::first_op(const DaemonConfig& cfg) {
   try {
-    if (read_feed_status(cfg.paths.state_dir).applied) return FeedOp::Check;
+    if (read_feed_status(cfg.paths.state_dir, false).applied) return FeedOp::Check;
   } catch (const std::exception&) {
   }
   return FeedOp::SyncNow;
@@ -71,7 +71,7 @@ int FeedService::ms_until_due(const DaemonConfig& cfg) const {
   if (!cfg.feed.enabled || running()) return -1;
   int64_t due = not_before_;
   try {
-    FeedStatus s = read_feed_status(cfg.paths.state_dir);
+    FeedStatus s = read_feed_status(cfg.paths.state_dir, false);
     due = std::max({due, s.next_check, s.rate_limited_until});
   } catch (const std::exception&) {
   }

@@ -149,15 +149,17 @@ FeedStatus feed_status_from_json(const json& j) {
   return s;
 }
 
-FeedStatus read_feed_status(const std::string& state_dir) {
+FeedStatus read_feed_status(const std::string& state_dir, bool set_aside_corrupt) {
   std::string path = path_of(state_dir);
   if (!file_exists(path)) return FeedStatus{};
   std::string text = read_file(path);
   try {
     return feed_status_from_json(json::parse(text));
   } catch (const std::exception& e) {
-    std::string aside = set_aside(path);
     FeedStatus s;
+    s.last_error = path + " is corrupt (" + std::string(e.what()).substr(0, 160) + ")";
+    if (!set_aside_corrupt) return s;
+    std::string aside = set_aside(path);
     s.last_error = path + " was corrupt (" + std::string(e.what()).substr(0, 160) + "); moved to " + aside +
                    "; the feed is fetched again (or run 'smtpgatectl feed import FILE')";
     spdlog::error("{}", s.last_error);
@@ -191,7 +193,7 @@ FeedSync::FeedSync(FeedSyncOptions options, FeedClient* client, ApplyFn apply)
 }
 
 void FeedSync::reload() {
-  if (!options_.state_dir.empty()) status_ = read_feed_status(options_.state_dir);
+  if (!options_.state_dir.empty()) status_ = read_feed_status(options_.state_dir, options_.holds_lock);
 }
 
 void FeedSync::save() {

@@ -87,9 +87,11 @@ nlohmann::json to_json(const FeedStatus& s);
 /// Reads that document; throws on anything malformed.
 FeedStatus feed_status_from_json(const nlohmann::json& j);
 /// STATE_DIR/feed.json; missing: an empty status. A file that does not parse
-/// is set aside (feed.json.corrupt-TIME), never trusted, and the returned
-/// status says so in last_error.
-FeedStatus read_feed_status(const std::string& state_dir);
+/// is never trusted: the returned status says so in last_error, and it is
+/// set aside (feed.json.corrupt-TIME) unless set_aside_corrupt is false (a
+/// reader without the gate lock, which must not move a file a writer may
+/// just have replaced).
+FeedStatus read_feed_status(const std::string& state_dir, bool set_aside_corrupt = true);
 /// Writes STATE_DIR/feed.json atomically.
 void write_feed_status(const std::string& state_dir, const FeedStatus& s);
 
@@ -100,6 +102,9 @@ struct FeedSyncOptions {
   int64_t interval_s = 3600;  // version polls; a longer Cache-Control max-age wins
   int64_t retry_s = 600;      // next try after a failed download or apply
   bool log_changes = true;    // call the changes method when the version moved
+  /// The caller holds the GateLock: a corrupt feed.json may be set aside.
+  /// false for a fetch(), which reads and never moves it.
+  bool holds_lock = true;
 };
 
 enum class SyncOutcome {

@@ -728,3 +728,21 @@ TEST_F(FeedSyncTest, TheFetchTakesNoLockAndTheCommitWaitsABoundedTime) {
   EXPECT_EQ(on_disk().applied->version, "2025120100");
   fs::remove_all(cfg.paths.pin_dir);
 }
+
+// Without the lock a corrupt feed.json is read and left where it is: a
+// writer may just have replaced it. The commit, under the lock, sets it aside.
+TEST_F(FeedSyncTest, OnlyTheCommitSetsACorruptFeedJsonAside) {
+  DaemonConfig cfg;
+  cfg.paths = Paths{"/sys/fs/bpf/sgt" + std::to_string(::getpid()) + "feedcorrupt", dir_};
+  cfg.feed.url = server_.url();
+  std::ofstream(dir_ + "/feed.json") << "{\"applied\": {";
+  FeedFetched fetched = fetch_feed(cfg, FeedOp::Check, T0);
+  EXPECT_TRUE(fs::exists(dir_ + "/feed.json"));
+  EXPECT_EQ(commit_feed(cfg, fetched).outcome, SyncOutcome::Applied);
+  size_t aside = 0;
+  for (const auto& e : fs::directory_iterator(dir_))
+    if (e.path().filename().string().rfind("feed.json.corrupt-", 0) == 0) aside++;
+  EXPECT_EQ(aside, 1u);
+  EXPECT_EQ(on_disk().applied->version, "2025120100");
+  fs::remove_all(cfg.paths.pin_dir);
+}

@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
                                                  kDefaultConfigPath + " when it exists)");
   feed->add_option("--instance", instance, "Worldwide, USGovDoD, USGovGCCHigh or China (default: the config's)");
   feed->add_option("--feed-url", feed_url, "The service or a mirror (default: the config's)");
-  feed->add_flag("--force", force, "Apply even if it removes more than max_removal_share of the feed's ranges");
+  feed->add_flag("--force", force, "Apply even past max_removal_share, max_added_ranges and max_growth_share");
   auto* f_sync = feed->add_subcommand("sync", "Ask the service now, apply a new version if it passes validation");
   auto* f_import = feed->add_subcommand("import", "Apply a saved endpoints response (air-gapped gateways)");
   f_import->add_option("FILE", file, "Response of /endpoints/<Instance>?ServiceAreas=Exchange")->required();

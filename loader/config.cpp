@@ -14,6 +14,7 @@
 #include "error.hpp"
 #include "feed.hpp"
 #include "fsutil.hpp"
+#include "http.hpp"
 #include "metrics.hpp"
 
 namespace smtpgate {
@@ -134,7 +135,8 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
     const toml::table& f = *n->as_table();
     r.check_keys(f,
                  {"enabled", "instance", "url", "interval", "proxy", "ipv6", "min_prefix_v4", "min_prefix_v6",
-                  "max_removal_share", "force", "watch_other_instances"},
+                  "max_removal_share", "max_added_ranges", "max_growth_share", "force", "allow_http", "ca_file",
+                  "watch_other_instances"},
                  "feed.");
     r.get(f, "enabled", "feed.enabled", cfg.feed.enabled);
     r.get(f, "instance", "feed.instance", cfg.feed.instance);
@@ -145,7 +147,11 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
     r.get(f, "min_prefix_v4", "feed.min_prefix_v4", cfg.feed.min_prefix_v4);
     r.get(f, "min_prefix_v6", "feed.min_prefix_v6", cfg.feed.min_prefix_v6);
     r.get(f, "max_removal_share", "feed.max_removal_share", cfg.feed.max_removal_share);
+    r.get(f, "max_added_ranges", "feed.max_added_ranges", cfg.feed.max_added_ranges);
+    r.get(f, "max_growth_share", "feed.max_growth_share", cfg.feed.max_growth_share);
     r.get(f, "force", "feed.force", cfg.feed.force);
+    r.get(f, "allow_http", "feed.allow_http", cfg.feed.allow_http);
+    r.get(f, "ca_file", "feed.ca_file", cfg.feed.ca_file);
     r.get(f, "watch_other_instances", "feed.watch_other_instances", cfg.feed.watch_other_instances);
   }
   if (const toml::node* n = root.get("metrics")) {
@@ -172,6 +178,14 @@ void validate_config(const DaemonConfig& cfg) {
     throw InputError("feed.min_prefix_v4 must be 0..32 and feed.min_prefix_v6 0..128");
   if (cfg.feed.interval_s < 60) throw InputError("feed.interval must be at least 60 seconds");
   parse_instance(cfg.feed.instance);  // names the instances when it is none of them
+  // Written so that NaN fails too: it compares false with everything.
+  if (!(cfg.feed.max_growth_share > 0 && cfg.feed.max_growth_share <= 1000))
+    throw InputError("feed.max_growth_share must be a number in (0, 1000], e.g. 0.5 (half again as many addresses)");
+  if (cfg.feed.max_added_ranges > 65536) throw InputError("feed.max_added_ranges must be 0..65536, e.g. 8");
+  check_fetch_url(cfg.feed.url, cfg.feed.allow_http);
+  if (!cfg.feed.ca_file.empty() && !file_exists(cfg.feed.ca_file))
+    throw InputError("feed.ca_file " + quote_input(cfg.feed.ca_file) +
+                     " does not exist: give the PEM file of the CA that signed the feed server's certificate");
   if (cfg.paths.pin_dir.empty() || cfg.paths.state_dir.empty())
     throw InputError("pin_dir and state_dir must not be empty");
   if (cfg.recent_sources < 16 || cfg.recent_sources > (1u << 24))

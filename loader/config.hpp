@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,10 +23,18 @@ struct FeedConfig {
   uint32_t interval_s = 3600;
   std::string proxy;  // empty: libcurl's environment (https_proxy, no_proxy)
   bool ipv6 = true;
-  unsigned min_prefix_v4 = 8;
-  unsigned min_prefix_v6 = 16;
-  double max_removal_share = 0.5;
+  // The guards a version passes (feed.hpp's FeedPolicy holds the defaults).
+  unsigned min_prefix_v4 = FeedPolicy{}.min_prefix_v4;
+  unsigned min_prefix_v6 = FeedPolicy{}.min_prefix_v6;
+  double max_removal_share = FeedPolicy{}.max_removal_share;
+  uint32_t max_added_ranges = FeedPolicy{}.max_added_ranges;
+  double max_growth_share = FeedPolicy{}.max_growth_share;
   bool force = false;
+  /// Plain http:// to a host other than loopback (warned at every fetch).
+  bool allow_http = false;
+  /// CA certificates (PEM) for the feed's server, e.g. a mirror behind an
+  /// internal CA; empty: the system store.
+  std::string ca_file;
   /// Watch the other instances' port-25 sets (origin feed-other).
   bool watch_other_instances = false;
 };
@@ -50,6 +60,29 @@ struct DaemonConfig {
   uint32_t events_per_sec = 100;
   FeedConfig feed;
   MetricsConfig metrics;
+};
+
+/// The daemon's configuration as one immutable value: threads share it by
+/// pointer, a reload builds a new one and swaps it in (CurrentConfig), and a
+/// reader keeps the whole snapshot it took for as long as it needs it.
+using ConfigSnapshot = std::shared_ptr<const DaemonConfig>;
+
+/// The snapshot in force; get() and set() may be called from any thread.
+class CurrentConfig {
+ public:
+  explicit CurrentConfig(ConfigSnapshot cfg) : cfg_(std::move(cfg)) {}
+  ConfigSnapshot get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cfg_;
+  }
+  void set(ConfigSnapshot cfg) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cfg_ = std::move(cfg);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  ConfigSnapshot cfg_;
 };
 
 /// Reads a TOML file into cfg (keys present override cfg's values). Throws

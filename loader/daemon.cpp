@@ -96,11 +96,11 @@ class StartupGrace {
 
 }  // namespace
 
-void bring_up(const DaemonConfig& cfg) {
+void bring_up(const DaemonConfig& cfg, std::optional<std::chrono::milliseconds> lock_wait) {
   validate_config(cfg);
   if (cfg.interfaces.empty() && !cfg.no_attach)
     throw InputError("no interface to guard: pass --interface IF or set interfaces in smtpgate.toml");
-  GateLock lock(cfg.paths);
+  GateLock lock(cfg.paths, lock_wait);
   StateStore store(cfg.paths.state_dir);
   make_dirs(cfg.paths.state_dir, 0755);
 
@@ -142,7 +142,7 @@ void bring_up(const DaemonConfig& cfg) {
   for (const auto& t : unguarded_tunnels()) spdlog::warn("{}", tunnel_advice(t));
 }
 
-int run_daemon(DaemonConfig cfg, const std::string& config_path) {
+int run_daemon(DaemonConfig initial, const std::string& config_path) {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
@@ -151,52 +151,84 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
   if (sfd < 0) throw SystemError("signalfd", errno);
+  auto next_signal = [&] {
+    signalfd_siginfo si{};
+    return ::read(sfd, &si, sizeof(si)) == sizeof(si) ? static_cast<int>(si.ssi_signo) : 0;
+  };
+
+  // The configuration in force: the main loop's own snapshot, renewed by a
+  // reload; the metrics thread and the feed's worker read theirs through
+  // `current` and keep it whole while they use it.
+  ConfigSnapshot cfg = std::make_shared<const DaemonConfig>(std::move(initial));
+  CurrentConfig current(cfg);
+  FeedService feed;
+  bool reload_pending = false;
 
   // With an allowlist in the state (last known good, operator ranges) the
   // gate comes up first, READY=1 follows at once and the feed's first check
   // runs from the loop below: a feed server that hangs must hold neither the
   // gate nor the start. Without one, the first sync is what can fill it: it
-  // runs first, with systemd told to wait for it.
-  FeedService feed(cfg);
-  bool have_allowlist = count_admits(StateStore(cfg.paths.state_dir).desired_ranges()) > 0;
-  if (!have_allowlist) {
+  // runs first, with systemd told to wait for it; a SIGTERM still ends it.
+  bool have_allowlist = count_admits(StateStore(cfg->paths.state_dir).desired_ranges()) > 0;
+  bool feed_started = !have_allowlist;
+  if (!have_allowlist && cfg->feed.enabled) {
     StartupGrace grace("first feed sync: no allowlist in the state yet");
-    feed.start_up();
+    feed.start(cfg, FeedOp::SyncNow);
+    while (feed.running()) {
+      pollfd p[2] = {{sfd, POLLIN, 0}, {feed.done_fd(), POLLIN, 0}};
+      if (::poll(p, 2, 1000) < 0 && errno != EINTR) throw SystemError("poll", errno);
+      if (p[1].revents & POLLIN) feed.finish(cfg);
+      if (!(p[0].revents & POLLIN)) continue;
+      int sig = next_signal();
+      if (sig == SIGHUP) {
+        reload_pending = true;  // once the gate is up
+      } else if (sig) {
+        spdlog::warn("smtpgated stopping during the first feed sync; nothing was attached");
+        feed.stop(std::chrono::milliseconds(1500));
+        ::close(sfd);
+        return 0;
+      }
+    }
   }
   {
     StartupGrace grace("publishing the allowlist and attaching");
-    bring_up(cfg);
+    bring_up(*cfg);
   }
-  bool feed_started = !have_allowlist;
   // Metrics are for watching the gate, never a reason to leave it down.
-  auto render = [&cfg] { return render_metrics(cfg.paths, cfg.interfaces); };
+  auto collect = [&current, &feed] {
+    ConfigSnapshot c = current.get();
+    return collect_metrics(c->paths, c->interfaces, feed.metrics());
+  };
+  auto render = [&current, &feed] {
+    ConfigSnapshot c = current.get();
+    return render_metrics(c->paths, c->interfaces, feed.metrics());
+  };
   std::unique_ptr<MetricsServer> metrics;
-  if (!cfg.metrics.listen.empty()) {
+  if (!cfg->metrics.listen.empty()) {
     try {
-      metrics = std::make_unique<MetricsServer>(cfg.metrics.listen,
-                                                [&cfg] { return collect_metrics(cfg.paths, cfg.interfaces); });
-      spdlog::info("metrics on http://{}/metrics", cfg.metrics.listen);
+      metrics = std::make_unique<MetricsServer>(cfg->metrics.listen, collect);
+      spdlog::info("metrics on http://{}/metrics", cfg->metrics.listen);
     } catch (const std::exception& e) {
       spdlog::error("metrics not served: {}", e.what());
     }
   }
   auto write_textfile = [&] {
-    if (cfg.metrics.textfile.empty()) return;
+    if (cfg->metrics.textfile.empty()) return;
     try {
-      write_metrics_textfile(cfg.metrics.textfile, render());
+      write_metrics_textfile(cfg->metrics.textfile, render());
     } catch (const std::exception& e) {
       spdlog::error("metrics textfile not written: {}", e.what());
     }
   };
   write_textfile();
   sd_notify(0, "READY=1\nSTATUS=gate attached, allowlist loaded");
-  spdlog::warn("smtpgated ready: guarding {} interface(s)", cfg.interfaces.size());
+  spdlog::warn("smtpgated ready: guarding {} interface(s)", cfg->interfaces.size());
 
   // The one reader of the events ring buffer while it runs (see drops.hpp);
   // if `smtpgatectl drops --follow` holds it, taken over when that ends.
   std::unique_ptr<DropRecorder> drops;
   DropConsumerWatch drops_watch;
-  auto take_drops = [&] { drops = drops_watch.try_take(cfg.paths); };
+  auto take_drops = [&] { drops = drops_watch.try_take(cfg->paths); };
   auto record_drops = [&] {
     try {
       drops->drain();
@@ -204,16 +236,34 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
       spdlog::error("drops not recorded: {}", e.what());
     }
   };
+  // A reload never waits long for the gate lock: the loop has signals and
+  // the ring to serve.
+  auto reload = [&] {
+    sd_notify(0, "RELOADING=1");
+    try {
+      DaemonConfig next = *cfg;
+      if (!config_path.empty()) load_config_file(config_path, next);
+      check_reload(*cfg, next);
+      validate_config(next);
+      bring_up(next, FeedService::kLockWait);
+      cfg = std::make_shared<const DaemonConfig>(std::move(next));
+      current.set(cfg);
+      spdlog::warn("configuration reloaded");
+    } catch (const std::exception& e) {
+      spdlog::error("reload refused, running configuration kept: {}", e.what());
+    }
+    sd_notify(0, "READY=1");
+  };
   using Clock = std::chrono::steady_clock;
-  // When the feed is next due, and the textfile (node_exporter reads it when
-  // it is scraped: refresh it often).
+  // When the feed is next due (never while a check runs: its end wakes the
+  // loop), and the textfile (node_exporter reads it when it is scraped:
+  // refresh it often).
   auto next_tick = [&] {
-    int timeout_ms = feed.ms_until_next_check();
-    if (!cfg.metrics.textfile.empty() && (timeout_ms < 0 || timeout_ms > 15000)) timeout_ms = 15000;
+    int timeout_ms = feed_started ? feed.ms_until_due(*cfg) : 0;
+    if (!cfg->metrics.textfile.empty() && (timeout_ms < 0 || timeout_ms > 15000)) timeout_ms = 15000;
     return timeout_ms < 0 ? Clock::time_point::max() : Clock::now() + std::chrono::milliseconds(timeout_ms);
   };
-  // The feed's first check is due now when it was left for the loop.
-  Clock::time_point tick = feed_started ? next_tick() : Clock::now();
+  Clock::time_point tick = next_tick();
   take_drops();
 
   while (true) {
@@ -223,46 +273,42 @@ int run_daemon(DaemonConfig cfg, const std::string& config_path) {
       wait_ms = static_cast<int>(std::max<int64_t>(
           0, std::chrono::duration_cast<std::chrono::milliseconds>(tick - Clock::now()).count() + 1));
     if (!drops && (wait_ms < 0 || wait_ms > 1000)) wait_ms = 1000;
-    pollfd p[2] = {{sfd, POLLIN, 0}, {drops ? drops->epoll_fd() : -1, POLLIN, 0}};
-    int rc = ::poll(p, 2, wait_ms);
+    if (reload_pending) wait_ms = 0;
+    pollfd p[3] = {{sfd, POLLIN, 0}, {drops ? drops->epoll_fd() : -1, POLLIN, 0}, {feed.done_fd(), POLLIN, 0}};
+    int rc = ::poll(p, 3, wait_ms);
     if (rc < 0 && errno != EINTR) throw SystemError("poll", errno);
     if (rc > 0 && (p[1].revents & POLLIN)) record_drops();
-    if (rc > 0 && (p[0].revents & POLLIN)) {
-      signalfd_siginfo si{};
-      if (::read(sfd, &si, sizeof(si)) != sizeof(si)) continue;
-      if (si.ssi_signo == SIGHUP) {
-        sd_notify(0, "RELOADING=1");
-        try {
-          DaemonConfig next = cfg;
-          if (!config_path.empty()) load_config_file(config_path, next);
-          check_reload(cfg, next);
-          validate_config(next);
-          bring_up(next);
-          cfg = next;
-          feed.reconfigure(cfg);
-          spdlog::warn("configuration reloaded");
-        } catch (const std::exception& e) {
-          spdlog::error("reload refused, running configuration kept: {}", e.what());
-        }
-        sd_notify(0, "READY=1");
-        continue;
-      }
+    if (rc > 0 && (p[2].revents & POLLIN)) {
+      feed.finish(cfg);
+      write_textfile();
+      tick = next_tick();
+    }
+    int sig = reload_pending ? SIGHUP : (rc > 0 && (p[0].revents & POLLIN)) ? next_signal() : 0;
+    reload_pending = false;
+    if (sig == SIGHUP) {
+      reload();
+      tick = next_tick();
+      continue;
+    }
+    if (sig) {
       spdlog::warn("smtpgated stopping; the gate stays attached and filtering "
                    "(smtpgatectl detach IF removes it)");
       sd_notify(0, "STOPPING=1");
       break;
     }
     if (Clock::now() < tick) continue;
-    if (!feed_started) {
-      feed.start_up();
+    if (!feed.running()) {
+      feed.start(cfg, feed_started ? FeedOp::Check : FeedService::first_op(*cfg));
       feed_started = true;
-    } else {
-      feed.check_now_if_due();
     }
     write_textfile();
     tick = next_tick();
   }
+  // A fetch in flight is aborted (libcurl's progress callback) and waited
+  // for briefly: SIGTERM ends the daemon within about two seconds.
+  feed.stop(std::chrono::milliseconds(1500));
   if (drops) record_drops();
+  metrics.reset();
   ::close(sfd);
   return 0;
 }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <limits>
 #include <set>
 
@@ -34,13 +36,23 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// The start of a response, printable, for a message.
-std::string preview(std::string_view text) {
+// The start of a text from the service, for a message: whatever bytes it
+// holds (Latin-1, NUL, a newline), the preview is one line of printable
+// ASCII, with every other byte as \xNN. Messages end up in feed.json, the
+// log and the metrics, which must stay valid UTF-8.
+std::string preview(std::string_view text, size_t max = 40) {
   std::string p;
-  for (char c : text.substr(0, 40)) {
+  for (char c : text.substr(0, max)) {
     auto u = static_cast<unsigned char>(c);
-    p += (u < 0x20 || u == 0x7f) ? ' ' : c;
+    if (u >= 0x20 && u < 0x7f) {
+      p += c;
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      p += hex;
+    }
   }
+  if (text.size() > max) p += "...";
   return p;
 }
 
@@ -68,8 +80,11 @@ Cidr feed_cidr(const json& v, const std::string& where) {
   // deep) would recurse off the stack.
   if (!v.is_string()) throw InputError(where + " lists an ip that is not a string but " + v.type_name());
   const auto& s = v.get_ref<const std::string&>();
-  if (std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
-    throw InputError(where + " lists an ip with control characters");
+  if (s.size() > 64 || std::any_of(s.begin(), s.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u >= 0x7f;
+      }))
+    throw InputError(where + " lists an ip that is not a CIDR: '" + preview(s) + "'");
   try {
     return Cidr::parse(s);
   } catch (const InputError& e) {
@@ -176,7 +191,7 @@ bool is_feed_date(std::string_view d) { return d.size() == 8 && all_digits(d); }
 std::vector<PortRange> parse_port_list(std::string_view list) {
   std::vector<PortRange> out;
   auto bad = [&](std::string_view item) {
-    return InputError("port list '" + std::string(list) + "' has '" + std::string(item) +
+    return InputError("port list '" + preview(list) + "' has '" + preview(item) +
                       "', which is not a port or a range like 80-90");
   };
   auto port = [&](std::string_view s, std::string_view item) {
@@ -278,7 +293,7 @@ FeedVersion parse_version(std::string_view text, Instance instance, std::string_
   FeedVersion v;
   v.instance = opt_string(*obj, "instance").value_or("");
   if (!v.instance.empty() && lower(v.instance) != want)
-    throw InputError(src + " is the version of instance '" + v.instance + "', not " + to_string(instance) +
+    throw InputError(src + " is the version of instance '" + preview(v.instance) + "', not " + to_string(instance) +
                      ": check the feed URL");
   auto latest = opt_string(*obj, "latest");
   if (!latest) throw InputError(src + " has no \"latest\" version string: not a version response");
@@ -348,35 +363,118 @@ std::vector<ChangeRecord> parse_changes(std::string_view text, std::string_view 
   return out;
 }
 
+namespace {
+// Addresses a prefix covers, as a double: exact up to 2^53, and a share of two
+// sums is all the growth rule needs (an IPv6 /16 holds 2^112).
+double addresses(const Cidr& c) { return std::ldexp(1.0, static_cast<int>(c.max_len() - c.prefix_len())); }
+
+// What the aggregated prefixes `agg` of one family admit, and how much of it
+// the aggregated `known` does not: aggregated prefixes are disjoint, so two of
+// them either nest or share nothing.
+struct Space {
+  double total = 0, fresh = 0;
+};
+Space space_of(const std::vector<Cidr>& agg, const std::vector<Cidr>& known, Family f) {
+  Space s;
+  for (const auto& n : agg) {
+    if (n.family() != f) continue;
+    double shared = 0;
+    for (const auto& k : known)
+      if (n.contains(k))
+        shared += addresses(k);
+      else if (k.contains(n))
+        shared = addresses(n);
+    s.total += addresses(n);
+    s.fresh += addresses(n) - std::min(shared, addresses(n));
+  }
+  return s;
+}
+
+// "491520 addresses" for IPv4; IPv6 in /48s, the size Microsoft publishes.
+std::string amount(double n, Family f) {
+  char buf[64];
+  if (f == Family::V4)
+    std::snprintf(buf, sizeof buf, "%.0f addresses", n);
+  else
+    std::snprintf(buf, sizeof buf, "%.6g /48s", n / std::ldexp(1.0, 80));
+  return buf;
+}
+
+std::string percent(double share) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f%%", share * 100);
+  return buf;
+}
+}  // namespace
+
 void validate_feed_update(const std::vector<Cidr>& current, const std::vector<Cidr>& next, const FeedPolicy& policy,
                           std::string_view what) {
-  std::string w(what);
+  const std::string w = std::string(what) + " is refused: ";
   const std::string keep = "; the running allowlist is kept";
-  if (next.empty()) throw InputError(w + " is refused: its port-25 set is empty" + keep);
+  const std::string forcible = keep + "; apply it anyway with --force";
+  auto refuse = [&](FeedRule rule, const std::string& why, const std::string& tail) {
+    throw FeedRefusal(w + why + tail, rule);
+  };
+  if (next.empty()) refuse(FeedRule::Empty, "its port-25 set is empty", keep);
   for (const auto& c : next) {
-    if (c.prefix_len() == 0) throw InputError(w + " is refused: it contains the default route " + c.str() + keep);
+    if (c.prefix_len() == 0) refuse(FeedRule::DefaultRoute, "it contains the default route " + c.str(), keep);
     unsigned min = c.family() == Family::V4 ? policy.min_prefix_v4 : policy.min_prefix_v6;
     if (c.prefix_len() < min)
-      throw InputError(w + " is refused: " + c.str() + " is shorter than /" + std::to_string(min) + " (min_prefix_v" +
-                       (c.family() == Family::V4 ? "4" : "6") + ")" + keep);
+      refuse(FeedRule::ShortPrefix,
+             c.str() + " is shorter than /" + std::to_string(min) + " (min_prefix_v" +
+                 (c.family() == Family::V4 ? "4" : "6") + ")",
+             keep);
     if (auto sp = policy.allow_reserved ? std::nullopt : find_special_purpose(c))
-      throw InputError(w + " is refused: " + c.str() + " is special-purpose space (" + std::string(sp->block) + " " +
-                       std::string(sp->name) + ", " + std::string(sp->rfc) +
-                       "), never a Microsoft 365 sender: a damaged or forged response?" + keep);
+      refuse(FeedRule::SpecialPurpose,
+             c.str() + " is special-purpose space (" + std::string(sp->block) + " " + std::string(sp->name) + ", " +
+                 std::string(sp->rfc) + "), never a Microsoft 365 sender: a damaged or forged response?",
+             keep);
   }
   if (policy.force || current.empty()) return;
-  // Against the aggregate, so a prefix split or merged by Microsoft still counts
-  // as covered: an aligned block inside the union lies in one aggregated prefix.
-  std::vector<Cidr> covered = aggregate(next);
+  // Against the aggregates, so a prefix split or merged by Microsoft still
+  // counts as covered: an aligned block inside the union lies in one
+  // aggregated prefix.
+  const std::vector<Cidr> covered = aggregate(next);
+  const std::vector<Cidr> admitted = aggregate(current);
+  auto within = [](const std::vector<Cidr>& agg, const Cidr& c) {
+    return std::any_of(agg.begin(), agg.end(), [&](const Cidr& a) { return a.contains(c); });
+  };
   std::set<Cidr> distinct(current.begin(), current.end());
-  size_t removed = std::count_if(distinct.begin(), distinct.end(), [&](const Cidr& c) {
-    return std::none_of(covered.begin(), covered.end(), [&](const Cidr& n) { return n.contains(c); });
-  });
+  size_t removed = std::count_if(distinct.begin(), distinct.end(), [&](const Cidr& c) { return !within(covered, c); });
   if (double(removed) > policy.max_removal_share * double(distinct.size()))
-    throw InputError(w + " is refused: it would remove " + std::to_string(removed) + " of the " +
-                     std::to_string(distinct.size()) + " current ranges (more than max_removal_share " +
-                     std::to_string(int(policy.max_removal_share * 100 + 0.5)) + "%)" + keep +
-                     "; apply it anyway with --force");
+    refuse(FeedRule::Removal,
+           "it would remove " + std::to_string(removed) + " of the " + std::to_string(distinct.size()) +
+               " current ranges (more than max_removal_share " + percent(policy.max_removal_share) + ")",
+           forcible);
+
+  // What a forged answer is for: opening the gate. Microsoft adds a range or
+  // two per change; a version adding many, or much address space, waits for
+  // an operator.
+  std::set<Cidr> fresh_ranges;
+  for (const auto& c : next)
+    if (!within(admitted, c)) fresh_ranges.insert(c);
+  if (fresh_ranges.size() > policy.max_added_ranges)
+    refuse(FeedRule::AddedRanges,
+           "it would add " + std::to_string(fresh_ranges.size()) + " new ranges to the " +
+               std::to_string(distinct.size()) + " current ones (more than max_added_ranges " +
+               std::to_string(policy.max_added_ranges) + ")",
+           forcible);
+  for (Family f : {Family::V4, Family::V6}) {
+    const char* name = f == Family::V4 ? "IPv4" : "IPv6";
+    double now = space_of(admitted, {}, f).total;
+    Space then = space_of(covered, admitted, f);
+    if (then.fresh == 0) continue;
+    if (now == 0)
+      refuse(FeedRule::Growth,
+             std::string("it would admit ") + amount(then.fresh, f) + " of " + name + " where the running allowlist admits none",
+             forcible);
+    if (then.fresh > policy.max_growth_share * now)
+      refuse(FeedRule::Growth,
+             std::string("it would grow the admitted ") + name + " space from " + amount(now, f) + " by " +
+                 amount(then.fresh, f) + " (" + percent(then.fresh / now) + ", more than max_growth_share " +
+                 percent(policy.max_growth_share) + ")",
+             forcible);
+  }
 }
 
 }  // namespace smtpgate

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cidr.hpp"
+#include "error.hpp"
 
 namespace smtpgate {
 
@@ -110,21 +111,51 @@ struct ChangeRecord {
 /// strictness as parse_endpoints; throws InputError naming `source`.
 std::vector<ChangeRecord> parse_changes(std::string_view text, std::string_view source);
 
-/// What a feed version must satisfy before it reaches the maps.
+/// What a feed version must satisfy before it reaches the maps. The prefix
+/// rules hold for every version, the first one included; the change rules
+/// (removal, added ranges, growth) compare with the applied version and give
+/// way to force.
 struct FeedPolicy {
-  unsigned min_prefix_v4 = 8;
-  unsigned min_prefix_v6 = 16;
+  /// No prefix shorter than these. Microsoft's widest port-25 prefixes are a
+  /// /14 (Worldwide) and a /39 (China): /12 and /32 leave room for a wider
+  /// block without letting one prefix open a whole provider.
+  unsigned min_prefix_v4 = 12;
+  unsigned min_prefix_v6 = 32;
   double max_removal_share = 0.5;
-  bool force = false;           // apply even past max_removal_share
+  /// New ranges (not covered by the applied version) one version may bring.
+  size_t max_added_ranges = 8;
+  /// How much one version may grow the admitted address space of a family,
+  /// as a share of what that family admits now.
+  double max_growth_share = 0.5;
+  bool force = false;           // apply even past the change rules
   bool allow_reserved = false;  // accept special-purpose space (never the default route)
 };
 
-/// Throws InputError naming `what` (e.g. "feed version 2025120100") and the
-/// reason when `next` must not replace `current`: empty, a special-purpose or
-/// default-route prefix, a prefix shorter than the minimum, or the removal of
-/// more than the allowed share of the current ranges (unless force). A current
-/// range counts as removed when some of its addresses are no longer covered, so
-/// a range Microsoft splits or merges is not a removal.
+/// The rule a refused version broke.
+enum class FeedRule { Empty, DefaultRoute, ShortPrefix, SpecialPurpose, Removal, AddedRanges, Growth };
+
+/// A feed version validation refused; the message is the one-line refusal.
+class FeedRefusal : public InputError {
+ public:
+  FeedRefusal(const std::string& what, FeedRule rule) : InputError(what), rule_(rule) {}
+  FeedRule rule() const { return rule_; }
+  /// True when the refusal is about what the version drops, not about what it
+  /// would admit: its ranges are still believed to be Microsoft's.
+  bool ranges_trusted() const { return rule_ == FeedRule::Removal; }
+
+ private:
+  FeedRule rule_;
+};
+
+/// Throws FeedRefusal naming `what` (e.g. "feed version 2025120100"), the
+/// rule and its numbers when `next` must not replace `current`: empty, a
+/// special-purpose or default-route prefix, a prefix shorter than the minimum;
+/// unless force (or nothing is current): the removal of more than the allowed
+/// share of the current ranges, more new ranges than max_added_ranges, or an
+/// admitted address space of either family grown by more than
+/// max_growth_share (a family that admits nothing now may not start to).
+/// Ranges are compared by the addresses they cover, so a range Microsoft
+/// splits or merges is neither removed nor added.
 void validate_feed_update(const std::vector<Cidr>& current, const std::vector<Cidr>& next, const FeedPolicy& policy,
                           std::string_view what);
 

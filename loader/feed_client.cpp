@@ -18,12 +18,10 @@ std::string trim_slashes(std::string url) {
   return url;
 }
 
-std::string without_query(const std::string& url) { return url.substr(0, url.find('?')); }
 
 FeedClientOptions checked(FeedClientOptions o) {
   o.base_url = trim_slashes(o.base_url);
-  if (o.base_url.rfind("http://", 0) != 0 && o.base_url.rfind("https://", 0) != 0)
-    throw InputError("feed URL '" + o.base_url + "' must start with https:// (or http:// for a local mirror)");
+  check_fetch_url(o.base_url, o.http.allow_http);
   return o;
 }
 
@@ -105,7 +103,7 @@ std::string FeedClient::changes_url(Instance instance, std::string_view since) c
 VersionAnswer FeedClient::version(Instance instance) {
   std::string url = version_url(instance);
   HttpResponse r = http_.get(url);
-  FeedVersion v = parse_version(r.body, instance, "version response from " + without_query(url));
+  FeedVersion v = parse_version(r.body, instance, "version response from " + display_url(url));
   return VersionAnswer{v.latest, r.max_age};
 }
 
@@ -113,7 +111,7 @@ EndpointsAnswer FeedClient::endpoints(Instance instance) {
   std::string url = endpoints_url(instance);
   HttpResponse r = http_.get(url);
   EndpointsAnswer a;
-  a.source = without_query(url);
+  a.source = display_url(url);
   a.sets = parse_endpoints(r.body, "endpoints response from " + a.source);
   return a;
 }
@@ -123,7 +121,7 @@ std::vector<ChangeRecord> FeedClient::changes(Instance instance, std::string_vie
     throw InputError("changes since '" + std::string(since) + "': a version is 10 digits (YYYYMMDDNN)");
   std::string url = changes_url(instance, since);
   HttpResponse r = http_.get(url);
-  return parse_changes(r.body, "changes response from " + without_query(url));
+  return parse_changes(r.body, "changes response from " + display_url(url));
 }
 
 }  // namespace smtpgate

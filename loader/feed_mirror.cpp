@@ -16,8 +16,6 @@ namespace smtpgate {
 
 namespace {
 constexpr const char* kAllChanges = "0000000000";
-
-std::string without_query(const std::string& url) { return url.substr(0, url.find('?')); }
 }  // namespace
 
 MirrorResult write_feed_mirror(const DaemonConfig& cfg, const std::string& dir) {
@@ -31,11 +29,11 @@ MirrorResult write_feed_mirror(const DaemonConfig& cfg, const std::string& dir) 
 
   std::string version_url = client.version_url(instance);
   std::string version_body = http.get(version_url).body;
-  m.version = parse_version(version_body, instance, "version response from " + without_query(version_url)).latest;
+  m.version = parse_version(version_body, instance, "version response from " + display_url(version_url)).latest;
 
   std::string endpoints_url = client.endpoints_url(instance);
   std::string endpoints_body = http.get(endpoints_url).body;
-  std::string source = "endpoints response from " + without_query(endpoints_url);
+  std::string source = "endpoints response from " + display_url(endpoints_url);
   Port25Selection sel = select_port25(parse_endpoints(endpoints_body, source), instance, source);
   for (auto& w : sel.warnings) m.warnings.push_back(std::move(w));
   // What a gateway would refuse is not served: a mirror must not spread it.
@@ -48,7 +46,7 @@ MirrorResult write_feed_mirror(const DaemonConfig& cfg, const std::string& dir) 
   std::string changes_url = client.changes_url(instance, kAllChanges);
   try {
     std::string body = http.get(changes_url).body;
-    parse_changes(body, "changes response from " + without_query(changes_url));
+    parse_changes(body, "changes response from " + display_url(changes_url));
     nlohmann::json records = nlohmann::json::parse(body);
     // Gateways ask since the version they applied: one this mirror served
     // before (its files are rewritten), or one the log names.

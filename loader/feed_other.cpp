@@ -69,7 +69,8 @@ void write_other_instances(const std::string& state_dir, const std::vector<Other
   json arr = json::array();
   for (const auto& s : sets) arr.push_back(set_json(s));
   make_dirs(state_dir, 0755);
-  write_file_atomic(path_of(state_dir), json{{"version", 1}, {"instances", arr}}.dump(2) + "\n");
+  write_file_atomic(path_of(state_dir),
+                    json{{"version", 1}, {"instances", arr}}.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
 bool forget_other_instances(const std::string& state_dir) {
@@ -109,46 +110,40 @@ std::vector<Instance> other_instances_than(Instance own) {
   return out;
 }
 
-OtherCheckResult check_other_instances(FeedClient& client, Instance own, const FeedPolicy& policy,
-                                       int64_t interval_s, int64_t retry_s, int64_t now, bool forced,
-                                       const std::string& state_dir) {
-  OtherCheckResult result;
+OtherFetch fetch_other_instances(FeedClient& client, Instance own, const FeedPolicy& policy, int64_t interval_s,
+                                 int64_t retry_s, int64_t now, bool forced, const std::string& state_dir) {
+  OtherFetch out;
   std::vector<OtherInstanceSet> known = read_other_instances(state_dir);
-  std::vector<OtherInstanceSet> next;
-  bool asked = false;
   for (Instance inst : other_instances_than(own)) {
     auto it = std::find_if(known.begin(), known.end(), [&](const OtherInstanceSet& s) { return s.instance == inst; });
     OtherInstanceSet s = it == known.end() ? OtherInstanceSet{} : *it;
     s.instance = inst;
     std::string name = to_string(inst);
-    if (!forced && now < s.next_check) {
-      next.push_back(std::move(s));
-      continue;
-    }
-    asked = true;
+    if (!forced && now < s.next_check) continue;
     s.last_check = now;
     try {
       VersionAnswer v = client.version(inst);
       s.next_check = now + std::max<int64_t>(interval_s, v.max_age ? v.max_age->count() : 0);
       if (v.latest == s.version && !s.ranges.empty()) {
         s.last_error.clear();
-        result.messages.push_back(name + " version " + v.latest + " is known and still the latest");
+        out.messages.push_back(name + " version " + v.latest + " is known and still the latest");
       } else {
         EndpointsAnswer ep = client.endpoints(inst);
         Port25Selection sel = select_port25(ep.sets, inst, ep.source);
-        // The prefix rules only: with nothing "current", no removal share
+        // The prefix rules only: with nothing "current", no change rule
         // applies (watch ranges admit nobody).
         validate_feed_update({}, sel.ranges, policy, name + " version " + v.latest);
-        if (sel.ranges != s.ranges) result.changed = true;
         s.version = v.latest;
         s.source = ep.source;
         s.fetched_at = now;
         s.set_ids = sel.set_ids;
         s.ranges = sel.ranges;
         s.last_error.clear();
-        result.messages.push_back(name + " version " + v.latest + ": " + std::to_string(s.ranges.size()) +
-                                  " port-25 ranges watched (origin feed-other)");
+        out.messages.push_back(name + " version " + v.latest + ": " + std::to_string(s.ranges.size()) +
+                               " port-25 ranges watched (origin feed-other)");
       }
+    } catch (const Cancelled&) {
+      throw;
     } catch (const RateLimited& e) {
       s.next_check = now + std::max<int64_t>(e.wait().count(), 60);
       s.last_error = e.what();
@@ -156,12 +151,39 @@ OtherCheckResult check_other_instances(FeedClient& client, Instance own, const F
       s.next_check = now + retry_s;
       s.last_error = e.what();
     }
-    if (!s.last_error.empty())
-      result.errors.push_back(name + ": " + s.last_error + "; its watch ranges are kept as they were");
-    next.push_back(std::move(s));
+    out.asked.push_back(std::move(s));
   }
-  if (asked) write_other_instances(state_dir, next);
+  return out;
+}
+
+OtherCheckResult commit_other_instances(const OtherFetch& fetched, Instance own, const std::string& state_dir) {
+  OtherCheckResult result;
+  result.messages = fetched.messages;
+  if (fetched.asked.empty()) return result;
+  std::vector<OtherInstanceSet> known = read_other_instances(state_dir);
+  std::vector<OtherInstanceSet> next;
+  for (Instance inst : other_instances_than(own)) {
+    auto asked = std::find_if(fetched.asked.begin(), fetched.asked.end(),
+                              [&](const OtherInstanceSet& s) { return s.instance == inst; });
+    auto was = std::find_if(known.begin(), known.end(), [&](const OtherInstanceSet& s) { return s.instance == inst; });
+    if (asked == fetched.asked.end()) {
+      if (was != known.end()) next.push_back(*was);
+      continue;
+    }
+    if (asked->ranges != (was == known.end() ? std::vector<Cidr>{} : was->ranges)) result.changed = true;
+    if (!asked->last_error.empty())
+      result.errors.push_back(to_string(inst) + ": " + asked->last_error + "; its watch ranges are kept as they were");
+    next.push_back(*asked);
+  }
+  write_other_instances(state_dir, next);
   return result;
+}
+
+OtherCheckResult check_other_instances(FeedClient& client, Instance own, const FeedPolicy& policy,
+                                       int64_t interval_s, int64_t retry_s, int64_t now, bool forced,
+                                       const std::string& state_dir) {
+  return commit_other_instances(
+      fetch_other_instances(client, own, policy, interval_s, retry_s, now, forced, state_dir), own, state_dir);
 }
 
 }  // namespace smtpgate

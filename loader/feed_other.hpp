@@ -58,12 +58,25 @@ struct OtherCheckResult {
   std::vector<std::string> errors;    // one line per instance that failed
 };
 
-/// Checks every instance other than `own` whose check is due at `now` (all of
-/// them when forced): the version method, then the endpoints only when the
-/// version moved. A set passes the feed's prefix rules (policy, without the
-/// removal share) or is kept as it was. Failures are recorded per instance
-/// and never thrown. Reads and writes STATE_DIR/feed-other.json; the caller
-/// holds the GateLock.
+/// The instances a round of checks asked, with what they answered; not yet
+/// written.
+struct OtherFetch {
+  std::vector<OtherInstanceSet> asked;
+  std::vector<std::string> messages;
+};
+
+/// The network half of a round: every instance other than `own` whose check
+/// is due at `now` (all of them when forced): the version method, then the
+/// endpoints only when the version moved. A set passes the feed's prefix
+/// rules (policy, without the change rules) or is kept as it was. Failures
+/// are recorded per instance and never thrown (Cancelled is). Reads
+/// STATE_DIR/feed-other.json, writes nothing, needs no lock.
+OtherFetch fetch_other_instances(FeedClient& client, Instance own, const FeedPolicy& policy, int64_t interval_s,
+                                 int64_t retry_s, int64_t now, bool forced, const std::string& state_dir);
+/// The local half, under the GateLock: merges the instances asked into
+/// feed-other.json as it is now.
+OtherCheckResult commit_other_instances(const OtherFetch& fetched, Instance own, const std::string& state_dir);
+/// Both halves, for a caller that holds the GateLock anyway.
 OtherCheckResult check_other_instances(FeedClient& client, Instance own, const FeedPolicy& policy,
                                        int64_t interval_s, int64_t retry_s, int64_t now, bool forced,
                                        const std::string& state_dir);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <functional>
+
 #include "feed_client.hpp"
 #include "feed_other.hpp"
 #include "gate.hpp"
@@ -19,7 +21,7 @@ std::vector<DesiredRange> feed_desired_ranges(const FeedStatus& s) {
                                  note + (eff == a.effective_dates.end() ? "" : ", effective " + eff->second)});
     }
   }
-  if (s.rejected)
+  if (s.rejected && s.rejected->watched)
     for (const auto& c : s.rejected->ranges)
       out.push_back(DesiredRange{c, RuleKind::Watch, origin::kFeedPending,
                                  "published in version " + (s.rejected->version.empty() ? "?" : s.rejected->version) +
@@ -43,6 +45,8 @@ FeedSyncOptions feed_sync_options(const DaemonConfig& cfg) {
   o.policy.min_prefix_v4 = cfg.feed.min_prefix_v4;
   o.policy.min_prefix_v6 = cfg.feed.min_prefix_v6;
   o.policy.max_removal_share = cfg.feed.max_removal_share;
+  o.policy.max_added_ranges = cfg.feed.max_added_ranges;
+  o.policy.max_growth_share = cfg.feed.max_growth_share;
   o.policy.force = cfg.feed.force;
   o.interval_s = cfg.feed.interval_s;
   return o;
@@ -54,16 +58,21 @@ FeedClientOptions feed_client_options(const DaemonConfig& cfg) {
   o.state_dir = cfg.paths.state_dir;
   o.ipv6 = cfg.feed.ipv6;
   if (!cfg.feed.proxy.empty()) o.http.proxy = cfg.feed.proxy;
+  o.http.allow_http = cfg.feed.allow_http;
+  o.http.ca_file = cfg.feed.ca_file;
   return o;
 }
 
-SyncResult run_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, const std::string& file,
-                    const std::string& version) {
-  GateLock lock(cfg.paths);
+namespace {
+// Under the GateLock: runs `step` with a FeedSync whose accepted snapshot
+// reaches the maps (when a gate is pinned) with the operator's ranges and the
+// feed's watch ranges, then publishes what changed without a new version.
+SyncResult under_lock(const DaemonConfig& cfg, const std::optional<OtherFetch>& others,
+                      const std::function<SyncResult(FeedSync&)>& step, std::optional<std::chrono::milliseconds> wait) {
+  GateLock lock(cfg.paths, wait);
   StateStore store(cfg.paths.state_dir);
   make_dirs(cfg.paths.state_dir, 0755);
-  // An accepted snapshot reaches the maps with the operator's ranges and the
-  // feed's watch ranges; FeedSync records it only if this does not throw.
+  // FeedSync records the snapshot only if this does not throw.
   auto apply = [&](const FeedSnapshot& snap) {
     if (!GateMaps::pinned_at(cfg.paths.pin_dir)) return;
     FeedStatus next = read_feed_status(cfg.paths.state_dir);
@@ -76,21 +85,15 @@ SyncResult run_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, const std::
     GateMaps maps = GateMaps::open_pinned(cfg.paths.pin_dir);
     publish_desired(maps, desired);
   };
-  std::unique_ptr<FeedClient> client;
-  if (op != FeedOp::Import) client = std::make_unique<FeedClient>(feed_client_options(cfg));
-  FeedSync sync(feed_sync_options(cfg), client.get(), apply);
-  SyncResult r = op == FeedOp::Import ? sync.import_file(file, now, version)
-                 : op == FeedOp::SyncNow ? sync.sync_now(now)
-                                         : sync.check(now);
+  FeedSync sync(feed_sync_options(cfg), nullptr, apply);
+  SyncResult r = step(sync);
   // Watch ranges (a refused version's, removed ones, other instances') change
   // without a new applied version: publish them too. A failure after apply()
   // (feed.json not writable) puts back what the state holds.
   bool republish = r.outcome == SyncOutcome::Rejected || r.outcome == SyncOutcome::Applied ||
                    r.outcome == SyncOutcome::Failed;
-  if (op != FeedOp::Import && cfg.feed.watch_other_instances) {
-    FeedSyncOptions so = feed_sync_options(cfg);
-    OtherCheckResult o = check_other_instances(*client, so.instance, so.policy, so.interval_s, so.retry_s, now,
-                                               op == FeedOp::SyncNow, cfg.paths.state_dir);
+  if (others) {
+    OtherCheckResult o = commit_other_instances(*others, parse_instance(cfg.feed.instance), cfg.paths.state_dir);
     for (const auto& m : o.messages) spdlog::info("feed: {}", m);
     r.warnings.insert(r.warnings.end(), o.errors.begin(), o.errors.end());
     republish = republish || o.changed;
@@ -99,6 +102,35 @@ SyncResult run_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, const std::
   }
   if (republish) republish_if_pinned(cfg.paths);
   return r;
+}
+}  // namespace
+
+FeedFetched fetch_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, std::shared_ptr<Cancellation> cancel) {
+  if (op == FeedOp::Import) throw std::logic_error("fetch_feed: an import has nothing to fetch");
+  FeedClientOptions co = feed_client_options(cfg);
+  co.http.cancel = std::move(cancel);
+  FeedClient client(co);
+  FeedSyncOptions so = feed_sync_options(cfg);
+  so.holds_lock = false;
+  FeedFetched f;
+  f.feed = FeedSync(so, &client, nullptr).fetch(now, op == FeedOp::SyncNow);
+  if (cfg.feed.watch_other_instances)
+    f.others = fetch_other_instances(client, so.instance, so.policy, so.interval_s, so.retry_s, now,
+                                     op == FeedOp::SyncNow, cfg.paths.state_dir);
+  return f;
+}
+
+SyncResult commit_feed(const DaemonConfig& cfg, const FeedFetched& fetched,
+                       std::optional<std::chrono::milliseconds> lock_wait) {
+  return under_lock(cfg, fetched.others, [&](FeedSync& sync) { return sync.commit(fetched.feed); }, lock_wait);
+}
+
+SyncResult run_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, const std::string& file,
+                    const std::string& version) {
+  if (op == FeedOp::Import)
+    return under_lock(cfg, std::nullopt, [&](FeedSync& sync) { return sync.import_file(file, now, version); },
+                      std::nullopt);
+  return commit_feed(cfg, fetch_feed(cfg, op, now));
 }
 
 }  // namespace smtpgate

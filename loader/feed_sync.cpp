@@ -70,6 +70,17 @@ FeedSnapshot snapshot_from(const json& j) {
 bool listed(const std::vector<Cidr>& sorted, const Cidr& c) {
   return std::binary_search(sorted.begin(), sorted.end(), c);
 }
+
+// What a fetch decided by: the applied and the refused version. A commit
+// whose state says otherwise was overtaken by another process.
+std::string basis_of(const FeedStatus& s) {
+  std::string b = "applied:";
+  if (s.applied)
+    b += to_string(s.applied->instance) + "/" + s.applied->version + "@" + std::to_string(s.applied->fetched_at);
+  b += " refused:";
+  if (s.rejected) b += s.rejected->version + "@" + std::to_string(s.rejected->at);
+  return b;
+}
 }  // namespace
 
 std::string rfc3339_utc(int64_t unix_s) {
@@ -101,7 +112,8 @@ json to_json(const FeedStatus& s) {
   if (s.rejected)
     j["rejected"] = {{"version", s.rejected->version}, {"reason", s.rejected->reason},
                      {"at", s.rejected->at},           {"source", s.rejected->source},
-                     {"set_ids", s.rejected->set_ids}, {"ranges", cidrs_json(s.rejected->ranges)}};
+                     {"set_ids", s.rejected->set_ids}, {"ranges", cidrs_json(s.rejected->ranges)},
+                     {"watched", s.rejected->watched}};
   for (const auto& r : s.recently_removed)
     j["recently_removed"].push_back({{"range", r.cidr.str()}, {"version", r.version}, {"removed_at", r.removed_at}});
   return j;
@@ -127,6 +139,7 @@ FeedStatus feed_status_from_json(const json& j) {
     rv.source = r.value("source", std::string());
     rv.set_ids = r.value("set_ids", std::vector<int>{});
     rv.ranges = cidrs_from(r.at("ranges"));
+    rv.watched = r.value("watched", true);
     s.rejected = rv;
   }
   if (j.contains("recently_removed"))
@@ -136,15 +149,17 @@ FeedStatus feed_status_from_json(const json& j) {
   return s;
 }
 
-FeedStatus read_feed_status(const std::string& state_dir) {
+FeedStatus read_feed_status(const std::string& state_dir, bool set_aside_corrupt) {
   std::string path = path_of(state_dir);
   if (!file_exists(path)) return FeedStatus{};
   std::string text = read_file(path);
   try {
     return feed_status_from_json(json::parse(text));
   } catch (const std::exception& e) {
-    std::string aside = set_aside(path);
     FeedStatus s;
+    s.last_error = path + " is corrupt (" + std::string(e.what()).substr(0, 160) + ")";
+    if (!set_aside_corrupt) return s;
+    std::string aside = set_aside(path);
     s.last_error = path + " was corrupt (" + std::string(e.what()).substr(0, 160) + "); moved to " + aside +
                    "; the feed is fetched again (or run 'smtpgatectl feed import FILE')";
     spdlog::error("{}", s.last_error);
@@ -154,7 +169,10 @@ FeedStatus read_feed_status(const std::string& state_dir) {
 
 void write_feed_status(const std::string& state_dir, const FeedStatus& s) {
   make_dirs(state_dir, 0755);
-  write_file_atomic(path_of(state_dir), to_json(s).dump(2) + "\n");
+  // Messages are made valid UTF-8 where they are made (feed.cpp's preview);
+  // should one slip through, a replaced byte beats a check that is never
+  // recorded (and so never backed off).
+  write_file_atomic(path_of(state_dir), to_json(s).dump(2, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
 std::string to_string(SyncOutcome o) {
@@ -175,15 +193,15 @@ FeedSync::FeedSync(FeedSyncOptions options, FeedClient* client, ApplyFn apply)
 }
 
 void FeedSync::reload() {
-  if (!options_.state_dir.empty()) status_ = read_feed_status(options_.state_dir);
+  if (!options_.state_dir.empty()) status_ = read_feed_status(options_.state_dir, options_.holds_lock);
 }
 
 void FeedSync::save() {
   if (!options_.state_dir.empty()) write_feed_status(options_.state_dir, status_);
 }
 
-SyncResult FeedSync::check(int64_t now) { return run(now, false); }
-SyncResult FeedSync::sync_now(int64_t now) { return run(now, true); }
+SyncResult FeedSync::check(int64_t now) { return commit(fetch(now, false)); }
+SyncResult FeedSync::sync_now(int64_t now) { return commit(fetch(now, true)); }
 
 SyncResult FeedSync::fail(int64_t now, SyncOutcome outcome, const std::string& message) {
   SyncResult r;
@@ -195,50 +213,109 @@ SyncResult FeedSync::fail(int64_t now, SyncOutcome outcome, const std::string& m
   } else {
     r.message = message;
   }
+  // Reported by the caller (the daemon's log, the command's one line).
   try {
     save();
   } catch (const std::exception& e) {
     r.warnings.push_back(std::string("feed status not saved: ") + e.what());
   }
-  if (outcome == SyncOutcome::Rejected)
-    spdlog::error("{}", r.message);
-  else
-    spdlog::warn("{}", r.message);
   return r;
 }
 
-SyncResult FeedSync::run(int64_t now, bool forced) {
+FeedFetch FeedSync::fetch(int64_t now, bool forced) {
   reload();
   if (!client_) throw std::logic_error("FeedSync: a check needs a FeedClient");
+  FeedFetch f;
+  f.now = now;
+  f.forced = forced;
+  f.instance = options_.instance;
+  f.basis = basis_of(status_);
+  auto early = [&](SyncOutcome o, std::string message) {
+    f.early = SyncResult{o, std::move(message), {}, {}, {}, status_.next_check};
+    return f;
+  };
   if (now < status_.rate_limited_until) {
-    if (!forced) return SyncResult{SyncOutcome::NotDue, "next check at " + when(status_.next_check), {}, {}, {}};
-    return SyncResult{SyncOutcome::RateLimited,
-                      "the service asked smtpgate to wait until " + when(status_.rate_limited_until) +
-                          " (HTTP 429); try again then",
-                      {}, {}, {}};
+    if (!forced) return early(SyncOutcome::NotDue, "next check at " + when(status_.next_check));
+    return early(SyncOutcome::RateLimited, "the service asked smtpgate to wait until " +
+                                               when(status_.rate_limited_until) + " (HTTP 429); try again then");
   }
-  if (!forced && now < status_.next_check)
-    return SyncResult{SyncOutcome::NotDue, "next check at " + when(status_.next_check), {}, {}, {}};
+  if (!forced && now < status_.next_check) return early(SyncOutcome::NotDue, "next check at " + when(status_.next_check));
 
-  const Instance instance = options_.instance;
+  // The service's failures are kept for commit(); a cancel is the caller's.
+  auto failed = [&](const std::exception& e, const std::string& context) {
+    if (const auto* limited = dynamic_cast<const RateLimited*>(&e)) {
+      f.failure = SyncOutcome::RateLimited;
+      f.error = e.what();
+      f.wait_s = limited->wait().count();
+    } else {
+      f.failure = SyncOutcome::Failed;
+      f.error = context + e.what();
+    }
+    return f;
+  };
+  try {
+    f.version = client_->version(f.instance);
+  } catch (const Cancelled&) {
+    throw;
+  } catch (const std::exception& e) {
+    return failed(e, "feed check failed: ");
+  }
+  const std::string latest = f.version->latest;
+  const bool same_instance = status_.applied && status_.applied->instance == f.instance;
+  if (same_instance && status_.applied->version == latest) return f;
+  // The endpoints of a version validation refused are not fetched again until
+  // the service publishes another one (or the operator asks: feed sync).
+  if (!forced && status_.rejected && status_.rejected->version == latest) return f;
+  try {
+    f.endpoints = client_->endpoints(f.instance);
+  } catch (const Cancelled&) {
+    throw;
+  } catch (const std::exception& e) {
+    return failed(e, "feed version " + latest + " could not be fetched: ");
+  }
+  if (options_.log_changes && same_instance && is_feed_version(status_.applied->version)) {
+    try {
+      f.changes = client_->changes(f.instance, status_.applied->version);
+    } catch (const Cancelled&) {
+      throw;
+    } catch (const std::exception& e) {
+      f.warnings.push_back("changes since " + status_.applied->version + " not available (" + e.what() +
+                           "); added ranges are logged without effective dates");
+    }
+  }
+  return f;
+}
+
+SyncResult FeedSync::commit(const FeedFetch& f) {
+  SyncResult r = decide(f);
+  if (r.next_check == 0) r.next_check = status_.next_check;
+  return r;
+}
+
+SyncResult FeedSync::decide(const FeedFetch& f) {
+  reload();
+  if (f.early) return *f.early;
+  const int64_t now = f.now;
+  if (basis_of(status_) != f.basis)
+    return SyncResult{SyncOutcome::NotDue,
+                      "another process applied or refused a feed version while the service was asked; this "
+                      "answer is dropped, next check at " + when(status_.next_check),
+                      {}, {}, {}, status_.next_check};
+
+  const Instance instance = f.instance;
   status_.instance = to_string(instance);
   status_.last_check = now;
-  auto rate_limited = [&](const RateLimited& e) {
-    int64_t wait = std::max<int64_t>(e.wait().count(), kMinRateLimitWait);
+  if (f.version) status_.latest_version = f.version->latest;  // announced, even if its endpoints failed
+  if (f.failure == SyncOutcome::RateLimited) {
+    int64_t wait = std::max<int64_t>(f.wait_s, kMinRateLimitWait);
     status_.rate_limited_until = now + wait;
     status_.next_check = now + wait;
     return fail(now, SyncOutcome::RateLimited,
-                std::string(e.what()) + "; the running allowlist is kept; next try at " + when(now + wait));
-  };
-
-  VersionAnswer v;
-  try {
-    v = client_->version(instance);
-  } catch (const RateLimited& e) {
-    return rate_limited(e);
-  } catch (const std::exception& e) {
-    return fail(now, SyncOutcome::Failed, std::string("feed check failed: ") + e.what());
+                f.error + "; the running allowlist is kept; next try at " + when(now + wait));
   }
+  if (f.failure == SyncOutcome::Failed || !f.version) return fail(now, SyncOutcome::Failed, f.error);
+
+  const VersionAnswer& v = *f.version;
   status_.latest_version = v.latest;
   status_.next_check = now + std::max<int64_t>(options_.interval_s, v.max_age ? v.max_age->count() : 0);
   const std::string what = "feed version " + v.latest;
@@ -256,9 +333,7 @@ SyncResult FeedSync::run(int64_t now, bool forced) {
     }
     return r;
   }
-  // The endpoints of a version validation refused are not fetched again until
-  // the service publishes another one (or the operator asks: feed sync).
-  if (!forced && status_.rejected && status_.rejected->version == v.latest) {
+  if (!f.forced && status_.rejected && status_.rejected->version == v.latest) {
     status_.last_error = status_.rejected->reason;
     SyncResult r{SyncOutcome::Rejected, what + " is still the latest and stays refused: " + status_.rejected->reason,
                  {}, {}, {}};
@@ -269,32 +344,14 @@ SyncResult FeedSync::run(int64_t now, bool forced) {
     }
     return r;
   }
+  // The basis is the one fetch() saw, so it asked for these.
+  if (!f.endpoints) throw std::logic_error("FeedSync: a moved version without its endpoints");
 
-  std::vector<std::string> warnings;
+  std::vector<std::string> warnings = f.warnings;
   if (same_instance && is_feed_version(status_.applied->version) && v.latest < status_.applied->version)
     warnings.push_back("the service announces " + what + ", older than the applied " + status_.applied->version);
 
-  EndpointsAnswer ep;
-  try {
-    ep = client_->endpoints(instance);
-  } catch (const RateLimited& e) {
-    return rate_limited(e);
-  } catch (const std::exception& e) {
-    return fail(now, SyncOutcome::Failed, what + " could not be fetched: " + e.what());
-  }
-
-  std::vector<ChangeRecord> changes;
-  bool have_changes = false;
-  if (options_.log_changes && same_instance && is_feed_version(status_.applied->version)) {
-    try {
-      changes = client_->changes(instance, status_.applied->version);
-      have_changes = true;
-    } catch (const std::exception& e) {
-      warnings.push_back("changes since " + status_.applied->version + " not available (" + e.what() +
-                         "); added ranges are logged without effective dates");
-    }
-  }
-
+  const EndpointsAnswer& ep = *f.endpoints;
   FeedSnapshot next;
   next.instance = instance;
   next.version = v.latest;
@@ -306,13 +363,13 @@ SyncResult FeedSync::run(int64_t now, bool forced) {
     next.ranges = sel.ranges;
     for (auto& w : sel.warnings) warnings.push_back(std::move(w));
   } catch (const InputError& e) {
-    status_.rejected = RejectedVersion{v.latest, what + " is refused: " + e.what(), now, ep.source, {}, {}};
+    status_.rejected = RejectedVersion{v.latest, what + " is refused: " + e.what(), now, ep.source, {}, {}, false};
     for (const auto& w : warnings) spdlog::warn("{}", w);
     SyncResult r = fail(now, SyncOutcome::Rejected, status_.rejected->reason);
     r.warnings.insert(r.warnings.begin(), warnings.begin(), warnings.end());
     return r;
   }
-  return take(now, std::move(next), have_changes ? &changes : nullptr, std::move(warnings), what);
+  return take(now, std::move(next), f.changes ? &*f.changes : nullptr, std::move(warnings), what);
 }
 
 SyncResult FeedSync::import_file(const std::string& path, int64_t now, const std::string& version) {
@@ -374,8 +431,9 @@ SyncResult FeedSync::take(int64_t now, FeedSnapshot next, const std::vector<Chan
 
   try {
     validate_feed_update(current, next.ranges, options_.policy, what);
-  } catch (const InputError& e) {
-    status_.rejected = RejectedVersion{next.version, e.what(), now, next.source, next.set_ids, next.ranges};
+  } catch (const FeedRefusal& e) {
+    status_.rejected =
+        RejectedVersion{next.version, e.what(), now, next.source, next.set_ids, next.ranges, e.ranges_trusted()};
     SyncResult f = fail(now, SyncOutcome::Rejected, e.what());
     f.added = std::move(r.added);
     f.removed = std::move(r.removed);

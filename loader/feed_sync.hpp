@@ -4,9 +4,12 @@
 // snapshot to an apply callback (the BPF publish), and keep the last known
 // good in STATE_DIR/feed.json. Nothing here touches BPF.
 //
-// The caller serialises every process that changes the gate (GateLock)
-// around check(), sync_now() and import_file(): each reloads feed.json first,
-// so a change made by another process is never overwritten.
+// A check is two steps, so that no lock is held across the network: fetch()
+// asks the service and writes nothing; commit() records and applies what it
+// brought. The caller serialises every process that changes the gate
+// (GateLock) around commit() and import_file() only. Each step reads
+// feed.json first, and commit() drops a fetch whose basis another process
+// changed meanwhile, so such a change is never overwritten.
 #pragma once
 
 #include <cstdint>
@@ -39,8 +42,11 @@ struct FeedSnapshot {
   std::map<Cidr, std::string> effective_dates;  // YYYYMMDD, where the changes method gave one
 };
 
-/// A version validation refused. Its ranges are "pending": known to be
-/// Microsoft's, not admitted (watch ranges).
+/// A version validation refused. When it was refused for what it drops, its
+/// ranges are "pending": believed to be Microsoft's, not admitted (watch
+/// ranges). When it was refused for what it would admit (too wide, too much,
+/// special-purpose space), they are kept for explain only: a forged answer
+/// must not get its ranges into the maps, not even as watch ranges.
 struct RejectedVersion {
   std::string version;  // "" for an unversioned import
   std::string reason;   // the one-line refusal
@@ -48,6 +54,7 @@ struct RejectedVersion {
   std::string source;
   std::vector<int> set_ids;
   std::vector<Cidr> ranges;
+  bool watched = true;  // its ranges are published as watch ranges (feed-pending)
 };
 
 /// A range a newer applied version no longer lists (kept for 30 days).
@@ -80,9 +87,11 @@ nlohmann::json to_json(const FeedStatus& s);
 /// Reads that document; throws on anything malformed.
 FeedStatus feed_status_from_json(const nlohmann::json& j);
 /// STATE_DIR/feed.json; missing: an empty status. A file that does not parse
-/// is set aside (feed.json.corrupt-TIME), never trusted, and the returned
-/// status says so in last_error.
-FeedStatus read_feed_status(const std::string& state_dir);
+/// is never trusted: the returned status says so in last_error, and it is
+/// set aside (feed.json.corrupt-TIME) unless set_aside_corrupt is false (a
+/// reader without the gate lock, which must not move a file a writer may
+/// just have replaced).
+FeedStatus read_feed_status(const std::string& state_dir, bool set_aside_corrupt = true);
 /// Writes STATE_DIR/feed.json atomically.
 void write_feed_status(const std::string& state_dir, const FeedStatus& s);
 
@@ -93,6 +102,9 @@ struct FeedSyncOptions {
   int64_t interval_s = 3600;  // version polls; a longer Cache-Control max-age wins
   int64_t retry_s = 600;      // next try after a failed download or apply
   bool log_changes = true;    // call the changes method when the version moved
+  /// The caller holds the GateLock: a corrupt feed.json may be set aside.
+  /// false for a fetch(), which reads and never moves it.
+  bool holds_lock = true;
 };
 
 enum class SyncOutcome {
@@ -112,6 +124,26 @@ struct SyncResult {
   std::vector<std::pair<Cidr, std::string>> added;  // with effective date ("" unknown)
   std::vector<Cidr> removed;
   std::vector<std::string> warnings;
+  /// When the service may be asked again (unix seconds; 0: unknown). Also
+  /// meant when feed.json could not be written: the daemon keeps it.
+  int64_t next_check = 0;
+};
+
+/// What fetch() brought back from the service, for commit(): the answers,
+/// or why there are none. Made without a lock; holds no state of its own.
+struct FeedFetch {
+  int64_t now = 0;
+  bool forced = false;
+  Instance instance = Instance::Worldwide;
+  std::optional<SyncResult> early;  // decided without asking (not due, rate-limited)
+  std::string basis;                // the applied and refused versions the fetch assumed
+  std::optional<VersionAnswer> version;
+  std::optional<EndpointsAnswer> endpoints;  // only when the version moved
+  std::optional<std::vector<ChangeRecord>> changes;
+  std::vector<std::string> warnings;
+  SyncOutcome failure = SyncOutcome::NotDue;  // Failed or RateLimited when the service gave no answer
+  std::string error;
+  int64_t wait_s = 0;  // RateLimited: what the service asked
 };
 
 class FeedSync {
@@ -122,11 +154,22 @@ class FeedSync {
   /// client may be null when only import_file() is used. Loads feed.json.
   FeedSync(FeedSyncOptions options, FeedClient* client, ApplyFn apply);
 
-  /// Checks the feed if the next check is due at `now` (unix seconds).
+  /// Checks the feed if the next check is due at `now` (unix seconds):
+  /// commit(fetch(now, false)).
   SyncResult check(int64_t now);
   /// Checks now whatever the interval (smtpgatectl feed sync); still waits
   /// out a 429.
   SyncResult sync_now(int64_t now);
+
+  /// The network half of a check: whether it is due (forced: whatever the
+  /// interval), the version, and the endpoints and changes when it moved.
+  /// Writes nothing; needs no lock. Throws only Cancelled (the caller stops
+  /// it) and logic errors; the service's failures are in the result.
+  FeedFetch fetch(int64_t now, bool forced);
+  /// The local half, under the caller's GateLock: reloads feed.json; if the
+  /// applied or refused version changed since the fetch, drops it (NotDue,
+  /// the next check decides); otherwise records, validates and applies it.
+  SyncResult commit(const FeedFetch& fetched);
   /// Applies a saved endpoints response (air-gapped gateways) through the
   /// same selection and validation; `version` (10 digits) if known.
   SyncResult import_file(const std::string& path, int64_t now, const std::string& version = "");
@@ -139,7 +182,7 @@ class FeedSync {
   int64_t next_check() const { return status_.next_check; }
 
  private:
-  SyncResult run(int64_t now, bool forced);
+  SyncResult decide(const FeedFetch& fetched);
   SyncResult take(int64_t now, FeedSnapshot next, const std::vector<ChangeRecord>* changes,
                   std::vector<std::string> warnings, const std::string& what);
   SyncResult fail(int64_t now, SyncOutcome outcome, const std::string& message);

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -14,6 +16,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -23,6 +26,54 @@
 namespace smtpgate {
 
 namespace {
+void on_alarm(int) {}
+
+// Interrupts a blocking system call of this thread (flock) once `after` has
+// passed, and every 50 ms after that (a signal that came just before the
+// call began is not lost). Waiting in flock keeps the waiter's place among
+// the kernel's waiters; polling with LOCK_NB would lose the lock to them
+// each time it changes hands. The signal's handler does nothing and is
+// installed without SA_RESTART, once, for this use only.
+class ThreadAlarm {
+ public:
+  explicit ThreadAlarm(std::chrono::milliseconds after) : deadline_(std::chrono::steady_clock::now() + after) {
+    static const int sig = [] {
+      struct sigaction sa{};
+      sa.sa_handler = on_alarm;
+      sigemptyset(&sa.sa_mask);
+      ::sigaction(SIGRTMIN, &sa, nullptr);
+      return SIGRTMIN;
+    }();
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    ::pthread_sigmask(SIG_UNBLOCK, &set, &old_mask_);
+    sigevent ev{};
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = sig;
+    ev._sigev_un._tid = static_cast<pid_t>(::gettid());  // sigev_notify_thread_id, which glibc 2.36 lacks
+    if (::timer_create(CLOCK_MONOTONIC, &ev, &timer_) != 0) throw SystemError("timer_create", errno);
+    itimerspec when{};
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(after).count();
+    when.it_value = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    if (when.it_value.tv_sec == 0 && when.it_value.tv_nsec == 0) when.it_value.tv_nsec = 1;
+    when.it_interval = {0, 50000000};
+    ::timer_settime(timer_, 0, &when, nullptr);
+  }
+  ~ThreadAlarm() {
+    ::timer_delete(timer_);
+    ::pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+  }
+  ThreadAlarm(const ThreadAlarm&) = delete;
+  ThreadAlarm& operator=(const ThreadAlarm&) = delete;
+  bool rang() const { return std::chrono::steady_clock::now() >= deadline_; }
+
+ private:
+  std::chrono::steady_clock::time_point deadline_;
+  sigset_t old_mask_{};
+  timer_t timer_{};
+};
+
 std::string parent_dir(const std::string& path) {
   auto p = std::filesystem::path(path).parent_path();
   return p.empty() ? "." : p.string();
@@ -212,19 +263,26 @@ bool is_dir(const std::string& path) {
 }
 
 // Opens path and flocks it (flags: LOCK_EX, or LOCK_EX | LOCK_NB); -1 when
-// LOCK_NB finds it held.
-int lock_path(const std::string& path, int flags) {
+// LOCK_NB finds it held. With `wait`, a blocking lock gives up after that
+// long (SystemError, EWOULDBLOCK, naming the path).
+int lock_path(const std::string& path, int flags, std::optional<std::chrono::milliseconds> wait = std::nullopt) {
+  std::optional<ThreadAlarm> alarm;
+  if (wait) alarm.emplace(*wait);
   while (true) {
     bool dir = is_dir(path);
     int fd = dir ? ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : open_lock_file(path);
     if (fd < 0) throw SystemError("open lock " + path, errno);
     int rc;
-    while ((rc = ::flock(fd, flags)) != 0 && errno == EINTR) {
+    while ((rc = ::flock(fd, flags)) != 0 && errno == EINTR && !(alarm && alarm->rang())) {
     }
     if (rc != 0) {
       int err = errno;
       ::close(fd);
       if (err == EWOULDBLOCK) return -1;
+      if (err == EINTR)
+        throw SystemError("lock " + path + ": still held by another process after " + std::to_string(wait->count()) +
+                              " ms",
+                          EWOULDBLOCK);
       throw SystemError("lock " + path, err);
     }
     if (dir || still_named(fd, path)) return fd;
@@ -234,7 +292,8 @@ int lock_path(const std::string& path, int flags) {
 
 }  // namespace
 
-FileLock::FileLock(const std::string& path) : fd_(lock_path(path, LOCK_EX)) {}
+FileLock::FileLock(const std::string& path, std::optional<std::chrono::milliseconds> wait)
+    : fd_(lock_path(path, LOCK_EX, wait)) {}
 
 std::optional<FileLock> FileLock::try_take(const std::string& path) {
   int fd = lock_path(path, LOCK_EX | LOCK_NB);

@@ -1,6 +1,7 @@
 // File-system helpers with the guarantees the state directory needs.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -41,8 +42,9 @@ void check_private_dir(const std::string& path, const std::string& what);
 class FileLock {
  public:
   /// Blocks until the lock on path (a directory, or a lock file created if
-  /// missing) is held.
-  explicit FileLock(const std::string& path);
+  /// missing) is held; with `wait`, at most that long, then throws
+  /// SystemError (EWOULDBLOCK) naming the path.
+  explicit FileLock(const std::string& path, std::optional<std::chrono::milliseconds> wait = std::nullopt);
   /// Takes the lock without waiting; nullopt when another process holds it.
   static std::optional<FileLock> try_take(const std::string& path);
   ~FileLock();

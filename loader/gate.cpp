@@ -15,10 +15,10 @@
 namespace smtpgate {
 
 namespace {
-FileLock lock_pin_dir(const Paths& paths) {
+FileLock lock_pin_dir(const Paths& paths, std::optional<std::chrono::milliseconds> wait) {
   check_private_dir(paths.state_dir, "state_dir");
   ensure_pin_dir(paths.pin_dir);
-  return FileLock(paths.pin_dir);
+  return FileLock(paths.pin_dir, wait);
 }
 
 // Takes one of the daemon's locks, or names the daemon holding it.
@@ -50,7 +50,8 @@ FileLock lock_daemon_state(const Paths& paths) {
 }
 }  // namespace
 
-GateLock::GateLock(const Paths& paths) : lock_(lock_pin_dir(paths)) {}
+GateLock::GateLock(const Paths& paths, std::optional<std::chrono::milliseconds> wait)
+    : lock_(lock_pin_dir(paths, wait)) {}
 
 DaemonLock::DaemonLock(const Paths& paths) : pins_(lock_daemon_pins(paths)), state_(lock_daemon_state(paths)) {}
 

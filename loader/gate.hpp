@@ -15,10 +15,12 @@ namespace smtpgate {
 
 /// The lock every process that changes the gate holds (flock of the pin dir,
 /// created, with bpffs mounted, if needed). Refuses a state directory other
-/// users could write into (check_private_dir) before anything changes.
+/// users could write into (check_private_dir) before anything changes. Never
+/// held across network I/O.
 class GateLock {
  public:
-  explicit GateLock(const Paths& paths);
+  /// wait: give up after that long (SystemError) rather than block.
+  explicit GateLock(const Paths& paths, std::optional<std::chrono::milliseconds> wait = std::nullopt);
 
  private:
   FileLock lock_;

@@ -1,10 +1,17 @@
-// A small HTTP GET client over libcurl for the feed: the system CA store,
-// proxies from the environment or the configuration, bounded timeouts, and
-// retries with exponential backoff for what a retry can fix.
+// A small HTTP GET client over libcurl for the feed: https only (plain http
+// to loopback, or when the operator allows it), redirects checked hop by hop
+// (never from https down to http), the system CA store or a CA file, proxies
+// from the environment or the configuration, bounded timeouts, retries with
+// exponential backoff for what a retry can fix, and a way for another thread
+// to stop it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -35,6 +42,41 @@ class RateLimited : public FetchError {
   std::chrono::seconds wait_;
 };
 
+/// get() stopped by Cancellation::cancel().
+class Cancelled : public FetchError {
+ public:
+  using FetchError::FetchError;
+};
+
+/// Stops a get() from another thread: the transfer is aborted (libcurl asks
+/// its progress callback at least once a second, also while the server says
+/// nothing) and a wait between tries ends at once.
+class Cancellation {
+ public:
+  void cancel();
+  bool cancelled() const { return cancelled_.load(); }
+  /// Waits up to d; true when cancelled before or meanwhile.
+  bool sleep_for(std::chrono::milliseconds d);
+
+ private:
+  std::atomic<bool> cancelled_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+/// The URL as messages, logs and the state show it: without user name,
+/// password, query (the ClientRequestId) and fragment.
+std::string display_url(const std::string& url);
+
+/// True for 127.0.0.0/8, ::1 and "localhost" (libcurl never resolves that
+/// name elsewhere).
+bool is_loopback_host(std::string host);
+
+/// Throws InputError naming the URL (as display_url shows it) and the fix
+/// unless it may be fetched: https://, or plain http:// to a loopback host or
+/// with allow_http.
+void check_fetch_url(const std::string& url, bool allow_http);
+
 struct HttpOptions {
   /// nullopt: libcurl's environment (http_proxy, https_proxy, no_proxy);
   /// "": no proxy at all; otherwise the proxy URL (http://proxy:3128).
@@ -53,6 +95,10 @@ struct HttpOptions {
   size_t max_body = 16u << 20;
   /// Empty: the system CA store.
   std::string ca_file;
+  /// Plain http:// to a host other than loopback; every such fetch warns.
+  bool allow_http = false;
+  /// Set: another thread may stop get() through it.
+  std::shared_ptr<Cancellation> cancel;
   /// How to wait between tries; empty: sleep. Tests inject a recorder.
   std::function<void(std::chrono::milliseconds)> sleep;
 };
@@ -77,7 +123,10 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   /// GETs url and returns a 2xx answer. Network errors and 5xx are retried
-  /// with backoff; 429 throws RateLimited; anything else throws FetchError.
+  /// with backoff; 429 throws RateLimited; a cancel throws Cancelled; a URL
+  /// check_fetch_url refuses throws InputError; anything else throws
+  /// FetchError. Redirects are followed (at most 5), each checked like url;
+  /// once a hop was https, every further one must be.
   HttpResponse get(const std::string& url);
 
   const HttpOptions& options() const { return options_; }
@@ -85,6 +134,7 @@ class HttpClient {
  private:
   struct Attempt;
   Attempt perform(const std::string& url);
+  Attempt perform_hop(const std::string& url);
 
   HttpOptions options_;
   void* curl_ = nullptr;  // CURL*

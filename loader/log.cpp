@@ -14,18 +14,17 @@ namespace smtpgate {
 
 namespace {
 int g_verbosity = 0;
-std::mutex g_capture_mu;
-std::string* g_capture = nullptr;
+// libbpf and libxdp call the print hook on the thread that called them: a
+// capture collects its own thread's messages only (the metrics thread's
+// queries never land in an attach's diagnosis, and nothing is shared).
+thread_local std::string* g_capture = nullptr;
 
 void route(int level_debug, const char* fmt, va_list ap) {
   char buf[4096];
   vsnprintf(buf, sizeof(buf), fmt, ap);
   std::string line(buf);
   while (!line.empty() && line.back() == '\n') line.pop_back();
-  {
-    std::lock_guard<std::mutex> lk(g_capture_mu);
-    if (g_capture) *g_capture += line + "\n";
-  }
+  if (g_capture) *g_capture += line + "\n";
   if (g_verbosity >= 2 || (g_verbosity >= 1 && !level_debug)) spdlog::debug("{}", line);
 }
 
@@ -70,18 +69,13 @@ struct HookOnce {
 };
 }  // namespace
 
-LibbpfCapture::LibbpfCapture() {
+LibbpfCapture::LibbpfCapture() : outer_(g_capture) {
   HookOnce hook;
-  std::lock_guard<std::mutex> lk(g_capture_mu);
-  g_capture = new std::string;
+  g_capture = &text_;
 }
 
-LibbpfCapture::~LibbpfCapture() {
-  std::lock_guard<std::mutex> lk(g_capture_mu);
-  delete g_capture;
-  g_capture = nullptr;
-}
+LibbpfCapture::~LibbpfCapture() { g_capture = outer_; }
 
-const std::string& LibbpfCapture::text() const { return *g_capture; }
+const std::string& LibbpfCapture::text() const { return text_; }
 
 }  // namespace smtpgate

@@ -11,8 +11,10 @@ namespace smtpgate {
 /// 1 info, 2 debug incl. libbpf/libxdp.
 void init_logging(int verbosity);
 
-/// Collects libbpf's messages while alive (for a one-line diagnosis when the
-/// verifier refuses the program), whatever the verbosity.
+/// Collects libbpf's and libxdp's messages on this thread while alive (for a
+/// one-line diagnosis when the verifier refuses the program), whatever the
+/// verbosity. A nested capture collects until it ends, then the outer one
+/// again.
 class LibbpfCapture {
  public:
   LibbpfCapture();
@@ -20,6 +22,10 @@ class LibbpfCapture {
   LibbpfCapture(const LibbpfCapture&) = delete;
   LibbpfCapture& operator=(const LibbpfCapture&) = delete;
   const std::string& text() const;
+
+ private:
+  std::string text_;
+  std::string* outer_;
 };
 
 }  // namespace smtpgate

@@ -98,7 +98,8 @@ int civet_log(const mg_connection*, const char* message) {
 
 }  // namespace
 
-MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string>& interfaces) {
+MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string>& interfaces,
+                               MetricFamilies extra) {
   Exposition e;
   for (const auto& ifname : interfaces) {
     bool attached = false;
@@ -186,12 +187,15 @@ MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string
         kGauge, {}, DropRecorder::recording_here() ? 1 : 0);
   e.add("smtpgate_bpf_syscall_failures_total", "BPF syscalls that failed while reading the gate", kCounter, {},
         bpf_syscall_failures().load());
-  return e.take();
+  MetricFamilies fams = e.take();
+  for (auto& f : extra) fams.push_back(std::move(f));
+  return fams;
 }
 
-std::string render_metrics(const Paths& paths, const std::vector<std::string>& interfaces) {
+std::string render_metrics(const Paths& paths, const std::vector<std::string>& interfaces,
+                           MetricFamilies extra) {
   std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, collect_metrics(paths, interfaces));
+  prometheus::TextSerializer().Serialize(out, collect_metrics(paths, interfaces, std::move(extra)));
   return out.str();
 }
 

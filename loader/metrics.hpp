@@ -28,11 +28,14 @@ using MetricFamilies = std::vector<prometheus::MetricFamily>;
 
 /// The exposition's families, read now from the pinned maps and the state
 /// directory. interfaces: those the daemon guards (each gets
-/// smtpgate_program_attached{interface=...}).
-MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string>& interfaces);
+/// smtpgate_program_attached{interface=...}). extra: families other parts of
+/// the daemon keep (the feed's checks), appended last.
+MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string>& interfaces,
+                               MetricFamilies extra = {});
 
 /// collect_metrics as exposition text (Prometheus text format 0.0.4).
-std::string render_metrics(const Paths& paths, const std::vector<std::string>& interfaces);
+std::string render_metrics(const Paths& paths, const std::vector<std::string>& interfaces,
+                           MetricFamilies extra = {});
 
 /// Writes the exposition atomically to path (node_exporter textfile collector).
 void write_metrics_textfile(const std::string& path, const std::string& text);

@@ -387,7 +387,11 @@ json feed_view(const FeedStatus& f, const std::vector<OtherInstanceSet>& others,
   if (!j["in_rejected"].is_null())
     advice.push_back(a + " is in feed version " + (f.rejected->version.empty() ? "(unversioned)" : f.rejected->version) +
                      ", which validation rejected: " + f.rejected->reason +
-                     ". Check the cause (smtpgatectl feed status); smtpgatectl feed sync --force applies it anyway");
+                     (f.rejected->watched
+                          ? ". Check the cause (smtpgatectl feed status); smtpgatectl feed sync --force applies it anyway"
+                          : ". Its ranges are kept out of the gate: a forged or damaged answer looks like this. Compare "
+                            "it with Microsoft's published list; only if it matches, smtpgatectl feed sync --force "
+                            "(never past the prefix minimums or special-purpose space)"));
   if (j["in_applied"].get<bool>() && deciding_kind == "deny")
     advice.push_back(a + " is in the applied feed, but an operator deny range overrides it: "
                      "smtpgatectl ranges del that range if EOP should reach you from here");

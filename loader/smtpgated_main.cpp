@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   app.add_option("--feed-url", feed_url, "Base URL of the Microsoft 365 endpoints service or a mirror");
   app.add_option("--instance", instance, "Feed instance: Worldwide, USGovDoD, USGovGCCHigh or China");
   app.add_flag("--no-feed", no_feed, "Do not fetch Microsoft's feed (operator ranges and imported feeds only)");
-  app.add_flag("--force", force, "Apply feed versions even if they remove more than max_removal_share");
+  app.add_flag("--force", force, "Apply feed versions past max_removal_share, max_added_ranges and max_growth_share");
   app.add_option("--metrics-listen", metrics_listen, "Serve Prometheus metrics at ADDR:PORT (default 127.0.0.1:9725; \"\" = off)");
   app.add_option("--metrics-textfile", metrics_textfile, "Also write metrics to this node_exporter textfile");
   app.add_flag("--check-config", check_config, "Validate the configuration and exit");

@@ -20,6 +20,8 @@ packages=(
   prometheus-cpp-dev
   # tests: namespaces, veth, traffic, comparisons
   iproute2 ethtool nftables procps util-linux ca-certificates
+  # tests: an HTTPS feed server with a test CA
+  libssl-dev openssl
   # tests: the JSON output checked against docs/schema
   python3-jsonschema
   # bench/flood.sh: JSON of nft, bpftool and smtpgatectl

@@ -103,11 +103,26 @@ TEST(Config, MistakesNameTheKey) {
       {"state_dir = \"/tmp\"\n", "state_dir /tmp is writable by every user (mode 1777)"},
       {"interfaces = [\"eth0\\nsmtpgate_action 1\"]\n", "is not an interface name"},
       {"interfaces = [\"a-very-long-name0\"]\n", "is not an interface name"},
+      {"[feed]\nmax_growth_share = nan\n", "feed.max_growth_share must be a number in (0, 1000]"},
+      {"[feed]\nmax_growth_share = 0\n", "feed.max_growth_share must be a number in (0, 1000]"},
+      {"[feed]\nmax_added_ranges = 100000\n", "feed.max_added_ranges must be 0..65536"},
+      {"[feed]\nmax_added_ranges = -1\n", "key 'feed.max_added_ranges' is out of range"},
+      {"[feed]\nurl = \"http://mirror.example.net\"\n", "'http://mirror.example.net/' is plain http"},
+      {"[feed]\nurl = \"https://u:secret@mirror.example.net\"\nca_file = \"/nonexistent/ca.pem\"\n",
+       "feed.ca_file '/nonexistent/ca.pem' does not exist"},
   };
   for (const auto& c : cases) {
     std::string err = error_of(c.toml);
     EXPECT_NE(err.find(c.expect), std::string::npos) << c.toml << " -> '" << err << "'";
   }
+}
+
+TEST(Config, PlainHttpToAMirrorNeedsTheSwitch) {
+  EXPECT_EQ(error_of("[feed]\nurl = \"http://mirror.example.net\"\nallow_http = true\n"), "");
+  EXPECT_EQ(error_of("[feed]\nurl = \"http://127.0.0.1:8080/o365\"\n"), "");
+  std::string e = error_of("[feed]\nurl = \"http://user:secret@mirror.example.net/o365\"\n");
+  EXPECT_NE(e.find("allow_http"), std::string::npos) << e;
+  EXPECT_EQ(e.find("secret"), std::string::npos) << e;
 }
 
 TEST(Config, CheckConfigRefusesABadWatchOtherInstancesValue) {

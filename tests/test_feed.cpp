@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <linux/bpf.h>
 
 #include "error.hpp"
 #include "feed.hpp"
@@ -14,8 +15,10 @@
 #include "fsutil.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
+#include "refusal_scene.hpp"
 
 using namespace smtpgate;
+using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
@@ -105,10 +108,10 @@ TEST(Feed, ValidationRefusesDangerousVersions) {
     const char* says;
   } cases[] = {
       {{}, "empty"},
-      {C({"40.92.0.0/15", "10.0.0.0/8"}), "10.0.0.0/8 Private-Use"},
+      {C({"40.92.0.0/15", "10.1.0.0/16"}), "10.0.0.0/8 Private-Use"},
       {C({"40.92.0.0/15", "0.0.0.0/0"}), "default route"},
-      {C({"40.0.0.0/7"}), "shorter than /8"},
-      {C({"2a00::/12"}), "shorter than /16"},
+      {C({"40.0.0.0/7"}), "shorter than /12"},
+      {C({"2a00::/12"}), "shorter than /32"},
       {C({"40.92.0.0/15"}), "remove 9 of the 10"},
   };
   for (const auto& c : cases) {
@@ -123,6 +126,40 @@ TEST(Feed, ValidationRefusesDangerousVersions) {
   FeedPolicy force;
   force.force = true;
   EXPECT_NO_THROW(validate_feed_update(current, C({"40.92.0.0/15"}), force, "forced"));
+}
+
+// Microsoft's ranges plus 215 public IPv4 /8s and 16 IPv6 /16s (see
+// fixtures/SYNTHETIC.md): every guard stops it on its own.
+TEST(Feed, AForgedAnswerThatOpensTheGateIsRefusedByEachGuard) {
+  const char* file = "endpoints-worldwide-forged-open-gate.synthetic.json";
+  auto forged = select_port25(parse_endpoints(fixture(file), file), Instance::Worldwide, file).ranges;
+  auto real = select_port25(parse_endpoints(fixture("m365-endpoints-worldwide.2025-12-01.deploymenttheory-tfprovider.json"), "ww"),
+                            Instance::Worldwide, "ww").ranges;
+  ASSERT_EQ(forged.size(), 6u + 215 + 16);
+  auto refusal = [&](const FeedPolicy& p) {
+    try {
+      validate_feed_update(real, forged, p, "feed version 2026010100");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  FeedPolicy p;  // the defaults: no /8 and no IPv6 /16 passes, even forced
+  EXPECT_NE(refusal(p).find("1.0.0.0/8 is shorter than /12 (min_prefix_v4)"), std::string::npos) << refusal(p);
+  p.force = true;
+  EXPECT_NE(refusal(p).find("shorter than /12"), std::string::npos) << refusal(p);
+  // With the minimums of earlier releases, the change rules stop it.
+  p = FeedPolicy{};
+  p.min_prefix_v4 = 8;
+  p.min_prefix_v6 = 16;
+  EXPECT_NE(refusal(p).find("it would add 231 new ranges to the 6 current ones (more than max_added_ranges 8)"),
+            std::string::npos)
+      << refusal(p);
+  p.max_added_ranges = 1000;
+  EXPECT_NE(refusal(p).find("grow the admitted IPv4 space from 491520 addresses by 3606609920 addresses"),
+            std::string::npos)
+      << refusal(p);
+  EXPECT_NE(refusal(p).find("apply it anyway with --force"), std::string::npos) << refusal(p);
 }
 
 TEST(FeedImport, AppliesThroughTheGateAndRefusesBadFilesWithoutChange) {
@@ -166,4 +203,67 @@ TEST(FeedImport, AppliesThroughTheGateAndRefusesBadFilesWithoutChange) {
   std::error_code ec;
   fs::remove_all(cfg.paths.pin_dir, ec);
   fs::remove_all(cfg.paths.state_dir, ec);
+}
+
+// The attack end to end, with the commands an operator (or an attacker's
+// file) would use: smtpgatectl feed import of the forged answer is refused,
+// also with --force and with the loose minimums of earlier releases, and the
+// gate, the state and explain stay what they were.
+TEST(FeedImport, AForgedAnswerLeavesTheGateShut) {
+  sgtest::RefusalScene scene("ffg", 1024);  // room for every forged range: only validation stops them
+  const std::string forged = std::string(SG_FIXTURES_DIR) + "/endpoints-worldwide-forged-open-gate.synthetic.json";
+  auto admits = [&] {
+    std::vector<std::string> v;
+    for (const auto& e : scene.gate().maps().active_entries())
+      if (e.kind == RuleKind::Admit) v.push_back(e.prefix.str());
+    return v;
+  };
+  // No range of the forged version reaches the maps, not even to be watched.
+  auto forged_in_maps = [&] {
+    std::vector<std::string> v;
+    for (const auto& e : scene.gate().maps().active_entries())
+      if (e.prefix.prefix_len() <= (e.prefix.family() == Family::V4 ? 8u : 16u)) v.push_back(e.prefix.str());
+    return v;
+  };
+  const auto before = admits();
+  const std::string ranges_before = read_file(scene.paths().state_dir + "/ranges.json");
+  const FeedSnapshot applied_before = *read_feed_status(scene.paths().state_dir).applied;
+  ASSERT_EQ(scene.syn("8.8.8.8"), XDP_DROP);
+
+  std::string loose = scene.paths().state_dir + "/loose.toml";
+  std::ofstream(loose) << "[feed]\nmin_prefix_v4 = 8\nmin_prefix_v6 = 16\n";
+  struct {
+    std::vector<std::string> args;
+    const char* says;
+  } cases[] = {
+      {{"feed", "import", forged, "--version", "2026010100"}, "1.0.0.0/8 is shorter than /12 (min_prefix_v4)"},
+      {{"feed", "import", forged, "--version", "2026010100", "--force"}, "shorter than /12"},
+      {{"feed", "import", forged, "--version", "2026010100", "--config", loose},
+       "it would add 235 new ranges to the 2 current ones (more than max_added_ranges 8)"},
+  };
+  for (const auto& c : cases) {
+    auto r = scene.ctl(c.args);
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(admits(), before);
+    EXPECT_EQ(forged_in_maps(), std::vector<std::string>{}) << "a forged version's ranges reached the maps";
+  }
+  EXPECT_EQ(scene.syn("8.8.8.8"), XDP_DROP);
+  EXPECT_EQ(scene.syn("2a00::1"), XDP_DROP);
+  json e = scene.ctl_json({"explain", "8.8.8.8"});
+  EXPECT_EQ(e["verdict"], "drop");
+  EXPECT_EQ(e["rule"]["origin"], "default");
+  EXPECT_NE(e["advice"].dump().find("kept out of the gate: a forged or damaged answer looks like this"),
+            std::string::npos)
+      << e["advice"].dump();
+  EXPECT_EQ(read_file(scene.paths().state_dir + "/ranges.json"), ranges_before);
+  FeedStatus after = read_feed_status(scene.paths().state_dir);
+  ASSERT_TRUE(after.applied.has_value());
+  EXPECT_EQ(after.applied->version, applied_before.version);
+  EXPECT_EQ(after.applied->ranges, applied_before.ranges);
+  // The refusal is on record, its ranges are not watched.
+  ASSERT_TRUE(after.rejected.has_value());
+  EXPECT_EQ(after.rejected->version, "2026010100");
+  EXPECT_FALSE(after.rejected->watched);
 }

@@ -163,6 +163,9 @@ TEST(FeedParse, RefusesWhatIsNotAnEndpointsResponseInOneLine) {
       {"<html><head><title>Proxy Authorization Required</title></head></html>", "looks like HTML"},
       {"\n  <!DOCTYPE html><html>captive portal</html>", "check the feed URL and the proxy"},
       {R"([{"id": 10, "serviceArea": "Exch)", "is not JSON (starts with '[{\"id\": 10"},
+      // Latin-1, a NUL and a newline come out as \xNN: one line of ASCII.
+      {std::string("Fehler \xe4\0\n", 10) + std::string(100, 'x'),
+       "is not JSON (starts with 'Fehler \\xe4\\x00\\x0axxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...')"},
       {R"({"instance": "Worldwide", "latest": "2025120100"})", "not a list of endpoint sets"},
       {R"({"error": "rate limited"})", "not a list of endpoint sets"},
       {R"([10])", "an endpoint set is not a JSON object"},
@@ -176,7 +179,7 @@ TEST(FeedParse, RefusesWhatIsNotAnEndpointsResponseInOneLine) {
        "set 10 lists an ip that is not a string but array"},
       {R"([{"id": 10, "ips": ["40.92.0.0/33"]}])", "set 10: '40.92.0.0/33'"},
       {R"([{"id": 10, "ips": ["52.100.0.0/13"]}])", "did you mean 52.96.0.0/13"},
-      {"[{\"id\": 10, \"ips\": [\"40.92.0.0\\u0000/15\"]}]", "control characters"},
+      {"[{\"id\": 10, \"ips\": [\"40.92.0.0\\u0000/15\"]}]", "not a CIDR: '40.92.0.0\\x00/15'"},
       {R"([{"id": 10, "tcpPorts": "25,x", "ips": ["40.92.0.0/15"]}])", "set 10: port list '25,x'"},
   };
   for (const auto& c : cases) {
@@ -305,6 +308,18 @@ TEST(FeedParse, ValidationGuardsTheGate) {
   strict.min_prefix_v4 = 16;
   FeedPolicy share20;
   share20.max_removal_share = 0.2;
+  FeedPolicy growth60;
+  growth60.max_growth_share = 0.6;
+  // n IPv4 /24s in 45.1.0.0/16: each new, together a sliver of the space.
+  auto small_ranges = [](int n) {
+    std::vector<std::string> v;
+    for (int i = 0; i < n; i++) v.push_back("45.1." + std::to_string(i) + ".0/24");
+    return v;
+  };
+  auto plus = [](std::vector<std::string> v, const std::vector<std::string>& more) {
+    v.insert(v.end(), more.begin(), more.end());
+    return v;
+  };
   struct {
     const char* what;
     std::vector<std::string> next;
@@ -322,15 +337,31 @@ TEST(FeedParse, ValidationGuardsTheGate) {
       {"part of a range dropped counts as removed",
        {"40.92.0.0/16", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17"}, share20, "remove 3 of the 6"},
       {"empty", {}, forced, "its port-25 set is empty"},
-      {"private space", {"40.92.0.0/15", "10.0.0.0/8"}, forced, "10.0.0.0/8 is special-purpose space"},
-      {"private space, allowed by policy", {"40.92.0.0/15", "10.0.0.0/8"}, reserved_ok, nullptr},
+      {"private space", {"40.92.0.0/15", "10.1.0.0/16"}, forced, "10.1.0.0/16 is special-purpose space"},
+      {"private space, allowed by policy", {"40.92.0.0/15", "10.1.0.0/16"}, reserved_ok, nullptr},
       {"loopback inside a longer prefix", {"40.92.0.0/15", "127.0.0.0/24"}, {}, "special-purpose"},
       {"IPv6 link-local", {"2a01:111:f400::/48", "fe80::/64"}, {}, "special-purpose"},
       {"IPv4 default route", {"40.92.0.0/15", "0.0.0.0/0"}, reserved_ok, "default route 0.0.0.0/0"},
       {"IPv6 default route", {"2a01:111:f400::/48", "::/0"}, reserved_ok, "default route ::/0"},
-      {"IPv4 shorter than /8", {"40.0.0.0/7"}, forced, "40.0.0.0/7 is shorter than /8 (min_prefix_v4)"},
-      {"IPv6 shorter than /16", {"2a00::/12"}, forced, "shorter than /16 (min_prefix_v6)"},
+      {"IPv4 shorter than /12", {"40.0.0.0/11"}, forced, "40.0.0.0/11 is shorter than /12 (min_prefix_v4)"},
+      {"IPv6 shorter than /32", {"2a00::/31"}, forced, "2a00::/31 is shorter than /32 (min_prefix_v6)"},
       {"configured minimum", {"40.92.0.0/15"}, strict, "shorter than /16"},
+      // Growth: Worldwide admits 491520 IPv4 addresses and two IPv6 /48s.
+      {"a new /15 grows IPv4 by a quarter", plus(kWorldwidePort25, {"40.94.0.0/15"}), {}, nullptr},
+      {"a new /14 grows IPv4 by more than half", plus(kWorldwidePort25, {"52.96.0.0/14"}), {},
+       "it would grow the admitted IPv4 space from 491520 addresses by 262144 addresses (53%, more than "
+       "max_growth_share 50%)"},
+      {"one more IPv6 /48 is half again", plus(kWorldwidePort25, {"2a01:111:f404::/48"}), {}, nullptr},
+      {"an IPv6 /47 doubles it", plus(kWorldwidePort25, {"2a01:111:f404::/47"}), {},
+       "it would grow the admitted IPv6 space from 2 /48s by 2 /48s (100%"},
+      {"a wider prefix over a current one adds only what is new",
+       {"40.92.0.0/14", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17", "2a01:111:f400::/48",
+        "2a01:111:f403::/48"}, {}, nullptr},
+      {"eight new ranges is the limit", plus(kWorldwidePort25, small_ranges(8)), {}, nullptr},
+      {"nine new ranges", plus(kWorldwidePort25, small_ranges(9)), {},
+       "it would add 9 new ranges to the 6 current ones (more than max_added_ranges 8)"},
+      {"growth, forced", plus(kWorldwidePort25, {"52.96.0.0/14"}), forced, nullptr},
+      {"a looser growth share", plus(kWorldwidePort25, {"52.96.0.0/14"}), growth60, nullptr},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
@@ -346,6 +377,30 @@ TEST(FeedParse, ValidationGuardsTheGate) {
   }
   // The first version ever has nothing to remove.
   EXPECT_NO_THROW(validate_feed_update({}, cidrs({"40.92.0.0/15"}), FeedPolicy{}, "first"));
+  // A family the gate admits nothing of may not start with a version.
+  std::string e = error_of([&] {
+    validate_feed_update(cidrs({"40.92.0.0/15"}), cidrs({"40.92.0.0/15", "2a01:111:f400::/48"}), FeedPolicy{}, "v6");
+  });
+  EXPECT_NE(e.find("it would admit 1 /48s of IPv6 where the running allowlist admits none"), std::string::npos) << e;
+}
+
+TEST(FeedParse, RefusalsSayWhetherTheVersionsRangesAreStillTrusted) {
+  const auto current = cidrs(kWorldwidePort25);
+  auto rule_of = [&](const std::vector<std::string>& next) {
+    try {
+      validate_feed_update(current, cidrs(next), FeedPolicy{}, "v");
+    } catch (const FeedRefusal& r) {
+      return std::make_pair(r.rule(), r.ranges_trusted());
+    }
+    ADD_FAILURE() << "accepted";
+    return std::make_pair(FeedRule::Empty, false);
+  };
+  EXPECT_EQ(rule_of({"40.92.0.0/15"}), std::make_pair(FeedRule::Removal, true));
+  EXPECT_EQ(rule_of({"40.92.0.0/15", "40.0.0.0/8"}), std::make_pair(FeedRule::ShortPrefix, false));
+  EXPECT_EQ(rule_of({"40.92.0.0/15", "10.0.0.0/16"}), std::make_pair(FeedRule::SpecialPurpose, false));
+  std::vector<std::string> grown = kWorldwidePort25;
+  grown.push_back("52.96.0.0/14");
+  EXPECT_EQ(rule_of(grown), std::make_pair(FeedRule::Growth, false));
 }
 
 TEST(FeedParse, Instances) {

@@ -3,11 +3,15 @@
 // documented schema): when the service is asked, what reaches apply(), what is
 // refused, and what feed.json remembers across restarts.
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <random>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -23,12 +27,15 @@
 #include "feed_ranges.hpp"
 #include "feed_sync.hpp"
 #include "fsutil.hpp"
+#include "gate.hpp"
 #include "http_server.hpp"
+#include "log_capture.hpp"
 
 using namespace smtpgate;
 using nlohmann::json;
 using sgtest::Fault;
 using sgtest::HttpServer;
+using sgtest::LogCapture;
 using sgtest::Reply;
 namespace fs = std::filesystem;
 
@@ -70,24 +77,6 @@ Reply version_reply(const std::string& v, int max_age = 3600) {
   return Reply::json(R"({"instance":"Worldwide","latest":")" + v + R"("})")
       .header("Cache-Control", "public, max-age=" + std::to_string(max_age));
 }
-
-// Collects what the feed code logs while alive.
-class LogCapture {
- public:
-  LogCapture() : old_(spdlog::default_logger()) {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
-    auto logger = std::make_shared<spdlog::logger>("capture", sink);
-    logger->set_level(spdlog::level::info);
-    logger->set_pattern("%l %v");
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(old_); }
-  std::string text() const { return out_.str(); }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> old_;
-};
 
 // A state directory, a loopback feed server, a client and a sync whose
 // apply() records what it was given (and fails on demand).
@@ -363,9 +352,9 @@ TEST_F(FeedSyncTest, BadAnswersAreRefusedAndTheRunningAllowlistStays) {
       {"server hangs", Reply::fault_reply(Fault::Hang), SyncOutcome::Failed, "timed out", {}},
       {"server resets", Reply::fault_reply(Fault::Reset), SyncOutcome::Failed, "reset", {}},
       {"server drips", Reply::fault_reply(Fault::Slow), SyncOutcome::Failed, "timed out", {}},
-      {"10.0.0.0/8 in the port-25 set", Reply::json(worldwide_with_port25(plus(ten, {"10.0.0.0/8"}))),
-       SyncOutcome::Rejected, "feed version 2026010100 is refused: 10.0.0.0/8 is special-purpose space",
-       plus(ten, {"10.0.0.0/8"})},
+      {"10.1.0.0/16 in the port-25 set", Reply::json(worldwide_with_port25(plus(ten, {"10.1.0.0/16"}))),
+       SyncOutcome::Rejected, "feed version 2026010100 is refused: 10.1.0.0/16 is special-purpose space",
+       plus(ten, {"10.1.0.0/16"})},
       {"the default route", Reply::json(worldwide_with_port25(plus(ten, {"0.0.0.0/0"}))), SyncOutcome::Rejected,
        "feed version 2026010100 is refused: it contains the default route 0.0.0.0/0", plus(ten, {"0.0.0.0/0"})},
       {"drops 90% of the ranges", Reply::json(worldwide_with_port25({"40.92.0.0/15"})), SyncOutcome::Rejected,
@@ -402,6 +391,8 @@ TEST_F(FeedSyncTest, BadAnswersAreRefusedAndTheRunningAllowlistStays) {
       EXPECT_EQ(s.rejected->version, "2026010100");
       EXPECT_EQ(s.rejected->reason, s.last_error);
       EXPECT_EQ(strs(s.rejected->ranges), c.pending);
+      // Only a version refused for what it drops has its ranges watched.
+      EXPECT_EQ(s.rejected->watched, has(c.error, "would remove"));
       EXPECT_EQ(s.next_check, T0 + 7200);  // nothing to retry before the next version
     } else {
       EXPECT_FALSE(s.rejected.has_value());
@@ -584,4 +575,174 @@ TEST(FeedClientId, GeneratedOnceKeptAndReplacedWhenDamaged) {
   fs::remove_all(dir);
 
   EXPECT_THROW((void)FeedClient(FeedClientOptions{"ftp://mirror.example", "", true, {}}), InputError);
+}
+
+// Whatever the service answers (random bytes, Latin-1 text, truncated or
+// ill-typed JSON, an answer too large), a failed check is saved and backed
+// off: at most one request per retry interval, however often the daemon
+// asks whether a check is due, and feed.json stays a document that parses,
+// with the applied version untouched. The bodies come from a seeded generator
+// (the seed is printed; --gtest_random_seed=N repeats a run).
+TEST_F(FeedSyncTest, AnyAnswerIsSavedAndBackedOffNeverHammered) {
+  constexpr int64_t kRetry = 60, kStep = 7, kSpan = 400;
+  const unsigned seed = ::testing::UnitTest::GetInstance()->random_seed();
+  std::mt19937 rng(seed);
+  RecordProperty("seed", static_cast<int>(seed));
+  auto pick = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng); };
+  auto random_bytes = [&](size_t n) {
+    std::string s(n, '\0');
+    for (char& c : s) c = static_cast<char>(pick(256));
+    return s;
+  };
+  const std::string version_ok = R"({"instance":"Worldwide","latest":"2026010100"})";
+  const std::string endpoints_ok = fixture(kWorldwide2025);
+  // Bodies that are not a usable answer of either method.
+  std::vector<std::function<std::string()>> kinds = {
+      [&] { return random_bytes(pick(2000)); },
+      [&] { return std::string("Fehler: Die Anfrage wurde abgelehnt \xe4\xf6\xfc \xa9 Proxy"); },  // Latin-1
+      [&] { return std::string("\xff\xfe{\0\"\0l\0", 8) + random_bytes(pick(100)); },           // UTF-16 junk
+      [&] { return version_ok.substr(0, pick(version_ok.size())); },
+      [&] { return endpoints_ok.substr(0, pick(endpoints_ok.size())); },
+      [&] {
+        const char* wrong[] = {R"({"latest": 2026010100})", R"({"latest": ["2026010100"]})", "[]", "\"x\"", "null",
+                               R"({"instance": 5, "latest": "2026010100"})", R"([{"id": "10"}])",
+                               R"([{"id": 10, "ips": "40.92.0.0/15"}])", R"([{"id": 10, "ips": [{"x": 1}]}])",
+                               R"({"instance": "Worldwide\u00e9", "latest": "2026010100"})",
+                               R"([{"id": 10, "serviceArea": "Exchange", "tcpPorts": "25\u00e9", "ips": []}])"};
+        return std::string(wrong[pick(std::size(wrong))]);
+      },
+      [&] { return std::string("<html><body>\xe9tat: Zugriff verweigert</body></html>"); },
+      [&] { return std::string(70 * 1024, 'x'); },  // past max_body
+  };
+  for (int round = 0; round < 48; round++) {
+    const std::string body = kinds[round % kinds.size()]();
+    const bool at_endpoints = round % 2 == 1;  // the version moved, its endpoints are bad
+    SCOPED_TRACE("seed " + std::to_string(seed) + ", round " + std::to_string(round) + ", bad " +
+                 (at_endpoints ? "endpoints" : "version") + " answer of " + std::to_string(body.size()) + " bytes");
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    FeedStatus st;
+    st.instance = "Worldwide";
+    FeedSnapshot applied;
+    applied.version = "2025120100";
+    applied.source = "https://endpoints.office.com/endpoints/Worldwide";
+    applied.set_ids = {10};
+    for (const auto& c : kReal) applied.ranges.push_back(Cidr::parse(c));
+    st.applied = applied;
+    write_feed_status(dir_, st);
+    server_.route("/version/Worldwide", Reply::json(at_endpoints ? version_ok : body));
+    server_.route("/endpoints/Worldwide", Reply::json(body));
+    server_.route("/changes/Worldwide", Reply::json("[]"));
+    server_.clear_requests();
+
+    FeedClientOptions co = client_options(server_.url());
+    co.http.max_body = 64 * 1024;
+    FeedClient client(co);
+    FeedSyncOptions so;
+    so.state_dir = dir_;
+    so.retry_s = kRetry;
+    FeedSync sync(so, &client, [&](const FeedSnapshot&) { ADD_FAILURE() << "a bad answer was applied"; });
+    // The daemon asks whether a check is due far more often than the interval.
+    std::map<std::string, std::vector<int64_t>> asked;  // path -> when
+    for (int64_t t = T0; t < T0 + kSpan; t += kStep) {
+      size_t before = server_.requests().size();
+      SyncResult r = sync.check(t);
+      EXPECT_NE(r.outcome, SyncOutcome::Applied);
+      auto reqs = server_.requests();
+      for (size_t i = before; i < reqs.size(); i++) asked[reqs[i].path].push_back(t);
+      if (t == T0) {
+        // The first check failed and is on disk, as a document that parses.
+        FeedStatus s = on_disk();
+        EXPECT_FALSE(s.last_error.empty());
+        EXPECT_GE(s.next_check, T0 + kRetry);
+        EXPECT_EQ(s.last_check, T0);
+        EXPECT_NO_THROW(json::parse(read_file(dir_ + "/feed.json")));
+        EXPECT_EQ(s.last_error.find('\n'), std::string::npos) << s.last_error;
+        EXPECT_TRUE(std::all_of(s.last_error.begin(), s.last_error.end(),
+                                [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+            << s.last_error;
+        ASSERT_TRUE(s.applied.has_value());
+        EXPECT_EQ(s.applied->version, "2025120100");
+      }
+    }
+    ASSERT_FALSE(asked["/version/Worldwide"].empty());
+    for (const auto& [path, times] : asked)
+      for (size_t i = 1; i < times.size(); i++)
+        EXPECT_GE(times[i] - times[i - 1], kRetry) << path << " asked again after " << times[i] - times[i - 1] << " s";
+    for (const auto& e : fs::directory_iterator(dir_))
+      EXPECT_EQ(e.path().filename().string().find(".corrupt-"), std::string::npos) << "feed.json did not parse";
+  }
+  std::printf("seed %u: 48 bad answers, each backed off\n", seed);
+}
+
+// A check is two halves: the fetch decides nothing, and the commit, under
+// the lock, re-reads the state. A version another process applied while the
+// service was asked is kept, never overwritten by the older answer.
+TEST_F(FeedSyncTest, AFetchOvertakenByAnotherProcessIsDropped) {
+  first_sync();
+  serve_version("2026010100");
+  serve_endpoints(plus(kReal, {"40.94.0.0/16"}));
+  server_.route("/changes/Worldwide", Reply::json("[]"));
+  FeedFetch fetched = sync_->fetch(T0 + 3600, false);
+  ASSERT_TRUE(fetched.endpoints.has_value());
+  EXPECT_EQ(on_disk().last_check, T0) << "the fetch wrote feed.json";
+
+  // Meanwhile: smtpgatectl feed import of a newer version.
+  std::string newer = dir_ + "/newer.json";
+  std::ofstream(newer) << worldwide_with_port25(plus(kReal, {"40.95.0.0/16"}));
+  FeedSyncOptions o;
+  o.state_dir = dir_;
+  FeedSync other(o, nullptr, [](const FeedSnapshot&) {});
+  ASSERT_EQ(other.import_file(newer, T0 + 3610, "2026020100").outcome, SyncOutcome::Applied);
+
+  SyncResult r = sync_->commit(fetched);
+  EXPECT_EQ(r.outcome, SyncOutcome::NotDue) << r.message;
+  EXPECT_TRUE(has(r.message, "another process applied or refused a feed version")) << r.message;
+  EXPECT_TRUE(applied_.empty());
+  EXPECT_EQ(on_disk().applied->version, "2026020100");
+}
+
+// The network half runs with no lock: it finishes while another process
+// holds the gate lock; the local half waits for that lock only as long as
+// it is told to.
+TEST_F(FeedSyncTest, TheFetchTakesNoLockAndTheCommitWaitsABoundedTime) {
+  DaemonConfig cfg;
+  cfg.paths = Paths{"/sys/fs/bpf/sgt" + std::to_string(::getpid()) + "feedlock", dir_};
+  cfg.feed.url = server_.url();
+  cfg.feed.watch_other_instances = false;
+  auto held = std::make_unique<GateLock>(cfg.paths);
+  auto t0 = std::chrono::steady_clock::now();
+  FeedFetched fetched = fetch_feed(cfg, FeedOp::SyncNow, T0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  ASSERT_TRUE(fetched.feed.endpoints.has_value()) << fetched.feed.error;
+  std::string e;
+  try {
+    commit_feed(cfg, fetched, std::chrono::milliseconds(200));
+  } catch (const std::exception& err) {
+    e = err.what();
+  }
+  EXPECT_TRUE(has(e, "still held by another process after 200 ms")) << e;
+  EXPECT_FALSE(on_disk().applied.has_value());
+  held.reset();
+  EXPECT_EQ(commit_feed(cfg, fetched, std::chrono::milliseconds(200)).outcome, SyncOutcome::Applied);
+  EXPECT_EQ(on_disk().applied->version, "2025120100");
+  fs::remove_all(cfg.paths.pin_dir);
+}
+
+// Without the lock a corrupt feed.json is read and left where it is: a
+// writer may just have replaced it. The commit, under the lock, sets it aside.
+TEST_F(FeedSyncTest, OnlyTheCommitSetsACorruptFeedJsonAside) {
+  DaemonConfig cfg;
+  cfg.paths = Paths{"/sys/fs/bpf/sgt" + std::to_string(::getpid()) + "feedcorrupt", dir_};
+  cfg.feed.url = server_.url();
+  std::ofstream(dir_ + "/feed.json") << "{\"applied\": {";
+  FeedFetched fetched = fetch_feed(cfg, FeedOp::Check, T0);
+  EXPECT_TRUE(fs::exists(dir_ + "/feed.json"));
+  EXPECT_EQ(commit_feed(cfg, fetched).outcome, SyncOutcome::Applied);
+  size_t aside = 0;
+  for (const auto& e : fs::directory_iterator(dir_))
+    if (e.path().filename().string().rfind("feed.json.corrupt-", 0) == 0) aside++;
+  EXPECT_EQ(aside, 1u);
+  EXPECT_EQ(on_disk().applied->version, "2025120100");
+  fs::remove_all(cfg.paths.pin_dir);
 }

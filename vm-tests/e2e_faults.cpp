@@ -1,8 +1,10 @@
 // Faults, at the daemon's level, on a real kernel: smtpgated killed with
-// SIGKILL at random moments of feed updates, a feed server that hangs, resets
-// or drips, a state directory that is full or read-only, and two smtpgatectl
-// writers racing the daemon. In every case the gate keeps filtering with one
-// whole allowlist, errors are one line, and nothing is lost.
+// SIGKILL at random moments of feed updates, a feed server that hangs, resets,
+// drips or answers late (at start and while the daemon serves), an answer in
+// a foreign encoding, a state directory that is full or read-only, and two
+// smtpgatectl writers racing the daemon. In every case the gate keeps
+// filtering with one whole allowlist, errors are one line, nothing is lost,
+// and nothing waits for the feed server.
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
@@ -373,6 +375,125 @@ TEST_F(Faults, HangingFeedDoesNotHoldReadyAndTheGateFiltersAtReady) {
   EXPECT_EQ(applied_version(), version_string(0));
   EXPECT_TRUE(smtpgate::read_feed_status(box.state_dir()).last_error.empty());
   d.kill_hard();
+}
+
+// A feed server that misbehaves while the daemon runs a check: the fetch
+// runs on a worker with no lock held, so the main loop keeps reading the
+// drops ring and serving SIGHUP, smtpgatectl's changes (the emergency
+// switch included) do not wait for it, and SIGTERM ends the daemon within
+// 2 s. `answers`: the fault ends in an answer (late), which is then applied.
+struct StallCase {
+  const char* name;
+  sgtest::Fault fault;
+  std::chrono::milliseconds drip;
+  bool answers;
+};
+
+TEST_F(Faults, AMisbehavingFeedServerStallsNothing) {
+  const char* kStranger = "203.0.113.77";
+  box.add_sender_address(kStranger);
+  {
+    auto d = start_ready();
+    ASSERT_EQ(active_version(0), 0);
+    d->kill_hard();
+  }
+  int n = 0, applied = 0;
+  for (const StallCase& c : {StallCase{"accepts, never answers", sgtest::Fault::Hang, 0ms, false},
+                             StallCase{"trickles a byte every 300 ms", sgtest::Fault::Slow, 300ms, false},
+                             StallCase{"resets every connection", sgtest::Fault::Reset, 0ms, false},
+                             StallCase{"answers after 5 s", sgtest::Fault::Late, 5000ms, true}}) {
+    SCOPED_TRACE(c.name);
+    n++;
+    serve(n);
+    Reply version = Reply::json(R"({"instance":"Worldwide","latest":")" + version_string(n) + R"("})");
+    version.fault = c.fault;
+    version.drip = c.drip;
+    server->route("/version/Worldwide", version);
+    make_check_due();
+    server->clear_requests();
+    sgtest::Daemon d(box.gateway(), daemon_argv());
+    ASSERT_TRUE(d.ready(5000)) << d.stderr_text();
+    ASSERT_TRUE(wait_for([&] { return server->count("/version/Worldwide") >= 1; }, 5s)) << d.stderr_text();
+    auto in_flight = std::chrono::steady_clock::now();
+
+    // The ring is read: a refused SYN reaches the drops log.
+    EXPECT_EQ(box.connect(kStranger, Sandbox::kGwV4, 25, 300), sgtest::ConnectResult::TimedOut);
+    EXPECT_TRUE(wait_for([&] {
+      return smtpgate::file_exists(box.state_dir() + "/drops.log") &&
+             smtpgate::read_file(box.state_dir() + "/drops.log").find(kStranger) != std::string::npos;
+    }, 2s)) << "the refused SYN was not recorded while the feed was fetched";
+
+    // The emergency switch and an operator range: no wait for the fetch.
+    auto timed = [&](std::vector<std::string> args) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto r = ctl(args);
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_LT(ms, 1000ms) << args[0] << " waited for the feed";
+      return ms;
+    };
+    auto action_ms = timed({"action", "monitor"});
+    EXPECT_EQ(smtpgate::GateMaps::open_pinned(box.pin_dir()).config().action, smtpgate::Action::Monitor);
+    auto add_ms = timed({"ranges", "add", "45.3." + std::to_string(n) + ".0/24"});
+    EXPECT_TRUE(active_admits().count("45.3." + std::to_string(n) + ".0/24"));
+    EXPECT_EQ(ctl({"action", "drop"}).exit_code, 0);
+
+    // A reload is served.
+    d.signal(SIGHUP);
+    EXPECT_TRUE(d.notified("READY=1", 2000)) << "SIGHUP not served while the feed was fetched";
+
+    if (c.answers) {
+      // The late answer is handed back to the loop and applied.
+      EXPECT_TRUE(wait_for([&] { return applied_version() == version_string(n); }, 15s)) << d.stderr_text();
+      expect_filters_as(n, {applied}, "after the late answer");
+      applied = n;
+    } else {
+      EXPECT_EQ(applied_version(), version_string(applied));
+      expect_filters_as(applied, {n}, "while the feed misbehaves");
+    }
+    auto before_stop = std::chrono::steady_clock::now();
+    int code = d.stop_within(2000);
+    auto stop_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - before_stop);
+    EXPECT_EQ(code, 0) << "SIGTERM did not end smtpgated within 2 s:\n" << d.stderr_text();
+    auto flight_ms = std::chrono::duration_cast<std::chrono::milliseconds>(before_stop - in_flight);
+    std::printf("%s: action %lld ms, ranges add %lld ms, SIGTERM %lld ms, %lld ms into the check\n", c.name,
+                static_cast<long long>(action_ms.count()), static_cast<long long>(add_ms.count()),
+                static_cast<long long>(stop_ms.count()), static_cast<long long>(flight_ms.count()));
+    RecordProperty(std::string(c.name) + " sigterm_ms", static_cast<int>(stop_ms.count()));
+    // Stopped mid-check, the daemon records nothing about it: the next start
+    // checks again.
+    if (!c.answers) {
+      EXPECT_TRUE(smtpgate::read_feed_status(box.state_dir()).last_error.empty());
+    }
+  }
+}
+
+// An answer in a foreign encoding is refused and backed off: asked once, not
+// once a second, and counted as a failed check in the metrics.
+TEST_F(Faults, AnAnswerInLatin1IsAskedForOncePerRetryInterval) {
+  {
+    auto d = start_ready();
+    d->kill_hard();
+  }
+  server->route("/version/Worldwide", Reply::json("Fehler: Zugriff verweigert \xe4\xf6\xfc (Proxy)"));
+  make_check_due();
+  server->clear_requests();
+  std::string textfile = box.state_dir() + "/metrics.prom";
+  auto argv = daemon_argv();
+  argv.insert(argv.end(), {"--metrics-textfile", textfile});
+  sgtest::Daemon d(box.gateway(), argv);
+  ASSERT_TRUE(d.ready(5000)) << d.stderr_text();
+  ASSERT_TRUE(wait_for([&] { return !smtpgate::read_feed_status(box.state_dir()).last_error.empty(); }, 10s))
+      << d.stderr_text();
+  std::this_thread::sleep_for(5s);
+  EXPECT_EQ(server->count("/version/Worldwide"), 1u) << d.stderr_text();
+  auto s = smtpgate::read_feed_status(box.state_dir());
+  EXPECT_NE(s.last_error.find("\\xe4"), std::string::npos) << s.last_error;
+  EXPECT_GE(s.next_check, s.last_check + 600);
+  std::string metrics = smtpgate::read_file(textfile);
+  EXPECT_NE(metrics.find("smtpgate_feed_checks_total{outcome=\"failed\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("smtpgate_feed_error 1\n"), std::string::npos) << metrics;
+  EXPECT_EQ(d.stop_within(2000), 0);
 }
 
 // Without an allowlist the first sync must come first (it is what fills the

@@ -336,6 +336,53 @@ TEST_F(GateE2E, MetricsOverHttpMatchStats) {
   EXPECT_EQ(metric(text, R"(smtpgate_range_refused_syns_total{kind="default",origin="default",range="default"})"), 3);
 }
 
+// SIGHUP swaps the configuration while the metrics thread renders it, with
+// the interface list changing under the scrapes: each scrape shows one whole
+// configuration's interfaces. Under ThreadSanitizer (scripts/test.sh) a
+// configuration the two threads shared unguarded is reported, and the
+// report fails the test.
+TEST_F(GateE2E, ReloadsSwapTheConfigurationUnderTheMetricsThread) {
+  // A second interface, inside the gateway's namespace (gone with it).
+  box.gateway().ip("link add sgx0 type veth peer name sgx1");
+  box.gateway().ip("link set sgx0 up");
+  box.gateway().ip("link set sgx1 up");
+  std::string conf = box.state_dir() + "/smtpgate.toml";
+  auto write = [&](bool two) {
+    smtpgate::write_file_atomic(conf, std::string("interfaces = [\"gw0\"") + (two ? ", \"sgx0\"" : "") +
+                                          "]\naction = \"drop\"\n[feed]\nenabled = false\n"
+                                          "[metrics]\nlisten = \"127.0.0.1:9725\"\n");
+  };
+  write(false);
+  sgtest::Daemon d(box.gateway(), {sgtest::binary("smtpgated"), "--config", conf, "--pin-dir", box.pin_dir(),
+                                   "--state-dir", box.state_dir()});
+  ASSERT_TRUE(d.ready()) << d.stderr_text();
+  std::atomic<bool> done{false};
+  std::atomic<int> scrapes{0}, torn{0};
+  std::thread scraper([&] {
+    while (!done) {
+      std::string text = scrape(box.gateway(), 9725);
+      if (text.find("200 OK") == std::string::npos) continue;  // between accept and answer at stop
+      scrapes++;
+      if (metric(text, R"(smtpgate_program_attached{interface="gw0"})") != 1) torn++;
+    }
+  });
+  constexpr int kReloads = 20;
+  int reloaded = 0;
+  for (int i = 1; i <= kReloads; i++) {
+    write(i % 2 == 1);
+    d.signal(SIGHUP);
+    if (d.ready(10000)) reloaded++;
+  }
+  done = true;
+  scraper.join();
+  EXPECT_EQ(reloaded, kReloads) << d.stderr_text();
+  EXPECT_GT(scrapes.load(), kReloads);
+  EXPECT_EQ(torn.load(), 0);
+  EXPECT_EQ(d.stop(), 0) << d.stderr_text();
+  EXPECT_EQ(d.stderr_text().find("reload refused"), std::string::npos) << d.stderr_text();
+  std::printf("%d scrapes during %d reloads\n", scrapes.load(), kReloads);
+}
+
 }  // namespace
 
 namespace {

@@ -42,7 +42,7 @@ void endpoints(std::string_view text) {
       validate_feed_update(sel.ranges, sel.ranges, FeedPolicy{}, "fuzz");
       // Accepted: nothing special-purpose, no default route, nothing too short.
       for (const auto& c : sel.ranges) {
-        check(c.prefix_len() >= (c.family() == Family::V4 ? 8u : 16u));
+        check(c.prefix_len() >= (c.family() == Family::V4 ? FeedPolicy{}.min_prefix_v4 : FeedPolicy{}.min_prefix_v6));
         check(!find_special_purpose(c).has_value());
       }
     } catch (const InputError&) {

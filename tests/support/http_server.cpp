@@ -2,7 +2,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,9 +13,13 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+
+#include "netns.hpp"
 
 namespace sgtest {
 
@@ -82,9 +89,50 @@ struct Route {
   std::vector<Reply> replies;
   size_t next = 0;
 };
+
+// One accepted connection, plain or TLS.
+struct Conn {
+  int fd = -1;
+  SSL* ssl = nullptr;
+  ~Conn() {
+    if (ssl) SSL_free(ssl);
+    if (fd >= 0) ::close(fd);
+  }
+  bool buffered() const { return ssl && SSL_pending(ssl) > 0; }
+  ssize_t recv(char* buf, size_t n) {
+    if (!ssl) return ::recv(fd, buf, n, 0);
+    int r = SSL_read(ssl, buf, static_cast<int>(n));
+    return r > 0 ? r : (SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1);
+  }
+  ssize_t send(const char* data, size_t n) {
+    if (!ssl) return ::send(fd, data, n, MSG_NOSIGNAL);
+    int r = SSL_write(ssl, data, static_cast<int>(n));
+    return r > 0 ? r : -1;
+  }
+};
 }  // namespace
 
+TestPki::TestPki() {
+  dir_ = (std::filesystem::temp_directory_path() / ("sgt" + std::to_string(::getpid()) + "-pki-" +
+                                                     std::to_string(reinterpret_cast<uintptr_t>(this))))
+             .string();
+  std::filesystem::create_directories(dir_);
+  std::ofstream(dir_ + "/server.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                         "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  sh("cd " + dir_ + " && openssl req -x509" + ec + " -keyout ca.key -out ca.pem -days 2 -subj /CN=smtpgate-test-ca" +
+     " && openssl req" + ec + " -keyout server.key -out server.csr -subj /CN=127.0.0.1" +
+     " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext"
+     " -out server.pem");
+}
+
+TestPki::~TestPki() {
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
 struct HttpServer::Impl {
+  SSL_CTX* tls = nullptr;  // null: plain HTTP
   int listen_fd = -1;
   int stop_fd = -1;  // eventfd: readable once the server stops
   uint16_t port = 0;
@@ -113,11 +161,11 @@ struct HttpServer::Impl {
     return ::poll(&p, 1, static_cast<int>(d.count())) == 0;
   }
 
-  bool send_all(int fd, const std::string& data) {
+  bool send_all(Conn& c, const std::string& data) {
     size_t off = 0;
     while (off < data.size()) {
-      if (!wait_for(fd, POLLOUT)) return false;
-      ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+      if (!wait_for(c.fd, POLLOUT)) return false;
+      ssize_t n = c.send(data.data() + off, data.size() - off);
       if (n < 0) {
         if (errno == EINTR || errno == EAGAIN) continue;
         return false;
@@ -128,12 +176,12 @@ struct HttpServer::Impl {
   }
 
   // Reads the request head; false if the peer closed first or the server stops.
-  bool read_head(int fd, std::string& head) {
+  bool read_head(Conn& c, std::string& head) {
     char buf[4096];
     while (head.find("\r\n\r\n") == std::string::npos) {
       if (head.size() > 65536) return false;
-      if (!wait_for(fd, POLLIN, 10000)) return false;
-      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (!c.buffered() && !wait_for(c.fd, POLLIN, 10000)) return false;
+      ssize_t n = c.recv(buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return false;
       head.append(buf, static_cast<size_t>(n));
@@ -192,11 +240,24 @@ struct HttpServer::Impl {
   }
 
   void serve(int fd) {
-    std::string head;
-    if (!read_head(fd, head)) {
-      ::close(fd);
-      return;
+    Conn c;
+    c.fd = fd;
+    SSL_CTX* ctx;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      ctx = tls;
     }
+    if (ctx) {
+      // A client that never completes the handshake must not hold the server.
+      timeval tv{5, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+      c.ssl = SSL_new(ctx);
+      SSL_set_fd(c.ssl, fd);
+      if (SSL_accept(c.ssl) != 1) return;  // e.g. the client refused the certificate
+    }
+    std::string head;
+    if (!read_head(c, head)) return;
     Request req = parse(head);
     {
       std::lock_guard<std::mutex> lk(mu);
@@ -211,15 +272,16 @@ struct HttpServer::Impl {
           ssize_t n = ::recv(fd, buf, sizeof buf, 0);
           if (n <= 0 && !(n < 0 && errno == EINTR)) break;
         }
-        ::close(fd);
         return;
       }
       case Fault::Reset: {
         linger l{1, 0};
         ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-        ::close(fd);
         return;
       }
+      case Fault::Late:
+        if (!pause(reply.drip)) return;
+        break;
       default: break;
     }
     size_t announced = reply.body.size() + (reply.fault == Fault::Truncate ? 1000 : 0);
@@ -228,17 +290,17 @@ struct HttpServer::Impl {
     for (const auto& [k, v] : reply.headers) out += k + ": " + v + "\r\n";
     out += "\r\n" + (req.method == "HEAD" ? std::string() : reply.body);
     if (reply.fault == Fault::Slow) {
-      for (char c : out)
-        if (!send_all(fd, std::string(1, c)) || !pause(reply.drip)) break;
+      for (char b : out)
+        if (!send_all(c, std::string(1, b)) || !pause(reply.drip)) break;
     } else {
-      send_all(fd, out);
+      send_all(c, out);
     }
     // Let the client read everything before the close (no RST on unread data).
+    if (c.ssl) SSL_shutdown(c.ssl);
     ::shutdown(fd, SHUT_WR);
     char buf[256];
     while (wait_for(fd, POLLIN, 2000) && ::recv(fd, buf, sizeof buf, 0) > 0) {
     }
-    ::close(fd);
   }
 
   void accept_loop() {
@@ -250,6 +312,20 @@ struct HttpServer::Impl {
     }
   }
 };
+
+HttpServer::HttpServer(const TestPki& pki) : HttpServer() {
+  // A peer gone mid-write must not kill the test with SIGPIPE (OpenSSL
+  // writes without MSG_NOSIGNAL).
+  ::signal(SIGPIPE, SIG_IGN);
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx || SSL_CTX_use_certificate_chain_file(ctx, pki.cert_file().c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, pki.key_file().c_str(), SSL_FILETYPE_PEM) != 1) {
+    SSL_CTX_free(ctx);
+    throw std::runtime_error("TLS server: cannot load " + pki.cert_file());
+  }
+  std::lock_guard<std::mutex> lk(impl_->mu);
+  impl_->tls = ctx;
+}
 
 HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
@@ -281,10 +357,14 @@ HttpServer::~HttpServer() {
   }
   for (auto& t : workers) t.join();
   ::close(s.stop_fd);
+  SSL_CTX_free(s.tls);
 }
 
 uint16_t HttpServer::port() const { return impl_->port; }
-std::string HttpServer::url() const { return "http://127.0.0.1:" + std::to_string(impl_->port); }
+std::string HttpServer::url() const {
+  std::lock_guard<std::mutex> lk(impl_->mu);
+  return std::string(impl_->tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(impl_->port);
+}
 
 void HttpServer::route(const std::string& prefix, Reply reply) { route(prefix, std::vector<Reply>{std::move(reply)}); }
 

@@ -1,7 +1,8 @@
 // A real HTTP/1.1 server on 127.0.0.1 (ephemeral port, its own thread) for
 // the feed tests: scripted answers per path prefix, a log of every request,
 // and the faults a feed server shows in the wild (hanging, resetting,
-// dripping, cutting the body short). One connection per request.
+// dripping, answering late, cutting the body short). One connection per
+// request. Plain, or HTTPS (OpenSSL) with a certificate of a test CA.
 #pragma once
 
 #include <chrono>
@@ -20,6 +21,7 @@ enum class Fault {
   Reset,     // read the request, close with RST (SO_LINGER 0)
   Slow,      // send the answer one byte at a time, `drip` apart
   Truncate,  // announce Content-Length larger than the body sent, then close
+  Late,      // answer whole, but only `drip` after the request
 };
 
 /// One scripted answer.
@@ -28,7 +30,7 @@ struct Reply {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   Fault fault = Fault::None;
-  std::chrono::milliseconds drip{50};
+  std::chrono::milliseconds drip{50};  // Slow: between bytes; Late: before the answer
 
   /// 200 (or `status`) with Content-Type application/json.
   static Reply json(std::string body, int status = 200);
@@ -48,17 +50,36 @@ struct Request {
   std::string param(const std::string& name) const;
 };
 
+/// A test certificate authority and a server certificate it signed for
+/// 127.0.0.1 and localhost, made with the openssl command in a directory of
+/// their own (removed on destruction). Valid for two days.
+class TestPki {
+ public:
+  TestPki();
+  ~TestPki();
+  TestPki(const TestPki&) = delete;
+  TestPki& operator=(const TestPki&) = delete;
+  std::string ca_file() const { return dir_ + "/ca.pem"; }
+  std::string cert_file() const { return dir_ + "/server.pem"; }
+  std::string key_file() const { return dir_ + "/server.key"; }
+
+ private:
+  std::string dir_;
+};
+
 class HttpServer {
  public:
   /// Listens on 127.0.0.1 on a free port and starts serving.
   HttpServer();
+  /// The same over TLS, with pki's server certificate.
+  explicit HttpServer(const TestPki& pki);
   /// Stops serving; every connection (hanging ones too) is closed.
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   uint16_t port() const;
-  /// "http://127.0.0.1:PORT"
+  /// "http://127.0.0.1:PORT" ("https://..." over TLS)
   std::string url() const;
 
   /// Answers every request whose path starts with prefix (the longest

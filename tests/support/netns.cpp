@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
@@ -312,6 +313,10 @@ Daemon::Daemon(const Netns& ns, const std::vector<std::string>& argv) {
 
 Daemon::~Daemon() {
   if (pid_ > 0) stop();
+  // A sanitizer build's report in smtpgated fails the test that ran it.
+  std::string err = slurp(err_path_);
+  size_t at = err.find("Sanitizer");
+  if (at != std::string::npos) ADD_FAILURE() << "smtpgated: " << err.substr(at >= 40 ? at - 40 : 0, 4000);
   ::close(notify_fd_);
   ::unlink(notify_path_.c_str());
   ::unlink(err_path_.c_str());
@@ -345,6 +350,22 @@ int Daemon::stop() {
   ::kill(pid_, SIGTERM);
   int st = 0;
   waitpid(pid_, &st, 0);
+  pid_ = -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int Daemon::stop_within(int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  int st = 0;
+  while (waitpid(pid_, &st, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill_hard();
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   pid_ = -1;
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -124,6 +124,9 @@ class Daemon {
   bool ready(int timeout_ms = 20000);
   /// SIGTERM and wait; returns the exit code.
   int stop();
+  /// SIGTERM, then SIGKILL if it has not exited after timeout_ms; returns
+  /// the exit code, or -1 when it had to be killed.
+  int stop_within(int timeout_ms);
   /// SIGKILL and wait.
   void kill_hard();
   /// Sends a signal (SIGHUP: reload) without waiting.

@@ -18,12 +18,12 @@ using namespace smtpgate;
 namespace sgtest {
 
 namespace {
-ProgramOptions pinned_options(const Paths& p) {
+ProgramOptions pinned_options(const Paths& p, uint32_t max_rules) {
   ensure_pin_dir(p.pin_dir);
   make_dirs(p.state_dir);
   ProgramOptions o;
   o.pin_dir = p.pin_dir;
-  o.max_rules = 64;
+  o.max_rules = max_rules;
   return o;
 }
 
@@ -33,8 +33,8 @@ Paths scene_paths(const std::string& tag) {
 }
 }  // namespace
 
-RefusalScene::RefusalScene(const std::string& tag)
-    : paths_(scene_paths(tag)), gate_(pinned_options(paths_)) {
+RefusalScene::RefusalScene(const std::string& tag, uint32_t max_rules)
+    : paths_(scene_paths(tag)), gate_(pinned_options(paths_, max_rules)) {
   int64_t now = ::time(nullptr);
   add_range(paths_, OperatorRange{Cidr::parse("2001:db8:77::/48"), RuleKind::Deny, "partner's old relay", 0}, true);
 

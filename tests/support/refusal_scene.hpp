@@ -26,8 +26,9 @@ class RefusalScene {
   static constexpr const char* kRejectedVersion = "2026010100";
   static constexpr const char* kAppliedVersion = "2025120100";
 
-  /// tag: unique per test binary (goes into the pin and state dir names).
-  explicit RefusalScene(const std::string& tag);
+  /// tag: unique per test binary (goes into the pin and state dir names);
+  /// max_rules: the ranges the gate can hold.
+  explicit RefusalScene(const std::string& tag, uint32_t max_rules = 64);
   ~RefusalScene();
   RefusalScene(const RefusalScene&) = delete;
   RefusalScene& operator=(const RefusalScene&) = delete;

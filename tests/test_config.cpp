@@ -103,7 +103,7 @@ TEST(Config, MistakesNameTheKey) {
       {"state_dir = \"/tmp\"\n", "state_dir /tmp is writable by every user (mode 1777)"},
       {"interfaces = [\"eth0\\nsmtpgate_action 1\"]\n", "is not an interface name"},
       {"interfaces = [\"a-very-long-name0\"]\n", "is not an interface name"},
-      {"[feed]\nmax_growth_share = nan\n", "feed.max_growth_share must be a number in (0, 1000]"},
+      {"[feed]\nmax_growth_share = nan\n", "key 'feed.max_growth_share' must be a finite number"},
       {"[feed]\nmax_growth_share = 0\n", "feed.max_growth_share must be a number in (0, 1000]"},
       {"[feed]\nmax_added_ranges = 100000\n", "feed.max_added_ranges must be 0..65536"},
       {"[feed]\nmax_added_ranges = -1\n", "key 'feed.max_added_ranges' is out of range"},

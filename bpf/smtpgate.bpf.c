@@ -699,14 +699,20 @@ static __always_inline void count(void *map, __u32 key, __u64 bytes)
 /* CLOCK_MONOTONIC_COARSE, read once per tick per CPU: the coarse clock only
  * moves on a tick anyway, and jiffies (j) are a plain load (the verifier
  * inlines bpf_jiffies64), while the clock helper would cost more than the
- * lookup. */
+ * lookup. Each reading within a tick is one nanosecond later than the last,
+ * so that the times of one CPU are strictly ordered: the recently-refused
+ * table evicts the way seen least recently, and with equal times within a
+ * tick it would evict the same way again and again, keeping the tick's oldest
+ * sources and dropping its newest (and a hot source in way 0). A tick is at
+ * least a millisecond, more than a CPU can count through, so a reading never
+ * passes the next tick's clock. */
 static __always_inline __u64 coarse_now(struct sg_cpu_state *cpu, __u64 j)
 {
 	if (j != cpu->tick_jiffies) {
 		cpu->tick_jiffies = j;
 		cpu->tick_ns = bpf_ktime_get_coarse_ns();
 	}
-	return cpu->tick_ns;
+	return cpu->tick_ns++;
 }
 
 static __always_inline __u32 source_hash(const struct pkt *p)

@@ -274,11 +274,13 @@ struct sg_event {
 	__u8 pad[2];
 };
 
-/* cpu_state[0], per CPU: the clock read once per tick, the token bucket of
- * the ring buffer, and the budget of the default rule's sources. */
+/* cpu_state[0], per CPU: the clock read once per tick, the one-second
+ * window of the ring buffer's event budget, and the budget of the default
+ * rule's sources. */
 struct sg_cpu_state {
 	__u64 tick_jiffies;           /* jiffies when tick_ns was read */
-	__u64 tick_ns;                /* bpf_ktime_get_coarse_ns() at that tick */
+	__u64 tick_ns;                /* bpf_ktime_get_coarse_ns() at that tick, plus
+				       * one per reading since (coarse_now) */
 	__u64 window_start_ns;
 	__u64 sent;                   /* events sent in this one-second window */
 	__u64 suppressed;             /* events not sent, ever (monotonic) */

@@ -497,6 +497,24 @@ TEST(XdpRecent, KeepsTheMostRecentSourcesAndAHotOneWhenFull) {
   for (int i = 0; i < 4; i++) EXPECT_EQ(count.count(Cidr::parse_address(source(i))), 0u) << source(i);
 }
 
+TEST(XdpRecent, TheTimesOfOneCpuAreStrictlyOrderedWithinATick) {
+  // Refusals a few microseconds apart fall in one tick of the coarse clock;
+  // their times must still order them, or the table's least-recently-seen
+  // eviction cannot tell the tick's oldest source from its newest.
+  pin_to_cpu0();
+  XdpGate gate;
+  gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
+  gate.maps().publish(kRanges);
+  const int kSources = 16;
+  auto source = [](int i) { return "198.18.7." + std::to_string(i + 1); };
+  for (int i = 0; i < kSources; i++) gate.run(v4(source(i).c_str()).tcp(1, 25, SYN).bytes());
+  std::map<Cidr, uint64_t> seen;
+  for (const auto& s : gate.maps().recent_refused()) seen[s.address] = s.last_seen_ns;
+  ASSERT_EQ(seen.size(), size_t(kSources));
+  for (int i = 1; i < kSources; i++)
+    EXPECT_LT(seen[Cidr::parse_address(source(i - 1))], seen[Cidr::parse_address(source(i))]) << source(i);
+}
+
 TEST(XdpRecent, DefaultRuleRefusalsAreSampledAndKnownRangesAlwaysRecorded) {
   pin_to_cpu0();
   XdpGate gate;

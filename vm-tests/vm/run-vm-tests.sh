@@ -204,6 +204,11 @@ if [ "$scenario" = suite ]; then
   failed=$(echo "$result" | sed -n 's/.*failed=\([0-9]*\).*/\1/p')
   passed=$(echo "$result" | sed -n 's/.*passed=\([0-9]*\).*/\1/p')
   echo "$passed passed, $failed failed"
+  if [ "$failed" != 0 ]; then
+    # What each failed assertion said (the log itself stays in the build tree).
+    echo "run-vm-tests: the failures, from $log:"
+    grep -aE -A8 ': Failure' "$log" | tr -d '\r' | head -200 || true
+  fi
   [ "$failed" = 0 ] && [ "$passed" -gt 0 ]
   exit
 fi

@@ -126,9 +126,18 @@ struct {
  * header. */
 const volatile __u8 no_ethernet = 0;
 
-/* 1, in a map the program may write to: the verifier cannot know its value
- * (see parse()). Nothing writes it. */
-volatile __u32 verifier_one = 1;
+/* Holds 1 (see parse()): a map value, which the verifier cannot know, in a
+ * map of its own that the loader creates, fills and freezes before the
+ * program loads, so that nothing can change it afterwards (a global in
+ * .data could be rewritten by anyone who can write the program's maps).
+ * Not BPF_F_RDONLY_PROG: the verifier would then read it as the constant it
+ * is. Never pinned: each program copy has its own. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} verifier_one SEC(".maps");
 
 /* Under libxdp's dispatcher: run early, and let the next program see what we
  * pass. */
@@ -388,8 +397,12 @@ static __always_inline __u32 parse(void *data, void *data_end, struct pkt *p)
 		 * past its limit. A tagged frame's IP header offset goes on as
 		 * a value it cannot know (times verifier_one), so that the rest
 		 * is checked once for every tagged frame. */
-		__u32 off = (__u32)(nh.pos - data) * verifier_one;
+		__u32 zero = 0, off;
+		__u32 *one = bpf_map_lookup_elem(&verifier_one, &zero);
 
+		if (!one)  /* never: a one-entry array */
+			return SG_REASON_TAG_LIMIT;
+		off = (__u32)(nh.pos - data) * *one;
 		if (off > sizeof(struct ethhdr) + SG_MAX_VLAN_TAGS * sizeof(struct vlan_hdr_))
 			return SG_REASON_MALFORMED;
 		nh.pos = data + off;
@@ -552,13 +565,15 @@ static __always_inline int v6_special(const __u8 *a)
 /* A reset means something only between two hosts: not from an address no
  * host answers for (the SYN's destination, which becomes the reset's
  * source), not to one no host sends from, and not for a frame that was not
- * sent to one station (broadcast or multicast destination MAC). Such SYNs
- * are dropped instead; private addresses are ordinary (NAT). */
+ * sent by one station to one station (a group bit, broadcast or multicast,
+ * in either MAC: the reset would go to the source MAC, and a forged group
+ * source would make one SYN a reset to every station of the segment). Such
+ * SYNs are dropped instead; private addresses are ordinary (NAT). */
 static __always_inline int reset_allowed(void *data, void *data_end, const struct pkt *p)
 {
 	struct ethhdr *eth = data;
 
-	if ((void *)(eth + 1) > data_end || (eth->h_dest[0] & 1))
+	if ((void *)(eth + 1) > data_end || ((eth->h_dest[0] | eth->h_source[0]) & 1))
 		return 0;
 	if (p->family == 4) {
 		struct iphdr *iph = p->l3;

@@ -126,18 +126,13 @@ struct {
  * header. */
 const volatile __u8 no_ethernet = 0;
 
-/* Holds 1 (see parse()): a map value, which the verifier cannot know, in a
- * map of its own that the loader creates, fills and freezes before the
- * program loads, so that nothing can change it afterwards (a global in
- * .data could be rewritten by anyone who can write the program's maps).
- * Not BPF_F_RDONLY_PROG: the verifier would then read it as the constant it
- * is. Never pinned: each program copy has its own. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} verifier_one SEC(".maps");
+/* 1 (see parse()), in a data section of its own: a global the program may
+ * write, so the verifier cannot know its value. Any loader gets the 1 from
+ * the object; smtpgate's puts a map of its own in the section's place,
+ * filled and frozen before load, so that no one can change it afterwards
+ * (by writing the program's maps, as anyone could with .data). Nothing in
+ * the program writes it. */
+volatile __u32 verifier_one SEC(".data.verifier_one") = 1;
 
 /* Under libxdp's dispatcher: run early, and let the next program see what we
  * pass. */
@@ -397,12 +392,8 @@ static __always_inline __u32 parse(void *data, void *data_end, struct pkt *p)
 		 * past its limit. A tagged frame's IP header offset goes on as
 		 * a value it cannot know (times verifier_one), so that the rest
 		 * is checked once for every tagged frame. */
-		__u32 zero = 0, off;
-		__u32 *one = bpf_map_lookup_elem(&verifier_one, &zero);
+		__u32 off = (__u32)(nh.pos - data) * verifier_one;
 
-		if (!one)  /* never: a one-entry array */
-			return SG_REASON_TAG_LIMIT;
-		off = (__u32)(nh.pos - data) * *one;
 		if (off > sizeof(struct ethhdr) + SG_MAX_VLAN_TAGS * sizeof(struct vlan_hdr_))
 			return SG_REASON_MALFORMED;
 		nh.pos = data + off;

@@ -77,9 +77,9 @@ void check_pin_compatible(bpf_map* map, int pinned_fd, const std::string& path, 
 namespace {
 constexpr const char* kVerifierOne = "verifier_one";
 
-// The maps every program copy shares through pin_dir: not .rodata, .bss and
-// inner templates (their names hold a dot), nor verifier_one (each copy has
-// its own).
+// The maps every program copy shares through pin_dir: not .rodata, .data.*
+// and inner templates (their names hold a dot), nor verifier_one (each copy
+// has its own; libbpf names the reused .data.verifier_one map after it).
 bool shared_map(const char* name) { return !std::strchr(name, '.') && std::strcmp(name, kVerifierOne) != 0; }
 }  // namespace
 
@@ -118,11 +118,16 @@ struct GateProgram::Impl {
     }
   }
 
-  // Before load: the program's verifier_one map, created here holding 1 and
-  // frozen, so that the verifier cannot know its value and no one can
-  // change it (a frozen map refuses every write from userspace).
+  // Before load: the program's .data.verifier_one section becomes a map made
+  // here, holding 1 and frozen, so that the verifier cannot know its value
+  // (not BPF_F_RDONLY_PROG) and no one can change it (a frozen map refuses
+  // every write from userspace; not mmapable, so libbpf maps no writable
+  // view of it either).
   void prepare_verifier_one() {
-    bpf_map* map = bpf_object__find_map_by_name(skel->obj, kVerifierOne);
+    bpf_map* map = bpf_object__find_map_by_name(skel->obj, ".data.verifier_one");
+    if (!map) throw SystemError("find the .data.verifier_one section of the smtpgate BPF object", ENOENT);
+    if (bpf_map__value_size(map) != sizeof(uint32_t))
+      throw SystemError(".data.verifier_one of the smtpgate BPF object is not one 32-bit value", EINVAL);
     int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, kVerifierOne, sizeof(uint32_t), sizeof(uint32_t), 1, nullptr);
     if (fd < 0) throw SystemError(std::string("create the ") + kVerifierOne + " map", errno);
     uint32_t zero = 0, one = 1;

@@ -126,9 +126,13 @@ struct {
  * header. */
 const volatile __u8 no_ethernet = 0;
 
-/* 1, in a map the program may write to: the verifier cannot know its value
- * (see parse()). Nothing writes it. */
-volatile __u32 verifier_one = 1;
+/* 1 (see parse()), in a data section of its own: a global the program may
+ * write, so the verifier cannot know its value. Any loader gets the 1 from
+ * the object; smtpgate's puts a map of its own in the section's place,
+ * filled and frozen before load, so that no one can change it afterwards
+ * (by writing the program's maps, as anyone could with .data). Nothing in
+ * the program writes it. */
+volatile __u32 verifier_one SEC(".data.verifier_one") = 1;
 
 /* Under libxdp's dispatcher: run early, and let the next program see what we
  * pass. */
@@ -552,13 +556,15 @@ static __always_inline int v6_special(const __u8 *a)
 /* A reset means something only between two hosts: not from an address no
  * host answers for (the SYN's destination, which becomes the reset's
  * source), not to one no host sends from, and not for a frame that was not
- * sent to one station (broadcast or multicast destination MAC). Such SYNs
- * are dropped instead; private addresses are ordinary (NAT). */
+ * sent by one station to one station (a group bit, broadcast or multicast,
+ * in either MAC: the reset would go to the source MAC, and a forged group
+ * source would make one SYN a reset to every station of the segment). Such
+ * SYNs are dropped instead; private addresses are ordinary (NAT). */
 static __always_inline int reset_allowed(void *data, void *data_end, const struct pkt *p)
 {
 	struct ethhdr *eth = data;
 
-	if ((void *)(eth + 1) > data_end || (eth->h_dest[0] & 1))
+	if ((void *)(eth + 1) > data_end || ((eth->h_dest[0] | eth->h_source[0]) & 1))
 		return 0;
 	if (p->family == 4) {
 		struct iphdr *iph = p->l3;

@@ -74,6 +74,15 @@ void check_pin_compatible(bpf_map* map, int pinned_fd, const std::string& path, 
 }
 }  // namespace
 
+namespace {
+constexpr const char* kVerifierOne = "verifier_one";
+
+// The maps every program copy shares through pin_dir: not .rodata, .data.*
+// and inner templates (their names hold a dot), nor verifier_one (each copy
+// has its own; libbpf names the reused .data.verifier_one map after it).
+bool shared_map(const char* name) { return !std::strchr(name, '.') && std::strcmp(name, kVerifierOne) != 0; }
+}  // namespace
+
 struct GateProgram::Impl {
   ProgramOptions opts;
   struct smtpgate_bpf* skel = nullptr;
@@ -90,7 +99,7 @@ struct GateProgram::Impl {
     bpf_map* map;
     bpf_object__for_each_map(map, skel->obj) {
       const char* name = bpf_map__name(map);
-      if (std::strchr(name, '.')) continue;  // .rodata, .bss, inner templates
+      if (!shared_map(name)) continue;
       std::string path = opts.pin_dir + "/" + name;
       int fd = bpf_obj_get(path.c_str());
       if (fd < 0) {
@@ -109,13 +118,33 @@ struct GateProgram::Impl {
     }
   }
 
+  // Before load: the program's .data.verifier_one section becomes a map made
+  // here, holding 1 and frozen, so that the verifier cannot know its value
+  // (not BPF_F_RDONLY_PROG) and no one can change it (a frozen map refuses
+  // every write from userspace; not mmapable, so libbpf maps no writable
+  // view of it either).
+  void prepare_verifier_one() {
+    bpf_map* map = bpf_object__find_map_by_name(skel->obj, ".data.verifier_one");
+    if (!map) throw SystemError("find the .data.verifier_one section of the smtpgate BPF object", ENOENT);
+    if (bpf_map__value_size(map) != sizeof(uint32_t))
+      throw SystemError(".data.verifier_one of the smtpgate BPF object is not one 32-bit value", EINVAL);
+    int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, kVerifierOne, sizeof(uint32_t), sizeof(uint32_t), 1, nullptr);
+    if (fd < 0) throw SystemError(std::string("create the ") + kVerifierOne + " map", errno);
+    uint32_t zero = 0, one = 1;
+    int rc = 0;
+    if (bpf_map_update_elem(fd, &zero, &one, BPF_ANY) != 0 || bpf_map_freeze(fd) != 0) rc = -errno;
+    if (rc == 0) rc = bpf_map__reuse_fd(map, fd);
+    ::close(fd);
+    if (rc) throw SystemError(std::string("prepare the ") + kVerifierOne + " map", -rc);
+  }
+
   // After load: pin what was not pinned yet.
   void pin_new() {
     if (opts.pin_dir.empty()) return;
     bpf_map* map;
     bpf_object__for_each_map(map, skel->obj) {
       const char* name = bpf_map__name(map);
-      if (std::strchr(name, '.')) continue;
+      if (!shared_map(name)) continue;
       std::string path = opts.pin_dir + "/" + name;
       if (file_exists(path)) continue;
       int rc = bpf_map__pin(map, path.c_str());
@@ -154,6 +183,7 @@ GateProgram::GateProgram(GateProgram&&) noexcept = default;
 GateProgram& GateProgram::operator=(GateProgram&&) noexcept = default;
 
 void GateProgram::load() {
+  impl_->prepare_verifier_one();
   LibbpfCapture capture;
   int rc = smtpgate_bpf__load(impl_->skel);
   if (rc) {
@@ -373,6 +403,7 @@ XdpMode attach(const ProgramOptions& opts, const std::string& ifname, XdpMode mo
       if (xopts.old_prog_fd >= 0) ::close(xopts.old_prog_fd);
       return rc;
     }
+    prog.impl_->prepare_verifier_one();
     LibbpfCapture capture;
     DECLARE_LIBXDP_OPTS(xdp_program_opts, popts, .obj = prog.object(), .prog_name = kProgramName);
     xdp_program* xp = xdp_program__create(&popts);

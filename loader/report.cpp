@@ -257,7 +257,7 @@ json build_status(const Paths& paths) {
   j["interfaces"] = interfaces_json(paths);
   j["unguarded_tunnels"] = json::array();
   for (const auto& t : unguarded_tunnels())
-    j["unguarded_tunnels"].push_back({{"name", t.ifname}, {"kind", t.kind}, {"advice", tunnel_advice(t)}});
+    j["unguarded_tunnels"].push_back({{"name", t.ifname}, {"kind", t.kind}, {"guardable", t.guardable}, {"advice", tunnel_advice(t)}});
   {
     FeedStatus f = read_feed_status(paths.state_dir);
     json applied = nullptr;

@@ -7,9 +7,11 @@
 #include <linux/bpf.h>
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -328,7 +330,7 @@ TEST_F(Xdp, MoreTagsThanWalkedAreRefusedUnreadUnderEveryAction) {
 }
 
 // A reset goes only from a unicast address to a unicast address, for a frame
-// sent to one station; other SYNs are dropped (reject_as_drop). Private
+// sent by one station to one station; other SYNs are dropped (reject_as_drop). Private
 // addresses are ordinary gateway addresses behind NAT.
 TEST_F(Xdp, RejectSendsNoResetFromOrToSpecialPurposeAddresses) {
   gate.maps().set_config(GateConfig{Action::Reject, {25}, 0});
@@ -358,6 +360,11 @@ TEST_F(Xdp, RejectSendsNoResetFromOrToSpecialPurposeAddresses) {
       {"to broadcast MAC", Packet().eth("ff:ff:ff:ff:ff:ff").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
       {"to IPv4 multicast MAC", Packet().eth("01:00:5e:00:00:01").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
       {"to IPv6 multicast MAC", Packet().eth("33:33:00:00:00:01").ipv6(STRANGER6, GW6).tcp(1, 25, SYN).bytes(), false},
+      {"from broadcast MAC", Packet().eth("02:00:00:00:00:01", "ff:ff:ff:ff:ff:ff").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
+      {"from IPv4 multicast MAC", Packet().eth("02:00:00:00:00:01", "01:00:5e:00:00:01").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
+      {"v6 from IPv6 multicast MAC", Packet().eth("02:00:00:00:00:01", "33:33:00:00:00:01").ipv6(STRANGER6, GW6).tcp(1, 25, SYN).bytes(), false},
+      {"from a group MAC, bit 0 only", Packet().eth("02:00:00:00:00:01", "03:00:00:00:00:02").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
+      {"from a locally administered unicast MAC", Packet().eth("02:00:00:00:00:01", "02:00:00:00:00:03").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), true},
       {"to 10.1.2.3 (private, behind NAT)", Packet().eth().ipv4(STRANGER4, "10.1.2.3").tcp(1, 25, SYN).bytes(), true},
       {"to 192.168.1.25", Packet().eth().ipv4(STRANGER4, "192.168.1.25").tcp(1, 25, SYN).bytes(), true},
       {"from 172.16.0.9", Packet().eth().ipv4("172.16.0.9", GW4).tcp(1, 25, SYN).bytes(), true},
@@ -415,6 +422,94 @@ TEST(XdpNoEthernet, PacketsStartAtTheIpHeader) {
     EXPECT_EQ(r.action, row.action);
     EXPECT_EQ(gate.maps().reason_counters()[row.reason].packets - r0[row.reason].packets, 1u);
     EXPECT_EQ(r.out, row.frame);
+  }
+}
+
+// Why the loader refuses a GRE device without a fixed remote: its packets
+// reach XDP from the outer IP header (ip_gre leaves the MAC header there for
+// ipgre_header_parse()), and a copy reading from the IP header sees GRE, not
+// TCP: the inner SYN would pass. links.cpp keeps such a device unguarded
+// and says so (test_links).
+TEST(XdpNoEthernet, AnOuterGreHeaderHidesTheInnerSyn) {
+  ProgramOptions o;
+  o.no_ethernet = true;
+  XdpGate gate(o);
+  gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
+  gate.maps().publish(kRanges);
+  auto inner_full = v4(STRANGER4).tcp(1, 25, SYN).bytes();
+  std::vector<uint8_t> inner(inner_full.begin() + 14, inner_full.end());
+  EXPECT_EQ(gate.run(inner).action, XDP_DROP) << "the inner SYN alone is refused";
+  std::vector<uint8_t> outer = {0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 47, 0, 0, 198, 51, 100, 1, 192, 0, 2, 1,
+                                0, 0, 0x08, 0x00};  // IPv4 (GRE) from a peer, then GRE carrying IPv4
+  uint16_t total = uint16_t(outer.size() + inner.size());
+  outer[2] = uint8_t(total >> 8);
+  outer[3] = uint8_t(total);
+  outer.insert(outer.end(), inner.begin(), inner.end());
+  auto r0 = gate.maps().reason_counters();
+  EXPECT_EQ(gate.run(outer).action, XDP_PASS);
+  EXPECT_EQ(gate.maps().reason_counters()[SG_REASON_NOT_TCP].packets - r0[SG_REASON_NOT_TCP].packets, 1u);
+}
+
+// Nothing the program reads as fixed can be changed once it is loaded, by
+// anyone who can write its maps: verifier_one (the tag walk's offset is
+// multiplied by it) is frozen, and the program has no writable global
+// (every map of its own data is .rodata, read-only and frozen). For each
+// copy: with and without an Ethernet header.
+TEST(XdpLoaded, WhatTheProgramReadsAsFixedCannotBeWritten) {
+  for (bool no_ethernet : {false, true}) {
+    SCOPED_TRACE(no_ethernet ? "no_ethernet copy" : "Ethernet copy");
+    ProgramOptions o;
+    o.no_ethernet = no_ethernet;
+    XdpGate gate(o);
+    uint32_t zero = 0;
+
+    // The maps of the loaded program, as the kernel has them: verifier_one
+    // holds 1 and refuses writes; every other global section (its name
+    // holds a dot) is read-only to the program and frozen.
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    ASSERT_EQ(bpf_obj_get_info_by_fd(gate.prog_fd(), &info, &len), 0);
+    std::vector<uint32_t> ids(info.nr_map_ids);
+    info = {};
+    info.nr_map_ids = uint32_t(ids.size());
+    info.map_ids = reinterpret_cast<uint64_t>(ids.data());
+    len = sizeof(info);
+    ASSERT_EQ(bpf_obj_get_info_by_fd(gate.prog_fd(), &info, &len), 0);
+    size_t globals = 0, ones = 0;
+    for (uint32_t id : ids) {
+      int mfd = bpf_map_get_fd_by_id(id);
+      ASSERT_GE(mfd, 0);
+      bpf_map_info mi{};
+      uint32_t mlen = sizeof(mi);
+      ASSERT_EQ(bpf_obj_get_info_by_fd(mfd, &mi, &mlen), 0);
+      if (std::strcmp(mi.name, "verifier_one") == 0) {
+        ones++;
+        uint32_t value = 0, other = 0;
+        ASSERT_EQ(bpf_map_lookup_elem(mfd, &zero, &value), 0);
+        EXPECT_EQ(value, 1u);
+        EXPECT_NE(bpf_map_update_elem(mfd, &zero, &other, BPF_ANY), 0);
+        EXPECT_EQ(errno, EPERM);
+        ASSERT_EQ(bpf_map_lookup_elem(mfd, &zero, &value), 0);
+        EXPECT_EQ(value, 1u);
+        EXPECT_FALSE(mi.map_flags & BPF_F_RDONLY_PROG) << "the verifier would read it as a constant";
+      } else if (std::strchr(mi.name, '.')) {
+        SCOPED_TRACE(mi.name);
+        globals++;
+        EXPECT_TRUE(mi.map_flags & BPF_F_RDONLY_PROG);
+        std::vector<uint8_t> v(mi.value_size);
+        EXPECT_NE(bpf_map_update_elem(mfd, &zero, v.data(), BPF_ANY), 0);
+      }
+      ::close(mfd);
+    }
+    EXPECT_EQ(ones, 1u);
+    EXPECT_EQ(globals, 1u) << "only .rodata";
+    // The walk still reads through tags.
+    gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
+    gate.maps().publish(kRanges);
+    if (!no_ethernet) {
+      EXPECT_EQ(gate.run(Packet().eth().vlan(0).vlan(7).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes()).action, XDP_DROP);
+      EXPECT_EQ(gate.run(Packet().eth().vlan(0).vlan(7).ipv4(EOP4, GW4).tcp(1, 25, SYN).bytes()).action, XDP_PASS);
+    }
   }
 }
 

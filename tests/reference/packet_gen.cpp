@@ -167,8 +167,10 @@ std::vector<uint8_t> Generator::l4(const GateSetup& s, uint8_t proto) {
 std::vector<uint8_t> Generator::packet(const GateSetup& s) {
   std::vector<uint8_t> f(12);
   for (auto& x : f) x = static_cast<uint8_t>(rng_());
-  f[0] &= 0xfe;  // unicast destination, mostly
+  f[0] &= 0xfe;  // unicast destination and source, mostly
   if (chance(3)) f[0] |= 1;
+  f[6] &= 0xfe;
+  if (chance(3)) f[6] |= 1;
   // Tag stacks of 0 to 10: the walk limit and past it, priority tags (VLAN
   // id 0) often, and ethertypes in tag position that Linux does not strip.
   unsigned tags = chance(45) ? 0 : chance(30) ? 1 : chance(30) ? 2 : static_cast<unsigned>(below(11));

@@ -231,8 +231,8 @@ std::vector<uint8_t> reset_for(const std::vector<uint8_t>& in, const Judged& j) 
 }
 
 // A reset only between two hosts: never from or to 0/8, 127/8, 224/4, 240/4
-// (IPv4), ::, ::1, ::ffff:0:0/96, ff00::/8 (IPv6), nor for a frame sent to a
-// group MAC address.
+// (IPv4), ::, ::1, ::ffff:0:0/96, ff00::/8 (IPv6), nor for a frame sent to or
+// from a group MAC address (the reset goes to the source MAC).
 bool special(int family, const std::array<uint8_t, 16>& a) {
   if (family == 4) return a[0] == 0 || a[0] == 127 || a[0] >= 224;
   bool zero80 = std::all_of(a.begin(), a.begin() + 10, [](uint8_t x) { return x == 0; });
@@ -242,7 +242,7 @@ bool special(int family, const std::array<uint8_t, 16>& a) {
 }
 
 bool reset_allowed(const std::vector<uint8_t>& frame, const Judged& j) {
-  return !(frame[0] & 1) && !special(j.family, j.src) && !special(j.family, j.dst);
+  return !((frame[0] | frame[6]) & 1) && !special(j.family, j.src) && !special(j.family, j.dst);
 }
 
 // More tags than walked: nothing past them is read. Refused as a SYN of the

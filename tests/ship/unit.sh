@@ -103,6 +103,12 @@ in_ct stat -c %a /var/lib/smtpgate/drops.lock | grep -qx 600 || fail "drops.lock
 
 # Reload, stop: the gate stays.
 in_ct systemctl reload smtpgated || fail "reload failed"
+# systemctl returns once the signal is sent: the daemon logs the reload
+# when it has done it, within 5 s.
+for i in $(seq 50); do
+    in_ct journalctl -u smtpgated --no-pager | grep -q 'configuration reloaded' && break
+    sleep 0.1
+done
 in_ct journalctl -u smtpgated --no-pager | grep -q 'configuration reloaded' || fail "no reload in the journal"
 in_ct systemctl stop smtpgated || fail "stop failed"
 ip -n "$ns" link show u0 | grep -q 'prog/xdp' || fail "stopping detached the gate"

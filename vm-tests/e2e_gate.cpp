@@ -450,7 +450,7 @@ TEST_F(GateE2E, NewlyPublishedRangeIsAdmittedBySyncWithoutLosingConnects) {
   EXPECT_EQ(e["rule"]["range"], "40.95.0.0/16");
   EXPECT_EQ(e["rule"]["origin"], "feed");
   std::string text = scrape(box.gateway(), 9725);
-  EXPECT_EQ(metric(text, R"(smtpgate_feed_info{instance="Worldwide",version="2026010100"})"), 1) << text;
+  EXPECT_EQ(metric(text, R"(smtpgate_feed_info{feed_instance="Worldwide",version="2026010100"})"), 1) << text;
   EXPECT_EQ(metric(text, "smtpgate_feed_error"), 0);
   EXPECT_GT(metric(text, "smtpgate_feed_last_success_timestamp_seconds"), 0);
 }

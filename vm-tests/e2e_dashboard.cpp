@@ -57,7 +57,7 @@ const std::string kTarget = "127.0.0.1:" + std::to_string(kMetricsPort);  // the
 // Grafana's own variables as the test fills them in: windows that cover the
 // whole story (it lasts seconds) at a 1 s scrape interval.
 const std::map<std::string, std::string> kGrafanaVariables = {
-    {"$__rate_interval", "20s"}, {"$__range", "1m"}, {"$__interval", "5s"}, {"$instance", kTarget}};
+    {"$__rate_interval", "1m"}, {"$__range", "2m"}, {"$__interval", "5s"}, {"$instance", kTarget}};
 
 std::string source_file(const std::string& rel) { return std::string(SG_SOURCE_DIR) + "/" + rel; }
 

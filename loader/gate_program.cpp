@@ -348,6 +348,17 @@ std::string mode_name(xdp_attach_mode m) {
 
 }  // namespace
 
+ProgramRunStats program_run_stats(uint32_t prog_id) {
+  int fd = bpf_prog_get_fd_by_id(prog_id);
+  if (fd < 0) return {};
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
+  ::close(fd);
+  if (rc != 0) return {};
+  return {info.run_time_ns, info.run_cnt};
+}
+
 AttachedInfo query_attached(const std::string& ifname, const std::string& pin_dir) {
   AttachedInfo info;
   info.ifname = ifname;

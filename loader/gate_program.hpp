@@ -86,6 +86,15 @@ bool detach(const std::string& ifname);
 /// Reports what is attached to the interface; pin_dir (may be empty) is used to
 /// tell whether the attached program uses the pinned maps.
 AttachedInfo query_attached(const std::string& ifname, const std::string& pin_dir = "");
+/// The kernel's own accounting of a loaded program, kept only while
+/// kernel.bpf_stats_enabled is on (or a BPF_ENABLE_STATS descriptor is held):
+/// time spent in it and runs counted. Zeros when stats were never on or the
+/// program is gone.
+struct ProgramRunStats {
+  uint64_t run_time_ns = 0;
+  uint64_t run_cnt = 0;
+};
+ProgramRunStats program_run_stats(uint32_t prog_id);
 /// The program's name in the kernel, used to find it on an interface.
 constexpr const char* kProgramName = "smtpgate_xdp";
 

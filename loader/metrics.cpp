@@ -22,6 +22,7 @@
 
 #include "drops.hpp"
 #include "error.hpp"
+#include "feed.hpp"
 #include "feed_sync.hpp"
 #include "fsutil.hpp"
 #include "gate_maps.hpp"
@@ -101,16 +102,28 @@ int civet_log(const mg_connection*, const char* message) {
 MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string>& interfaces,
                                MetricFamilies extra) {
   Exposition e;
+  std::vector<std::pair<std::string, ProgramRunStats>> runs;
   for (const auto& ifname : interfaces) {
     bool attached = false;
     try {
       AttachedInfo a = query_attached(ifname, paths.pin_dir);
       attached = a.attached && a.uses_pinned_maps;
+      if (a.attached) runs.emplace_back(ifname, program_run_stats(a.prog_id));
     } catch (...) {
     }
     e.add("smtpgate_program_attached", "1 when the gate is attached to the interface and uses the pinned maps",
           kGauge, {{"interface", ifname}}, attached ? 1 : 0);
   }
+  // The kernel counts only while bpf_stats is on; a program replaced on the
+  // interface starts again from zero (a counter reset to Prometheus).
+  for (const auto& [ifname, r] : runs)
+    e.add("smtpgate_program_run_seconds_total",
+          "Time the gate's program ran on the interface, counted while kernel.bpf_stats_enabled is on", kCounter,
+          {{"interface", ifname}}, static_cast<double>(r.run_time_ns) / 1e9);
+  for (const auto& [ifname, r] : runs)
+    e.add("smtpgate_program_runs_total",
+          "Runs of the gate's program on the interface, counted while kernel.bpf_stats_enabled is on", kCounter,
+          {{"interface", ifname}}, static_cast<double>(r.run_cnt));
   if (GateMaps::pinned_at(paths.pin_dir)) {
     try {
       GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
@@ -164,11 +177,21 @@ MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string
   }
   try {
     FeedStatus f = read_feed_status(paths.state_dir);
+    // The feed's instance is labelled feed_instance: "instance" is the
+    // scrape target's own label in Prometheus, which a fleet selects by.
     if (f.applied)
       e.add("smtpgate_feed_info", "The feed version applied (1 for the one in force)", kGauge,
-            {{"instance", to_string(f.applied->instance)},
+            {{"feed_instance", to_string(f.applied->instance)},
              {"version", f.applied->version.empty() ? "unversioned" : f.applied->version}},
             1);
+    // Versions as numbers (YYYYMMDDNN), to draw over time and to see change.
+    if (f.applied && is_feed_version(f.applied->version))
+      e.add("smtpgate_feed_applied_version", "The feed version applied, as a number (YYYYMMDDNN)", kGauge, {},
+            std::stod(f.applied->version));
+    if (is_feed_version(f.latest_version))
+      e.add("smtpgate_feed_announced_version",
+            "The newest feed version the service announced, as a number (YYYYMMDDNN)", kGauge, {},
+            std::stod(f.latest_version));
     e.add("smtpgate_feed_last_check_timestamp_seconds", "When the feed was last checked (0: never)", kGauge, {},
           static_cast<double>(f.last_check));
     e.add("smtpgate_feed_last_success_timestamp_seconds",

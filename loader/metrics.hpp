@@ -1,7 +1,7 @@
 // Prometheus exposition of the gate: counters per range (labels range, origin,
 // kind; never a per-source label), per verdict and reason, ranges per origin,
-// program attached per interface, events suppressed, syscall failures, and the
-// feed's state. Served over HTTP by prometheus-cpp's pull exposer and/or
+// program attached per interface and its run time (where bpf_stats is on),
+// events suppressed, syscall failures, and the feed's state. Served over HTTP by prometheus-cpp's pull exposer and/or
 // written as a node_exporter textfile; both read the maps when asked.
 #pragma once
 

@@ -137,7 +137,13 @@ smtpgate_allowlist_generation 2
 smtpgate_action{action="drop"} 1
 # HELP smtpgate_feed_info The feed version applied (1 for the one in force)
 # TYPE smtpgate_feed_info gauge
-smtpgate_feed_info{instance="Worldwide",version="2025120100"} 1
+smtpgate_feed_info{feed_instance="Worldwide",version="2025120100"} 1
+# HELP smtpgate_feed_applied_version The feed version applied, as a number (YYYYMMDDNN)
+# TYPE smtpgate_feed_applied_version gauge
+smtpgate_feed_applied_version 2025120100
+# HELP smtpgate_feed_announced_version The newest feed version the service announced, as a number (YYYYMMDDNN)
+# TYPE smtpgate_feed_announced_version gauge
+smtpgate_feed_announced_version 2026010100
 # HELP smtpgate_feed_last_check_timestamp_seconds When the feed was last checked (0: never)
 # TYPE smtpgate_feed_last_check_timestamp_seconds gauge
 smtpgate_feed_last_check_timestamp_seconds 1767225600

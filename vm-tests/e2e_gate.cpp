@@ -41,12 +41,7 @@ class GateE2E : public ::testing::Test {
     ctl_ok({"ranges", "add", "2a01:111:f400::/48", "--comment", "EOP port 25"});
   }
 
-  sgtest::ProcResult ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv{sgtest::binary("smtpgatectl"), "--pin-dir", box.pin_dir(), "--state-dir",
-                                  box.state_dir()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return sgtest::run_in(box.gateway(), argv);
-  }
+  sgtest::ProcResult ctl(std::vector<std::string> args) { return box.ctl(args); }
   std::string ctl_ok(std::vector<std::string> args) {
     auto r = ctl(args);
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -450,7 +445,7 @@ TEST_F(GateE2E, NewlyPublishedRangeIsAdmittedBySyncWithoutLosingConnects) {
   EXPECT_EQ(e["rule"]["range"], "40.95.0.0/16");
   EXPECT_EQ(e["rule"]["origin"], "feed");
   std::string text = scrape(box.gateway(), 9725);
-  EXPECT_EQ(metric(text, R"(smtpgate_feed_info{instance="Worldwide",version="2026010100"})"), 1) << text;
+  EXPECT_EQ(metric(text, R"(smtpgate_feed_info{feed_instance="Worldwide",version="2026010100"})"), 1) << text;
   EXPECT_EQ(metric(text, "smtpgate_feed_error"), 0);
   EXPECT_GT(metric(text, "smtpgate_feed_last_success_timestamp_seconds"), 0);
 }

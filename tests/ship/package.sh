@@ -61,6 +61,7 @@ for want in \
     '/usr/share/doc/smtpgate/README.md*' '/usr/share/doc/smtpgate/fleet.md*' \
     '/usr/share/doc/smtpgate/json-schema.md*' \
     /usr/share/doc/smtpgate/examples/prometheus/smtpgate-alerts.yml \
+    /usr/share/doc/smtpgate/examples/grafana/smtpgate.json \
     /usr/share/doc/smtpgate/examples/bpfman/xdpprogram.yaml \
     /usr/share/doc/smtpgate/examples/ansible/monitor.yml; do
     # shellcheck disable=SC2053

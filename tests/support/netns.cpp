@@ -135,6 +135,12 @@ Sandbox::~Sandbox() {
   fs::remove_all(state_dir_, ec);
 }
 
+ProcResult Sandbox::ctl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{binary("smtpgatectl"), "--pin-dir", pin_dir_, "--state-dir", state_dir_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_in(*gw_, argv);
+}
+
 void Sandbox::add_sender_address(const std::string& addr) {
   bool v6 = addr.find(':') != std::string::npos;
   tx_->ip("addr add " + addr + (v6 ? "/128 dev " : "/32 dev ") + kTxIf + (v6 ? " nodad" : ""));

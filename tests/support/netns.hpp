@@ -58,6 +58,8 @@ const char* to_string(ConnectResult r);
 /// dst:port, waiting at most timeout_ms; the socket is closed again.
 ConnectResult connect_from(const std::string& src, const std::string& dst, uint16_t port, int timeout_ms);
 
+struct ProcResult;
+
 /// Two hosts: a gateway and a sender joined by one veth pair.
 ///   gateway "gw0": 192.0.2.1/24, 2001:db8::1/64; default routes via sender
 ///   sender  "tx0": 192.0.2.2/24, 2001:db8::2/64, plus any extra source
@@ -80,6 +82,8 @@ class Sandbox {
   /// A pin dir and a state dir of this sandbox's own, removed on destruction.
   const std::string& pin_dir() const { return pin_dir_; }
   const std::string& state_dir() const { return state_dir_; }
+  /// smtpgatectl ARGS with this sandbox's dirs, run in the gateway.
+  ProcResult ctl(const std::vector<std::string>& args);
 
  private:
   std::string prefix_;

@@ -19,6 +19,7 @@
 #include "feed.hpp"
 #include "feed_mirror.hpp"
 #include "feed_ranges.hpp"
+#include "feed_settings.hpp"
 #include "fsutil.hpp"
 #include "gate.hpp"
 #include "gate_program.hpp"
@@ -104,7 +105,7 @@ int main(int argc, char** argv) {
   auto* top = app.add_subcommand("top", "The most turned-away sources, Microsoft's first");
   top->add_option("--limit", top_limit, "How many sources (default 20)")->check(CLI::Range(1, 100000));
   top->add_option("--origin", top_origin, "Only sources whose deciding range has this origin")
-      ->check(CLI::IsMember({"operator", "feed", "feed-pending", "feed-removed", "feed-other", "default", "unknown"}));
+      ->check(CLI::IsMember({"operator", "feed", "feed-pending", "feed-grace", "feed-removed", "feed-other", "default", "unknown"}));
   add_watch(top);
 
   bool follow = false;
@@ -183,8 +184,10 @@ int main(int argc, char** argv) {
       if (!as_json) std::cout << "action " << action_word << ": refused senders see " << eop_code_for(a) << "\n";
     } else if (*f_import || *f_sync || *f_mirror) {
       DaemonConfig cfg;
-      if (config_path.empty() && file_exists(kDefaultConfigPath)) config_path = kDefaultConfigPath;
-      if (!config_path.empty()) load_config_file(config_path, cfg);
+      // The running smtpgated's feed settings, else the configuration file.
+      FeedSettingsChoice chosen = choose_feed_settings(paths, config_path, kDefaultConfigPath);
+      cfg.feed = chosen.feed;
+      spdlog::info("feed settings of {}: {} {}", chosen.source, cfg.feed.url, cfg.feed.instance);
       cfg.paths = paths;
       if (!instance.empty()) cfg.feed.instance = instance;
       if (!feed_url.empty()) cfg.feed.url = feed_url;
@@ -204,7 +207,10 @@ int main(int argc, char** argv) {
       }
       if (!as_json) std::cout << r.message << "\n";
     } else if (*f_status) {
-      print(build_feed_status(paths), as_json, render_feed_status);
+      FeedSettingsChoice chosen = choose_feed_settings(paths, config_path, kDefaultConfigPath);
+      if (!instance.empty()) chosen.feed.instance = instance;
+      if (!feed_url.empty()) chosen.feed.url = feed_url;
+      print(build_feed_status(paths, chosen), as_json, render_feed_status);
     } else if (*detach_cmd) {
       if (!detach(ifname)) {
         std::cerr << "smtpgatectl: no smtpgate program is attached to " << ifname << "\n";

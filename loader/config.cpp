@@ -136,7 +136,7 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
     r.check_keys(f,
                  {"enabled", "instance", "url", "interval", "proxy", "ipv6", "min_prefix_v4", "min_prefix_v6",
                   "max_removal_share", "max_added_ranges", "max_growth_share", "force", "allow_http", "ca_file",
-                  "watch_other_instances"},
+                  "watch_other_instances", "removal_grace_days"},
                  "feed.");
     r.get(f, "enabled", "feed.enabled", cfg.feed.enabled);
     r.get(f, "instance", "feed.instance", cfg.feed.instance);
@@ -153,6 +153,7 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
     r.get(f, "allow_http", "feed.allow_http", cfg.feed.allow_http);
     r.get(f, "ca_file", "feed.ca_file", cfg.feed.ca_file);
     r.get(f, "watch_other_instances", "feed.watch_other_instances", cfg.feed.watch_other_instances);
+    r.get(f, "removal_grace_days", "feed.removal_grace_days", cfg.feed.removal_grace_days);
   }
   if (const toml::node* n = root.get("metrics")) {
     if (!n->is_table()) throw InputError(r.where("metrics") + " must be a table: [metrics]");
@@ -181,6 +182,8 @@ void validate_config(const DaemonConfig& cfg) {
   // Written so that NaN fails too: it compares false with everything.
   if (!(cfg.feed.max_growth_share > 0 && cfg.feed.max_growth_share <= 1000))
     throw InputError("feed.max_growth_share must be a number in (0, 1000], e.g. 0.5 (half again as many addresses)");
+  if (cfg.feed.removal_grace_days > 365)
+    throw InputError("feed.removal_grace_days must be 0..365 (0: a removed range is refused at once), e.g. 30");
   if (cfg.feed.max_added_ranges > 65536) throw InputError("feed.max_added_ranges must be 0..65536, e.g. 8");
   check_fetch_url(cfg.feed.url, cfg.feed.allow_http);
   if (!cfg.feed.ca_file.empty() && !file_exists(cfg.feed.ca_file))

@@ -37,6 +37,8 @@ struct FeedConfig {
   std::string ca_file;
   /// Watch the other instances' port-25 sets (origin feed-other).
   bool watch_other_instances = false;
+  /// Days a range Microsoft removed stays admitted (origin feed-grace).
+  uint32_t removal_grace_days = 30;
 };
 
 struct MetricsConfig {

@@ -15,6 +15,7 @@
 #include "drops.hpp"
 #include "error.hpp"
 #include "feed_service.hpp"
+#include "feed_settings.hpp"
 #include "gate.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
@@ -163,6 +164,15 @@ int run_daemon(DaemonConfig initial, const std::string& config_path) {
   CurrentConfig current(cfg);
   FeedService feed;
   bool reload_pending = false;
+  // smtpgatectl's feed commands follow what runs (feed_settings.hpp).
+  auto publish_feed_settings = [&config_path](const DaemonConfig& c) {
+    try {
+      write_daemon_feed_settings(c, config_path);
+    } catch (const std::exception& e) {
+      spdlog::error("feed settings not written for smtpgatectl: {}", e.what());
+    }
+  };
+  publish_feed_settings(*cfg);
 
   // With an allowlist in the state (last known good, operator ranges) the
   // gate comes up first, READY=1 follows at once and the feed's first check
@@ -248,6 +258,7 @@ int run_daemon(DaemonConfig initial, const std::string& config_path) {
       bring_up(next, FeedService::kLockWait);
       cfg = std::make_shared<const DaemonConfig>(std::move(next));
       current.set(cfg);
+      publish_feed_settings(*cfg);
       spdlog::warn("configuration reloaded");
     } catch (const std::exception& e) {
       spdlog::error("reload refused, running configuration kept: {}", e.what());

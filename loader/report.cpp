@@ -18,6 +18,7 @@
 #include "feed_ranges.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
+#include "grace.hpp"
 #include "links.hpp"
 
 namespace smtpgate {
@@ -45,7 +46,8 @@ int64_t monotonic_to_unix_ns(uint64_t mono_ns) { return int64_t(mono_ns) + monot
 std::string monotonic_to_wall(uint64_t mono_ns) { return rfc3339_utc(monotonic_to_unix_ns(mono_ns) / 1000000000); }
 
 bool is_feed_origin(const std::string& o) {
-  return o == origin::kFeed || o == origin::kFeedPending || o == origin::kFeedRemoved || o == origin::kFeedOther;
+  return o == origin::kFeed || o == origin::kFeedPending || o == origin::kFeedGrace || o == origin::kFeedRemoved ||
+         o == origin::kFeedOther;
 }
 
 namespace {
@@ -373,17 +375,28 @@ json feed_view(const FeedStatus& f, const std::vector<OtherInstanceSet>& others,
          {"in_applied", f.applied && in(f.applied->ranges)},
          {"in_rejected", nullptr},
          {"removed_by", nullptr},
+         {"grace_until", nullptr},
+         {"in_grace", false},
          {"other_instances", json::array()}};
   if (f.rejected && in(f.rejected->ranges))
     j["in_rejected"] = {{"version", f.rejected->version.empty() ? json(nullptr) : json(f.rejected->version)},
                         {"reason", f.rejected->reason}};
   for (const auto& r : f.recently_removed)
-    if (r.cidr.contains(address)) j["removed_by"] = r.version.empty() ? json("an unversioned import") : json(r.version);
+    if (r.cidr.contains(address)) {
+      j["removed_by"] = r.version.empty() ? json("an unversioned import") : json(r.version);
+      if (r.grace_until > r.removed_at) j["grace_until"] = utc_day(r.grace_until);
+      j["in_grace"] = in_grace(r, ::time(nullptr));
+    }
   for (const auto& o : others)
     if (in(o.ranges)) j["other_instances"].push_back(to_string(o.instance));
+  const std::string a = address.address_str();
+  if (j["in_grace"].get<bool>())
+    advice.push_back("Microsoft removed the range holding " + a + " in version " + j["removed_by"].get<std::string>() +
+                     "; it stays admitted in grace until " + j["grace_until"].get<std::string>() +
+                     " (feed.removal_grace_days), then it is refused. Traffic from it now means EOP still sends "
+                     "from there: if it keeps coming, add the range with smtpgatectl ranges add");
   if (admitted) return j;
 
-  const std::string a = address.address_str();
   if (!j["in_rejected"].is_null())
     advice.push_back(a + " is in feed version " + (f.rejected->version.empty() ? "(unversioned)" : f.rejected->version) +
                      ", which validation rejected: " + f.rejected->reason +
@@ -395,9 +408,10 @@ json feed_view(const FeedStatus& f, const std::vector<OtherInstanceSet>& others,
   if (j["in_applied"].get<bool>() && deciding_kind == "deny")
     advice.push_back(a + " is in the applied feed, but an operator deny range overrides it: "
                      "smtpgatectl ranges del that range if EOP should reach you from here");
-  if (!j["removed_by"].is_null())
+  if (!j["removed_by"].is_null() && !j["in_grace"].get<bool>())
     advice.push_back("Microsoft removed the range holding " + a + " in version " + j["removed_by"].get<std::string>() +
-                     ": EOP should no longer send from it");
+                     (j["grace_until"].is_null() ? std::string() : ", and its grace ended " + str(j["grace_until"])) +
+                     ": EOP should no longer send from it; if it still does, add the range with smtpgatectl ranges add");
   // A stale allowlist is news only when the announced version was not
   // refused: syncing again would refuse it again.
   bool latest_refused = f.rejected && f.rejected->version == f.latest_version;
@@ -514,9 +528,10 @@ json build_top(const Paths& paths, size_t limit, const std::string& origin) {
           {"sources", rows}};
 }
 
-json build_feed_status(const Paths& paths) {
+json build_feed_status(const Paths& paths, const FeedSettingsChoice& settings) {
   FeedStatus st = read_feed_status(paths.state_dir);
   json j = to_json(st);
+  j["settings"] = feed_settings_json(settings);
   j["schema"] = kJsonSchemaVersion;
   j["stale"] = st.stale();
   j["other_instances"] = other_instances_json(read_other_instances(paths.state_dir));
@@ -528,6 +543,11 @@ std::string render_feed_status(const json& j) {
   auto when = [](const json& t) {
     return !t.is_number() || t.get<int64_t>() == 0 ? std::string("never") : rfc3339_utc(t.get<int64_t>());
   };
+  if (j.contains("settings")) {
+    const json& s = j["settings"];
+    o << "settings:   " << str(s["instance"]) << " from " << str(s["url"]) << " (" << str(s["source"])
+      << (s["enabled"].get<bool>() ? "" : "; the feed is off") << ")\n";
+  }
   const json& a = j.value("applied", json(nullptr));
   if (a.is_null()) {
     o << "applied:    none (no feed version applied yet)\n";

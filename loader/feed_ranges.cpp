@@ -92,6 +92,12 @@ SyncResult under_lock(const DaemonConfig& cfg, int64_t now, const std::optional<
   auto apply = [&](const FeedSnapshot& snap) {
     if (!GateMaps::pinned_at(cfg.paths.pin_dir)) return;
     FeedStatus next = read_feed_status(cfg.paths.state_dir);
+    // What this version removes enters its grace in this very publish (it
+    // is recorded in feed.json only after): no moment without it.
+    if (next.applied && next.applied->instance == snap.instance)
+      for (const auto& c : diff(next.applied->ranges, snap.ranges).removed)
+        next.recently_removed.push_back(
+            RemovedRange{c, snap.version, now, now + feed_sync_options(cfg).removal_grace_s, false});
     next.applied = snap;
     std::vector<DesiredRange> desired;
     for (const auto& r : store.operator_ranges())

@@ -17,6 +17,7 @@
 #include "config.hpp"
 #include "drops.hpp"
 #include "feed.hpp"
+#include "feed_gap.hpp"
 #include "feed_mirror.hpp"
 #include "feed_ranges.hpp"
 #include "feed_settings.hpp"
@@ -173,7 +174,15 @@ int main(int argc, char** argv) {
         print(build(), as_json, render);
     } else if (*drops) {
       int64_t since_s = since.empty() ? (follow ? 0 : 3600) : parse_duration_s(since);
-      stream_drops(paths, since_s, follow, [&](const nlohmann::json& r) {
+      // Feed gaps as the daemon last recorded them, read again every 10 s.
+      FeedGaps gaps = read_feed_gaps(paths.state_dir);
+      auto gaps_read = std::chrono::steady_clock::now();
+      stream_drops(paths, since_s, follow, [&](nlohmann::json r) {
+        if (std::chrono::steady_clock::now() - gaps_read > std::chrono::seconds(10)) {
+          gaps = read_feed_gaps(paths.state_dir);
+          gaps_read = std::chrono::steady_clock::now();
+        }
+        mark_feed_gap(r, gaps);
         std::cout << (as_json ? r.dump() + "\n" : render_drop(r)) << std::flush;
       });
     } else if (*explain) {

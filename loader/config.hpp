@@ -41,6 +41,15 @@ struct FeedConfig {
   uint32_t removal_grace_days = 30;
 };
 
+/// Feed-gap detection (feed_gap.hpp): PTR lookups of turned-away sources.
+struct FeedGapConfig {
+  bool enabled = true;
+  std::string resolver;                // "" : /etc/resolv.conf; else "IP[:PORT],..."
+  uint32_t lookups_per_minute = 30;    // per scan
+  uint32_t interval_s = 60;            // between scans
+  uint32_t deadline_ms = 1500;         // one source's PTR and forward lookups together
+};
+
 struct MetricsConfig {
   std::string listen = "127.0.0.1:9725";  // empty: no HTTP endpoint
   std::string textfile;                   // node_exporter textfile path; empty: none
@@ -61,6 +70,7 @@ struct DaemonConfig {
   uint32_t table_chunks = SG_DEFAULT_TABLE_CHUNKS;
   uint32_t events_per_sec = 100;
   FeedConfig feed;
+  FeedGapConfig feed_gaps;
   MetricsConfig metrics;
 };
 

@@ -14,6 +14,7 @@
 
 #include "drops.hpp"
 #include "error.hpp"
+#include "feed_gap.hpp"
 #include "feed_service.hpp"
 #include "feed_settings.hpp"
 #include "gate.hpp"
@@ -234,6 +235,10 @@ int run_daemon(DaemonConfig initial, const std::string& config_path) {
   sd_notify(0, "READY=1\nSTATUS=gate attached, allowlist loaded");
   spdlog::warn("smtpgated ready: guarding {} interface(s)", cfg->interfaces.size());
 
+  // Sources turned away are looked up (PTR, confirmed forward) on a
+  // worker of their own: EOP sending from where it has not published.
+  auto gaps = std::make_unique<FeedGapWatcher>(current);
+
   // The one reader of the events ring buffer while it runs (see drops.hpp);
   // if `smtpgatectl drops --follow` holds it, taken over when that ends.
   std::unique_ptr<DropRecorder> drops;
@@ -318,6 +323,7 @@ int run_daemon(DaemonConfig initial, const std::string& config_path) {
   // A fetch in flight is aborted (libcurl's progress callback) and waited
   // for briefly: SIGTERM ends the daemon within about two seconds.
   feed.stop(std::chrono::milliseconds(1500));
+  gaps.reset();
   if (drops) record_drops();
   metrics.reset();
   ::close(sfd);

@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "drops.hpp"
+#include "feed_gap.hpp"
 #include "feed_other.hpp"
 #include "fsutil.hpp"
 #include "feed_ranges.hpp"
@@ -474,6 +475,20 @@ json build_explain(const Paths& paths, const Cidr& address) {
       listed.push_back({{"range", d.cidr.str()}, {"kind", to_string(d.kind)}, {"origin", d.origin}, {"note", d.note}});
   j["listed_in"] = listed;
   json advice = json::array();
+  j["feed_gap"] = feed_gap_json(read_feed_gaps(paths.state_dir), address);
+  if (!j["feed_gap"].is_null() && !admitted) {
+    const json& g = j["feed_gap"];
+    advice.push_back(address.address_str() + " is EOP host " + g["name"].get<std::string>() +
+                     " (its PTR name, confirmed forward, is under " + g["domain"].get<std::string>() + ", " +
+                     g["instances"].get<std::string>() +
+                     ") but the published port-25 set does not hold it: a feed gap, EOP sending from where it has "
+                     "not published (such as its relay pool in 40.95.0.0/16). Its mail is queued and bounced after "
+                     "24 hours: admit it now with smtpgatectl ranges add " +
+                     Cidr::from_bytes(address.family(), address.bytes().data(),
+                                      address.family() == Family::V4 ? 24 : 64)
+                         .str() +
+                     " --comment 'EOP host " + g["name"].get<std::string>() + ", not published'");
+  }
   j["feed"] = feed_view(read_feed_status(paths.state_dir), read_other_instances(paths.state_dir), address, admitted,
                         j["rule"]["kind"].get<std::string>(), advice);
   if (!admitted && cfg.action == Action::Monitor)
@@ -497,7 +512,10 @@ json build_top(const Paths& paths, size_t limit, const std::string& origin) {
   // Microsoft's sources first (a feed origin decides, or a feed lists it),
   // then by count, then by the most recent.
   std::vector<bool> ms;
-  for (const auto& [s, rule] : all) ms.push_back(is_feed_origin(rule["origin"]) || names.microsoft(s.address));
+  FeedGaps gaps = read_feed_gaps(paths.state_dir);
+  for (const auto& [s, rule] : all)
+    ms.push_back(is_feed_origin(rule["origin"]) || names.microsoft(s.address) ||
+                 !feed_gap_json(gaps, s.address).is_null());
   std::vector<size_t> order(all.size());
   for (size_t i = 0; i < order.size(); i++) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -518,7 +536,8 @@ json build_top(const Paths& paths, size_t limit, const std::string& origin) {
                     {"range", rule["range"]},
                     {"kind", rule["kind"]},
                     {"origin", rule["origin"]},
-                    {"note", rule["note"]}});
+                    {"note", rule["note"]},
+                    {"feed_gap", feed_gap_json(gaps, s.address)}});
   }
   return {{"schema", kJsonSchemaVersion},
           {"action", to_string(maps.config().action)},
@@ -673,6 +692,8 @@ std::string render_explain(const json& j) {
                      f["applied_version"].is_null() ? std::string("unversioned") : str(f["applied_version"]),
                      f["stale"].get<bool>() ? ", " + str(f["latest_version"]) + " announced" : std::string(),
                      f["in_applied"].get<bool>() ? "address" : "address not");
+  if (!j.value("feed_gap", json(nullptr)).is_null())
+    o << "feed gap: EOP host " << str(j["feed_gap"]["name"]) << " (PTR confirmed forward), not in the published set\n";
   for (const auto& a : j["advice"]) o << "advice:   " << str(a) << "\n";
   return o.str();
 }
@@ -688,7 +709,10 @@ std::string render_top(const json& j) {
   for (const auto& r : j["sources"])
     o << fmt::format("{:<28} {:>7} {:<20} {:<20} {:<8} {:<24} {}{}\n", str(r["source"]) + (r["microsoft"].get<bool>() ? " *" : ""),
                      r["count"].get<uint64_t>(), str(r["first_seen"]), str(r["last_seen"]), str(r["verdict"]),
-                     str(r["range"]), str(r["origin"]), r["port"].get<int>() == 25 ? "" : " (port " + r["port"].dump() + ")");
+                     str(r["range"]), str(r["origin"]), r["port"].get<int>() == 25 ? "" : " (port " + r["port"].dump() + ")")
+      << (r.value("feed_gap", json(nullptr)).is_null()
+              ? std::string()
+              : "  FEED GAP: EOP host " + str(r["feed_gap"]["name"]) + ", not in the published set\n");
   if (j["sources"].empty())
     o << "no source turned away recently" << (j["origin"].is_null() ? "" : " with origin " + str(j["origin"])) << "\n";
   else

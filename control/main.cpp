@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   auto* top = app.add_subcommand("top", "The most turned-away sources, Microsoft's first");
   top->add_option("--limit", top_limit, "How many sources (default 20)")->check(CLI::Range(1, 100000));
   top->add_option("--origin", top_origin, "Only sources whose deciding range has this origin")
-      ->check(CLI::IsMember({"operator", "feed", "feed-pending", "feed-grace", "feed-removed", "feed-other", "default", "unknown"}));
+      ->check(CLI::IsMember({"operator", "feed", "feed-pending", "feed-grace", "feed-removed", "feed-other", "eop-confirmed", "default", "unknown"}));
   add_watch(top);
 
   bool follow = false;

@@ -134,7 +134,10 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
   if (const toml::node* n = root.get("feed_gaps")) {
     if (!n->is_table()) throw InputError(r.where("feed_gaps") + " must be a table: [feed_gaps]");
     const toml::table& g = *n->as_table();
-    r.check_keys(g, {"enabled", "resolver", "lookups_per_minute", "deadline_ms"}, "feed_gaps.");
+    r.check_keys(g, {"enabled", "resolver", "lookups_per_minute", "deadline_ms", "admit_confirmed_eop", "admit_days"},
+                 "feed_gaps.");
+    r.get(g, "admit_confirmed_eop", "feed_gaps.admit_confirmed_eop", cfg.feed_gaps.admit_confirmed_eop);
+    r.get(g, "admit_days", "feed_gaps.admit_days", cfg.feed_gaps.admit_days);
     r.get(g, "enabled", "feed_gaps.enabled", cfg.feed_gaps.enabled);
     r.get(g, "resolver", "feed_gaps.resolver", cfg.feed_gaps.resolver);
     r.get(g, "lookups_per_minute", "feed_gaps.lookups_per_minute", cfg.feed_gaps.lookups_per_minute);
@@ -194,6 +197,12 @@ void validate_config(const DaemonConfig& cfg) {
     throw InputError("feed.max_growth_share must be a number in (0, 1000], e.g. 0.5 (half again as many addresses)");
   if (cfg.feed_gaps.lookups_per_minute < 1 || cfg.feed_gaps.lookups_per_minute > 600)
     throw InputError("feed_gaps.lookups_per_minute must be 1..600, e.g. 30");
+  if (cfg.feed_gaps.admit_confirmed_eop != "off" && cfg.feed_gaps.admit_confirmed_eop != "address" &&
+      cfg.feed_gaps.admit_confirmed_eop != "24")
+    throw InputError("feed_gaps.admit_confirmed_eop must be \"off\", \"address\" or \"24\" (its /24), not " +
+                     quote_input(cfg.feed_gaps.admit_confirmed_eop));
+  if (cfg.feed_gaps.admit_days < 1 || cfg.feed_gaps.admit_days > 90)
+    throw InputError("feed_gaps.admit_days must be 1..90, e.g. 7");
   if (cfg.feed_gaps.deadline_ms < 100 || cfg.feed_gaps.deadline_ms > 10000)
     throw InputError("feed_gaps.deadline_ms must be 100..10000, e.g. 1500");
   if (!cfg.feed_gaps.resolver.empty()) FcrdnsResolver check(cfg.feed_gaps.resolver, std::chrono::milliseconds(1000));

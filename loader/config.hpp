@@ -48,6 +48,10 @@ struct FeedGapConfig {
   uint32_t lookups_per_minute = 30;    // per scan
   uint32_t interval_s = 60;            // between scans
   uint32_t deadline_ms = 1500;         // one source's PTR and forward lookups together
+  /// Admit a confirmed EOP host (eop_admit.hpp): "off", "address" or "24"
+  /// (its /24; an IPv6 host's /64).
+  std::string admit_confirmed_eop = "off";
+  uint32_t admit_days = 7;  // unless SYNs are admitted from it again meanwhile
 };
 
 struct MetricsConfig {

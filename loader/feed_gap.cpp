@@ -6,7 +6,9 @@
 #include <cctype>
 #include <ctime>
 
+#include "eop_admit.hpp"
 #include "fsutil.hpp"
+#include "gate.hpp"
 #include "gate_maps.hpp"
 
 namespace smtpgate {
@@ -50,6 +52,10 @@ FeedGaps read_feed_gaps(const std::string& state_dir) {
       g.domain = d ? d->domain : "";
       g.checked_at = e.value("checked_at", int64_t{0});
       g.last_seen = e.value("last_seen", int64_t{0});
+      g.admitted = e.value("admitted", std::string());
+      if (!g.admitted.empty()) g.admitted = Cidr::parse(g.admitted).str();  // never trusted unchecked
+      g.admitted_until = e.value("admitted_until", int64_t{0});
+      g.admitted_syns = e.value("admitted_syns", uint64_t{0});
       out[g.address] = g;
       if (out.size() >= kMaxFeedGapEntries) break;
     }
@@ -67,7 +73,10 @@ void write_feed_gaps(const std::string& state_dir, const FeedGaps& gaps) {
                             {"status", to_string(g.status)},
                             {"name", g.name},
                             {"checked_at", g.checked_at},
-                            {"last_seen", g.last_seen}});
+                            {"last_seen", g.last_seen},
+                            {"admitted", g.admitted},
+                            {"admitted_until", g.admitted_until},
+                            {"admitted_syns", g.admitted_syns}});
   write_file_atomic(gaps_path(state_dir), j.dump(1) + "\n");
 }
 
@@ -96,7 +105,7 @@ size_t recent_feed_gaps(const FeedGaps& gaps, int64_t now) {
 }
 
 size_t scan_feed_gaps(const Paths& paths, FcrdnsResolver& resolver, int64_t now, size_t budget,
-                      const std::atomic<bool>* stop) {
+                      const std::atomic<bool>* stop, const FeedGapConfig& policy) {
   if (!GateMaps::pinned_at(paths.pin_dir)) return 0;
   std::vector<RecentSource> refused = GateMaps::open_pinned(paths.pin_dir).recent_refused();
   FeedGaps gaps = read_feed_gaps(paths.state_dir);
@@ -129,6 +138,8 @@ size_t scan_feed_gaps(const Paths& paths, FcrdnsResolver& resolver, int64_t now,
     else if (f.status == Fcrdns::Status::NotConfirmed && eop_outbound_domain(f.name))
       spdlog::info("{}: PTR {} does not confirm forward; not trusted", s.address.address_str(), f.name);
   }
+  bool admissions = update_eop_admissions(gaps, paths, policy, now);
+  changed = changed || admissions;
   // Bounded: the sources seen longest ago leave first.
   while (gaps.size() > kMaxFeedGapEntries) {
     changed = true;
@@ -136,8 +147,20 @@ size_t scan_feed_gaps(const Paths& paths, FcrdnsResolver& resolver, int64_t now,
                                    [](const auto& a, const auto& b) { return a.second.last_seen < b.second.last_seen; });
     gaps.erase(oldest);
   }
-  if (std::erase_if(gaps, [&](const auto& kv) { return kv.second.last_seen + 7 * 24 * 3600 < now; })) changed = true;
-  if (changed) write_feed_gaps(paths.state_dir, gaps);
+  if (std::erase_if(gaps, [&](const auto& kv) {
+        return kv.second.admitted.empty() && kv.second.last_seen + 7 * 24 * 3600 < now;
+      }))
+    changed = true;
+  if (!changed) return lookups;
+  if (!admissions) {
+    write_feed_gaps(paths.state_dir, gaps);
+    return lookups;
+  }
+  // An admission began or ended: recorded and published under the gate
+  // lock, waited for a bounded time (the lookups are over).
+  GateLock lock(paths, std::chrono::milliseconds(10000));
+  write_feed_gaps(paths.state_dir, gaps);
+  republish_if_pinned(paths);
   return lookups;
 }
 
@@ -158,7 +181,8 @@ void FeedGapWatcher::loop() {
     if (cfg->feed_gaps.enabled) {
       try {
         FcrdnsResolver resolver(cfg->feed_gaps.resolver, std::chrono::milliseconds(cfg->feed_gaps.deadline_ms));
-        scan_feed_gaps(cfg->paths, resolver, ::time(nullptr), cfg->feed_gaps.lookups_per_minute, &stop_);
+        scan_feed_gaps(cfg->paths, resolver, ::time(nullptr), cfg->feed_gaps.lookups_per_minute, &stop_,
+                       cfg->feed_gaps);
       } catch (const std::exception& e) {
         spdlog::error("feed gaps: {}", e.what());
       }

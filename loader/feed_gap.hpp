@@ -48,7 +48,12 @@ struct FeedGapEntry {
   std::string name;    // the confirmed (or first PTR) name
   std::string domain;  // the EOP outbound domain of a confirmed name, else ""
   int64_t checked_at = 0;
-  int64_t last_seen = 0;  // last scan that found it turned away
+  int64_t last_seen = 0;  // last scan that found it turned away (or admitted)
+  // admit_confirmed_eop: the range admitted for it ("" none), until when,
+  // and its rule's admitted SYNs when last looked at.
+  std::string admitted;
+  int64_t admitted_until = 0;
+  uint64_t admitted_syns = 0;
   /// A feed gap: EOP's own host, forward-confirmed.
   bool gap() const { return status == Fcrdns::Status::Confirmed && !domain.empty(); }
 };
@@ -78,8 +83,11 @@ constexpr size_t kMaxFeedGapEntries = 4096;
 /// written. Returns the lookups made. No gate lock is taken (nothing in the
 /// gate changes), and none is held across the lookups.
 /// `stop` (may be null) ends it between two lookups.
+/// With `policy` (admit_confirmed_eop and admit_days), a new feed gap is
+/// admitted and an admission that saw no SYN for admit_days ends; the gate
+/// is published again (under the gate lock, after the lookups).
 size_t scan_feed_gaps(const Paths& paths, FcrdnsResolver& resolver, int64_t now, size_t budget,
-                      const std::atomic<bool>* stop = nullptr);
+                      const std::atomic<bool>* stop = nullptr, const FeedGapConfig& policy = {});
 
 /// The daemon's worker: a scan a minute with the configuration in force.
 class FeedGapWatcher {

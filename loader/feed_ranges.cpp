@@ -5,6 +5,7 @@
 #include <ctime>
 #include <functional>
 
+#include "eop_admit.hpp"
 #include "feed_client.hpp"
 #include "feed_other.hpp"
 #include "gate.hpp"
@@ -35,6 +36,7 @@ std::vector<DesiredRange> feed_desired_ranges(const FeedStatus& s) {
 std::vector<DesiredRange> feed_desired_ranges(const std::string& state_dir) {
   std::vector<DesiredRange> out = feed_desired_ranges(read_feed_status(state_dir));
   for (auto& d : other_desired_ranges(read_other_instances(state_dir))) out.push_back(std::move(d));
+  for (auto& d : eop_admitted_ranges(read_feed_gaps(state_dir), ::time(nullptr))) out.push_back(std::move(d));
   return out;
 }
 
@@ -104,6 +106,8 @@ SyncResult under_lock(const DaemonConfig& cfg, int64_t now, const std::optional<
       desired.push_back(DesiredRange{r.cidr, r.kind, origin::kOperator, r.comment});
     for (auto& d : feed_desired_ranges(next)) desired.push_back(std::move(d));
     for (auto& d : other_desired_ranges(read_other_instances(cfg.paths.state_dir))) desired.push_back(std::move(d));
+    for (auto& d : eop_admitted_ranges(read_feed_gaps(cfg.paths.state_dir), ::time(nullptr)))
+      desired.push_back(std::move(d));
     GateMaps maps = GateMaps::open_pinned(cfg.paths.pin_dir);
     publish_desired(maps, desired);
   };

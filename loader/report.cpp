@@ -48,7 +48,7 @@ std::string monotonic_to_wall(uint64_t mono_ns) { return rfc3339_utc(monotonic_t
 
 bool is_feed_origin(const std::string& o) {
   return o == origin::kFeed || o == origin::kFeedPending || o == origin::kFeedGrace || o == origin::kFeedRemoved ||
-         o == origin::kFeedOther;
+         o == origin::kFeedOther || o == origin::kEopConfirmed;
 }
 
 namespace {

@@ -111,6 +111,8 @@ TEST(Config, MistakesNameTheKey) {
       {"[feed_gaps]\nlookups_per_minute = 0\n", "feed_gaps.lookups_per_minute must be 1..600"},
       {"[feed_gaps]\ndeadline_ms = 60000\n", "feed_gaps.deadline_ms must be 100..10000"},
       {"[feed_gaps]\nservers = \"127.0.0.1\"\n", "unknown key 'feed_gaps.servers'"},
+      {"[feed_gaps]\nadmit_confirmed_eop = \"16\"\n", "feed_gaps.admit_confirmed_eop must be \"off\", \"address\" or \"24\""},
+      {"[feed_gaps]\nadmit_days = 0\n", "feed_gaps.admit_days must be 1..90"},
       {"[feed]\nmax_added_ranges = -1\n", "key 'feed.max_added_ranges' is out of range"},
       {"[feed]\nurl = \"http://mirror.example.net\"\n", "'http://mirror.example.net/' is plain http"},
       {"[feed]\nurl = \"https://u:secret@mirror.example.net\"\nca_file = \"/nonexistent/ca.pem\"\n",

@@ -4,6 +4,7 @@
 // and marks an EOP outbound host the published set does not hold. A PTR
 // name that does not lead back is never trusted.
 #include <gtest/gtest.h>
+#include <linux/bpf.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -195,6 +196,44 @@ TEST(FeedGap, TopDropsExplainAndTheMetricMarkAConfirmedEopHostTheFeedLacks) {
 
   std::string metrics = render_metrics(scene.paths(), {});
   EXPECT_NE(metrics.find("\nsmtpgate_feed_gap_sources 3\n"), std::string::npos) << metrics;
+  // admit_confirmed_eop is off by default: marked, still turned away.
+  EXPECT_EQ(scene.syn(kRelay), XDP_DROP);
+}
+
+TEST(FeedGap, AdmitConfirmedEopAdmitsTheHostUntilItGoesQuiet) {
+  Dnsmasq dns(records());
+  RefusalScene scene("admit");
+  for (const char* src : {kRelay, kForged}) scene.syn(src);
+  FcrdnsResolver resolver(dns.server(), std::chrono::milliseconds(1500));
+  FeedGapConfig policy;
+  policy.admit_confirmed_eop = "address";
+  policy.admit_days = 7;
+  const int64_t day = 24 * 3600, t0 = ::time(nullptr);
+
+  scan_feed_gaps(scene.paths(), resolver, t0, 30, nullptr, policy);
+  EXPECT_EQ(scene.syn(kRelay), XDP_PASS) << "a confirmed EOP host was not admitted";
+  EXPECT_EQ(scene.syn(kForged), XDP_DROP) << "a PTR that does not confirm forward was admitted";
+
+  json listed = scene.ctl_json({"ranges", "list"});
+  bool in_list = false;
+  for (const auto& r : listed["ranges"])
+    in_list = in_list || (r["range"] == std::string(kRelay) + "/32" && r["origin"] == "eop-confirmed");
+  EXPECT_TRUE(in_list) << listed.dump(2);
+  json e = scene.ctl_json({"explain", kRelay});
+  EXPECT_EQ(e["verdict"], "admit");
+  EXPECT_EQ(e["rule"]["origin"], "eop-confirmed");
+  EXPECT_NE(e["rule"]["note"].get<std::string>().find(std::string("EOP host ") + kRelayName), std::string::npos);
+  EXPECT_NE(e["rule"]["note"].get<std::string>().find("admitted by admit_confirmed_eop until"), std::string::npos);
+
+  // Seen again on day 6 (a SYN admitted since): renewed for 7 more days.
+  scan_feed_gaps(scene.paths(), resolver, t0 + 6 * day, 30, nullptr, policy);
+  scan_feed_gaps(scene.paths(), resolver, t0 + 12 * day, 30, nullptr, policy);
+  EXPECT_EQ(scene.syn(kForged), XDP_DROP);
+  ASSERT_EQ(read_feed_gaps(scene.paths().state_dir).at(Cidr::parse_address(kRelay)).admitted, std::string(kRelay) + "/32");
+  // Quiet for 7 days after that: the admission ends and it is refused again.
+  scan_feed_gaps(scene.paths(), resolver, t0 + 20 * day, 30, nullptr, policy);
+  EXPECT_EQ(scene.syn(kRelay), XDP_DROP) << "an admission outlived admit_days without traffic";
+  EXPECT_EQ(scene.ctl_json({"explain", kRelay})["rule"]["origin"], "default");
 }
 
 }  // namespace

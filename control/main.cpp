@@ -17,8 +17,10 @@
 #include "config.hpp"
 #include "drops.hpp"
 #include "feed.hpp"
+#include "feed_gap.hpp"
 #include "feed_mirror.hpp"
 #include "feed_ranges.hpp"
+#include "feed_settings.hpp"
 #include "fsutil.hpp"
 #include "gate.hpp"
 #include "gate_program.hpp"
@@ -104,7 +106,7 @@ int main(int argc, char** argv) {
   auto* top = app.add_subcommand("top", "The most turned-away sources, Microsoft's first");
   top->add_option("--limit", top_limit, "How many sources (default 20)")->check(CLI::Range(1, 100000));
   top->add_option("--origin", top_origin, "Only sources whose deciding range has this origin")
-      ->check(CLI::IsMember({"operator", "feed", "feed-pending", "feed-removed", "feed-other", "default", "unknown"}));
+      ->check(CLI::IsMember({"operator", "feed", "feed-pending", "feed-grace", "feed-removed", "feed-other", "eop-confirmed", "default", "unknown"}));
   add_watch(top);
 
   bool follow = false;
@@ -172,7 +174,15 @@ int main(int argc, char** argv) {
         print(build(), as_json, render);
     } else if (*drops) {
       int64_t since_s = since.empty() ? (follow ? 0 : 3600) : parse_duration_s(since);
-      stream_drops(paths, since_s, follow, [&](const nlohmann::json& r) {
+      // Feed gaps as the daemon last recorded them, read again every 10 s.
+      FeedGaps gaps = read_feed_gaps(paths.state_dir);
+      auto gaps_read = std::chrono::steady_clock::now();
+      stream_drops(paths, since_s, follow, [&](nlohmann::json r) {
+        if (std::chrono::steady_clock::now() - gaps_read > std::chrono::seconds(10)) {
+          gaps = read_feed_gaps(paths.state_dir);
+          gaps_read = std::chrono::steady_clock::now();
+        }
+        mark_feed_gap(r, gaps);
         std::cout << (as_json ? r.dump() + "\n" : render_drop(r)) << std::flush;
       });
     } else if (*explain) {
@@ -183,8 +193,10 @@ int main(int argc, char** argv) {
       if (!as_json) std::cout << "action " << action_word << ": refused senders see " << eop_code_for(a) << "\n";
     } else if (*f_import || *f_sync || *f_mirror) {
       DaemonConfig cfg;
-      if (config_path.empty() && file_exists(kDefaultConfigPath)) config_path = kDefaultConfigPath;
-      if (!config_path.empty()) load_config_file(config_path, cfg);
+      // The running smtpgated's feed settings, else the configuration file.
+      FeedSettingsChoice chosen = choose_feed_settings(paths, config_path, kDefaultConfigPath);
+      cfg.feed = chosen.feed;
+      spdlog::info("feed settings of {}: {} {}", chosen.source, cfg.feed.url, cfg.feed.instance);
       cfg.paths = paths;
       if (!instance.empty()) cfg.feed.instance = instance;
       if (!feed_url.empty()) cfg.feed.url = feed_url;
@@ -204,7 +216,10 @@ int main(int argc, char** argv) {
       }
       if (!as_json) std::cout << r.message << "\n";
     } else if (*f_status) {
-      print(build_feed_status(paths), as_json, render_feed_status);
+      FeedSettingsChoice chosen = choose_feed_settings(paths, config_path, kDefaultConfigPath);
+      if (!instance.empty()) chosen.feed.instance = instance;
+      if (!feed_url.empty()) chosen.feed.url = feed_url;
+      print(build_feed_status(paths, chosen), as_json, render_feed_status);
     } else if (*detach_cmd) {
       if (!detach(ifname)) {
         std::cerr << "smtpgatectl: no smtpgate program is attached to " << ifname << "\n";

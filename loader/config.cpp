@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "error.hpp"
+#include "fcrdns.hpp"
 #include "feed.hpp"
 #include "fsutil.hpp"
 #include "http.hpp"
@@ -85,7 +86,7 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
   Reader r{path};
   r.check_keys(root,
                {"interfaces", "mode", "action", "ports", "pin_dir", "state_dir", "allow_empty", "max_rules",
-                "recent_sources", "table_chunks", "events_per_sec", "feed", "metrics"},
+                "recent_sources", "table_chunks", "events_per_sec", "feed", "feed_gaps", "metrics"},
                "");
   if (const toml::node* n = root.get("interfaces")) {
     if (!n->is_array()) throw InputError(r.where("interfaces") + " must be a list of names, e.g. [\"eth0\"]");
@@ -130,13 +131,25 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
   r.get(root, "table_chunks", "table_chunks", cfg.table_chunks);
   r.get(root, "events_per_sec", "events_per_sec", cfg.events_per_sec);
 
+  if (const toml::node* n = root.get("feed_gaps")) {
+    if (!n->is_table()) throw InputError(r.where("feed_gaps") + " must be a table: [feed_gaps]");
+    const toml::table& g = *n->as_table();
+    r.check_keys(g, {"enabled", "resolver", "lookups_per_minute", "deadline_ms", "admit_confirmed_eop", "admit_days"},
+                 "feed_gaps.");
+    r.get(g, "admit_confirmed_eop", "feed_gaps.admit_confirmed_eop", cfg.feed_gaps.admit_confirmed_eop);
+    r.get(g, "admit_days", "feed_gaps.admit_days", cfg.feed_gaps.admit_days);
+    r.get(g, "enabled", "feed_gaps.enabled", cfg.feed_gaps.enabled);
+    r.get(g, "resolver", "feed_gaps.resolver", cfg.feed_gaps.resolver);
+    r.get(g, "lookups_per_minute", "feed_gaps.lookups_per_minute", cfg.feed_gaps.lookups_per_minute);
+    r.get(g, "deadline_ms", "feed_gaps.deadline_ms", cfg.feed_gaps.deadline_ms);
+  }
   if (const toml::node* n = root.get("feed")) {
     if (!n->is_table()) throw InputError(r.where("feed") + " must be a table: [feed]");
     const toml::table& f = *n->as_table();
     r.check_keys(f,
                  {"enabled", "instance", "url", "interval", "proxy", "ipv6", "min_prefix_v4", "min_prefix_v6",
                   "max_removal_share", "max_added_ranges", "max_growth_share", "force", "allow_http", "ca_file",
-                  "watch_other_instances"},
+                  "watch_other_instances", "removal_grace_days"},
                  "feed.");
     r.get(f, "enabled", "feed.enabled", cfg.feed.enabled);
     r.get(f, "instance", "feed.instance", cfg.feed.instance);
@@ -153,6 +166,7 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
     r.get(f, "allow_http", "feed.allow_http", cfg.feed.allow_http);
     r.get(f, "ca_file", "feed.ca_file", cfg.feed.ca_file);
     r.get(f, "watch_other_instances", "feed.watch_other_instances", cfg.feed.watch_other_instances);
+    r.get(f, "removal_grace_days", "feed.removal_grace_days", cfg.feed.removal_grace_days);
   }
   if (const toml::node* n = root.get("metrics")) {
     if (!n->is_table()) throw InputError(r.where("metrics") + " must be a table: [metrics]");
@@ -181,6 +195,19 @@ void validate_config(const DaemonConfig& cfg) {
   // Written so that NaN fails too: it compares false with everything.
   if (!(cfg.feed.max_growth_share > 0 && cfg.feed.max_growth_share <= 1000))
     throw InputError("feed.max_growth_share must be a number in (0, 1000], e.g. 0.5 (half again as many addresses)");
+  if (cfg.feed_gaps.lookups_per_minute < 1 || cfg.feed_gaps.lookups_per_minute > 600)
+    throw InputError("feed_gaps.lookups_per_minute must be 1..600, e.g. 30");
+  if (cfg.feed_gaps.admit_confirmed_eop != "off" && cfg.feed_gaps.admit_confirmed_eop != "address" &&
+      cfg.feed_gaps.admit_confirmed_eop != "24")
+    throw InputError("feed_gaps.admit_confirmed_eop must be \"off\", \"address\" or \"24\" (its /24), not " +
+                     quote_input(cfg.feed_gaps.admit_confirmed_eop));
+  if (cfg.feed_gaps.admit_days < 1 || cfg.feed_gaps.admit_days > 90)
+    throw InputError("feed_gaps.admit_days must be 1..90, e.g. 7");
+  if (cfg.feed_gaps.deadline_ms < 100 || cfg.feed_gaps.deadline_ms > 10000)
+    throw InputError("feed_gaps.deadline_ms must be 100..10000, e.g. 1500");
+  if (!cfg.feed_gaps.resolver.empty()) FcrdnsResolver check(cfg.feed_gaps.resolver, std::chrono::milliseconds(1000));
+  if (cfg.feed.removal_grace_days > 365)
+    throw InputError("feed.removal_grace_days must be 0..365 (0: a removed range is refused at once), e.g. 30");
   if (cfg.feed.max_added_ranges > 65536) throw InputError("feed.max_added_ranges must be 0..65536, e.g. 8");
   check_fetch_url(cfg.feed.url, cfg.feed.allow_http);
   if (!cfg.feed.ca_file.empty() && !file_exists(cfg.feed.ca_file))

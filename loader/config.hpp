@@ -37,6 +37,21 @@ struct FeedConfig {
   std::string ca_file;
   /// Watch the other instances' port-25 sets (origin feed-other).
   bool watch_other_instances = false;
+  /// Days a range Microsoft removed stays admitted (origin feed-grace).
+  uint32_t removal_grace_days = 30;
+};
+
+/// Feed-gap detection (feed_gap.hpp): PTR lookups of turned-away sources.
+struct FeedGapConfig {
+  bool enabled = true;
+  std::string resolver;                // "" : /etc/resolv.conf; else "IP[:PORT],..."
+  uint32_t lookups_per_minute = 30;    // per scan
+  uint32_t interval_s = 60;            // between scans
+  uint32_t deadline_ms = 1500;         // one source's PTR and forward lookups together
+  /// Admit a confirmed EOP host (eop_admit.hpp): "off", "address" or "24"
+  /// (its /24; an IPv6 host's /64).
+  std::string admit_confirmed_eop = "off";
+  uint32_t admit_days = 7;  // unless SYNs are admitted from it again meanwhile
 };
 
 struct MetricsConfig {
@@ -59,6 +74,7 @@ struct DaemonConfig {
   uint32_t table_chunks = SG_DEFAULT_TABLE_CHUNKS;
   uint32_t events_per_sec = 100;
   FeedConfig feed;
+  FeedGapConfig feed_gaps;
   MetricsConfig metrics;
 };
 

@@ -14,7 +14,9 @@
 
 #include "drops.hpp"
 #include "error.hpp"
+#include "feed_gap.hpp"
 #include "feed_service.hpp"
+#include "feed_settings.hpp"
 #include "gate.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
@@ -163,6 +165,15 @@ int run_daemon(DaemonConfig initial, const std::string& config_path) {
   CurrentConfig current(cfg);
   FeedService feed;
   bool reload_pending = false;
+  // smtpgatectl's feed commands follow what runs (feed_settings.hpp).
+  auto publish_feed_settings = [&config_path](const DaemonConfig& c) {
+    try {
+      write_daemon_feed_settings(c, config_path);
+    } catch (const std::exception& e) {
+      spdlog::error("feed settings not written for smtpgatectl: {}", e.what());
+    }
+  };
+  publish_feed_settings(*cfg);
 
   // With an allowlist in the state (last known good, operator ranges) the
   // gate comes up first, READY=1 follows at once and the feed's first check
@@ -224,6 +235,10 @@ int run_daemon(DaemonConfig initial, const std::string& config_path) {
   sd_notify(0, "READY=1\nSTATUS=gate attached, allowlist loaded");
   spdlog::warn("smtpgated ready: guarding {} interface(s)", cfg->interfaces.size());
 
+  // Sources turned away are looked up (PTR, confirmed forward) on a
+  // worker of their own: EOP sending from where it has not published.
+  auto gaps = std::make_unique<FeedGapWatcher>(current);
+
   // The one reader of the events ring buffer while it runs (see drops.hpp);
   // if `smtpgatectl drops --follow` holds it, taken over when that ends.
   std::unique_ptr<DropRecorder> drops;
@@ -248,6 +263,7 @@ int run_daemon(DaemonConfig initial, const std::string& config_path) {
       bring_up(next, FeedService::kLockWait);
       cfg = std::make_shared<const DaemonConfig>(std::move(next));
       current.set(cfg);
+      publish_feed_settings(*cfg);
       spdlog::warn("configuration reloaded");
     } catch (const std::exception& e) {
       spdlog::error("reload refused, running configuration kept: {}", e.what());
@@ -307,6 +323,7 @@ int run_daemon(DaemonConfig initial, const std::string& config_path) {
   // A fetch in flight is aborted (libcurl's progress callback) and waited
   // for briefly: SIGTERM ends the daemon within about two seconds.
   feed.stop(std::chrono::milliseconds(1500));
+  gaps.reset();
   if (drops) record_drops();
   metrics.reset();
   ::close(sfd);

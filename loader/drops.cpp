@@ -296,9 +296,11 @@ int64_t parse_duration_s(const std::string& text) {
 
 std::string render_drop(const json& r) {
   auto s = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.is_null() ? "-" : v.dump(); };
-  return fmt::format("{} {} {} > port {} {} range {} origin {}{}\n", s(r["time"]), s(r["interface"]), s(r["source"]),
+  const json gap = r.value("feed_gap", json(nullptr));
+  return fmt::format("{} {} {} > port {} {} range {} origin {}{}{}\n", s(r["time"]), s(r["interface"]), s(r["source"]),
                      s(r["port"]), s(r["verdict"]), s(r["range"]), s(r["origin"]),
-                     r["judged_as"] == "syn" ? "" : " (" + s(r["judged_as"]) + ")");
+                     r["judged_as"] == "syn" ? "" : " (" + s(r["judged_as"]) + ")",
+                     gap.is_object() ? " FEED GAP (EOP host " + s(gap["name"]) + ")" : "");
 }
 
 }  // namespace smtpgate

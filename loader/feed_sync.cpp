@@ -115,7 +115,11 @@ json to_json(const FeedStatus& s) {
                      {"set_ids", s.rejected->set_ids}, {"ranges", cidrs_json(s.rejected->ranges)},
                      {"watched", s.rejected->watched}};
   for (const auto& r : s.recently_removed)
-    j["recently_removed"].push_back({{"range", r.cidr.str()}, {"version", r.version}, {"removed_at", r.removed_at}});
+    j["recently_removed"].push_back({{"range", r.cidr.str()},
+                                     {"version", r.version},
+                                     {"removed_at", r.removed_at},
+                                     {"grace_until", r.grace_until},
+                                     {"grace_over", r.grace_over}});
   return j;
 }
 
@@ -145,7 +149,8 @@ FeedStatus feed_status_from_json(const json& j) {
   if (j.contains("recently_removed"))
     for (const auto& r : j.at("recently_removed"))
       s.recently_removed.push_back(RemovedRange{Cidr::parse(r.at("range").get<std::string>()),
-                                                r.value("version", std::string()), r.value("removed_at", int64_t{0})});
+                                                r.value("version", std::string()), r.value("removed_at", int64_t{0}),
+                                                r.value("grace_until", int64_t{0}), r.value("grace_over", false)});
   return s;
 }
 
@@ -364,7 +369,6 @@ SyncResult FeedSync::decide(const FeedFetch& f) {
     for (auto& w : sel.warnings) warnings.push_back(std::move(w));
   } catch (const InputError& e) {
     status_.rejected = RejectedVersion{v.latest, what + " is refused: " + e.what(), now, ep.source, {}, {}, false};
-    for (const auto& w : warnings) spdlog::warn("{}", w);
     SyncResult r = fail(now, SyncOutcome::Rejected, status_.rejected->reason);
     r.warnings.insert(r.warnings.begin(), warnings.begin(), warnings.end());
     return r;
@@ -427,7 +431,8 @@ SyncResult FeedSync::take(int64_t now, FeedSnapshot next, const std::vector<Chan
     r.added.emplace_back(c, it == next.effective_dates.end() ? "" : it->second);
   }
   r.removed = d.removed;
-  for (const auto& w : warnings) spdlog::warn("{}", w);
+  // Warnings travel in the result: the caller reports each once (the
+  // daemon's log, or the command's stderr).
 
   try {
     validate_feed_update(current, next.ranges, options_.policy, what);
@@ -455,9 +460,10 @@ SyncResult FeedSync::take(int64_t now, FeedSnapshot next, const std::vector<Chan
     spdlog::info("{}: adds {}{}", what, c.str(), date.empty() ? "" : " (effective " + date + ")");
   for (const auto& c : r.removed) spdlog::info("{}: removes {}", what, c.str());
 
-  for (const auto& c : r.removed) status_.recently_removed.push_back(RemovedRange{c, next.version, now});
+  for (const auto& c : r.removed)
+    status_.recently_removed.push_back(RemovedRange{c, next.version, now, now + options_.removal_grace_s, false});
   std::erase_if(status_.recently_removed, [&](const RemovedRange& x) {
-    return x.removed_at + kRemovedRetention < now || listed(next.ranges, x.cidr);
+    return std::max(x.removed_at, x.grace_until) + kRemovedRetention < now || listed(next.ranges, x.cidr);
   });
   if (status_.rejected && (status_.rejected->version.empty() || next.version.empty() ||
                            status_.rejected->version <= next.version))

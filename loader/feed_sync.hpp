@@ -57,11 +57,14 @@ struct RejectedVersion {
   bool watched = true;  // its ranges are published as watch ranges (feed-pending)
 };
 
-/// A range a newer applied version no longer lists (kept for 30 days).
+/// A range a newer applied version no longer lists: admitted until
+/// grace_until (grace.hpp), then refused; forgotten 30 days later.
 struct RemovedRange {
   Cidr cidr;
   std::string version;  // the version that removed it
   int64_t removed_at = 0;
+  int64_t grace_until = 0;  // unix seconds; removed_at (or 0) when it had none
+  bool grace_over = false;  // its grace ended (marked when seen ended)
 };
 
 /// Everything feed.json holds; what `smtpgatectl feed status` shows. Times
@@ -102,6 +105,7 @@ struct FeedSyncOptions {
   int64_t interval_s = 3600;  // version polls; a longer Cache-Control max-age wins
   int64_t retry_s = 600;      // next try after a failed download or apply
   bool log_changes = true;    // call the changes method when the version moved
+  int64_t removal_grace_s = 30 * 24 * 3600;  // how long a removed range stays admitted
   /// The caller holds the GateLock: a corrupt feed.json may be set aside.
   /// false for a fetch(), which reads and never moves it.
   bool holds_lock = true;

@@ -23,6 +23,7 @@
 #include "drops.hpp"
 #include "error.hpp"
 #include "feed.hpp"
+#include "feed_gap.hpp"
 #include "feed_sync.hpp"
 #include "fsutil.hpp"
 #include "gate_maps.hpp"
@@ -147,6 +148,10 @@ MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string
         rule_lines(t.prefix.str(), origin, to_string(t.kind), maps.rule_counters(t.rule_id));
       }
       rule_lines("default", "default", "default", maps.rule_counters(SG_RULE_DEFAULT));
+      e.add("smtpgate_feed_gap_sources",
+            "Sources turned away in the last day whose PTR name, confirmed forward, is an EOP outbound host the "
+            "published set does not hold",
+            kGauge, {}, recent_feed_gaps(read_feed_gaps(paths.state_dir), ::time(nullptr)));
       for (const auto& [k, n] : per_origin)
         e.add("smtpgate_ranges", "Ranges in the published allowlist, by origin and kind", kGauge,
               {{"origin", k.first}, {"kind", k.second}}, n);

@@ -13,11 +13,13 @@
 #include <algorithm>
 
 #include "drops.hpp"
+#include "feed_gap.hpp"
 #include "feed_other.hpp"
 #include "fsutil.hpp"
 #include "feed_ranges.hpp"
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
+#include "grace.hpp"
 #include "links.hpp"
 
 namespace smtpgate {
@@ -45,7 +47,8 @@ int64_t monotonic_to_unix_ns(uint64_t mono_ns) { return int64_t(mono_ns) + monot
 std::string monotonic_to_wall(uint64_t mono_ns) { return rfc3339_utc(monotonic_to_unix_ns(mono_ns) / 1000000000); }
 
 bool is_feed_origin(const std::string& o) {
-  return o == origin::kFeed || o == origin::kFeedPending || o == origin::kFeedRemoved || o == origin::kFeedOther;
+  return o == origin::kFeed || o == origin::kFeedPending || o == origin::kFeedGrace || o == origin::kFeedRemoved ||
+         o == origin::kFeedOther || o == origin::kEopConfirmed;
 }
 
 namespace {
@@ -373,17 +376,28 @@ json feed_view(const FeedStatus& f, const std::vector<OtherInstanceSet>& others,
          {"in_applied", f.applied && in(f.applied->ranges)},
          {"in_rejected", nullptr},
          {"removed_by", nullptr},
+         {"grace_until", nullptr},
+         {"in_grace", false},
          {"other_instances", json::array()}};
   if (f.rejected && in(f.rejected->ranges))
     j["in_rejected"] = {{"version", f.rejected->version.empty() ? json(nullptr) : json(f.rejected->version)},
                         {"reason", f.rejected->reason}};
   for (const auto& r : f.recently_removed)
-    if (r.cidr.contains(address)) j["removed_by"] = r.version.empty() ? json("an unversioned import") : json(r.version);
+    if (r.cidr.contains(address)) {
+      j["removed_by"] = r.version.empty() ? json("an unversioned import") : json(r.version);
+      if (r.grace_until > r.removed_at) j["grace_until"] = utc_day(r.grace_until);
+      j["in_grace"] = in_grace(r, ::time(nullptr));
+    }
   for (const auto& o : others)
     if (in(o.ranges)) j["other_instances"].push_back(to_string(o.instance));
+  const std::string a = address.address_str();
+  if (j["in_grace"].get<bool>())
+    advice.push_back("Microsoft removed the range holding " + a + " in version " + j["removed_by"].get<std::string>() +
+                     "; it stays admitted in grace until " + j["grace_until"].get<std::string>() +
+                     " (feed.removal_grace_days), then it is refused. Traffic from it now means EOP still sends "
+                     "from there: if it keeps coming, add the range with smtpgatectl ranges add");
   if (admitted) return j;
 
-  const std::string a = address.address_str();
   if (!j["in_rejected"].is_null())
     advice.push_back(a + " is in feed version " + (f.rejected->version.empty() ? "(unversioned)" : f.rejected->version) +
                      ", which validation rejected: " + f.rejected->reason +
@@ -395,9 +409,10 @@ json feed_view(const FeedStatus& f, const std::vector<OtherInstanceSet>& others,
   if (j["in_applied"].get<bool>() && deciding_kind == "deny")
     advice.push_back(a + " is in the applied feed, but an operator deny range overrides it: "
                      "smtpgatectl ranges del that range if EOP should reach you from here");
-  if (!j["removed_by"].is_null())
+  if (!j["removed_by"].is_null() && !j["in_grace"].get<bool>())
     advice.push_back("Microsoft removed the range holding " + a + " in version " + j["removed_by"].get<std::string>() +
-                     ": EOP should no longer send from it");
+                     (j["grace_until"].is_null() ? std::string() : ", and its grace ended " + str(j["grace_until"])) +
+                     ": EOP should no longer send from it; if it still does, add the range with smtpgatectl ranges add");
   // A stale allowlist is news only when the announced version was not
   // refused: syncing again would refuse it again.
   bool latest_refused = f.rejected && f.rejected->version == f.latest_version;
@@ -460,6 +475,20 @@ json build_explain(const Paths& paths, const Cidr& address) {
       listed.push_back({{"range", d.cidr.str()}, {"kind", to_string(d.kind)}, {"origin", d.origin}, {"note", d.note}});
   j["listed_in"] = listed;
   json advice = json::array();
+  j["feed_gap"] = feed_gap_json(read_feed_gaps(paths.state_dir), address);
+  if (!j["feed_gap"].is_null() && !admitted) {
+    const json& g = j["feed_gap"];
+    advice.push_back(address.address_str() + " is EOP host " + g["name"].get<std::string>() +
+                     " (its PTR name, confirmed forward, is under " + g["domain"].get<std::string>() + ", " +
+                     g["instances"].get<std::string>() +
+                     ") but the published port-25 set does not hold it: a feed gap, EOP sending from where it has "
+                     "not published (such as its relay pool in 40.95.0.0/16). Its mail is queued and bounced after "
+                     "24 hours: admit it now with smtpgatectl ranges add " +
+                     Cidr::from_bytes(address.family(), address.bytes().data(),
+                                      address.family() == Family::V4 ? 24 : 64)
+                         .str() +
+                     " --comment 'EOP host " + g["name"].get<std::string>() + ", not published'");
+  }
   j["feed"] = feed_view(read_feed_status(paths.state_dir), read_other_instances(paths.state_dir), address, admitted,
                         j["rule"]["kind"].get<std::string>(), advice);
   if (!admitted && cfg.action == Action::Monitor)
@@ -483,7 +512,10 @@ json build_top(const Paths& paths, size_t limit, const std::string& origin) {
   // Microsoft's sources first (a feed origin decides, or a feed lists it),
   // then by count, then by the most recent.
   std::vector<bool> ms;
-  for (const auto& [s, rule] : all) ms.push_back(is_feed_origin(rule["origin"]) || names.microsoft(s.address));
+  FeedGaps gaps = read_feed_gaps(paths.state_dir);
+  for (const auto& [s, rule] : all)
+    ms.push_back(is_feed_origin(rule["origin"]) || names.microsoft(s.address) ||
+                 !feed_gap_json(gaps, s.address).is_null());
   std::vector<size_t> order(all.size());
   for (size_t i = 0; i < order.size(); i++) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -504,7 +536,8 @@ json build_top(const Paths& paths, size_t limit, const std::string& origin) {
                     {"range", rule["range"]},
                     {"kind", rule["kind"]},
                     {"origin", rule["origin"]},
-                    {"note", rule["note"]}});
+                    {"note", rule["note"]},
+                    {"feed_gap", feed_gap_json(gaps, s.address)}});
   }
   return {{"schema", kJsonSchemaVersion},
           {"action", to_string(maps.config().action)},
@@ -514,9 +547,10 @@ json build_top(const Paths& paths, size_t limit, const std::string& origin) {
           {"sources", rows}};
 }
 
-json build_feed_status(const Paths& paths) {
+json build_feed_status(const Paths& paths, const FeedSettingsChoice& settings) {
   FeedStatus st = read_feed_status(paths.state_dir);
   json j = to_json(st);
+  j["settings"] = feed_settings_json(settings);
   j["schema"] = kJsonSchemaVersion;
   j["stale"] = st.stale();
   j["other_instances"] = other_instances_json(read_other_instances(paths.state_dir));
@@ -528,6 +562,11 @@ std::string render_feed_status(const json& j) {
   auto when = [](const json& t) {
     return !t.is_number() || t.get<int64_t>() == 0 ? std::string("never") : rfc3339_utc(t.get<int64_t>());
   };
+  if (j.contains("settings")) {
+    const json& s = j["settings"];
+    o << "settings:   " << str(s["instance"]) << " from " << str(s["url"]) << " (" << str(s["source"])
+      << (s["enabled"].get<bool>() ? "" : "; the feed is off") << ")\n";
+  }
   const json& a = j.value("applied", json(nullptr));
   if (a.is_null()) {
     o << "applied:    none (no feed version applied yet)\n";
@@ -653,6 +692,8 @@ std::string render_explain(const json& j) {
                      f["applied_version"].is_null() ? std::string("unversioned") : str(f["applied_version"]),
                      f["stale"].get<bool>() ? ", " + str(f["latest_version"]) + " announced" : std::string(),
                      f["in_applied"].get<bool>() ? "address" : "address not");
+  if (!j.value("feed_gap", json(nullptr)).is_null())
+    o << "feed gap: EOP host " << str(j["feed_gap"]["name"]) << " (PTR confirmed forward), not in the published set\n";
   for (const auto& a : j["advice"]) o << "advice:   " << str(a) << "\n";
   return o.str();
 }
@@ -668,7 +709,10 @@ std::string render_top(const json& j) {
   for (const auto& r : j["sources"])
     o << fmt::format("{:<28} {:>7} {:<20} {:<20} {:<8} {:<24} {}{}\n", str(r["source"]) + (r["microsoft"].get<bool>() ? " *" : ""),
                      r["count"].get<uint64_t>(), str(r["first_seen"]), str(r["last_seen"]), str(r["verdict"]),
-                     str(r["range"]), str(r["origin"]), r["port"].get<int>() == 25 ? "" : " (port " + r["port"].dump() + ")");
+                     str(r["range"]), str(r["origin"]), r["port"].get<int>() == 25 ? "" : " (port " + r["port"].dump() + ")")
+      << (r.value("feed_gap", json(nullptr)).is_null()
+              ? std::string()
+              : "  FEED GAP: EOP host " + str(r["feed_gap"]["name"]) + ", not in the published set\n");
   if (j["sources"].empty())
     o << "no source turned away recently" << (j["origin"].is_null() ? "" : " with origin " + str(j["origin"])) << "\n";
   else

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cidr.hpp"
+#include "feed_settings.hpp"
 #include "gate_maps.hpp"
 #include "ruleset.hpp"
 #include "state.hpp"
@@ -39,7 +40,7 @@ nlohmann::json build_top(const Paths& paths, size_t limit, const std::string& or
 
 /// feed status: instance, applied version and source, last check, last error,
 /// the other instances watched.
-nlohmann::json build_feed_status(const Paths& paths);
+nlohmann::json build_feed_status(const Paths& paths, const FeedSettingsChoice& settings);
 
 /// True for the origins that mean "Microsoft publishes this range".
 bool is_feed_origin(const std::string& origin);

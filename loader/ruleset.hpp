@@ -18,8 +18,10 @@ namespace origin {
 constexpr const char* kOperator = "operator";        // smtpgatectl ranges add/import
 constexpr const char* kFeed = "feed";                // applied feed version
 constexpr const char* kFeedPending = "feed-pending";  // published, not applied
-constexpr const char* kFeedRemoved = "feed-removed";  // dropped by a recent version
+constexpr const char* kFeedGrace = "feed-grace";      // removed, still admitted in grace
+constexpr const char* kFeedRemoved = "feed-removed";  // removed, grace over: refused, explained
 constexpr const char* kFeedOther = "feed-other";      // other instances' port-25 sets
+constexpr const char* kEopConfirmed = "eop-confirmed";  // feed gap admitted (admit_confirmed_eop)
 }  // namespace origin
 
 /// One range the gate should know, with what it does and why it is there.

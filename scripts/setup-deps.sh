@@ -16,6 +16,8 @@ packages=(
   # C++ libraries
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libcli11-dev libtomlplusplus-dev libcurl4-openssl-dev libsystemd-dev
+  # feed gaps: PTR lookups confirmed forward (c-ares); tests: a DNS server
+  libc-ares-dev dnsmasq-base
   # metrics: the Prometheus pull exposer (civetweb inside)
   prometheus-cpp-dev
   # tests: namespaces, veth, traffic, comparisons

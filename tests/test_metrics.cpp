@@ -88,6 +88,9 @@ smtpgate_range_refused_syns_total{kind="deny",origin="operator",range="2001:db8:
 smtpgate_range_refused_syns_total{kind="watch",origin="feed-other",range="2001:489a:2202::/62"} 0
 smtpgate_range_refused_syns_total{kind="admit",origin="feed",range="2a01:111:f400::/48"} 0
 smtpgate_range_refused_syns_total{kind="default",origin="default",range="default"} 1
+# HELP smtpgate_feed_gap_sources Sources turned away in the last day whose PTR name, confirmed forward, is an EOP outbound host the published set does not hold
+# TYPE smtpgate_feed_gap_sources gauge
+smtpgate_feed_gap_sources 0
 # HELP smtpgate_ranges Ranges in the published allowlist, by origin and kind
 # TYPE smtpgate_ranges gauge
 smtpgate_ranges{kind="admit",origin="feed"} 2

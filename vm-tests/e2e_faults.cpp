@@ -87,11 +87,20 @@ class Faults : public ::testing::Test {
     server->route("/changes/Worldwide", Reply::json("[]"));
   }
 
+  // Each version's ranges are exactly what it lists: no removal grace.
   std::vector<std::string> daemon_argv() {
-    return {sgtest::binary("smtpgated"), "--interface", Sandbox::kGwIf, "--pin-dir", box.pin_dir(),
-            "--state-dir", box.state_dir(), "--action", "drop", "--feed-url", server->url(),
+    if (config.empty()) {
+      config = "/tmp/sgt" + std::to_string(::getpid()) + "faults.toml";
+      smtpgate::write_file_atomic(config, "[feed]\nremoval_grace_days = 0\n");
+    }
+    return {sgtest::binary("smtpgated"), "--config", config, "--interface", Sandbox::kGwIf, "--pin-dir",
+            box.pin_dir(), "--state-dir", box.state_dir(), "--action", "drop", "--feed-url", server->url(),
             "--metrics-listen", ""};
   }
+  void TearDown() override {
+    if (!config.empty()) ::unlink(config.c_str());
+  }
+  std::string config;
   // Started and ready, and the feed's first check done: with a last known
   // good it runs after READY=1.
   std::unique_ptr<sgtest::Daemon> start_ready() {

@@ -42,7 +42,7 @@ _smtpgatectl()
             COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         --origin)
-            COMPREPLY=($(compgen -W "operator feed feed-pending feed-removed feed-other" -- "$cur"))
+            COMPREPLY=($(compgen -W "operator feed feed-pending feed-grace feed-removed feed-other eop-confirmed" -- "$cur"))
             return ;;
         --comment | --feed-url | --version | --limit | --since | --watch)
             return ;;

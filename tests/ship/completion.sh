@@ -75,7 +75,7 @@ expect "import mirror status sync" smtpgatectl feed ""
 expect "--allow-reserved" smtpgatectl ranges add 40.95.0.0/16 --al
 expect "--limit" smtpgatectl top --li
 expect "--follow" smtpgatectl drops --f
-expect "feed-other feed-pending feed-removed" smtpgatectl top --origin feed-
+expect "feed-grace feed-other feed-pending feed-removed" smtpgatectl top --origin feed-
 expect "USGovDoD USGovGCCHigh" smtpgatectl feed sync --instance USGov
 expect "--watch" smtpgatectl stats --w
 expect "--since" smtpgatectl drops --si

@@ -379,8 +379,14 @@ TEST_F(DashboardE2E, EveryPanelAndAlertAnswersFromARealGate) {
   BpfStats stats;
   ASSERT_GE(stats.fd, 0) << "BPF_ENABLE_STATS: " << std::strerror(errno);
   sgtest::Listener listener(box.gateway(), 25);
+  // The story needs the removed range refused at once (the alert on
+  // Microsoft's sources must fire for it): no removal grace. The daemon's
+  // effective feed settings carry this to smtpgatectl's feed sync.
+  std::string config = box.state_dir() + "/smtpgate.toml";
+  smtpgate::write_file_atomic(config, "[feed]\nremoval_grace_days = 0\n");
   sgtest::Daemon gate(box.gateway(),
-                      {sgtest::binary("smtpgated"), "--interface", Sandbox::kGwIf, "--pin-dir", box.pin_dir(),
+                      {sgtest::binary("smtpgated"), "--config", config, "--interface", Sandbox::kGwIf, "--pin-dir",
+                       box.pin_dir(),
                        "--state-dir", box.state_dir(), "--action", "monitor", "--feed-url", server->url(),
                        "--metrics-listen", kTarget});
   ASSERT_TRUE(gate.ready()) << gate.stderr_text();
@@ -481,7 +487,12 @@ TEST_F(DashboardE2E, EveryPanelAndAlertAnswersFromARealGate) {
       EXPECT_EQ(r["health"], "ok") << r.dump();
       json answer = prom.query(r["query"]);
       EXPECT_EQ(answer.value("status", ""), "success") << answer.dump();
-      for (const auto& sel : selectors(r["query"])) EXPECT_FALSE(prom.vector(sel).empty()) << sel << " selects nothing";
+      // This story runs without removal grace, so no range is ever in grace
+      // and the grace alert's selector has no series here; its expression
+      // is proven by promtool (tests/ship/alerts.test.yml) and the series by
+      // FeedGrace.* against real maps.
+      if (r["name"] != "SmtpgateTrafficInRemovalGrace")
+        for (const auto& sel : selectors(r["query"])) EXPECT_FALSE(prom.vector(sel).empty()) << sel << " selects nothing";
       if (r["name"] == "SmtpgateMicrosoftSourceRefused") {
         ASSERT_EQ(r["state"], "firing") << r.dump();
         std::vector<Series> alerts;

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the package tests (sourced): the source tree copied as a packager
 # gets it, and the package built from a copy.
 

@@ -21,9 +21,9 @@ fi
 work=$(mktemp -d /tmp/sgt$$upg.XXXXXX)
 gw=sgt$$x0upg
 tx=sgt$$x1upg
-daemon= listener= traffic= installed_here=0
+daemon='' listener='' traffic='' installed_here=0
 cleanup() {
-    for p in $traffic $listener $daemon; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    for p in $traffic $listener $daemon; do { kill "$p" && wait "$p"; } 2>/dev/null || true; done
     if [ "$installed_here" = 1 ]; then
         nsenter --net="/var/run/netns/$gw" dpkg --purge smtpgate >/dev/null 2>&1 || true
         rm -rf /etc/smtpgate /var/lib/smtpgate /sys/fs/bpf/smtpgate
@@ -57,7 +57,7 @@ wait "$a" || fail "the package of this tree did not build"
 wait "$b" || fail "the package of another layout did not build"
 deb_old=$work/smtpgate_${old}_amd64.deb
 deb_new=$work/smtpgate_${new}_amd64.deb
-[ -f "$deb_old" ] && [ -f "$deb_new" ] || fail "packages missing: $(ls "$work")"
+if [ ! -f "$deb_old" ] || [ ! -f "$deb_new" ]; then fail "packages missing: $(ls "$work")"; fi
 
 # 2. A gateway and a sender, one veth between them.
 ip netns add "$gw"
@@ -127,7 +127,7 @@ echo "traffic: $counts"
 count() { echo "$counts" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 [ "$(count eop_failed)" = 0 ] || fail "an admitted source's connect failed during a change"
 [ "$(count stranger_admitted)" = 0 ] || fail "a stranger's SYN was answered during a change"
-[ "$(count eop_ok)" -gt 5 ] && [ "$(count stranger_refused)" -gt 5 ] || fail "too little traffic: $counts"
+if [ "$(count eop_ok)" -le 5 ] || [ "$(count stranger_refused)" -le 5 ]; then fail "too little traffic: $counts"; fi
 stop_daemon
 out=$(in_gw dpkg --purge smtpgate 2>&1) || { echo "$out"; fail "dpkg --purge failed"; }
 [ -e /sys/fs/bpf/smtpgate ] && fail "purge left /sys/fs/bpf/smtpgate"

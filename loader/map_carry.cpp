@@ -149,6 +149,8 @@ CarryResult carry_map(int from_fd, int to_fd, KeyMeaning keys) {
   uint32_t n = std::min(fi.max_entries, ti.max_entries);
   for (uint32_t key = 0; key < n; key++) {
     if (bpf_map_lookup_elem(from_fd, &key, src.data()) != 0) throw SystemError("read the running gate's map", errno);
+    // Most rules' counters are zero: nothing to move.
+    if (std::all_of(src.begin(), src.end(), [](uint8_t b) { return b == 0; })) continue;
     // Fields the source lacks keep what the new map holds (zero, or what
     // was set before).
     if (bpf_map_lookup_elem(to_fd, &key, dst.data()) != 0) throw SystemError("read the new gate's map", errno);

@@ -18,7 +18,7 @@ enum class KeyMeaning {
 /// What carry_map did.
 struct CarryResult {
   bool carried = false;
-  uint32_t keys = 0;     // entries copied
+  uint32_t keys = 0;     // entries copied (an all-zero one needs no copy)
   uint32_t fields = 0;   // fields of a value matched by name (0: copied whole, same BTF layout)
   std::string skipped;   // why nothing was carried, when carried is false
 };

@@ -88,4 +88,15 @@ void retire_generation(const std::string& pin_dir, const std::string& maps_dir) 
     spdlog::warn("could not remove the retired pin generation {}: {}", maps_dir, std::strerror(errno));
 }
 
+void retire_all_but(const std::string& pin_dir, const std::string& keep) {
+  std::vector<std::string> dirs{pin_dir};
+  if (DIR* d = ::opendir(pin_dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_type == DT_DIR && generation_number(e->d_name)) dirs.push_back(pin_dir + "/" + e->d_name);
+    ::closedir(d);
+  }
+  for (const auto& dir : dirs)
+    if (dir != keep) retire_generation(pin_dir, dir);
+}
+
 }  // namespace smtpgate

@@ -28,4 +28,8 @@ void make_live(const std::string& pin_dir, const std::string& maps_dir);
 /// thrown: the gate already runs on another generation.
 void retire_generation(const std::string& pin_dir, const std::string& maps_dir);
 
+/// Retires every generation under pin_dir but `keep` (and the pins in pin_dir
+/// itself): what a replacement left when it was killed half-way.
+void retire_all_but(const std::string& pin_dir, const std::string& keep);
+
 }  // namespace smtpgate

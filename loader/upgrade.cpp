@@ -2,10 +2,11 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <linux/if_link.h>
-#include <net/if.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <xdp/libxdp.h>
 
 #include <cerrno>
 #include <cstring>
@@ -62,12 +63,6 @@ void carry_all(const std::string& from_dir, const std::string& to_dir) {
   if (!carried.empty()) spdlog::warn("upgrade: carried over {}", carried);
 }
 
-int ifindex_of(const std::string& ifname) {
-  int idx = int(if_nametoindex(ifname.c_str()));
-  if (!idx) throw InputError("no network interface named '" + ifname + "': check 'ip link'");
-  return idx;
-}
-
 // An interface whose program was swapped, and the program it had.
 struct Swapped {
   std::string ifname;
@@ -75,20 +70,41 @@ struct Swapped {
   OwnedFd old_prog;
 };
 
-// Puts the old program back where the new one was swapped in: one atomic
-// replace again. libxdp's dispatcher has no such swap; there the new program
-// stays (a complete gate) and the failure is named.
+// Under libxdp's dispatcher: the old program added again, then the new one
+// removed, as attach() swaps them the other way.
+int swap_back_dispatched(const Swapped& s, const AttachedInfo& now) {
+  xdp_program* old = xdp_program__from_fd(::fcntl(s.old_prog.fd, F_DUPFD_CLOEXEC, 0));
+  if (long err = libxdp_get_error(old)) return int(err);
+  xdp_attach_mode mode = now.mode == "skb" ? XDP_MODE_SKB : XDP_MODE_NATIVE;
+  int rc = xdp_program__attach(old, now.ifindex, mode, 0);
+  xdp_program__close(old);
+  if (rc) return rc;
+  xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(now.ifindex);
+  if (libxdp_get_error(mp)) return -ENOENT;
+  for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p; p = xdp_multiprog__next_prog(p, mp))
+    if (xdp_program__id(p) == now.prog_id) {
+      rc = xdp_program__detach(p, now.ifindex, mode, 0);
+      break;
+    }
+  xdp_multiprog__close(mp);
+  return rc;
+}
+
+// Puts the old program back where the new one was swapped in, by the same
+// kind of atomic swap.
 void swap_back(const Swapped& s) {
-  if (s.before.dispatcher || s.old_prog.fd < 0) {
-    spdlog::error("upgrade: {} keeps the new program (libxdp's dispatcher cannot swap back)", s.ifname);
-    return;
-  }
   AttachedInfo now = query_attached(s.ifname);
-  OwnedFd cur(bpf_prog_get_fd_by_id(now.prog_id));
-  LIBBPF_OPTS(bpf_xdp_attach_opts, xopts, .old_prog_fd = cur.fd);
-  uint32_t flags = XDP_FLAGS_REPLACE | (now.mode == "skb" ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
-  if (bpf_xdp_attach(ifindex_of(s.ifname), s.old_prog.fd, flags, &xopts) != 0)
-    spdlog::error("upgrade: could not put the old program back on {}: {}", s.ifname, std::strerror(errno));
+  int rc;
+  if (s.before.dispatcher) {
+    rc = swap_back_dispatched(s, now);
+  } else {
+    OwnedFd cur(bpf_prog_get_fd_by_id(now.prog_id));
+    LIBBPF_OPTS(bpf_xdp_attach_opts, xopts, .old_prog_fd = cur.fd);
+    uint32_t flags = XDP_FLAGS_REPLACE | (now.mode == "skb" ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+    rc = bpf_xdp_attach(now.ifindex, s.old_prog.fd, flags, &xopts) ? -errno : 0;
+  }
+  if (rc)
+    spdlog::error("upgrade: could not put the old program back on {}: {}", s.ifname, std::strerror(-rc));
   else
     spdlog::warn("upgrade: {} runs the old program again", s.ifname);
 }
@@ -126,6 +142,8 @@ GateMaps NextGeneration::open() const { return GateMaps::open_generation(new_dir
 void NextGeneration::switch_over(const std::vector<std::string>& interfaces, XdpMode mode) {
   ProgramOptions o = opts_;
   o.maps_dir = new_dir_;
+  // Every interface looked up first: a missing one fails before any swap.
+  for (const auto& ifname : interfaces) query_attached(ifname, opts_.pin_dir);
   std::vector<Swapped> swapped;
   try {
     for (const auto& ifname : interfaces) {
@@ -142,7 +160,8 @@ void NextGeneration::switch_over(const std::vector<std::string>& interfaces, Xdp
   }
   make_live(opts_.pin_dir, new_dir_);
   committed_ = true;
-  retire_generation(opts_.pin_dir, old_dir_);
+  // The old generation, and any a replacement killed half-way left.
+  retire_all_but(opts_.pin_dir, new_dir_);
   spdlog::warn("upgrade: the gate now runs this version's program and maps ({}); the old ones are unpinned",
                new_dir_);
 }

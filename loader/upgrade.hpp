@@ -41,8 +41,9 @@ class NextGeneration {
   /// Swaps the program on every interface for this generation's, each swap
   /// atomic (the kernel's XDP_FLAGS_REPLACE, or libxdp's dispatcher), then
   /// makes this generation live and unpins the old one. When an interface
-  /// refuses, those already swapped get their old program back and this
-  /// throws (the running gate as it was). The allowlist must be published.
+  /// refuses, those already swapped get their old program back by the same
+  /// kind of swap and this throws (the running gate as it was). The
+  /// allowlist must be published.
   void switch_over(const std::vector<std::string>& interfaces, XdpMode mode);
 
  private:

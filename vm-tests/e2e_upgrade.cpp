@@ -168,7 +168,7 @@ TEST_F(UpgradeE2E, UpgradeAndDowngradeUnderTrafficLeaveNoGap) {
 
   EXPECT_TRUE(has(up, "replacing it without a gap")) << up;
   EXPECT_TRUE(has(up, "carried over gate_config (1 entries")) << up;
-  EXPECT_TRUE(has(up, "rule_counters (1024 entries")) << up;
+  EXPECT_TRUE(has(up, ", rule_counters (")) << up;
   EXPECT_TRUE(has(down, "replacing it without a gap")) << down;
   EXPECT_GT(traffic.eop_ok_.load(), 5u);
   EXPECT_EQ(traffic.eop_failed_.load(), 0u) << "an EOP connect failed during a replacement";
@@ -229,6 +229,36 @@ TEST_F(UpgradeE2E, AFailedReplacementLeavesTheRunningGateAsItWas) {
   EXPECT_EQ(after.max_rules, before.max_rules);
   EXPECT_TRUE(after.uses_pinned_maps);
   EXPECT_FALSE(std::filesystem::exists(box.pin_dir() + "/live"));
+  EXPECT_FALSE(std::filesystem::exists(box.pin_dir() + "/gen-1")) << "the new generation was left pinned";
+  EXPECT_EQ(box.connect(kEop, Sandbox::kGwV4, 25, 2000), ConnectResult::Connected);
+  EXPECT_EQ(box.connect(kStranger, Sandbox::kGwV4, 25, 300), ConnectResult::TimedOut);
+}
+
+// Two interfaces; the second runs another XDP program attached alone, which
+// smtpgate never replaces: the swap on the first has happened when the
+// second refuses, so the first gets its old program back.
+TEST_F(UpgradeE2E, AnInterfaceThatRefusesGetsTheOldProgramsBack) {
+  run_daemon(small_);
+  Snapshot before = snapshot();
+  box.gateway().ip("link add gw1 type veth peer name gw1p");
+  box.gateway().ip("link set gw1 up");
+  box.gateway().ip("link set gw1p up");
+  box.gateway().ip("link set dev gw1 xdpgeneric obj " + sgtest::bpf_object("testprogs/xdp_pass") + " sec xdp");
+  std::vector<std::string> both = argv(large_);
+  both.insert(both.begin() + 5, {"--interface", "gw1"});  // after gw0
+  sgtest::Daemon d(box.gateway(), both);
+  EXPECT_EQ(d.exited(20000), 1);
+  d.stop();
+  std::string err = d.stderr_text();
+  EXPECT_TRUE(has(err, "gw0 runs the old program again")) << err;
+  std::string last = err.substr(err.rfind('\n', err.size() - 2) + 1);
+  EXPECT_TRUE(has(last, "was not replaced and runs on as it was")) << err;
+  EXPECT_TRUE(has(last, "gw1 already runs the XDP program")) << err;
+
+  Snapshot after = snapshot();
+  EXPECT_EQ(after.prog_id, before.prog_id);
+  EXPECT_EQ(after.max_rules, before.max_rules);
+  EXPECT_TRUE(after.uses_pinned_maps);
   EXPECT_FALSE(std::filesystem::exists(box.pin_dir() + "/gen-1")) << "the new generation was left pinned";
   EXPECT_EQ(box.connect(kEop, Sandbox::kGwV4, 25, 2000), ConnectResult::Connected);
   EXPECT_EQ(box.connect(kStranger, Sandbox::kGwV4, 25, 300), ConnectResult::TimedOut);

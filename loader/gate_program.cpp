@@ -67,14 +67,18 @@ std::string map_difference(bpf_map* map, int pinned_fd, const std::string& path)
   bpf_map_info info{};
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(pinned_fd, &info, &len) != 0) throw SystemError("inspect " + path, errno);
-  auto pair = [](uint32_t was, uint32_t want) { return std::to_string(was) + " (this version: " + std::to_string(want) + ")"; };
+  auto pair = [](uint32_t was, uint32_t want) {
+    return std::to_string(was) + " (this version: " + std::to_string(want) + ")";
+  };
   if (info.type != bpf_map__type(map)) return path + " is of type " + pair(info.type, bpf_map__type(map));
-  if (info.key_size != bpf_map__key_size(map)) return path + " has keys of " + pair(info.key_size, bpf_map__key_size(map)) + " bytes";
+  if (info.key_size != bpf_map__key_size(map))
+    return path + " has keys of " + pair(info.key_size, bpf_map__key_size(map)) + " bytes";
   if (info.value_size != bpf_map__value_size(map))
     return path + " has values of " + pair(info.value_size, bpf_map__value_size(map)) + " bytes";
   if (info.max_entries != bpf_map__max_entries(map))
     return path + " has " + pair(info.max_entries, bpf_map__max_entries(map)) + " entries";
-  if (info.map_flags != bpf_map__map_flags(map)) return path + " has flags " + pair(info.map_flags, bpf_map__map_flags(map));
+  if (info.map_flags != bpf_map__map_flags(map))
+    return path + " has flags " + pair(info.map_flags, bpf_map__map_flags(map));
   return "";
 }
 

@@ -47,7 +47,8 @@ void check_state_format(const std::string& state_dir) {
       throw InputError(path + " is not a state format record (" + e.what() +
                        "); restore it from a backup, or write {\"format\": " + std::to_string(kStateFormat) + "}");
     }
-    if (format < 1 || format > 1000000) throw InputError(path + ": format " + std::to_string(format) + " is out of range");
+    if (format < 1 || format > 1000000)
+      throw InputError(path + ": format " + std::to_string(format) + " is out of range; restore it from a backup");
   }
   if (format > kStateFormat)
     throw InputError("the state in " + state_dir + " is of format " + std::to_string(format) + ", written by " +

@@ -3,8 +3,9 @@
  * smtpgate ABI: the one header shared by the XDP program and the C++ loader.
  * Everything that crosses the kernel/userspace boundary is defined here: map
  * key and value layouts, enums stored in maps, limits. Changing a layout here
- * changes both sides at once; pinned maps from an older build are refused by
- * libbpf's pin compatibility check rather than misread.
+ * changes both sides at once. Pinned maps of another layout are never reused
+ * (nor misread): smtpgated replaces such a gate beside itself, carrying
+ * values over by field name through each map's BTF (loader/upgrade.hpp).
  */
 #ifndef SMTPGATE_ABI_H
 #define SMTPGATE_ABI_H
@@ -215,6 +216,9 @@ struct sg_chunk {
 /* rule_counters[rule_id], per CPU. "refused" counts drop, reject and
  * monitor's would-refuse alike; the verdict counters tell them apart. */
 struct sg_rule_counters {
+#ifdef SG_ABI_TEST_PAD
+	__u64 test_pad;               /* tests only: another layout to upgrade to */
+#endif
 	__u64 admit_packets;
 	__u64 admit_bytes;
 	__u64 refuse_packets;

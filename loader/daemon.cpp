@@ -23,6 +23,7 @@
 #include "links.hpp"
 #include "metrics.hpp"
 #include "state.hpp"
+#include "upgrade.hpp"
 
 namespace smtpgate {
 
@@ -105,6 +106,7 @@ void bring_up(const DaemonConfig& cfg, std::optional<std::chrono::milliseconds> 
   GateLock lock(cfg.paths, lock_wait);
   StateStore store(cfg.paths.state_dir);
   make_dirs(cfg.paths.state_dir, 0755);
+  check_state_format(cfg.paths.state_dir);  // records the format in a new directory
 
   std::vector<DesiredRange> desired = store.desired_ranges();
   if (count_admits(desired) == 0 && !cfg.allow_empty)
@@ -113,25 +115,45 @@ void bring_up(const DaemonConfig& cfg, std::optional<std::chrono::milliseconds> 
 
   // Maps first: pinned (or adopted), configured and holding the allowlist
   // before any interface runs the program, so no packet meets an empty gate.
+  // A running gate of another map layout (another version, or another
+  // max_rules) is replaced beside itself: see upgrade.hpp.
   bool adopted = GateMaps::pinned_at(cfg.paths.pin_dir);
-  std::optional<GateConfig> running;
-  if (adopted) {
-    running = GateMaps::open_pinned(cfg.paths.pin_dir).config();
-  } else {
-    GateProgram seed(program_options(cfg));
-    seed.load();
-  }
-  GateMaps maps = GateMaps::open_pinned(cfg.paths.pin_dir);
-  GateConfig gc;
-  gc.action = choose_action(cfg, store, running);
-  gc.ports = cfg.ports;
-  gc.events_per_sec = cfg.events_per_sec;
-  maps.set_config(gc);
-  PublishResult pr = publish_desired(maps, desired);
-  spdlog::info("allowlist published: {} ranges (generation {}), action {}", pr.entries, pr.generation,
-               to_string(gc.action));
+  std::optional<NextGeneration> next;
+  std::string why = adopted && !cfg.no_attach ? pinned_layout_difference(program_options(cfg)) : "";
+  try {
+    if (!why.empty()) {
+      spdlog::warn("the running gate's maps have another layout ({}): replacing it without a gap", why);
+      next.emplace(program_options(cfg));
+    }
+    std::optional<GateConfig> running;
+    if (next) {
+      running = next->open().config();  // carried over from the running gate
+    } else if (adopted) {
+      running = GateMaps::open_pinned(cfg.paths.pin_dir).config();
+    } else {
+      GateProgram seed(program_options(cfg));
+      seed.load();
+    }
+    GateMaps maps = next ? next->open() : GateMaps::open_pinned(cfg.paths.pin_dir);
+    GateConfig gc;
+    gc.action = choose_action(cfg, store, running);
+    gc.ports = cfg.ports;
+    gc.events_per_sec = cfg.events_per_sec;
+    maps.set_config(gc);
+    PublishResult pr = publish_desired(maps, desired, next ? next->running_allowlist() : std::nullopt);
+    spdlog::info("allowlist published: {} ranges (generation {}), action {}", pr.entries, pr.generation,
+                 to_string(gc.action));
 
-  if (cfg.no_attach) return;  // the other loader attaches; interfaces are only watched
+    if (cfg.no_attach) return;  // the other loader attaches; interfaces are only watched
+    if (next) {
+      next->switch_over(cfg.interfaces, cfg.mode);
+      for (const auto& t : unguarded_tunnels()) spdlog::warn("{}", tunnel_advice(t));
+      return;
+    }
+  } catch (const std::exception& e) {
+    if (why.empty()) throw;
+    throw InputError("the running gate was not replaced and runs on as it was: " + std::string(e.what()));
+  }
   for (const auto& ifname : cfg.interfaces) {
     AttachedInfo a = query_attached(ifname, cfg.paths.pin_dir);
     if (a.attached && a.uses_pinned_maps) {

@@ -18,7 +18,9 @@ namespace {
 FileLock lock_pin_dir(const Paths& paths, std::optional<std::chrono::milliseconds> wait) {
   check_private_dir(paths.state_dir, "state_dir");
   ensure_pin_dir(paths.pin_dir);
-  return FileLock(paths.pin_dir, wait);
+  FileLock lock(paths.pin_dir, wait);
+  check_state_format(paths.state_dir);  // under the lock: one migration at a time
+  return lock;
 }
 
 // Takes one of the daemon's locks, or names the daemon holding it.
@@ -55,9 +57,9 @@ GateLock::GateLock(const Paths& paths, std::optional<std::chrono::milliseconds> 
 
 DaemonLock::DaemonLock(const Paths& paths) : pins_(lock_daemon_pins(paths)), state_(lock_daemon_state(paths)) {}
 
-PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& desired) {
-  std::vector<TrieEntry> current = maps.active_entries();
-  CompiledRules compiled = compile_rules(desired, current, maps.max_rules());
+PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& desired,
+                              const std::optional<std::vector<TrieEntry>>& current) {
+  CompiledRules compiled = compile_rules(desired, current ? *current : maps.active_entries(), maps.max_rules());
   for (uint32_t id : compiled.fresh_ids) maps.reset_rule_counters(id);
   maps.publish(compiled.entries);
 

@@ -47,9 +47,12 @@ struct PublishResult {
   uint32_t generation = 0;
 };
 
-/// Compiles desired ranges against what the maps hold now and publishes them
-/// (fresh rule ids get zeroed counters first). The caller holds the GateLock.
-PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& desired);
+/// Compiles desired ranges against what the maps hold now (or, when given,
+/// `current`: the allowlist of the gate these maps replace, whose rule ids
+/// are kept) and publishes them (fresh rule ids get zeroed counters first).
+/// The caller holds the GateLock.
+PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& desired,
+                              const std::optional<std::vector<TrieEntry>>& current = std::nullopt);
 
 /// Re-publishes the state directory's ranges if a gate is pinned. Returns
 /// false when no gate is pinned (the state alone was the change). Caller holds

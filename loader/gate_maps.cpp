@@ -17,6 +17,7 @@
 #include <set>
 
 #include "error.hpp"
+#include "pin_generation.hpp"
 #include "stride_table.hpp"
 
 namespace smtpgate {
@@ -254,22 +255,49 @@ GateMaps GateMaps::from_object(bpf_object* obj) {
 }
 
 bool GateMaps::pinned_at(const std::string& pin_dir) {
-  return ::access((pin_dir + "/" + mapname::kConfig).c_str(), F_OK) == 0;
+  return ::access((live_maps_dir(pin_dir) + "/" + mapname::kConfig).c_str(), F_OK) == 0;
+}
+
+std::vector<std::string> GateMaps::map_names() { return {std::begin(mapname::kAll), std::end(mapname::kAll)}; }
+
+std::optional<std::vector<TrieEntry>> GateMaps::allowlist_at(const std::string& maps_dir, uint32_t slot) {
+  std::vector<TrieEntry> out;
+  for (Family fam : {Family::V4, Family::V6}) {
+    Fd outer(bpf_obj_get((maps_dir + "/" + (fam == Family::V4 ? mapname::kAllowV4 : mapname::kAllowV6)).c_str()));
+    if (outer.fd < 0) return std::nullopt;
+    Fd trie = inner_map(outer.fd, slot & 1);
+    if (trie.fd < 0) continue;
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    size_t key_size = fam == Family::V4 ? sizeof(sg_lpm_v4_key) : sizeof(sg_lpm_v6_key);
+    if (bpf_obj_get_info_by_fd(trie.fd, &info, &len) != 0 || info.type != BPF_MAP_TYPE_LPM_TRIE ||
+        info.key_size != key_size || info.value_size != sizeof(sg_rule_ref))
+      return std::nullopt;
+    if (fam == Family::V4)
+      collect_trie<sg_lpm_v4_key>(trie.fd, fam, out);
+    else
+      collect_trie<sg_lpm_v6_key>(trie.fd, fam, out);
+  }
+  std::sort(out.begin(), out.end(), [](const TrieEntry& a, const TrieEntry& b) { return a.prefix < b.prefix; });
+  return out;
 }
 
 std::string GateMaps::other_version_fix(const std::string& pin_dir) {
-  return "detach every interface with 'smtpgatectl detach IF', remove " + pin_dir + ", then start again";
+  return "restart smtpgated of this version, which replaces the gate at " + pin_dir +
+         " without a gap (with --no-attach, load this version's program through bpfman first)";
 }
 
-GateMaps GateMaps::open_pinned(const std::string& pin_dir) {
+GateMaps GateMaps::open_pinned(const std::string& pin_dir) { return open_generation(live_maps_dir(pin_dir), pin_dir); }
+
+GateMaps GateMaps::open_generation(const std::string& maps_dir, const std::string& pin_dir) {
   GateMaps m;
   m.fds_ = new Fds;
   for (const char* name : mapname::kAll) {
-    std::string path = pin_dir + "/" + name;
+    std::string path = maps_dir + "/" + name;
     int fd = bpf_obj_get(path.c_str());
     if (fd < 0) {
       int err = errno;
-      if (err == ENOENT && pinned_at(pin_dir))
+      if (err == ENOENT && ::access((maps_dir + "/" + mapname::kConfig).c_str(), F_OK) == 0)
         throw InputError("the gate pinned at " + pin_dir + " is from another version of smtpgate (map " + name +
                          " missing); " + other_version_fix(pin_dir));
       if (err == ENOENT)
@@ -464,6 +492,8 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
 bool GateMaps::has_allowlist() const { return read_state(fds_->get(mapname::kConfig)).generation != 0; }
 
 uint32_t GateMaps::generation() const { return read_state(fds_->get(mapname::kConfig)).generation; }
+
+uint32_t GateMaps::active_slot() const { return read_state(fds_->get(mapname::kConfig)).active_slot & 1; }
 
 std::vector<TrieEntry> GateMaps::active_entries() const {
   sg_state st = read_state(fds_->get(mapname::kConfig));

@@ -66,6 +66,15 @@ class GateMaps {
   /// Opens the maps pinned under pin_dir. Throws SystemError when no gate is
   /// pinned there, InputError when another version of smtpgate pinned it.
   static GateMaps open_pinned(const std::string& pin_dir);
+  /// Opens the maps pinned in one generation directory of pin_dir (see
+  /// pin_generation.hpp), with open_pinned's checks.
+  static GateMaps open_generation(const std::string& maps_dir, const std::string& pin_dir);
+  /// The names of the gate's maps, as pinned.
+  static std::vector<std::string> map_names();
+  /// The allowlist in one slot of the maps pinned in maps_dir, read without
+  /// the other maps' layout checks; nullopt when its tries are of another
+  /// layout than this build's (or it has none).
+  static std::optional<std::vector<TrieEntry>> allowlist_at(const std::string& maps_dir, uint32_t slot);
   /// The way out of pins another version of smtpgate left in pin_dir (one
   /// clause, for the end of an error message).
   static std::string other_version_fix(const std::string& pin_dir);
@@ -101,6 +110,8 @@ class GateMaps {
   bool has_allowlist() const;
   /// Publish counter (bumped by every publish).
   uint32_t generation() const;
+  /// The allowlist slot the program reads (0 or 1).
+  uint32_t active_slot() const;
 
   GateConfig config() const;
   /// Validates (ports 1..65535, at most SG_MAX_PORTS, action known) and writes.

@@ -19,6 +19,7 @@
 #include "fsutil.hpp"
 #include "links.hpp"
 #include "log.hpp"
+#include "pin_generation.hpp"
 #include "smtpgate.skel.h"
 
 namespace smtpgate {
@@ -61,16 +62,32 @@ std::string explain_load_failure(const std::string& log, int err) {
 
 namespace {
 
-// Refuses to reuse a pinned map whose layout differs (from another version).
-void check_pin_compatible(bpf_map* map, int pinned_fd, const std::string& path, const std::string& pin_dir) {
+// How a pinned map differs from the one this program defines ("" when not).
+std::string map_difference(bpf_map* map, int pinned_fd, const std::string& path) {
   bpf_map_info info{};
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(pinned_fd, &info, &len) != 0) throw SystemError("inspect " + path, errno);
-  if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
-      info.value_size != bpf_map__value_size(map) || info.max_entries != bpf_map__max_entries(map) ||
-      info.map_flags != bpf_map__map_flags(map))
-    throw InputError("pinned map " + path + " has another layout or size than this smtpgate expects (" +
-                     "from another version or other --max-rules); " + GateMaps::other_version_fix(pin_dir));
+  auto pair = [](uint32_t was, uint32_t want) {
+    return std::to_string(was) + " (this version: " + std::to_string(want) + ")";
+  };
+  if (info.type != bpf_map__type(map)) return path + " is of type " + pair(info.type, bpf_map__type(map));
+  if (info.key_size != bpf_map__key_size(map))
+    return path + " has keys of " + pair(info.key_size, bpf_map__key_size(map)) + " bytes";
+  if (info.value_size != bpf_map__value_size(map))
+    return path + " has values of " + pair(info.value_size, bpf_map__value_size(map)) + " bytes";
+  if (info.max_entries != bpf_map__max_entries(map))
+    return path + " has " + pair(info.max_entries, bpf_map__max_entries(map)) + " entries";
+  if (info.map_flags != bpf_map__map_flags(map))
+    return path + " has flags " + pair(info.map_flags, bpf_map__map_flags(map));
+  return "";
+}
+
+// Refuses to reuse a pinned map whose layout differs (from another version).
+void check_pin_compatible(bpf_map* map, int pinned_fd, const std::string& path, const std::string& pin_dir) {
+  std::string why = map_difference(map, pinned_fd, path);
+  if (!why.empty())
+    throw InputError("pinned map " + why + ": another version of smtpgate or other --max-rules pinned it; " +
+                     GateMaps::other_version_fix(pin_dir));
 }
 }  // namespace
 
@@ -85,6 +102,7 @@ bool shared_map(const char* name) { return !std::strchr(name, '.') && std::strcm
 
 struct GateProgram::Impl {
   ProgramOptions opts;
+  std::string maps_dir;  // opts.maps_dir, or the live generation of opts.pin_dir
   struct smtpgate_bpf* skel = nullptr;
   bool loaded = false;
   xdp_program* xdp = nullptr;
@@ -100,7 +118,7 @@ struct GateProgram::Impl {
     bpf_object__for_each_map(map, skel->obj) {
       const char* name = bpf_map__name(map);
       if (!shared_map(name)) continue;
-      std::string path = opts.pin_dir + "/" + name;
+      std::string path = maps_dir + "/" + name;
       int fd = bpf_obj_get(path.c_str());
       if (fd < 0) {
         if (errno == ENOENT) continue;
@@ -145,7 +163,7 @@ struct GateProgram::Impl {
     bpf_object__for_each_map(map, skel->obj) {
       const char* name = bpf_map__name(map);
       if (!shared_map(name)) continue;
-      std::string path = opts.pin_dir + "/" + name;
+      std::string path = maps_dir + "/" + name;
       if (file_exists(path)) continue;
       int rc = bpf_map__pin(map, path.c_str());
       if (rc) throw SystemError("pin map " + path, -rc);
@@ -175,7 +193,9 @@ GateProgram::GateProgram(const ProgramOptions& opts) : impl_(std::make_unique<Im
                                           SG_TABLE_FIRST_CHUNK + (opts.table_chunks & ~1u)))
       throw SystemError(std::string("size ") + t, -rc);
   impl_->skel->rodata->no_ethernet = opts.no_ethernet;
-  if (!opts.pin_dir.empty()) impl_->reuse_pins();
+  if (opts.pin_dir.empty()) return;
+  impl_->maps_dir = opts.maps_dir.empty() ? live_maps_dir(opts.pin_dir) : opts.maps_dir;
+  impl_->reuse_pins();
 }
 
 GateProgram::~GateProgram() = default;
@@ -205,6 +225,35 @@ void probe_object_file(const std::string& path) {
   int rc = bpf_object__load(obj);
   bpf_object__close(obj);
   if (rc) throw SystemError(explain_load_failure(capture.text(), -rc), -rc);
+}
+
+std::string pinned_layout_difference(const ProgramOptions& opts) {
+  std::string dir = live_maps_dir(opts.pin_dir);
+  if (!GateMaps::pinned_at(opts.pin_dir)) return "";
+  ProgramOptions o = opts;
+  o.pin_dir.clear();
+  GateProgram program(o);  // opened and sized as it would be loaded
+  bpf_map* map;
+  bpf_object__for_each_map(map, program.object()) {
+    const char* name = bpf_map__name(map);
+    if (!shared_map(name)) continue;
+    std::string path = dir + "/" + name;
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) {
+      if (errno == ENOENT) return path + " is missing";
+      throw SystemError("open pinned map " + path, errno);
+    }
+    std::string why;
+    try {
+      why = map_difference(map, fd, path);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    ::close(fd);
+    if (!why.empty()) return why;
+  }
+  return "";
 }
 
 std::vector<MapMemory> map_memory(const ProgramOptions& opts, unsigned cpus) {
@@ -296,7 +345,7 @@ std::vector<uint32_t> prog_map_ids(uint32_t prog_id) {
 }
 
 uint32_t pinned_map_id(const std::string& pin_dir, const char* name) {
-  int fd = bpf_obj_get((pin_dir + "/" + name).c_str());
+  int fd = bpf_obj_get((live_maps_dir(pin_dir) + "/" + name).c_str());
   if (fd < 0) return 0;
   bpf_map_info info{};
   uint32_t len = sizeof(info);

@@ -22,6 +22,9 @@ struct ProgramOptions {
   /// Pin directory: maps already pinned there are reused (after a layout check),
   /// the others are pinned there after load. Empty: nothing pinned (tests, bench).
   std::string pin_dir;
+  /// Where the maps are pinned and reused: empty for the live generation of
+  /// pin_dir (pin_generation.hpp); a new generation's directory in an upgrade.
+  std::string maps_dir;
   /// Size of the per-rule counter table; must match an existing pin.
   uint32_t max_rules = SG_DEFAULT_MAX_RULES;
   /// Sources the recently-refused table holds per CPU (rounded up to a power
@@ -106,6 +109,11 @@ std::string explain_load_failure(const std::string& log, int err);
 /// does this kernel accept it? Throws SystemError with explain_load_failure's
 /// line when it does not.
 void probe_object_file(const std::string& path);
+
+/// Why the maps of the gate pinned at opts.pin_dir cannot serve this build's
+/// program: the first map of another type, key or value size, entry count or
+/// flags (or missing), named. Empty when they can, or when nothing is pinned.
+std::string pinned_layout_difference(const ProgramOptions& opts);
 
 /// Kernel memory of the gate's maps with these options, map by map, sized as
 /// GateProgram sizes them, on a machine with `cpus` possible CPUs. Most is

@@ -8,6 +8,10 @@
 #include "feed_ranges.hpp"
 #include "fsutil.hpp"
 
+#ifndef SMTPGATE_VERSION
+#define SMTPGATE_VERSION "0"
+#endif
+
 namespace smtpgate {
 
 using nlohmann::json;
@@ -28,6 +32,34 @@ std::optional<json> read_json(const std::string& path) {
   }
 }
 }  // namespace
+
+void check_state_format(const std::string& state_dir) {
+  if (!file_exists(state_dir)) return;
+  std::string path = state_dir + "/format.json";
+  int format = 1;
+  std::string written_by = "a release before the state format was recorded";
+  if (file_exists(path)) {
+    auto doc = read_json(path);
+    try {
+      format = doc->at("format").get<int>();
+      written_by = "smtpgate " + doc->value("written_by", std::string("?"));
+    } catch (const std::exception& e) {
+      throw InputError(path + " is not a state format record (" + e.what() +
+                       "); restore it from a backup, or write {\"format\": " + std::to_string(kStateFormat) + "}");
+    }
+    if (format < 1 || format > 1000000)
+      throw InputError(path + ": format " + std::to_string(format) + " is out of range; restore it from a backup");
+  }
+  if (format > kStateFormat)
+    throw InputError("the state in " + state_dir + " is of format " + std::to_string(format) + ", written by " +
+                     quote_input(written_by) + "; this smtpgate (" SMTPGATE_VERSION ") reads formats up to " +
+                     std::to_string(kStateFormat) + ": install that version again (a downgrade needs a state "
+                     "backup from before the upgrade)");
+  if (format == kStateFormat) return;
+  // Format 1 to 2: the files are the same; the format is recorded from now on.
+  write_file_atomic(path, json{{"format", kStateFormat}, {"written_by", SMTPGATE_VERSION}}.dump() + "\n");
+  spdlog::info("state directory {}: format {} migrated to {}", state_dir, format, kStateFormat);
+}
 
 std::vector<OperatorRange> StateStore::operator_ranges() const {
   std::string path = dir_ + "/ranges.json";

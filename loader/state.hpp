@@ -24,6 +24,18 @@ struct Paths {
   std::string state_dir = kDefaultStateDir;
 };
 
+/// The format of the state directory this build reads and writes, recorded
+/// in STATE_DIR/format.json. Format 1 is a directory without that file (every
+/// release before the format was recorded). Raised only when a file changes
+/// in a way an older build would misread.
+constexpr int kStateFormat = 2;
+
+/// Reads the state directory's format; an older one is migrated forward and
+/// the new format recorded; one newer than kStateFormat throws InputError (an
+/// older smtpgate must not rewrite what it cannot read). A directory that does
+/// not exist yet is left alone.
+void check_state_format(const std::string& state_dir);
+
 /// A range the operator added (ranges add / import).
 struct OperatorRange {
   Cidr cidr;

@@ -169,7 +169,7 @@ void expect_another_version(const std::string& pin_dir, const std::string& what)
     ADD_FAILURE() << "opened " << pin_dir << ", expected another version's: map " << what;
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("another version of smtpgate (map " + what), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("smtpgatectl detach"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("restart smtpgated of this version"), std::string::npos) << e.what();
   }
 }
 

@@ -13,9 +13,9 @@ export ANSIBLE_LOCAL_TEMP=$work/tmp ANSIBLE_REMOTE_TEMP=$work/rtmp ANSIBLE_HOME=
 export PATH=$(dirname "$smtpgated"):$PATH
 cd "$src/packaging/ansible"
 
-ansible-playbook -i inventory.example.ini --syntax-check monitor.yml enforce.yml
+ansible-playbook -i inventory.example.ini --syntax-check monitor.yml enforce.yml upgrade.yml
 if command -v ansible-lint >/dev/null; then
-    ansible-lint --offline --nocolor monitor.yml enforce.yml roles/smtpgate
+    ansible-lint --offline --nocolor monitor.yml enforce.yml upgrade.yml roles/smtpgate
 fi
 
 cfg=$work/smtpgate.toml

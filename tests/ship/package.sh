@@ -27,20 +27,12 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 # 1. A copy of the tree, without build directories.
-mkdir "$work/smtpgate"
-if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    (cd "$src" && git ls-files -co --exclude-standard -z | grep -zv '^build/' |
-        tar --null -cf - -T -) | tar -xf - -C "$work/smtpgate"
-else
-    tar -C "$src" --exclude=./build --exclude='./obj-*' --exclude=./debian/.debhelper -cf - . |
-        tar -xf - -C "$work/smtpgate"
-fi
+# shellcheck source=tests/ship/deb_build.sh
+. "$(dirname "$0")/deb_build.sh"
+copy_tree "$src" "$work/smtpgate"
 
 # 2. The package.
-start=$(date +%s)
-(cd "$work/smtpgate" && DEB_BUILD_OPTIONS="parallel=2 nocheck" dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1) ||
-    { tail -40 "$work/build.log"; fail "dpkg-buildpackage failed"; }
-echo "dpkg-buildpackage: $(($(date +%s) - start)) s"
+build_deb "$work/smtpgate" || exit 1
 deb=$(ls "$work"/smtpgate_*.deb)
 
 # 3. lintian: no error.

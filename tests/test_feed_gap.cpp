@@ -18,6 +18,7 @@
 #include "fcrdns.hpp"
 #include "feed_gap.hpp"
 #include "metrics.hpp"
+#include "netns.hpp"
 #include "refusal_scene.hpp"
 
 using namespace smtpgate;
@@ -33,24 +34,10 @@ constexpr const char* kGccHigh = "23.103.209.74";       // GCC High's outbound h
 constexpr const char* kRelayV6 = "2603:10a6:802::5";    // an IPv6 EOP host, unpublished
 constexpr const char* kScanner = "203.0.113.9";         // RefusalScene::kStranger: a name, not EOP's
 
-// A UDP port on 127.0.0.1 nobody uses now.
-uint16_t free_udp_port() {
-  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw std::runtime_error("no free loopback port");
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // dnsmasq serving only the records given, on 127.0.0.1:PORT, until destroyed.
 class Dnsmasq {
  public:
-  explicit Dnsmasq(const std::vector<std::string>& records) : port_(free_udp_port()) {
+  explicit Dnsmasq(const std::vector<std::string>& records) : port_(sgtest::free_loopback_port(SOCK_DGRAM)) {
     std::vector<std::string> args{"dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
                                   "--bind-interfaces", "--listen-address=127.0.0.1", "--interface=lo",
                                   "--except-interface=eth0", "--port=" + std::to_string(port_), "--user=root",

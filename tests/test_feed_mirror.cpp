@@ -24,23 +24,10 @@ using sgtest::Reply;
 
 namespace {
 
-uint16_t free_loopback_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw std::runtime_error("no free loopback port");
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // A static web server over a directory, as an operator would run one.
 class StaticServer {
  public:
-  explicit StaticServer(const std::string& dir) : port_(free_loopback_port()) {
+  explicit StaticServer(const std::string& dir) : port_(sgtest::free_loopback_port(SOCK_STREAM)) {
     pid_ = ::fork();
     if (pid_ == 0) {
       std::string port = std::to_string(port_);

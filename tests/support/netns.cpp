@@ -146,6 +146,19 @@ void Sandbox::add_sender_address(const std::string& addr) {
   tx_->ip("addr add " + addr + (v6 ? "/128 dev " : "/32 dev ") + kTxIf + (v6 ? " nodad" : ""));
 }
 
+uint16_t free_loopback_port(int socktype) {
+  int fd = ::socket(AF_INET, socktype | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), len) == 0 &&
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!ok) throw std::runtime_error("no free loopback port");
+  return ntohs(a.sin_port);
+}
+
 ConnectResult connect_from(const std::string& src, const std::string& dst, uint16_t port, int timeout_ms) {
   bool v6 = dst.find(':') != std::string::npos;
   int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

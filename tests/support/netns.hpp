@@ -54,6 +54,10 @@ class Netns {
 enum class ConnectResult { Connected, Refused, TimedOut, OtherError };
 const char* to_string(ConnectResult r);
 
+/// A port on 127.0.0.1 of the calling thread's namespace that nobody uses
+/// now, for a socket of socktype (SOCK_STREAM or SOCK_DGRAM).
+uint16_t free_loopback_port(int socktype);
+
 /// Connects from src (an address of the calling thread's namespace) to
 /// dst:port, waiting at most timeout_ms; the socket is closed again.
 ConnectResult connect_from(const std::string& src, const std::string& dst, uint16_t port, int timeout_ms);

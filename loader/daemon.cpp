@@ -154,10 +154,22 @@ void bring_up(const DaemonConfig& cfg, std::optional<std::chrono::milliseconds> 
     if (why.empty()) throw;
     throw InputError("the running gate was not replaced and runs on as it was: " + std::string(e.what()));
   }
+  // A running program on these maps is adopted when it is this version's
+  // (the same tag); another version's code (a fix to the parser, say) is
+  // swapped atomically for this version's on the same maps.
+  std::string ours;
   for (const auto& ifname : cfg.interfaces) {
     AttachedInfo a = query_attached(ifname, cfg.paths.pin_dir);
     if (a.attached && a.uses_pinned_maps) {
-      spdlog::info("{}: adopted the running gate (program id {}, {} mode)", ifname, a.prog_id, a.mode);
+      if (ours.empty()) ours = this_build_program_tag(program_options(cfg));
+      std::string theirs = program_tag(a.prog_id);
+      if (theirs == ours) {
+        spdlog::info("{}: adopted the running gate (program id {}, {} mode)", ifname, a.prog_id, a.mode);
+        continue;
+      }
+      XdpMode used = attach(program_options(cfg), ifname, cfg.mode);
+      spdlog::warn("{}: the running program (id {}, tag {}) was replaced by this version's (tag {}, {} mode) "
+                   "on the same maps: its code differs", ifname, a.prog_id, theirs, ours, to_string(used));
       continue;
     }
     XdpMode used = attach(program_options(cfg), ifname, cfg.mode);

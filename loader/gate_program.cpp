@@ -408,6 +408,33 @@ ProgramRunStats program_run_stats(uint32_t prog_id) {
   return {info.run_time_ns, info.run_cnt};
 }
 
+namespace {
+std::string tag_of(int prog_fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) return "";
+  std::string hex;
+  for (unsigned char b : info.tag) hex += fmt::format("{:02x}", b);
+  return hex;
+}
+}  // namespace
+
+std::string program_tag(uint32_t prog_id) {
+  int fd = bpf_prog_get_fd_by_id(prog_id);
+  if (fd < 0) return "";
+  std::string tag = tag_of(fd);
+  ::close(fd);
+  return tag;
+}
+
+std::string this_build_program_tag(const ProgramOptions& opts) {
+  GateProgram program(opts);
+  program.load();
+  std::string tag = tag_of(program.prog_fd());
+  if (tag.empty()) throw SystemError("read the tag of this version's program", errno);
+  return tag;
+}
+
 AttachedInfo query_attached(const std::string& ifname, const std::string& pin_dir) {
   AttachedInfo info;
   info.ifname = ifname;

@@ -98,6 +98,14 @@ struct ProgramRunStats {
   uint64_t run_cnt = 0;
 };
 ProgramRunStats program_run_stats(uint32_t prog_id);
+/// The kernel's tag of a loaded program (bpf_prog_info.tag, in hex): a hash
+/// of its instructions with their map references zeroed, so every load of
+/// one build's program has the same tag whatever maps it uses, and other
+/// code has another. "" when the program is gone.
+std::string program_tag(uint32_t prog_id);
+/// The tag this build's program has: loads it once with opts (its maps
+/// reused from opts.pin_dir, which must hold them all), attaching nothing.
+std::string this_build_program_tag(const ProgramOptions& opts);
 /// The program's name in the kernel, used to find it on an interface.
 constexpr const char* kProgramName = "smtpgate_xdp";
 

@@ -10,13 +10,20 @@
 // (max_rules): the pinned maps differ as maps of two versions do, and the
 // daemon takes the same path. (Two builds whose value layouts differ are
 // the package test's, tests/ship/package.sh; fields carried by name are
-// test_map_carry's.)
+// test_map_carry's.) A release whose maps keep their layout and whose code
+// differs is this build's program compiled with one instruction more
+// (bpf/CMakeLists.txt, smtpgate_code_variant), put on the running gate's maps.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <gtest/gtest.h>
-
+#include <linux/if_link.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xdp/libxdp.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +32,7 @@
 #include "gate_maps.hpp"
 #include "gate_program.hpp"
 #include "netns.hpp"
+#include "pin_generation.hpp"
 
 using namespace std::chrono_literals;
 using sgtest::ConnectResult;
@@ -142,6 +150,51 @@ class UpgradeE2E : public ::testing::Test {
     return s;
   }
 
+  // Puts the code variant on the running gate's maps in place of its
+  // program, as another release would have left it. Returns its program id.
+  uint32_t run_code_variant() {
+    return box.gateway().run<uint32_t>([&]() -> uint32_t {
+      auto a = smtpgate::query_attached(Sandbox::kGwIf, box.pin_dir());
+      if (!a.attached) return 0;
+      bpf_object* obj = bpf_object__open_file(sgtest::bpf_object("testprogs/smtpgate_code_variant").c_str(), nullptr);
+      if (!obj) return 0;
+      std::string dir = smtpgate::live_maps_dir(box.pin_dir());
+      bpf_map* map;
+      bpf_object__for_each_map(map, obj) {
+        int fd = bpf_obj_get((dir + "/" + bpf_map__name(map)).c_str());
+        if (fd < 0) continue;  // the object's own sections
+        bpf_map__reuse_fd(map, fd);
+        ::close(fd);
+      }
+      int ifindex = int(if_nametoindex(Sandbox::kGwIf));
+      xdp_attach_mode mode = a.mode == "native" ? XDP_MODE_NATIVE : XDP_MODE_SKB;
+      int rc;
+      if (a.dispatcher) {  // beside the old one, which then goes
+        DECLARE_LIBXDP_OPTS(xdp_program_opts, popts, .obj = obj, .prog_name = smtpgate::kProgramName);
+        xdp_program* xp = xdp_program__create(&popts);
+        rc = libxdp_get_error(xp) ? -EINVAL : xdp_program__attach(xp, ifindex, mode, 0);
+        if (xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(ifindex); !rc && !libxdp_get_error(mp)) {
+          for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p; p = xdp_multiprog__next_prog(p, mp))
+            if (xdp_program__id(p) == a.prog_id) rc = xdp_program__detach(p, ifindex, mode, 0);
+          xdp_multiprog__close(mp);
+        }
+        if (!libxdp_get_error(xp)) xdp_program__close(xp);
+      } else {  // one atomic swap
+        rc = bpf_object__load(obj);
+        int old_fd = bpf_prog_get_fd_by_id(a.prog_id);
+        LIBBPF_OPTS(bpf_xdp_attach_opts, xopts, .old_prog_fd = old_fd);
+        uint32_t flags = XDP_FLAGS_REPLACE | (mode == XDP_MODE_NATIVE ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE);
+        if (!rc)
+          rc = bpf_xdp_attach(ifindex, bpf_program__fd(bpf_object__find_program_by_name(obj, smtpgate::kProgramName)),
+                              flags, &xopts);
+        if (old_fd >= 0) ::close(old_fd);
+      }
+      uint32_t id = rc ? 0 : smtpgate::query_attached(Sandbox::kGwIf, box.pin_dir()).prog_id;
+      bpf_object__close(obj);  // the kernel keeps what is attached
+      return id;
+    });
+  }
+
   Sandbox box;
   sgtest::Listener listener{box.gateway(), 25};
   std::string small_, large_;
@@ -197,6 +250,50 @@ TEST_F(UpgradeE2E, UpgradeAndDowngradeUnderTrafficLeaveNoGap) {
   EXPECT_FALSE(std::filesystem::exists(box.pin_dir() + "/" + smtpgate::kConfigMapName));
   auto st = ctl({"status"});
   EXPECT_EQ(st.exit_code, 0) << st.err;
+}
+
+// A release whose maps keep their layout but whose code differs (a fix to
+// the parser, say): the new smtpgated runs its own program, swapped on the
+// same maps under traffic, rather than adopting the running one.
+TEST_F(UpgradeE2E, ARunningProgramOfOtherCodeIsReplacedOnTheSameMaps) {
+  run_daemon(small_);
+  ASSERT_EQ(box.connect(kEop, Sandbox::kGwV4, 25, 2000), ConnectResult::Connected);
+  Snapshot ours = snapshot();
+  std::string our_tag = smtpgate::program_tag(ours.prog_id);
+  uint32_t variant = run_code_variant();
+  ASSERT_NE(variant, 0u) << "the code variant was not put in place";
+  ASSERT_NE(variant, ours.prog_id);
+  std::string variant_tag = smtpgate::program_tag(variant);
+  ASSERT_NE(variant_tag, our_tag) << "the code variant has this build's code";
+  ASSERT_TRUE(snapshot().uses_pinned_maps);
+
+  Traffic traffic(box);
+  std::this_thread::sleep_for(300ms);
+  Snapshot before = snapshot();
+  std::string up = run_daemon(small_);  // the upgrade, while the traffic runs
+  Snapshot after = snapshot();
+  std::this_thread::sleep_for(300ms);
+  std::string again = run_daemon(small_);  // this version's program: adopted
+  Snapshot last = snapshot();
+  traffic.stop();
+
+  EXPECT_TRUE(has(up, "was replaced by this version's")) << up;
+  EXPECT_TRUE(has(up, "tag " + variant_tag)) << up;
+  EXPECT_NE(after.prog_id, variant) << "the running program of other code was adopted";
+  EXPECT_EQ(smtpgate::program_tag(after.prog_id), our_tag);
+  EXPECT_TRUE(after.uses_pinned_maps);
+  EXPECT_FALSE(has(again, "was replaced")) << again;
+  EXPECT_EQ(last.prog_id, after.prog_id);
+  // The same maps: no new generation, the counters go on.
+  EXPECT_FALSE(std::filesystem::exists(box.pin_dir() + "/live"));
+  EXPECT_GE(after.admitted, before.admitted);
+  EXPECT_GE(after.dropped, before.dropped);
+  EXPECT_GE(after.eop_rule_admitted, before.eop_rule_admitted);
+  EXPECT_GT(last.admitted, before.admitted);
+  EXPECT_GT(traffic.eop_ok_.load(), 5u);
+  EXPECT_EQ(traffic.eop_failed_.load(), 0u) << "an EOP connect failed during the replacement";
+  EXPECT_GT(traffic.stranger_refused_.load(), 5u);
+  EXPECT_EQ(traffic.stranger_admitted_.load(), 0u) << "a stranger's SYN got through during the replacement";
 }
 
 TEST_F(UpgradeE2E, AFailedReplacementLeavesTheRunningGateAsItWas) {

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <set>
 
 #include "eop_admit.hpp"
+#include "drops.hpp"
 #include "fsutil.hpp"
 #include "gate.hpp"
 #include "gate_maps.hpp"
@@ -104,17 +106,32 @@ size_t recent_feed_gaps(const FeedGaps& gaps, int64_t now) {
                        [&](const auto& kv) { return kv.second.gap() && kv.second.last_seen + 24 * 3600 >= now; });
 }
 
+std::vector<Cidr> logged_sources(const std::vector<nlohmann::json>& records) {
+  std::set<Cidr> seen;
+  for (const auto& r : records) {
+    if (seen.size() >= kMaxFeedGapEntries) break;
+    if (!r.is_object() || !r.contains("source") || !r["source"].is_string()) continue;
+    try {
+      seen.insert(Cidr::parse_address(r["source"].get<std::string>()));
+    } catch (const std::exception&) {
+      // a line the daemon did not write: skipped, as the drop log's readers do
+    }
+  }
+  return {seen.begin(), seen.end()};
+}
+
 size_t scan_feed_gaps(const Paths& paths, FcrdnsResolver& resolver, int64_t now, size_t budget,
-                      const std::atomic<bool>* stop, const FeedGapConfig& policy) {
+                      const std::atomic<bool>* stop, const FeedGapConfig& policy, const std::vector<Cidr>& logged) {
   if (!GateMaps::pinned_at(paths.pin_dir)) return 0;
-  std::vector<RecentSource> refused = GateMaps::open_pinned(paths.pin_dir).recent_refused();
+  std::set<Cidr> sources(logged.begin(), logged.end());
+  for (const auto& s : GateMaps::open_pinned(paths.pin_dir).recent_refused()) sources.insert(s.address);
   FeedGaps gaps = read_feed_gaps(paths.state_dir);
   size_t lookups = 0;
   bool changed = false;
-  for (const auto& s : refused) {
+  for (const Cidr& address : sources) {
     if (stop && stop->load()) break;
-    FeedGapEntry& g = gaps[s.address];
-    g.address = s.address;
+    FeedGapEntry& g = gaps[address];
+    g.address = address;
     // Written again when an hour of sightings would otherwise be lost.
     if (g.last_seen + 3600 <= now) changed = true;
     g.last_seen = now;
@@ -123,7 +140,7 @@ size_t scan_feed_gaps(const Paths& paths, FcrdnsResolver& resolver, int64_t now,
     if (lookups >= budget) continue;
     lookups++;
     changed = true;
-    Fcrdns f = resolver.confirm(s.address, stop);
+    Fcrdns f = resolver.confirm(address, stop);
     if (stop && stop->load()) break;  // an answer cut short is not recorded
     bool was_gap = g.gap();
     g.status = f.status;
@@ -134,9 +151,9 @@ size_t scan_feed_gaps(const Paths& paths, FcrdnsResolver& resolver, int64_t now,
     if (g.gap() && !was_gap)
       spdlog::warn("feed gap: {} is EOP host {} (PTR confirmed forward) but no published range holds it; "
                    "'smtpgatectl explain {}' says what to do",
-                   s.address.address_str(), f.name, s.address.address_str());
+                   address.address_str(), f.name, address.address_str());
     else if (f.status == Fcrdns::Status::NotConfirmed && eop_outbound_domain(f.name))
-      spdlog::info("{}: PTR {} does not confirm forward; not trusted", s.address.address_str(), f.name);
+      spdlog::info("{}: PTR {} does not confirm forward; not trusted", address.address_str(), f.name);
   }
   bool admissions = update_eop_admissions(gaps, paths, policy, now);
   changed = changed || admissions;
@@ -176,13 +193,22 @@ FeedGapWatcher::~FeedGapWatcher() {
 }
 
 void FeedGapWatcher::loop() {
+  // The event stream, as the drop log keeps it: each scan reads only what
+  // was appended since the last (from this worker's start on).
+  std::unique_ptr<DropLogTail> tail;
+  std::string tail_dir;
   while (true) {
     ConfigSnapshot cfg = config_.get();
     if (cfg->feed_gaps.enabled) {
       try {
+        if (!tail || tail_dir != cfg->paths.state_dir) {
+          tail_dir = cfg->paths.state_dir;
+          tail = std::make_unique<DropLogTail>(tail_dir, int64_t(::time(nullptr)) * 1000000000);
+        }
+        std::vector<Cidr> logged = logged_sources(tail->next(0));
         FcrdnsResolver resolver(cfg->feed_gaps.resolver, std::chrono::milliseconds(cfg->feed_gaps.deadline_ms));
         scan_feed_gaps(cfg->paths, resolver, ::time(nullptr), cfg->feed_gaps.lookups_per_minute, &stop_,
-                       cfg->feed_gaps);
+                       cfg->feed_gaps, logged);
       } catch (const std::exception& e) {
         spdlog::error("feed gaps: {}", e.what());
       }

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -78,7 +79,9 @@ constexpr int64_t kFeedGapFailureTtl = 600;
 /// Sources remembered at most (the oldest seen leave first).
 constexpr size_t kMaxFeedGapEntries = 4096;
 
-/// One scan: the sources in the recently-refused table, each looked up
+/// One scan: the sources in the recently-refused table and `logged` (the
+/// sources of the drop log's records since the last scan: the event stream,
+/// which can name a source the table has already let go), each looked up
 /// unless its answer is fresh, at most `budget` lookups; the record
 /// written. Returns the lookups made. No gate lock is taken (nothing in the
 /// gate changes), and none is held across the lookups.
@@ -87,7 +90,11 @@ constexpr size_t kMaxFeedGapEntries = 4096;
 /// admitted and an admission that saw no SYN for admit_days ends; the gate
 /// is published again (under the gate lock, after the lookups).
 size_t scan_feed_gaps(const Paths& paths, FcrdnsResolver& resolver, int64_t now, size_t budget,
-                      const std::atomic<bool>* stop = nullptr, const FeedGapConfig& policy = {});
+                      const std::atomic<bool>* stop = nullptr, const FeedGapConfig& policy = {},
+                      const std::vector<Cidr>& logged = {});
+
+/// The distinct sources of drop-log records (at most kMaxFeedGapEntries).
+std::vector<Cidr> logged_sources(const std::vector<nlohmann::json>& records);
 
 /// The daemon's worker: a scan a minute with the configuration in force.
 class FeedGapWatcher {

@@ -13,8 +13,10 @@
 
 #include <chrono>
 #include <ctime>
+#include <fstream>
 #include <thread>
 
+#include "drops.hpp"
 #include "fcrdns.hpp"
 #include "feed_gap.hpp"
 #include "metrics.hpp"
@@ -127,6 +129,33 @@ TEST(FeedGapDomain, OnlyEopOutboundDomainsOnALabelBoundary) {
   EXPECT_EQ(eop_outbound_domain("evil-outbound.protection.outlook.com"), nullptr);
   EXPECT_EQ(eop_outbound_domain("outbound.protection.outlook.com"), nullptr);
   EXPECT_EQ(eop_outbound_domain("mail-x.outbound.protection.outlook.com.evil.example"), nullptr);
+}
+
+TEST(FeedGap, TheWatcherAlsoLooksUpSourcesOnlyTheEventStreamNamed) {
+  // Under a flood of strangers the recently-refused table can let an EOP
+  // host go before the minute's scan; its event in the drop log still names
+  // it. The table here is empty: only the drop log holds the source.
+  Dnsmasq dns(records());
+  RefusalScene scene("gaplog");
+  auto cfg = std::make_shared<DaemonConfig>();
+  cfg->paths = scene.paths();
+  cfg->feed_gaps.resolver = dns.server();
+  cfg->feed_gaps.interval_s = 1;
+  CurrentConfig current(cfg);
+  FeedGapWatcher watcher(current);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // its first scan: nothing to look up
+  int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   std::chrono::system_clock::now().time_since_epoch()).count();
+  std::ofstream(drop_log_path(scene.paths().state_dir), std::ios::app)
+      << nlohmann::json{{"unix_ns", ns}, {"source", kRelay}, {"verdict", "drop"}}.dump() << "\n";
+  bool found = false;
+  for (int i = 0; i < 50 && !found; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    FeedGaps gaps = read_feed_gaps(scene.paths().state_dir);
+    auto it = gaps.find(Cidr::parse_address(kRelay));
+    found = it != gaps.end() && it->second.gap();
+  }
+  EXPECT_TRUE(found) << "the drop log's source was not looked up within 5 s";
 }
 
 TEST(FeedGap, TopDropsExplainAndTheMetricMarkAConfirmedEopHostTheFeedLacks) {

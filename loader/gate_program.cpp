@@ -19,6 +19,7 @@
 #include "fsutil.hpp"
 #include "links.hpp"
 #include "log.hpp"
+#include "map_carry.hpp"
 #include "pin_generation.hpp"
 #include "smtpgate.skel.h"
 
@@ -63,7 +64,7 @@ std::string explain_load_failure(const std::string& log, int err) {
 namespace {
 
 // How a pinned map differs from the one this program defines ("" when not).
-std::string map_difference(bpf_map* map, int pinned_fd, const std::string& path) {
+std::string map_difference(bpf_object* obj, bpf_map* map, int pinned_fd, const std::string& path) {
   bpf_map_info info{};
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(pinned_fd, &info, &len) != 0) throw SystemError("inspect " + path, errno);
@@ -79,12 +80,18 @@ std::string map_difference(bpf_map* map, int pinned_fd, const std::string& path)
     return path + " has " + pair(info.max_entries, bpf_map__max_entries(map)) + " entries";
   if (info.map_flags != bpf_map__map_flags(map))
     return path + " has flags " + pair(info.map_flags, bpf_map__map_flags(map));
+  // The same sizes can hold other fields: a version that reordered or
+  // renamed them would read the pinned values wrongly.
+  std::string want = value_layout(bpf_object__btf(obj), bpf_map__btf_value_type_id(map));
+  std::string was = want.empty() ? "" : map_value_layout(pinned_fd);
+  if (!was.empty() && was != want) return path + " has values whose fields are laid out otherwise (same size)";
   return "";
 }
 
 // Refuses to reuse a pinned map whose layout differs (from another version).
-void check_pin_compatible(bpf_map* map, int pinned_fd, const std::string& path, const std::string& pin_dir) {
-  std::string why = map_difference(map, pinned_fd, path);
+void check_pin_compatible(bpf_object* obj, bpf_map* map, int pinned_fd, const std::string& path,
+                          const std::string& pin_dir) {
+  std::string why = map_difference(obj, map, pinned_fd, path);
   if (!why.empty())
     throw InputError("pinned map " + why + ": another version of smtpgate or other --max-rules pinned it; " +
                      GateMaps::other_version_fix(pin_dir));
@@ -125,7 +132,7 @@ struct GateProgram::Impl {
         throw SystemError("open pinned map " + path, errno);
       }
       try {
-        check_pin_compatible(map, fd, path, opts.pin_dir);
+        check_pin_compatible(skel->obj, map, fd, path, opts.pin_dir);
       } catch (...) {
         ::close(fd);
         throw;
@@ -245,7 +252,7 @@ std::string pinned_layout_difference(const ProgramOptions& opts) {
     }
     std::string why;
     try {
-      why = map_difference(map, fd, path);
+      why = map_difference(program.object(), map, fd, path);
     } catch (...) {
       ::close(fd);
       throw;

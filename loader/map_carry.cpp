@@ -105,7 +105,39 @@ bool percpu(uint32_t type) {
          type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
 }
 
+std::string describe(TypeRef t, int depth = 0) {
+  const btf_type* bt = t.t();
+  if (!bt || depth > 8) return "?";
+  if (scalar(bt)) return "s" + std::to_string(btf__resolve_size(t.b, t.id));
+  if (btf_is_array(bt)) {
+    const struct btf_array* a = btf_array(bt);
+    return "[" + std::to_string(a->nelems) + "]" + describe(resolved(t.b, a->type), depth + 1);
+  }
+  if (btf_is_struct(bt) || btf_is_union(bt)) {
+    std::string out = btf_is_struct(bt) ? "{" : "<";
+    const btf_member* m = btf_members(bt);
+    for (uint16_t i = 0; i < btf_vlen(bt); i++) {
+      out += btf__name_by_offset(t.b, m[i].name_off);
+      out += "@" + std::to_string(btf_member_bit_offset(bt, i));
+      if (uint32_t bits = btf_member_bitfield_size(bt, i)) out += ":" + std::to_string(bits);
+      out += "=" + describe(resolved(t.b, m[i].type), depth + 1) + ";";
+    }
+    return out + (btf_is_struct(bt) ? "}" : ">");
+  }
+  return "k" + std::to_string(btf_kind(bt));
+}
+
 }  // namespace
+
+std::string value_layout(const ::btf* b, uint32_t value_type_id) {
+  return b && value_type_id ? describe(resolved(b, value_type_id)) : "";
+}
+
+std::string map_value_layout(int fd) {
+  bpf_map_info info = info_of(fd);
+  BtfPtr b = kernel_btf(info.btf_id);
+  return b ? value_layout(b.get(), info.btf_value_type_id) : "";
+}
 
 CarryResult carry_map(int from_fd, int to_fd, KeyMeaning keys) {
   CarryResult r;

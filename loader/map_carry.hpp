@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+struct btf;  // libbpf's
+
 namespace smtpgate {
 
 /// What to do with keys when the two maps have different entry counts.
@@ -29,5 +31,14 @@ struct CarryResult {
 /// nested structs and arrays; fields the source lacks are zero. Maps without
 /// BTF are copied only when their value sizes are equal.
 CarryResult carry_map(int from_fd, int to_fd, KeyMeaning keys);
+
+/// The field layout of a value type as BTF `b` describes it: every field's
+/// name, offset and size, through nested structs and arrays. Two versions
+/// whose values have the same size can still differ here (fields reordered
+/// or renamed); then their pins cannot be shared as they are.
+std::string value_layout(const ::btf* b, uint32_t value_type_id);
+
+/// value_layout of the map `fd` in the kernel; "" when it has no BTF.
+std::string map_value_layout(int fd);
 
 }  // namespace smtpgate

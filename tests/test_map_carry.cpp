@@ -169,3 +169,50 @@ TEST(MapCarry, WithoutBtfOnlyAnEqualSizeIsCopied) {
 }
 
 }  // namespace
+
+namespace {
+
+// A value of two u64 fields named a and b, in this order or swapped: the
+// same size, another layout.
+struct PairBtf {
+  explicit PairBtf(bool swapped) : b(btf__new_empty()) {
+    key = btf__add_int(b, "unsigned int", 4, 0);
+    int u64 = btf__add_int(b, "unsigned long long", 8, 0);
+    value = btf__add_struct(b, "pair", 16);
+    btf__add_field(b, swapped ? "b" : "a", u64, 0, 0);
+    btf__add_field(b, swapped ? "a" : "b", u64, 64, 0);
+    if (btf__load_into_kernel(b) != 0) ADD_FAILURE() << "BTF refused: " << std::strerror(errno);
+  }
+  ~PairBtf() { btf__free(b); }
+  int map() const {
+    LIBBPF_OPTS(bpf_map_create_opts, o);
+    o.btf_fd = btf__fd(b);
+    o.btf_key_type_id = key;
+    o.btf_value_type_id = value;
+    int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sgt_layout", 4, 16, 1, &o);
+    if (fd < 0) ADD_FAILURE() << "map create: " << std::strerror(errno);
+    return fd;
+  }
+  btf* b;
+  int key = 0, value = 0;
+};
+
+TEST(MapLayout, FieldsInAnotherOrderAreAnotherLayoutAtTheSameSize) {
+  PairBtf ab(false), ba(true);
+  int m_ab = ab.map(), m_ba = ba.map();
+  ASSERT_GE(m_ab, 0);
+  ASSERT_GE(m_ba, 0);
+  // What the kernel holds for a map is what its object described.
+  EXPECT_EQ(smtpgate::map_value_layout(m_ab), smtpgate::value_layout(ab.b, ab.value));
+  EXPECT_EQ(smtpgate::map_value_layout(m_ab), "{a@0=s8;b@64=s8;}");
+  EXPECT_NE(smtpgate::map_value_layout(m_ab), smtpgate::map_value_layout(m_ba));
+  // A map without BTF has no layout to compare.
+  int bare = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sgt_bare", 4, 16, 1, nullptr);
+  ASSERT_GE(bare, 0);
+  EXPECT_EQ(smtpgate::map_value_layout(bare), "");
+  ::close(bare);
+  ::close(m_ab);
+  ::close(m_ba);
+}
+
+}  // namespace

@@ -34,6 +34,8 @@ packages=(
   scdoc man-db debhelper lintian file prometheus ansible-core ansible-lint python3 python3-yaml
   # shipping: the systemd unit, scored and started under systemd in a container
   systemd systemd-container
+  # shipping: the Postfix snippet, run in a private instance (no system Postfix)
+  postfix
 )
 
 missing=()
@@ -42,6 +44,12 @@ for p in "${packages[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
+  # Postfix without a configuration: no /etc/postfix/main.cf, so no system
+  # Postfix can start; the test runs its own instance.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if printf '%s\n' "${missing[@]}" | grep -qx postfix && [ -d /run/systemd/system ]; then
+    systemctl disable --now postfix.service >/dev/null 2>&1 || true
+  fi
 fi

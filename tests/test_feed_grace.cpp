@@ -5,6 +5,10 @@
 // The loopback feed server plays Microsoft; the feed checks take their
 // clock as an argument, so 31 days pass in a second.
 #include <gtest/gtest.h>
+
+#include <map>
+
+#include <fstream>
 #include <linux/bpf.h>
 #include <unistd.h>
 
@@ -153,6 +157,28 @@ TEST_F(FeedGrace, RemovedRangeStaysAdmittedInGraceThenIsRefused) {
   for (const auto& a : after["advice"])
     said = said || a.get<std::string>().find("grace ended " + grace_end) != std::string::npos;
   EXPECT_TRUE(said) << after["advice"].dump();
+}
+
+TEST_F(FeedGrace, WhatTheReadCommandsSayOfARangeInGraceMatchesTheSchemas) {
+  ASSERT_EQ(run_feed(cfg, FeedOp::SyncNow, t0).outcome, SyncOutcome::Applied);
+  remove_at(t0 + 3600);
+  ASSERT_EQ(syn(kFromRemoved), XDP_PASS);
+  std::vector<std::string> check{"/usr/bin/python3", SG_SOURCE_DIR "/tests/check_json_schema.py",
+                                 SG_SOURCE_DIR "/docs/schema"};
+  for (const auto& [name, args] : std::map<std::string, std::vector<std::string>>{
+           {"explain", {"explain", kFromRemoved}}, {"ranges-list", {"ranges", "list"}}, {"stats", {"stats"}}}) {
+    std::vector<std::string> argv{sgtest::binary("smtpgatectl"), "-j", "--pin-dir", paths.pin_dir, "--state-dir",
+                                  paths.state_dir};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = sgtest::run_here(argv);
+    ASSERT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    ASSERT_NE(r.out.find("feed-grace"), std::string::npos) << name << " does not show the range in grace";
+    std::string file = paths.state_dir + "/" + name + ".out.json";
+    std::ofstream(file) << r.out;
+    check.push_back(name + "=" + file);
+  }
+  auto v = sgtest::run_here(check);
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 }
 
 TEST_F(FeedGrace, NoGraceRefusesARemovedRangeAtOnce) {

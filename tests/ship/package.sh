@@ -84,10 +84,17 @@ sed -E 's/^#([a-z_0-9]+ = )/\1/' "$conf" >"$work/uncommented.toml"
 "$work/root/usr/sbin/smtpgated" --check-config -c "$work/uncommented.toml" ||
     fail "the conffile's defaults, uncommented, are refused"
 
-# 6. Maintainer scripts: the unit is enabled, never started by the package;
-# removal detaches; purge removes pins, state and config, saying so.
+# 6. Maintainer scripts: the unit is enabled, never started by a fresh
+# install; an upgrade restarts only a smtpgated that was running (it takes the
+# gate over, tests/ship/upgrade.sh); removal detaches; purge removes pins,
+# state and config, saying so.
 grep -q 'deb-systemd-helper .*enable' "$work/control/postinst" || fail "postinst does not enable smtpgated"
-grep -q 'deb-systemd-invoke .*start' "$work/control/postinst" && fail "postinst starts smtpgated"
+grep -Eq 'deb-systemd-invoke +start' "$work/control/postinst" && fail "postinst starts smtpgated"
+restart_at=$(grep -n 'deb-systemd-invoke restart smtpgated' "$work/control/postinst" | cut -d: -f1 | head -1)
+upgrade_at=$(grep -n 'if \[ "\$1" = configure \] && \[ -n "\$2" \]' "$work/control/postinst" | cut -d: -f1 | head -1)
+if [ -n "$restart_at" ] && { [ -z "$upgrade_at" ] || [ "$restart_at" -lt "$upgrade_at" ]; }; then
+    fail "postinst restarts smtpgated outside an upgrade"
+fi
 grep -q 'smtpgatectl detach' "$work/control/prerm" || fail "prerm does not detach the gate"
 grep -q 'deb-systemd-invoke stop smtpgated' "$work/control/prerm" || fail "prerm does not stop smtpgated"
 for d in /sys/fs/bpf/smtpgate /var/lib/smtpgate /etc/smtpgate; do

@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include "error.hpp"
 #include "gate_maps.hpp"
@@ -442,10 +443,52 @@ std::string this_build_program_tag(const ProgramOptions& opts) {
   return tag;
 }
 
+AttachedInfo query_attached_now(const std::string& ifname, const std::string& pin_dir, int ifindex);
+
+namespace {
+// libxdp 1.3 (Debian 12's) leaks the file descriptors of the programs it
+// reads back from the kernel in xdp_multiprog__get_from_ifindex, a set per
+// call under its dispatcher (fixed in libxdp 1.4, xdp-tools #345). A scrape
+// asks after every interface, so a daemon under a dispatcher ran out of file
+// descriptors within minutes. The answer is kept per interface until what
+// the kernel runs there changes: bpf_xdp_query, which opens nothing, gives
+// the program ids (a change of the dispatcher's programs is a new dispatcher,
+// a new id), and the pinned configuration map's id tells a new generation.
+struct AttachedKey {
+  int ifindex;
+  std::string pin_dir;
+  uint32_t prog_id, drv_id, skb_id, hw_id, config_id;
+  bool operator==(const AttachedKey&) const = default;
+};
+std::mutex attached_mu;
+std::vector<std::pair<AttachedKey, AttachedInfo>> attached_cache;  // a few interfaces
+}  // namespace
+
 AttachedInfo query_attached(const std::string& ifname, const std::string& pin_dir) {
+  int ifindex = ifindex_of(ifname);
+  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  bool known = bpf_xdp_query(ifindex, 0, &q) == 0;
+  AttachedKey key{ifindex, pin_dir, q.prog_id, q.drv_prog_id, q.skb_prog_id, q.hw_prog_id,
+                  pin_dir.empty() ? 0 : pinned_map_id(pin_dir, kConfigMapName)};
+  if (known) {
+    std::lock_guard<std::mutex> lock(attached_mu);
+    for (const auto& [k, v] : attached_cache)
+      if (k == key && v.ifname == ifname) return v;
+  }
+  AttachedInfo info = query_attached_now(ifname, pin_dir, ifindex);
+  if (known) {
+    std::lock_guard<std::mutex> lock(attached_mu);
+    std::erase_if(attached_cache, [&](const auto& kv) { return kv.first.ifindex == ifindex && kv.first.pin_dir == pin_dir; });
+    if (attached_cache.size() >= 64) attached_cache.erase(attached_cache.begin());
+    attached_cache.emplace_back(key, info);
+  }
+  return info;
+}
+
+AttachedInfo query_attached_now(const std::string& ifname, const std::string& pin_dir, int ifindex) {
   AttachedInfo info;
   info.ifname = ifname;
-  info.ifindex = ifindex_of(ifname);
+  info.ifindex = ifindex;
   Multiprog m(info.ifindex);
   if (!m.mp) return info;
   info.dispatcher = !xdp_multiprog__is_legacy(m.mp);

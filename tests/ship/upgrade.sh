@@ -93,7 +93,10 @@ installed_here=1
 dpkg -i "$deb_old" >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "dpkg -i $old failed"; }
 /usr/sbin/smtpgatectl ranges add 40.92.0.0/15 >/dev/null
 start_daemon first
-in_gw python3 "$here/syn_traffic.py" listen 25 &
+# nsenter itself, not the in_gw function: a function run with & is a subshell
+# whose pid $! would be, and killing it would leave the listener (and the
+# test's output pipe) behind.
+nsenter --net="/var/run/netns/$gw" python3 "$here/syn_traffic.py" listen 25 &
 listener=$!
 sleep 0.5
 nsenter --net="/var/run/netns/$tx" python3 "$here/syn_traffic.py" send 192.0.2.1 25 40.92.0.10 203.0.113.10 \

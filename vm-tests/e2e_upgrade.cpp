@@ -340,7 +340,7 @@ TEST_F(UpgradeE2E, AnInterfaceThatRefusesGetsTheOldProgramsBack) {
   box.gateway().ip("link add gw1 type veth peer name gw1p");
   box.gateway().ip("link set gw1 up");
   box.gateway().ip("link set gw1p up");
-  box.gateway().ip("link set dev gw1 xdpgeneric obj " + sgtest::bpf_object("testprogs/xdp_pass") + " sec xdp");
+  sgtest::ip_load_xdp(box.gateway(), "link set dev gw1 xdpgeneric obj " + sgtest::bpf_object("testprogs/xdp_pass") + " sec xdp");
   std::vector<std::string> both = argv(large_);
   both.insert(both.begin() + 5, {"--interface", "gw1"});  // after gw0
   sgtest::Daemon d(box.gateway(), both);

@@ -117,7 +117,7 @@ Sandbox::Sandbox() {
   gw_->ip("-6 route add default via 2001:db8::2");
   // veth delivers XDP_TX frames (the gate's resets) only to a peer with
   // NAPI: an XDP program that passes everything turns it on.
-  tx_->ip(std::string("link set dev ") + kTxIf + " xdpdrv obj " + bpf_object("testprogs/xdp_pass") + " sec xdp");
+  ip_load_xdp(*tx_, std::string("link set dev ") + kTxIf + " xdpdrv obj " + bpf_object("testprogs/xdp_pass") + " sec xdp");
   pin_dir_ = pin_root() + "/" + prefix_;
   state_dir_ = "/tmp/" + prefix_ + "-state";
   fs::create_directories(state_dir_);
@@ -144,6 +144,16 @@ ProcResult Sandbox::ctl(const std::vector<std::string>& args) {
 void Sandbox::add_sender_address(const std::string& addr) {
   bool v6 = addr.find(':') != std::string::npos;
   tx_->ip("addr add " + addr + (v6 ? "/128 dev " : "/32 dev ") + kTxIf + (v6 ? " nodad" : ""));
+}
+
+void ip_load_xdp(const Netns& ns, const std::string& args) {
+  const std::string root = "/sys/fs/bpf";
+  bool had = fs::exists(root + "/tc") || fs::exists(root + "/xdp") || fs::is_symlink(root + "/ip");
+  ns.ip(args);
+  if (had) return;
+  std::error_code ec;
+  for (const char* d : {"/tc/globals", "/xdp/globals", "/tc", "/xdp"}) fs::remove(root + d, ec);  // empty only
+  if (!fs::exists(root + "/tc")) fs::remove(root + "/ip", ec);
 }
 
 uint16_t free_loopback_port(int socktype) {

@@ -21,6 +21,12 @@ std::string binary(const std::string& name);
 /// $SMTPGATE_BPF_DIR when set, else the build tree.
 std::string bpf_object(const std::string& name);
 
+class Netns;
+/// Runs `ip ARGS` in ns to attach an XDP object with iproute2's loader, then
+/// removes what that loader leaves in /sys/fs/bpf (its empty tc/globals and
+/// xdp/globals directories and the ip link) when they were not there before.
+void ip_load_xdp(const Netns& ns, const std::string& args);
+
 /// Path of a file in tests/fixtures: from $SMTPGATE_FIXTURES_DIR when set.
 std::string fixture_path(const std::string& name);
 

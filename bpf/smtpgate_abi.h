@@ -5,7 +5,7 @@
  * key and value layouts, enums stored in maps, limits. Changing a layout here
  * changes both sides at once. Pinned maps of another layout are never reused
  * (nor misread): smtpgated replaces such a gate beside itself, carrying
- * values over by field name through each map's BTF (loader/upgrade.hpp).
+ * values over by field name through each map's BTF (loader/ops/upgrade.hpp).
  */
 #ifndef SMTPGATE_ABI_H
 #define SMTPGATE_ABI_H

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "desired_set.hpp"
 #include "feed_other.hpp"
 #include "feed_ranges.hpp"
 #include "fsutil.hpp"
@@ -72,7 +73,7 @@ class FeedOther : public ::testing::Test {
     GateMaps m = maps();
     auto e = m.match(Cidr::parse_address(addr));
     if (!e) return nullptr;
-    nlohmann::json r = RuleIndex(m, StateStore(cfg.paths.state_dir).desired_ranges()).rule(e->rule_id);
+    nlohmann::json r = RuleIndex(m, desired_ranges(StateStore(cfg.paths.state_dir))).rule(e->rule_id);
     return r;
   }
   size_t asked(const std::string& prefix) const { return server.count(prefix); }

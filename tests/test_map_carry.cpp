@@ -1,4 +1,4 @@
-// Carrying map values between two layouts (loader/map_carry): real per-CPU
+// Carrying map values between two layouts (loader/kernel/map_carry): real per-CPU
 // arrays in the kernel, each with the BTF of its value type, as two versions
 // of smtpgate would have them. Fields move by name to wherever the other
 // layout put them, through nested structs and arrays; a layout with an extra

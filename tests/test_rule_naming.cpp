@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "desired_set.hpp"
 #include "feed_sync.hpp"
 #include "fsutil.hpp"
 #include "gate.hpp"
@@ -88,7 +89,7 @@ void write_feed(const Paths& p) {
 void expect_same_names(const Paths& p) {
   GateMaps maps = GateMaps::open_pinned(p.pin_dir);
   std::vector<TrieEntry> active = maps.active_entries();
-  RuleIndex index(active, StateStore(p.state_dir).desired_ranges());
+  RuleIndex index(active, desired_ranges(StateStore(p.state_dir)));
   RuleNamer names(maps, p.state_dir);
   ASSERT_FALSE(active.empty());
   for (const auto& e : active) {
@@ -142,7 +143,7 @@ TEST(RuleNaming, DISABLED_ScaleFirstNameAfterAPublish) {
   GateMaps maps = GateMaps::open_pinned(g.paths.pin_dir);
   Cidr src = Cidr::parse("11.0.0.9");
   auto t = Clock::now();
-  json whole = RuleIndex(maps, StateStore(g.paths.state_dir).desired_ranges()).rule(maps.match(src)->rule_id);
+  json whole = RuleIndex(maps, desired_ranges(StateStore(g.paths.state_dir))).rule(maps.match(src)->rule_id);
   double index_ms = ms(t);
   RuleNamer names(maps, g.paths.state_dir);
   t = Clock::now();

@@ -35,7 +35,7 @@ struct GateSetup {
   std::vector<uint16_t> ports{25};
   bool has_allowlist = true;
   /// The prefixes are an operator's ranges, compiled by the loader's rules
-  /// (loader/ruleset.hpp): the same prefix may come twice with different
+  /// (loader/rules/ruleset.hpp): the same prefix may come twice with different
   /// kinds (deny beats admit beats watch), a watch range inside an admit or
   /// deny range is dropped, and rule ids are assigned by the compile.
   bool compiled = false;

@@ -73,9 +73,9 @@ readelf -SW "$work"/root/usr/lib/*/smtpgate/smtpgate.bpf.o | grep -q ' \.BTF ' |
 # every one uncommented it is a valid configuration (the defaults shown are
 # accepted values).
 conf=$work/root/etc/smtpgate/smtpgate.toml
-keys=$(sed -n '/check_keys(/,/);/p' "$src/loader/config.cpp" | grep -o '"[a-z_0-9]*"' | tr -d '"' |
+keys=$(sed -n '/check_keys(/,/);/p' "$src/loader/ops/config.cpp" | grep -o '"[a-z_0-9]*"' | tr -d '"' |
     grep -vx -e feed -e metrics -e feed_gaps -e feed. -e metrics. -e feed_gaps. | sort -u)
-[ -n "$keys" ] || fail "no keys found in loader/config.cpp"
+[ -n "$keys" ] || fail "no keys found in loader/ops/config.cpp"
 for k in $keys; do
     grep -Eq "^#$k = " "$conf" || fail "the conffile does not show key '$k' with its default"
 done

@@ -16,7 +16,7 @@
 #include "feed.hpp"
 #include "fsutil.hpp"
 #include "http.hpp"
-#include "metrics.hpp"
+#include "metrics_listen.hpp"
 
 namespace smtpgate {
 

@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 
 #include "error.hpp"
-#include "feed_ranges.hpp"
 #include "fsutil.hpp"
 
 #ifndef SMTPGATE_VERSION
@@ -108,14 +107,6 @@ void StateStore::save_runtime(const RuntimeSettings& s) const {
   if (s.action) doc["action"] = to_string(*s.action);
   make_dirs(dir_, 0755);
   write_file_atomic(dir_ + "/runtime.json", doc.dump(2) + "\n");
-}
-
-std::vector<DesiredRange> StateStore::desired_ranges() const {
-  std::vector<DesiredRange> out;
-  for (const auto& r : operator_ranges())
-    out.push_back(DesiredRange{r.cidr, r.kind, origin::kOperator, r.comment});
-  for (auto& d : feed_desired_ranges(dir_)) out.push_back(std::move(d));
-  return out;
 }
 
 }  // namespace smtpgate

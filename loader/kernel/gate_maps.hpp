@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cidr.hpp"
+#include "gate_types.hpp"
 #include "smtpgate_abi.h"
 
 struct bpf_object;
@@ -19,32 +20,6 @@ namespace smtpgate {
 /// The name of the gate's configuration map, as the program defines it and as
 /// it is pinned: the mark by which a pin directory, or a program, is a gate's.
 inline constexpr const char* kConfigMapName = "gate_config";
-
-enum class Action : uint32_t { Drop = SG_ACTION_DROP, Reject = SG_ACTION_REJECT, Monitor = SG_ACTION_MONITOR };
-enum class RuleKind : uint32_t { Admit = SG_KIND_ADMIT, Deny = SG_KIND_DENY, Watch = SG_KIND_WATCH };
-
-/// "drop" / "reject" / "monitor"; parse throws InputError naming the word.
-std::string to_string(Action a);
-Action parse_action(std::string_view word);
-std::string to_string(RuleKind k);
-std::string verdict_name(uint32_t verdict);  // enum sg_verdict
-std::string reason_name(uint32_t reason);    // enum sg_reason
-
-/// One prefix of the compiled allowlist and the rule that decides under it.
-struct TrieEntry {
-  Cidr prefix;
-  uint32_t rule_id = 0;
-  RuleKind kind = RuleKind::Admit;
-  bool operator==(const TrieEntry&) const = default;
-};
-
-/// Run-time settings the program reads for every packet.
-struct GateConfig {
-  Action action = Action::Drop;
-  std::vector<uint16_t> ports{25};
-  uint32_t events_per_sec = 100;
-  bool operator==(const GateConfig&) const = default;
-};
 
 /// A recently refused source, from the recently-refused table (merged over CPUs).
 struct RecentSource {

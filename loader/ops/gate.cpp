@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "desired_set.hpp"
 #include "error.hpp"
 #include "gate_program.hpp"
 
@@ -69,7 +70,7 @@ PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& d
 bool republish_if_pinned(const Paths& paths) {
   if (!GateMaps::pinned_at(paths.pin_dir)) return false;
   GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-  publish_desired(maps, StateStore(paths.state_dir).desired_ranges());
+  publish_desired(maps, desired_ranges(StateStore(paths.state_dir)));
   return true;
 }
 
@@ -123,7 +124,7 @@ void del_range(const Paths& paths, const Cidr& cidr) {
   auto after = before;
   auto gone = std::remove_if(after.begin(), after.end(), [&](const OperatorRange& r) { return r.cidr == cidr; });
   if (gone == after.end()) {
-    for (const auto& d : store.desired_ranges())
+    for (const auto& d : desired_ranges(store))
       if (d.cidr == cidr)
         throw InputError(cidr.str() + " comes from the feed (" + d.origin +
                          "), not from 'ranges add': it changes with the feed; to refuse it anyway use "

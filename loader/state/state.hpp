@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cidr.hpp"
-#include "gate_maps.hpp"
+#include "gate_types.hpp"
 #include "ruleset.hpp"
 
 namespace smtpgate {
@@ -64,10 +64,6 @@ class StateStore {
   /// runtime.json; missing or corrupt means defaults (corrupt is set aside).
   RuntimeSettings runtime() const;
   void save_runtime(const RuntimeSettings& s) const;
-
-  /// Every range the gate should know now: operator ranges plus the feed's
-  /// (applied, pending, recently removed, other instances).
-  std::vector<DesiredRange> desired_ranges() const;
 
  private:
   std::string dir_;

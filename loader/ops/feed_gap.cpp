@@ -8,7 +8,7 @@
 #include <set>
 
 #include "eop_admit.hpp"
-#include "drops.hpp"
+#include "drop_log.hpp"
 #include "fsutil.hpp"
 #include "gate.hpp"
 #include "gate_maps.hpp"

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "drops.hpp"
+#include "desired_set.hpp"
 #include "error.hpp"
 #include "feed_gap.hpp"
 #include "feed_service.hpp"
@@ -108,7 +109,7 @@ void bring_up(const DaemonConfig& cfg, std::optional<std::chrono::milliseconds> 
   make_dirs(cfg.paths.state_dir, 0755);
   check_state_format(cfg.paths.state_dir);  // records the format in a new directory
 
-  std::vector<DesiredRange> desired = store.desired_ranges();
+  std::vector<DesiredRange> desired = desired_ranges(store);
   if (count_admits(desired) == 0 && !cfg.allow_empty)
     throw InputError("refusing to attach with an empty allowlist: it would refuse all mail on port 25; "
                      "add ranges (smtpgatectl ranges add, smtpgatectl feed import) or pass --allow-empty");
@@ -214,7 +215,7 @@ int run_daemon(DaemonConfig initial, const std::string& config_path) {
   // runs from the loop below: a feed server that hangs must hold neither the
   // gate nor the start. Without one, the first sync is what can fill it: it
   // runs first, with systemd told to wait for it; a SIGTERM still ends it.
-  bool have_allowlist = count_admits(StateStore(cfg->paths.state_dir).desired_ranges()) > 0;
+  bool have_allowlist = count_admits(desired_ranges(StateStore(cfg->paths.state_dir))) > 0;
   bool feed_started = !have_allowlist;
   if (!have_allowlist && cfg->feed.enabled) {
     StartupGrace grace("first feed sync: no allowlist in the state yet");

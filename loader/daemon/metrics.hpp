@@ -15,6 +15,7 @@
 
 #include <prometheus/metric_family.h>
 
+#include "metrics_listen.hpp"
 #include "state.hpp"
 
 namespace prometheus {
@@ -42,21 +43,6 @@ void write_metrics_textfile(const std::string& path, const std::string& text);
 
 /// Counts failed BPF syscalls seen while rendering (exported as a metric).
 std::atomic<uint64_t>& bpf_syscall_failures();
-
-/// Where metrics are served: an IP address literal and a port.
-struct ListenAddress {
-  std::string host;  // "127.0.0.1", "::1"
-  uint16_t port = 0;
-  bool v6 = false;
-  /// "127.0.0.1:9725", "[::1]:9725".
-  std::string str() const;
-};
-
-/// Parses HOST:PORT or [V6]:PORT strictly: the host an IP address literal
-/// (never a name), the port 1..65535 in plain digits. Throws InputError
-/// naming the text and the fix; also when this build's HTTP server cannot
-/// serve the address family.
-ListenAddress parse_listen_address(std::string_view text);
 
 /// GET /metrics on one listen address, through prometheus-cpp's exposer
 /// (civetweb): each scrape calls collect on one of kThreads threads, so idle

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "cidr.hpp"
-#include "gate_maps.hpp"
+#include "gate_types.hpp"
 #include "smtpgate_abi.h"
 
 namespace smtpgate {

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 
+#include "desired_set.hpp"
 #include "drops.hpp"
 #include "feed_gap.hpp"
 #include "feed_other.hpp"
@@ -276,7 +277,7 @@ json build_status(const Paths& paths) {
   bool pinned = GateMaps::pinned_at(paths.pin_dir);
   j["loaded"] = pinned;
   StateStore store(paths.state_dir);
-  std::vector<DesiredRange> desired = store.desired_ranges();
+  std::vector<DesiredRange> desired = desired_ranges(store);
   if (pinned) {
     GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
     GateConfig cfg = maps.config();
@@ -306,7 +307,7 @@ json build_status(const Paths& paths) {
 
 json build_ranges(const Paths& paths) {
   StateStore store(paths.state_dir);
-  std::vector<DesiredRange> desired = store.desired_ranges();
+  std::vector<DesiredRange> desired = desired_ranges(store);
   json arr = json::array();
   if (GateMaps::pinned_at(paths.pin_dir)) {
     GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
@@ -325,7 +326,7 @@ json build_ranges(const Paths& paths) {
 json build_stats(const Paths& paths) {
   GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
   std::vector<TrieEntry> active = maps.active_entries();
-  RuleIndex index(active, StateStore(paths.state_dir).desired_ranges());
+  RuleIndex index(active, desired_ranges(StateStore(paths.state_dir)));
   json rules = json::array();
   json by_origin = json::object();
   auto count = [&](const json& r) {
@@ -435,7 +436,7 @@ json feed_view(const FeedStatus& f, const std::vector<OtherInstanceSet>& others,
 json build_explain(const Paths& paths, const Cidr& address) {
   GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
   // One address: its deciding entry and the state, never the whole allowlist.
-  std::vector<DesiredRange> desired = StateStore(paths.state_dir).desired_ranges();
+  std::vector<DesiredRange> desired = desired_ranges(StateStore(paths.state_dir));
   GateConfig cfg = maps.config();
   json j{{"schema", kJsonSchemaVersion}, {"address", address.address_str()}, {"action", to_string(cfg.action)},
          {"ports", cfg.ports}};

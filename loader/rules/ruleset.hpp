@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cidr.hpp"
-#include "gate_maps.hpp"
+#include "gate_types.hpp"
 
 namespace smtpgate {
 

@@ -11,6 +11,8 @@ fi
 packages=(
   # build
   build-essential cmake pkg-config clang llvm
+  # tests: the sources formatted as .clang-format says
+  clang-format
   # BPF
   libbpf-dev libxdp-dev bpftool xdp-tools linux-libc-dev
   # C++ libraries

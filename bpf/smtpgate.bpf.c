@@ -141,7 +141,7 @@ struct {
 	__uint(XDP_PASS, 1);
 } XDP_RUN_CONFIG(smtpgate_xdp);
 
-/* ---- what the classifier learns about a packet ----------------------------- */
+/* ---- what the classifier learns about a packet -------------------------- */
 
 struct pkt {
 	__u32 family;       /* 4 or 6 */
@@ -284,6 +284,8 @@ static __always_inline __u32 classify_ipv4(struct hdr_cursor *nh, void *data_end
 	frag = bpf_ntohs(iph->frag_off);
 	if (frag & IP_OFFSET_)
 		return SG_REASON_LATER_FRAGMENT;
+	/* The header's size as the compiler knows it (20, or IHL * 4): a
+	 * bounded number to the verifier, which the reset needs. */
 	ip.l3_len = nh->pos - ip.l3;
 	ip.first_frag = frag & IP_MF_;
 	return classify_tcp(nh, data_end, &ip, p);
@@ -565,6 +567,18 @@ static __always_inline __u32 csum_words(const void *buf, int words)
 	return sum;
 }
 
+/* The reset's acknowledgment number (RFC 9293 3.10.7.1): the SYN's
+ * sequence number past the SYN itself, any payload and a FIN. */
+static __always_inline __u32 reset_ack(const struct pkt *p, const struct tcphdr *syn, void *data_end)
+{
+	__u32 l4_len = ip_payload_len(p, data_end, p->l3_len);
+	__u32 ack = bpf_ntohl(syn->seq) + 1 + syn->fin;
+
+	if (l4_len > (__u32)syn->doff * 4)
+		ack += l4_len - (__u32)syn->doff * 4;
+	return ack;
+}
+
 /* Rewrites the SYN in place into RST+ACK (RFC 9293 3.10.7.1: seq 0, ack =
  * seq + segment length), addresses, ports and MACs swapped, VLAN tags kept,
  * IPv4 options and IPv6 extension headers dropped. The frame keeps the SYN's
@@ -581,18 +595,13 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 	struct tcphdr th = {};
 	__u8 mac[ETH_ALEN];
 	void *at = p->l3;   /* the IP header: the reset is written from here */
-	struct tcphdr *syn;
+	struct tcphdr *syn = at + p->l3_len;
 	__u8 daddr[16];     /* the SYN's destination, read before it is overwritten */
-	__u32 sum, l4_len, ack;
+	__u32 sum, ack;
 
-	syn = at + p->l3_len;
 	if ((void *)(eth + 1) > data_end || (void *)(syn + 1) > data_end)
 		return -1;
-	/* RFC 9293 3.10.7.1: acknowledge the SYN and any payload or FIN. */
-	l4_len = ip_payload_len(p, data_end, p->l3_len);
-	ack = bpf_ntohl(syn->seq) + 1 + syn->fin;
-	if (l4_len > (__u32)syn->doff * 4)
-		ack += l4_len - (__u32)syn->doff * 4;
+	ack = reset_ack(p, syn, data_end);
 	th.source = syn->dest;
 	th.dest = syn->source;
 	if (p->family == 4) {
@@ -705,14 +714,68 @@ static __always_inline int same_source(const struct sg_recent_source *s, const s
 	return s->family == p->family && a[0] == b[0] && a[1] == b[1];
 }
 
+/* The refused source's way in its set of the recently-refused table: the
+ * way already holding it, or for a new source the way seen least recently
+ * (or an empty one). */
+static __always_inline void record_source(struct sg_recent_set *set, const struct pkt *p, __u64 now,
+					  __u32 rule_id, __u32 verdict)
+{
+	struct sg_recent_source *victim = &set->way[0];
+
+#pragma unroll
+	for (int i = 0; i < SG_RECENT_WAYS; i++) {
+		struct sg_recent_source *w = &set->way[i];
+
+		if (w->count && same_source(w, p)) {
+			victim = w;
+			goto update;
+		}
+		if (w->last_seen_ns < victim->last_seen_ns || !w->count)
+			victim = w;
+	}
+	__builtin_memcpy(victim->addr, p->saddr, 16);
+	victim->family = p->family;
+	victim->count = 0;
+	victim->first_seen_ns = now;
+update:
+	victim->count++;
+	victim->last_seen_ns = now;
+	victim->rule_id = rule_id;
+	victim->last_port = p->dport;
+	victim->last_verdict = verdict;
+}
+
+/* One record of a refusal to the events ring buffer: 0, or -1 when it is
+ * full. */
+static __always_inline int send_event(struct xdp_md *ctx, const struct pkt *p, __u64 now, __u32 rule_id,
+				      __u32 verdict, __u32 reason)
+{
+	struct sg_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev)
+		return -1;
+	ev->ts_ns = now;
+	__builtin_memcpy(ev->addr, p->saddr, 16);
+	ev->rule_id = rule_id;
+	ev->ifindex = ctx->ingress_ifindex;
+	ev->dport = p->dport;
+	ev->family = p->family;
+	ev->verdict = verdict;
+	ev->reason = reason;
+	ev->judged_as = p->judged_as;
+	ev->pad[0] = ev->pad[1] = 0;
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
 /* A refused source: the recently-refused table, then an event if the
- * per-CPU budget allows (a flood of SYNs must not flood userspace). */
+ * per-CPU budget of its one-second window allows (a flood of SYNs must not
+ * flood userspace). */
 static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_config *cfg, const struct pkt *p,
 					 __u32 rule_id, __u32 verdict, __u32 reason)
 {
 	struct sg_cpu_state *cpu;
 	struct sg_recent_set *set;
-	struct sg_recent_source *victim;
 	__u32 zero = 0, idx;
 	__u64 now, j = bpf_jiffies64();
 	int spent = 0;
@@ -753,31 +816,8 @@ static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_con
 		idx = ((__u64)source_hash(p) * cfg->recent_sets) >> 32;
 		set = bpf_map_lookup_elem(&recent_refused, &idx);
 	}
-	if (set) {
-		victim = &set->way[0];
-#pragma unroll
-		for (int i = 0; i < SG_RECENT_WAYS; i++) {
-			struct sg_recent_source *w = &set->way[i];
-
-			if (w->count && same_source(w, p)) {
-				victim = w;
-				goto update;
-			}
-			if (w->last_seen_ns < victim->last_seen_ns || !w->count)
-				victim = w;
-		}
-		/* A new source takes the way seen least recently (or an empty one). */
-		__builtin_memcpy(victim->addr, p->saddr, 16);
-		victim->family = p->family;
-		victim->count = 0;
-		victim->first_seen_ns = now;
-update:
-		victim->count++;
-		victim->last_seen_ns = now;
-		victim->rule_id = rule_id;
-		victim->last_port = p->dport;
-		victim->last_verdict = verdict;
-	}
+	if (set)
+		record_source(set, p, now, rule_id, verdict);
 
 	if (!cfg->events_per_sec) {
 		if (spent)
@@ -790,26 +830,11 @@ update:
 			cpu->quiet_jiffies = j;
 		return;
 	}
-	{
-		struct sg_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-
-		if (!ev) {
-			cpu->suppressed++;
-			return;
-		}
-		ev->ts_ns = now;
-		__builtin_memcpy(ev->addr, p->saddr, 16);
-		ev->rule_id = rule_id;
-		ev->ifindex = ctx->ingress_ifindex;
-		ev->dport = p->dport;
-		ev->family = p->family;
-		ev->verdict = verdict;
-		ev->reason = reason;
-		ev->judged_as = p->judged_as;
-		ev->pad[0] = ev->pad[1] = 0;
-		bpf_ringbuf_submit(ev, 0);
-		cpu->sent++;
+	if (send_event(ctx, p, now, rule_id, verdict, reason) < 0) {
+		cpu->suppressed++;
+		return;
 	}
+	cpu->sent++;
 }
 
 /* ---- the program ---------------------------------------------------------- */
@@ -842,6 +867,18 @@ static __always_inline int leave(int action, __u32 verdict, __u32 reason, __u32 
 	return action;
 }
 
+/* The entry that decides for the source src in allowlist slot `slot`: the
+ * stride table's, or the trie's where the table hands on. */
+static __always_inline __u32 allowlist_entry(const struct pkt *p, const __u8 *src, __u32 slot)
+{
+	__u32 e = p->family == 4 ? table_walk(&table_v4, slot, src, 4, SG_TABLE_V4_LEVELS)
+				 : table_walk(&table_v6, slot, src, 6, SG_TABLE_V6_LEVELS);
+
+	if (e & SG_ENTRY_TRIE)
+		e = trie_lookup(slot, p->family, src);
+	return e;
+}
+
 /* A packet the classifier hands on: the verdict of the allowlist in force. */
 static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_end, __u64 bytes)
 {
@@ -864,13 +901,9 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 	if (!st.generation) {
 		reason = SG_REASON_NO_ALLOWLIST;
 	} else {
-		__u32 slot = st.active_slot & 1;
-		__u32 e = p->family == 4 ? table_walk(&table_v4, slot, src, 4, SG_TABLE_V4_LEVELS)
-					 : table_walk(&table_v6, slot, src, 6, SG_TABLE_V6_LEVELS);
+		__u32 e = allowlist_entry(p, src, st.active_slot & 1);
 		__u32 kind;
 
-		if (e & SG_ENTRY_TRIE)
-			e = trie_lookup(slot, p->family, src);
 		rule_id = e & SG_ENTRY_RULE_MASK;
 		kind = (e >> SG_ENTRY_KIND_SHIFT) & SG_ENTRY_KIND_MASK;
 		if (kind == SG_KIND_ADMIT)
@@ -939,7 +972,7 @@ int smtpgate_xdp(struct xdp_md *ctx)
 		return XDP_DROP;
 #endif
 	/* The length is read again from ctx rather than kept live across the
-	 * parser: one register more for the parser, no stack traffic. */
+	 * classifier: one register more for the classifier, no stack traffic. */
 	if (reason == JUDGE)
 		return judge(ctx, &p, data_end, frame_len(ctx));
 	if (reason == SG_REASON_TAG_LIMIT)

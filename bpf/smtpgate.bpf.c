@@ -126,7 +126,7 @@ struct {
  * header. */
 const volatile __u8 no_ethernet = 0;
 
-/* 1 (see parse()), in a data section of its own: a global the program may
+/* 1 (see classify()), in a data section of its own: a global the program may
  * write, so the verifier cannot know its value. Any loader gets the 1 from
  * the object; smtpgate's puts a map of its own in the section's place,
  * filled and frozen before load, so that no one can change it afterwards
@@ -141,7 +141,7 @@ struct {
 	__uint(XDP_PASS, 1);
 } XDP_RUN_CONFIG(smtpgate_xdp);
 
-/* ---- what the parser learns about a packet ----------------------------- */
+/* ---- what the classifier learns about a packet -------------------------- */
 
 struct pkt {
 	__u32 family;       /* 4 or 6 */
@@ -155,8 +155,17 @@ struct pkt {
 	__u8 judged_as;     /* enum sg_judged_as */
 };
 
+/* The IP header on the way to the upper layer: what classify_tcp() and
+ * judge_source() copy into a packet to judge. */
+struct ip_seen {
+	void *l3;           /* the IP header */
+	__u32 family;       /* 4 or 6 */
+	__u32 l3_len;       /* bytes from the IP header to the upper layer */
+	int first_frag;     /* offset 0 with more fragments to come */
+};
+
 /* Internal: "judge this packet", beside the pass reasons of enum sg_reason.
- * SG_REASON_TAG_LIMIT is the other verdict the parser hands on: refuse a
+ * SG_REASON_TAG_LIMIT is the other verdict the classifier hands on: refuse a
  * frame it could not read to its end. */
 #define JUDGE SG_REASON_MAX
 
@@ -200,40 +209,45 @@ static __always_inline __u32 ip_payload_len(const struct pkt *p, void *data_end,
 	return total > l3_len ? total - l3_len : 0;
 }
 
-/* The TCP header at th of a packet whose IP header (at l3, of family 4 or 6)
- * says TCP follows; l3_len: bytes from the IP header to th. first_frag:
- * offset 0 with more fragments to come. Fields are filled only on the way to
- * JUDGE: the packets that pass do not pay for them. */
-static __always_inline __u32 parse_tcp(void *th_, void *data_end, struct pkt *p, int first_frag, void *l3,
-				       __u32 family, __u32 l3_len)
+/* A packet to judge on its source alone, with no port to name (judged_as
+ * says why): no configuration was read, and no reset can be built. */
+static __always_inline __u32 judge_source(struct pkt *p, const struct ip_seen *ip, __u8 judged_as)
 {
-	struct tcphdr *th = th_;
+	p->family = ip->family;
+	p->l3 = ip->l3;
+	p->judged_as = judged_as;
+	p->cfg = 0;
+	p->can_reset = 0;
+	p->dport = 0;
+	return JUDGE;
+}
+
+/* The TCP header at the cursor, behind the IP header ip. Fields of p are
+ * filled only on the way to JUDGE: the packets that pass do not pay for them. */
+static __always_inline __u32 classify_tcp(struct hdr_cursor *nh, void *data_end, const struct ip_seen *ip,
+					  struct pkt *p)
+{
+	struct tcphdr *th;
 	struct sg_config *cfg;
 
-	if (first_frag) {
+	if (ip->first_frag) {
 		/* Reassembly would hand the stack a SYN we never saw whole:
 		 * judge every first fragment to a guarded port, and one too
 		 * short to name its port as if it named one. */
-		p->family = family;
-		p->l3 = l3;
-		p->can_reset = 0;
-		if (th_ + 4 > data_end) {
-			p->cfg = 0;
-			p->dport = 0;
-			p->judged_as = SG_JUDGED_TINY_FRAGMENT;
-			return JUDGE;
-		}
+		if (parse_tcp_ports(nh, data_end, &th) < 0)
+			return judge_source(p, ip, SG_JUDGED_TINY_FRAGMENT);
 		cfg = p->cfg = gate_config_get();
 		if (!port_guarded(cfg, th->dest))
 			return SG_REASON_OTHER_PORT;
+		p->family = ip->family;
+		p->l3 = ip->l3;
+		p->can_reset = 0;
 		p->dport = bpf_ntohs(th->dest);
 		p->judged_as = SG_JUDGED_FIRST_FRAGMENT;
 		return JUDGE;
 	}
 
-	if ((void *)(th + 1) > data_end)
-		return SG_REASON_MALFORMED;
-	if (th->doff < 5)
+	if (parse_tcphdr(nh, data_end, &th) < 0)
 		return SG_REASON_MALFORMED;
 	/* The flags first: most TCP is not a SYN, and then passes without the
 	 * configuration being read at all. */
@@ -246,130 +260,84 @@ static __always_inline __u32 parse_tcp(void *th_, void *data_end, struct pkt *p,
 
 	/* What the reset needs it reads from the packet itself: a SYN that is
 	 * admitted, or dropped, pays for none of it. */
-	p->family = family;
-	p->l3 = l3;
-	p->l3_len = l3_len;
+	p->family = ip->family;
+	p->l3 = ip->l3;
+	p->l3_len = ip->l3_len;
 	p->can_reset = 1;
 	p->judged_as = SG_JUDGED_SYN;
 	return JUDGE;
 }
 
-static __always_inline __u32 parse_ipv4(void *l3, void *data_end, struct pkt *p)
+static __always_inline __u32 classify_ipv4(struct hdr_cursor *nh, void *data_end, struct pkt *p)
 {
-	struct iphdr *iph = l3;
-	__u32 ihl;
+	struct ip_seen ip = { .l3 = nh->pos, .family = 4 };
+	struct iphdr *iph;
 	__u16 frag;
+	int proto;
 
-	if ((void *)(iph + 1) > data_end)
+	proto = parse_iphdr(nh, data_end, &iph);
+	if (proto < 0)
 		return SG_REASON_MALFORMED;
-	/* Version 4 and no options, nearly every packet: one compare. */
-	if (*(__u8 *)iph == 0x45) {
-		ihl = sizeof(*iph);
-	} else {
-		if (iph->version != 4 || iph->ihl < 5)
-			return SG_REASON_MALFORMED;
-		ihl = iph->ihl * 4;
-		if (l3 + ihl > data_end)
-			return SG_REASON_MALFORMED;
-	}
-	if (iph->protocol != IPPROTO_TCP)
+	if (proto != IPPROTO_TCP)
 		return SG_REASON_NOT_TCP;
 
 	frag = bpf_ntohs(iph->frag_off);
 	if (frag & IP_OFFSET_)
 		return SG_REASON_LATER_FRAGMENT;
-	return parse_tcp(l3 + ihl, data_end, p, frag & IP_MF_, l3, 4, ihl);
+	/* The header's size as the compiler knows it (20, or IHL * 4): a
+	 * bounded number to the verifier, which the reset needs. */
+	ip.l3_len = nh->pos - ip.l3;
+	ip.first_frag = frag & IP_MF_;
+	return classify_tcp(nh, data_end, &ip, p);
 }
 
-static __always_inline __u32 parse_ipv6(void *l3, void *data_end, struct pkt *p)
+/* An IPv6 extension header chain the walk could not take to its end
+ * (stop: a negative PARSE_* of parse_ip6_exthdrs()). */
+static __always_inline __u32 classify_ext_stop(struct pkt *p, const struct ip_seen *ip, int stop)
 {
-	struct ipv6hdr *ip6h = l3;
-	void *pos = ip6h + 1;
-	__u32 ext_len = 0;
-	int first_frag = 0;
-	__u8 nexthdr;
-
-	if (pos > data_end)
-		return SG_REASON_MALFORMED;
-	if (ip6h->version != 6)
-		return SG_REASON_MALFORMED;
-	nexthdr = ip6h->nexthdr;
-	/* No extension header, nearly every packet: straight to TCP. */
-	if (nexthdr == IPPROTO_TCP)
-		goto upper_layer;
-
-	for (int i = 0; i < SG_MAX_EXT_HEADERS; i++) {
-		struct ipv6_opt_hdr_ *oh = pos;
-		struct frag_hdr_ *fh = pos;
-		__u32 len;
-
-		switch (nexthdr) {
-		case NEXTHDR_HOP_:
-		case NEXTHDR_ROUTING_:
-		case NEXTHDR_DEST_:
-			if ((void *)(oh + 1) > data_end)
-				goto cut;
-			len = ((__u32)oh->hdrlen + 1) * 8;
-			break;
-		case NEXTHDR_AUTH_:
-			if ((void *)(oh + 1) > data_end)
-				goto cut;
-			len = ((__u32)oh->hdrlen + 2) * 4;
-			break;
-		case NEXTHDR_FRAGMENT_:
-			if ((void *)(fh + 1) > data_end)
-				goto cut;
-			if (bpf_ntohs(fh->frag_off) & 0xFFF8)
-				return SG_REASON_LATER_FRAGMENT;
-			first_frag = bpf_ntohs(fh->frag_off) & 1;
-			len = sizeof(*fh);
-			break;
-		default:
-			goto upper_layer;
-		}
-		nexthdr = oh->nexthdr;
-		pos += len;
-		ext_len += len;
-	}
+	if (stop == PARSE_LATER_FRAGMENT)
+		return SG_REASON_LATER_FRAGMENT;
 	/* A chain longer than we walk: judge on the source alone rather than
 	 * let a padded SYN walk around the gate. */
-	if (nexthdr == NEXTHDR_HOP_ || nexthdr == NEXTHDR_ROUTING_ || nexthdr == NEXTHDR_DEST_ ||
-	    nexthdr == NEXTHDR_AUTH_ || nexthdr == NEXTHDR_FRAGMENT_) {
-		p->family = 6;
-		p->l3 = l3;
-		p->judged_as = SG_JUDGED_EXT_LIMIT;
-		p->cfg = 0;
-		p->can_reset = 0;
-		p->dport = 0;
-		return JUDGE;
-	}
-
-upper_layer:
-	if (nexthdr != IPPROTO_TCP)
-		return SG_REASON_NOT_TCP;
-	return parse_tcp(pos, data_end, p, first_frag, l3, 6, sizeof(*ip6h) + ext_len);
-
-cut:
+	if (stop == PARSE_TOO_DEEP)
+		return judge_source(p, ip, SG_JUDGED_EXT_LIMIT);
 	/* A header cut short: the stack drops such a packet, unless it is a
 	 * first fragment. Then reassembly completes the headers from later
 	 * fragments (which pass), and Linux keeps a first fragment whose
 	 * extension headers it cannot walk (ipv6frag_thdr_truncated() only
 	 * drops one whose chain it reads to a short upper-layer header):
 	 * judged on its source, as a tiny fragment. */
-	if (!first_frag)
+	if (!ip->first_frag)
 		return SG_REASON_MALFORMED;
-	p->family = 6;
-	p->l3 = l3;
-	p->judged_as = SG_JUDGED_TINY_FRAGMENT;
-	p->cfg = 0;
-	p->can_reset = 0;
-	p->dport = 0;
-	return JUDGE;
+	return judge_source(p, ip, SG_JUDGED_TINY_FRAGMENT);
+}
+
+static __always_inline __u32 classify_ipv6(struct hdr_cursor *nh, void *data_end, struct pkt *p)
+{
+	struct ip_seen ip = { .l3 = nh->pos, .family = 6, .l3_len = sizeof(struct ipv6hdr) };
+	struct ip6_exthdrs ext = {};
+	struct ipv6hdr *ip6h;
+	int proto;
+
+	proto = parse_ip6hdr(nh, data_end, &ip6h);
+	if (proto < 0)
+		return SG_REASON_MALFORMED;
+	/* No extension header, nearly every packet: straight to TCP. */
+	if (proto != IPPROTO_TCP) {
+		proto = parse_ip6_exthdrs(nh, data_end, proto, &ext);
+		ip.l3_len += ext.len;
+		ip.first_frag = ext.first_frag;
+		if (proto < 0)
+			return classify_ext_stop(p, &ip, proto);
+		if (proto != IPPROTO_TCP)
+			return SG_REASON_NOT_TCP;
+	}
+	return classify_tcp(nh, data_end, &ip, p);
 }
 
 /* A frame, as far as the verdict needs: a pass reason, JUDGE with p filled
  * for a packet to judge, or SG_REASON_TAG_LIMIT for one to refuse unread. */
-static __always_inline __u32 parse(void *data, void *data_end, struct pkt *p)
+static __always_inline __u32 classify(void *data, void *data_end, struct pkt *p)
 {
 	struct hdr_cursor nh = { .pos = data };
 	int proto;
@@ -380,9 +348,9 @@ static __always_inline __u32 parse(void *data, void *data_end, struct pkt *p)
 		if (data + 1 > data_end)
 			return SG_REASON_MALFORMED;
 		if ((*(__u8 *)data >> 4) == 4)
-			return parse_ipv4(data, data_end, p);
+			return classify_ipv4(&nh, data_end, p);
 		if ((*(__u8 *)data >> 4) == 6)
-			return parse_ipv6(data, data_end, p);
+			return classify_ipv6(&nh, data_end, p);
 		return SG_REASON_NOT_IP;
 	}
 	proto = parse_ethhdr(&nh, data_end);
@@ -399,9 +367,9 @@ static __always_inline __u32 parse(void *data, void *data_end, struct pkt *p)
 		nh.pos = data + off;
 	}
 	if (proto == bpf_htons(ETH_P_IP))
-		return parse_ipv4(nh.pos, data_end, p);
+		return classify_ipv4(&nh, data_end, p);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return parse_ipv6(nh.pos, data_end, p);
+		return classify_ipv6(&nh, data_end, p);
 	if (proto < 0)
 		return SG_REASON_MALFORMED;
 	/* Still a tag after SG_MAX_VLAN_TAGS: Linux would strip on and might
@@ -599,6 +567,18 @@ static __always_inline __u32 csum_words(const void *buf, int words)
 	return sum;
 }
 
+/* The reset's acknowledgment number (RFC 9293 3.10.7.1): the SYN's
+ * sequence number past the SYN itself, any payload and a FIN. */
+static __always_inline __u32 reset_ack(const struct pkt *p, const struct tcphdr *syn, void *data_end)
+{
+	__u32 l4_len = ip_payload_len(p, data_end, p->l3_len);
+	__u32 ack = bpf_ntohl(syn->seq) + 1 + syn->fin;
+
+	if (l4_len > (__u32)syn->doff * 4)
+		ack += l4_len - (__u32)syn->doff * 4;
+	return ack;
+}
+
 /* Rewrites the SYN in place into RST+ACK (RFC 9293 3.10.7.1: seq 0, ack =
  * seq + segment length), addresses, ports and MACs swapped, VLAN tags kept,
  * IPv4 options and IPv6 extension headers dropped. The frame keeps the SYN's
@@ -617,15 +597,11 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 	void *at = p->l3;   /* the IP header: the reset is written from here */
 	struct tcphdr *syn = at + p->l3_len;
 	__u8 daddr[16];     /* the SYN's destination, read before it is overwritten */
-	__u32 sum, l4_len, ack;
+	__u32 sum, ack;
 
 	if ((void *)(eth + 1) > data_end || (void *)(syn + 1) > data_end)
 		return -1;
-	/* RFC 9293 3.10.7.1: acknowledge the SYN and any payload or FIN. */
-	l4_len = ip_payload_len(p, data_end, p->l3_len);
-	ack = bpf_ntohl(syn->seq) + 1 + syn->fin;
-	if (l4_len > (__u32)syn->doff * 4)
-		ack += l4_len - (__u32)syn->doff * 4;
+	ack = reset_ack(p, syn, data_end);
 	th.source = syn->dest;
 	th.dest = syn->source;
 	if (p->family == 4) {
@@ -738,14 +714,68 @@ static __always_inline int same_source(const struct sg_recent_source *s, const s
 	return s->family == p->family && a[0] == b[0] && a[1] == b[1];
 }
 
+/* The refused source's way in its set of the recently-refused table: the
+ * way already holding it, or for a new source the way seen least recently
+ * (or an empty one). */
+static __always_inline void record_source(struct sg_recent_set *set, const struct pkt *p, __u64 now,
+					  __u32 rule_id, __u32 verdict)
+{
+	struct sg_recent_source *victim = &set->way[0];
+
+#pragma unroll
+	for (int i = 0; i < SG_RECENT_WAYS; i++) {
+		struct sg_recent_source *w = &set->way[i];
+
+		if (w->count && same_source(w, p)) {
+			victim = w;
+			goto update;
+		}
+		if (w->last_seen_ns < victim->last_seen_ns || !w->count)
+			victim = w;
+	}
+	__builtin_memcpy(victim->addr, p->saddr, 16);
+	victim->family = p->family;
+	victim->count = 0;
+	victim->first_seen_ns = now;
+update:
+	victim->count++;
+	victim->last_seen_ns = now;
+	victim->rule_id = rule_id;
+	victim->last_port = p->dport;
+	victim->last_verdict = verdict;
+}
+
+/* One record of a refusal to the events ring buffer: 0, or -1 when it is
+ * full. */
+static __always_inline int send_event(struct xdp_md *ctx, const struct pkt *p, __u64 now, __u32 rule_id,
+				      __u32 verdict, __u32 reason)
+{
+	struct sg_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev)
+		return -1;
+	ev->ts_ns = now;
+	__builtin_memcpy(ev->addr, p->saddr, 16);
+	ev->rule_id = rule_id;
+	ev->ifindex = ctx->ingress_ifindex;
+	ev->dport = p->dport;
+	ev->family = p->family;
+	ev->verdict = verdict;
+	ev->reason = reason;
+	ev->judged_as = p->judged_as;
+	ev->pad[0] = ev->pad[1] = 0;
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
 /* A refused source: the recently-refused table, then an event if the
- * per-CPU budget allows (a flood of SYNs must not flood userspace). */
+ * per-CPU budget of its one-second window allows (a flood of SYNs must not
+ * flood userspace). */
 static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_config *cfg, const struct pkt *p,
 					 __u32 rule_id, __u32 verdict, __u32 reason)
 {
 	struct sg_cpu_state *cpu;
 	struct sg_recent_set *set;
-	struct sg_recent_source *victim;
 	__u32 zero = 0, idx;
 	__u64 now, j = bpf_jiffies64();
 	int spent = 0;
@@ -786,31 +816,8 @@ static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_con
 		idx = ((__u64)source_hash(p) * cfg->recent_sets) >> 32;
 		set = bpf_map_lookup_elem(&recent_refused, &idx);
 	}
-	if (set) {
-		victim = &set->way[0];
-#pragma unroll
-		for (int i = 0; i < SG_RECENT_WAYS; i++) {
-			struct sg_recent_source *w = &set->way[i];
-
-			if (w->count && same_source(w, p)) {
-				victim = w;
-				goto update;
-			}
-			if (w->last_seen_ns < victim->last_seen_ns || !w->count)
-				victim = w;
-		}
-		/* A new source takes the way seen least recently (or an empty one). */
-		__builtin_memcpy(victim->addr, p->saddr, 16);
-		victim->family = p->family;
-		victim->count = 0;
-		victim->first_seen_ns = now;
-update:
-		victim->count++;
-		victim->last_seen_ns = now;
-		victim->rule_id = rule_id;
-		victim->last_port = p->dport;
-		victim->last_verdict = verdict;
-	}
+	if (set)
+		record_source(set, p, now, rule_id, verdict);
 
 	if (!cfg->events_per_sec) {
 		if (spent)
@@ -823,26 +830,11 @@ update:
 			cpu->quiet_jiffies = j;
 		return;
 	}
-	{
-		struct sg_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-
-		if (!ev) {
-			cpu->suppressed++;
-			return;
-		}
-		ev->ts_ns = now;
-		__builtin_memcpy(ev->addr, p->saddr, 16);
-		ev->rule_id = rule_id;
-		ev->ifindex = ctx->ingress_ifindex;
-		ev->dport = p->dport;
-		ev->family = p->family;
-		ev->verdict = verdict;
-		ev->reason = reason;
-		ev->judged_as = p->judged_as;
-		ev->pad[0] = ev->pad[1] = 0;
-		bpf_ringbuf_submit(ev, 0);
-		cpu->sent++;
+	if (send_event(ctx, p, now, rule_id, verdict, reason) < 0) {
+		cpu->suppressed++;
+		return;
 	}
+	cpu->sent++;
 }
 
 /* ---- the program ---------------------------------------------------------- */
@@ -875,7 +867,19 @@ static __always_inline int leave(int action, __u32 verdict, __u32 reason, __u32 
 	return action;
 }
 
-/* A packet the parser hands on: the verdict of the allowlist in force. */
+/* The entry that decides for the source src in allowlist slot `slot`: the
+ * stride table's, or the trie's where the table hands on. */
+static __always_inline __u32 allowlist_entry(const struct pkt *p, const __u8 *src, __u32 slot)
+{
+	__u32 e = p->family == 4 ? table_walk(&table_v4, slot, src, 4, SG_TABLE_V4_LEVELS)
+				 : table_walk(&table_v6, slot, src, 6, SG_TABLE_V6_LEVELS);
+
+	if (e & SG_ENTRY_TRIE)
+		e = trie_lookup(slot, p->family, src);
+	return e;
+}
+
+/* A packet the classifier hands on: the verdict of the allowlist in force. */
 static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_end, __u64 bytes)
 {
 	struct sg_config *cfg;
@@ -897,13 +901,9 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 	if (!st.generation) {
 		reason = SG_REASON_NO_ALLOWLIST;
 	} else {
-		__u32 slot = st.active_slot & 1;
-		__u32 e = p->family == 4 ? table_walk(&table_v4, slot, src, 4, SG_TABLE_V4_LEVELS)
-					 : table_walk(&table_v6, slot, src, 6, SG_TABLE_V6_LEVELS);
+		__u32 e = allowlist_entry(p, src, st.active_slot & 1);
 		__u32 kind;
 
-		if (e & SG_ENTRY_TRIE)
-			e = trie_lookup(slot, p->family, src);
 		rule_id = e & SG_ENTRY_RULE_MASK;
 		kind = (e >> SG_ENTRY_KIND_SHIFT) & SG_ENTRY_KIND_MASK;
 		if (kind == SG_KIND_ADMIT)
@@ -962,7 +962,7 @@ int smtpgate_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct pkt p;
-	__u32 reason = parse(data, data_end, &p);
+	__u32 reason = classify(data, data_end, &p);
 
 #ifdef SG_CODE_TEST_VARIANT
 	/* Another program on the same maps, judging as this one does: a test
@@ -972,7 +972,7 @@ int smtpgate_xdp(struct xdp_md *ctx)
 		return XDP_DROP;
 #endif
 	/* The length is read again from ctx rather than kept live across the
-	 * parser: one register more for the parser, no stack traffic. */
+	 * classifier: one register more for the classifier, no stack traffic. */
 	if (reason == JUDGE)
 		return judge(ctx, &p, data_end, frame_len(ctx));
 	if (reason == SG_REASON_TAG_LIMIT)

@@ -169,6 +169,10 @@ std::vector<Row> table() {
       {"v4 IHL 4", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14] = 0x44; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
       {"v4 version 6 in v4 frame", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14] = 0x65; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
       {"TCP data offset 4", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14 + 20 + 12] = 0x40; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+      {"v4 IHL 15 past the frame", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14] = 0x4f; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+      {"v6 version 4 in v6 frame", [] { auto b = v6(STRANGER6).tcp(1, 25, SYN).bytes(); b[14] = 0x40 | (b[14] & 0x0f); return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+      {"v4 later fragment of UDP: not TCP first", Packet().eth().ipv4(STRANGER4, GW4, 0, 3, true).raw(std::vector<uint8_t>(24), 17).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_TCP},
+      {"TCP options cut by the frame: still judged", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN, 7, 0, 20).bytes(); b.resize(14 + 20 + 20 + 4); return b; }(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
   };
 }
 

@@ -4,12 +4,13 @@
 # (systemd-nspawn), in a network namespace of the test, the machine's files
 # left unwritten.
 
-ct_pid='' ct_init=''
+ct_pid='' ct_init='' ct_state=''
 ct_run_dirs_before=$(ls -d /run/systemd/nspawn /run/systemd/nspawn-root 2>/dev/null || true)
 
 # ct_boot TREE NETNS LOG ARG...: systemd booted in NETNS, nspawn's output in
 # LOG, each ARG given to systemd-nspawn (binds, then init's arguments), until
-# systemd runs in it; in_ct then runs a command there. TREE is "usr" (this
+# its boot is over (60 s allowed): ct_state is then what systemd says of it
+# (running, degraded), and in_ct runs a command there. TREE is "usr" (this
 # machine's /usr, the rest empty: --volatile=yes; /sys/fs/bpf is not the
 # machine's unless bound) or "all" (every file of this machine's root file
 # system under an overlay whose writes go to memory, dpkg's database
@@ -31,19 +32,23 @@ ct_boot() {
         # nothing outside it ever sees the bind or the bpffs); unshare and sh
         # exec, so $! is nspawn.
         mkdir "$log.root" "$log.bpf"
+        # shellcheck disable=SC2016,SC2094 # $0 and $@ are sh's; $log only names the directories
         unshare -m --propagation private sh -c \
             'mount --bind -o ro / "$0.root" && mount -t bpf bpf "$0.bpf" &&
              exec systemd-nspawn -D "$0.root" --volatile=overlay --bind="$0.bpf:/sys/fs/bpf" "$@"' \
             "$log" "$@" >"$log" 2>&1 &
     fi
     ct_pid=$!
-    for _ in $(seq 100); do
-        ct_init=$(pgrep -P "$ct_pid" -x systemd || true)
-        [ -n "$ct_init" ] && return 0
+    ct_state=
+    for _ in $(seq 300); do
+        [ -n "$ct_init" ] || ct_init=$(pgrep -P "$ct_pid" -x systemd || true)
+        # Its bus, and with it the answer, comes some time after it runs.
+        [ -n "$ct_init" ] && ct_state=$(in_ct systemctl is-system-running 2>/dev/null || true)
+        case $ct_state in running | degraded | maintenance | stopping) return 0 ;; esac
         kill -0 "$ct_pid" 2>/dev/null || { cat "$log"; echo "systemd-nspawn exited"; return 1; }
         sleep 0.2
     done
-    echo "no systemd in the container after 20 s"
+    echo "the container's systemd is '$ct_state' after 60 s"
     return 1
 }
 
@@ -55,10 +60,10 @@ in_ct() { nsenter -t "$ct_init" -m -p -n -- "$@"; }
 ct_stop() {
     local d
     if [ -n "$ct_pid" ]; then
-        kill "$ct_pid" 2>/dev/null
+        kill "$ct_pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$ct_pid" 2>/dev/null || break; sleep 0.2; done
-        kill -9 "$ct_pid" 2>/dev/null
-        wait "$ct_pid" 2>/dev/null
+        kill -9 "$ct_pid" 2>/dev/null || true
+        wait "$ct_pid" 2>/dev/null || true
         ct_pid='' ct_init=''
     fi
     for d in /run/systemd/nspawn /run/systemd/nspawn-root; do

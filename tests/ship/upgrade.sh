@@ -185,7 +185,11 @@ printf '[Unit]\nDescription=smtpgate upgrade test\nRequires=sysinit.target\nAfte
 ct_boot all "$gw" "$work/boot.log" --bind-ro="$work/$target:/etc/systemd/system/$target" \
     --bind-ro="$deb_old:/srv/old.deb" --bind-ro="$deb_new:/srv/new.deb" "systemd.unit=$target" ||
     fail "systemd did not boot in the container"
-[ "$ct_state" = running ] || { in_ct systemctl --failed --no-pager || true; fail "the container's systemd is $ct_state"; }
+case $ct_state in
+running) ;;
+degraded) in_ct systemctl --failed --no-pager || true ;;  # units of no concern here
+*) fail "the container's systemd is $ct_state" ;;
+esac
 # A gateway lets maintainer scripts restart services (the policy-rc.d of
 # Docker images forbids it; step 8 puts one back).
 in_ct rm -f /usr/sbin/policy-rc.d
@@ -194,6 +198,9 @@ out=$(ct_dpkg -i /srv/old.deb) || { echo "$out"; fail "dpkg -i $old failed under
 echo "$out" | grep -q 'enabled but not started' || { echo "$out"; fail "postinst did not say smtpgated is not started"; }
 in_ct systemctl is-enabled --quiet smtpgated || fail "the package did not enable smtpgated"
 in_ct systemctl is-active --quiet smtpgated && fail "the package started smtpgated"
+if [ -e /usr/sbin/smtpgated ] || dpkg-query -W smtpgate >/dev/null 2>&1; then
+    fail "dpkg in the container wrote this machine's files"
+fi
 printf 'interfaces = ["sgtupga"]\nmode = "skb"\n[feed]\nenabled = false\n[metrics]\nlisten = ""\n' |
     in_ct tee /etc/smtpgate/smtpgate.toml >/dev/null
 in_ct smtpgatectl ranges add 40.92.0.0/15 >/dev/null
@@ -243,6 +250,7 @@ sd_change() {
     [ "$(counter_size)" = "$4" ] || ct_fail "$1: per-rule counters of $(counter_size) bytes, not $4"
     [ "$(admitted)" -ge "$before" ] || ct_fail "$1: the admitted source's counter went from $before to $(admitted)"
     echo "$out" | grep 'smtpgated restarted'
+    echo "$log" | grep 'the gate now runs' | sed 's/^/journal: /'
     sleep 1
 }
 size_old=$(counter_size)

@@ -16,25 +16,20 @@ tag=sgt$$unit
 ns=$tag
 pins=/sys/fs/bpf/$tag
 work=$(mktemp -d "/tmp/$tag.XXXXXX")
-nspawn=
-run_dirs_before=$(ls -d /run/systemd/nspawn /run/systemd/nspawn-root 2>/dev/null || true)
+xdp_dir_before=$(ls -d /sys/fs/bpf/xdp 2>/dev/null || true)
+# shellcheck source=tests/ship/nspawn.sh
+. "$(dirname "$0")/nspawn.sh"
 cleanup() {
     set +e
-    if [ -n "$nspawn" ]; then
-        kill "$nspawn" 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.2; done
-        kill -9 "$nspawn" 2>/dev/null
-        wait "$nspawn" 2>/dev/null
-    fi
+    ct_stop
     nsenter --net="/var/run/netns/$ns" "$build/control/smtpgatectl" --pin-dir "$pins" detach u0 >/dev/null 2>&1
     ip netns del "$ns" 2>/dev/null
     rm -rf "$pins" "$work"
-    for d in /run/systemd/nspawn /run/systemd/nspawn-root; do
-        echo "$run_dirs_before" | grep -qx "$d" || rm -rf "$d"
-    done
+    # libxdp's directory for its dispatchers, when this test made it (empty).
+    [ -n "$xdp_dir_before" ] || rmdir /sys/fs/bpf/xdp 2>/dev/null
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -n "${init:-}" ] && in_ct journalctl -u smtpgated --no-pager | tail -20; exit 1; }
+fail() { echo "FAIL: $*"; [ -n "$ct_init" ] && in_ct journalctl -u smtpgated --no-pager | tail -20; exit 1; }
 
 ip netns add "$ns"
 ip -n "$ns" link add u0 type veth peer name u1
@@ -55,30 +50,13 @@ enabled = false
 [metrics]
 listen = "127.0.0.1:9725"
 EOF
-# Under systemd as PID 1 nspawn makes a scope for the container; otherwise
-# it stays in the caller's cgroup.
-keep_unit=--keep-unit
-[ "$(cat /proc/1/comm)" = systemd ] && keep_unit=
-# nspawn's own filter would refuse bpf(2) to everything in the container.
-systemd-nspawn -D / --volatile=yes --register=no $keep_unit --console=pipe --boot \
-    --network-namespace-path="/var/run/netns/$ns" --capability=all --system-call-filter="bpf perf_event_open" \
+ct_boot usr "$ns" "$work/boot.log" \
     --bind=/sys/fs/bpf \
     --bind-ro="$build/loader/smtpgated:/opt/smtpgate/smtpgated" \
     --bind-ro="$work/smtpgated.service:/etc/systemd/system/smtpgated.service" \
     --bind-ro="$work/wants:/etc/systemd/system/multi-user.target.wants" \
     --bind-ro="$work/smtpgate.toml:/etc/smtpgate/smtpgate.toml" \
-    --bind-ro=/dev/null:/etc/systemd/system/systemd-networkd-wait-online.service \
-    >"$work/boot.log" 2>&1 &
-nspawn=$!
-init=
-for _ in $(seq 100); do
-    init=$(pgrep -P "$nspawn" -x systemd || true)
-    [ -n "$init" ] && break
-    kill -0 "$nspawn" 2>/dev/null || { cat "$work/boot.log"; fail "systemd-nspawn exited"; }
-    sleep 0.2
-done
-[ -n "$init" ] || fail "no systemd in the container"
-in_ct() { nsenter -t "$init" -m -p -- "$@"; }
+    --bind-ro=/dev/null:/etc/systemd/system/systemd-networkd-wait-online.service || fail "systemd did not boot"
 state=
 for _ in $(seq 150); do
     state=$(in_ct systemctl is-active smtpgated 2>/dev/null || true)

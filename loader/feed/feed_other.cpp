@@ -53,7 +53,8 @@ OtherInstanceSet set_from(const json& j) {
 std::vector<OtherInstanceSet> read_other_instances(const std::string& state_dir) {
   std::vector<OtherInstanceSet> out;
   read_state_json(
-      path_of(state_dir), [&](const json& doc) {
+      path_of(state_dir),
+      [&](const json& doc) {
         for (const auto& s : doc.at("instances")) out.push_back(set_from(s));
       },
       [&](const CorruptFile& c) {

@@ -139,7 +139,8 @@ FeedStatus feed_status_from_json(const json& j) {
 FeedStatus read_feed_status(const std::string& state_dir, bool set_aside_corrupt) {
   FeedStatus s;
   read_state_json(
-      path_of(state_dir), [&](const json& doc) { s = feed_status_from_json(doc); },
+      path_of(state_dir),
+      [&](const json& doc) { s = feed_status_from_json(doc); },
       [&](const CorruptFile& c) {
         const std::string cause = c.cause.substr(0, 160);
         if (c.moved_to.empty()) {

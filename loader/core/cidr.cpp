@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "error.hpp"
+#include "text.hpp"
 
 namespace smtpgate {
 
@@ -35,13 +36,6 @@ void set_bit(std::array<uint8_t, 16>& b, unsigned i, bool v) {
     b[i / 8] |= static_cast<uint8_t>(1u << (7 - i % 8));
   else
     b[i / 8] &= static_cast<uint8_t>(~(1u << (7 - i % 8)));
-}
-
-std::string trim(std::string_view s) {
-  size_t a = 0, b = s.size();
-  while (a < b && (s[a] == ' ' || s[a] == '\t' || s[a] == '\r')) a++;
-  while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '\r')) b--;
-  return std::string(s.substr(a, b - a));
 }
 
 }  // namespace
@@ -320,11 +314,11 @@ std::vector<RangeLine> parse_range_file(std::string_view text, std::string_view 
       std::string comment;
       size_t hash = line.find('#');
       if (hash != std::string_view::npos) {
-        comment = trim(line.substr(hash + 1));
+        comment = std::string(trim(line.substr(hash + 1)));
         line = line.substr(0, hash);
         check_comment(comment);
       }
-      std::string cidr = trim(line);
+      std::string cidr(trim(line));
       if (!cidr.empty()) out.push_back(RangeLine{Cidr::parse(cidr), comment, line_no});
     } catch (const InputError& e) {
       throw InputError(std::string(origin) + ":" + std::to_string(line_no) + ": " + e.what());

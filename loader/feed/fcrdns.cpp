@@ -167,6 +167,40 @@ void on_answer(void* arg, int status, int, unsigned char* abuf, int alen) {
 }
 
 bool no_such_name(int status) { return status == ARES_ENOTFOUND || status == ARES_ENODATA; }
+
+// The plausible names of a PTR answer (at most kMaxPtrNames); rc is what
+// c-ares made of it.
+std::vector<std::string> ptr_names(const Answer& ptr, const Cidr& address, int& rc) {
+  const bool v6 = address.family() == Family::V6;
+  std::vector<std::string> names;
+  hostent* h = nullptr;
+  rc = ares_parse_ptr_reply(ptr.buf.data(), static_cast<int>(ptr.buf.size()), address.bytes().data(), v6 ? 16 : 4,
+                            v6 ? AF_INET6 : AF_INET, &h);
+  if (rc == ARES_SUCCESS && h) {
+    if (plausible_name(h->h_name)) names.emplace_back(h->h_name);
+    for (char** al = h->h_aliases; al && *al && names.size() < kMaxPtrNames; al++)
+      if (plausible_name(*al) && std::find(names.begin(), names.end(), *al) == names.end()) names.emplace_back(*al);
+  }
+  if (h) ares_free_hostent(h);
+  return names;
+}
+
+// The addresses (as bytes) of an A or AAAA answer.
+std::vector<std::string> forward_addresses(const Answer& fwd, bool v6) {
+  std::vector<std::string> addresses;
+  if (v6) {
+    ares_addr6ttl ttls[64];
+    int n = 64;
+    if (ares_parse_aaaa_reply(fwd.buf.data(), static_cast<int>(fwd.buf.size()), nullptr, ttls, &n) == ARES_SUCCESS)
+      for (int i = 0; i < n; i++) addresses.emplace_back(reinterpret_cast<const char*>(&ttls[i].ip6addr), 16);
+  } else {
+    ares_addrttl ttls[64];
+    int n = 64;
+    if (ares_parse_a_reply(fwd.buf.data(), static_cast<int>(fwd.buf.size()), nullptr, ttls, &n) == ARES_SUCCESS)
+      for (int i = 0; i < n; i++) addresses.emplace_back(reinterpret_cast<const char*>(&ttls[i].ipaddr), 4);
+  }
+  return addresses;
+}
 }  // namespace
 
 Fcrdns FcrdnsResolver::confirm(const Cidr& address, const std::atomic<bool>* stop) {
@@ -190,16 +224,8 @@ Fcrdns FcrdnsResolver::confirm(const Cidr& address, const std::atomic<bool>* sto
     out.error = std::string("PTR lookup: ") + ares_strerror(ptr.status);
     return out;
   }
-  std::vector<std::string> names;
-  hostent* h = nullptr;
-  int rc = ares_parse_ptr_reply(ptr.buf.data(), static_cast<int>(ptr.buf.size()), address.bytes().data(),
-                                static_cast<int>(len), v6 ? AF_INET6 : AF_INET, &h);
-  if (rc == ARES_SUCCESS && h) {
-    if (plausible_name(h->h_name)) names.emplace_back(h->h_name);
-    for (char** al = h->h_aliases; al && *al && names.size() < kMaxPtrNames; al++)
-      if (plausible_name(*al) && std::find(names.begin(), names.end(), *al) == names.end()) names.emplace_back(*al);
-  }
-  if (h) ares_free_hostent(h);
+  int rc = ARES_SUCCESS;
+  std::vector<std::string> names = ptr_names(ptr, address, rc);
   if (names.empty()) {
     out.status = no_such_name(rc) || rc == ARES_SUCCESS ? Fcrdns::Status::NoName : Fcrdns::Status::Failed;
     if (out.status == Fcrdns::Status::Failed) out.error = std::string("PTR answer: ") + ares_strerror(rc);
@@ -215,18 +241,7 @@ Fcrdns FcrdnsResolver::confirm(const Cidr& address, const std::atomic<bool>* sto
       return out;
     }
     if (fwd.status != ARES_SUCCESS) continue;  // no address: this name does not lead back
-    std::vector<std::string> addresses;
-    if (v6) {
-      ares_addr6ttl ttls[64];
-      int n = 64;
-      if (ares_parse_aaaa_reply(fwd.buf.data(), static_cast<int>(fwd.buf.size()), nullptr, ttls, &n) == ARES_SUCCESS)
-        for (int i = 0; i < n; i++) addresses.emplace_back(reinterpret_cast<const char*>(&ttls[i].ip6addr), 16);
-    } else {
-      ares_addrttl ttls[64];
-      int n = 64;
-      if (ares_parse_a_reply(fwd.buf.data(), static_cast<int>(fwd.buf.size()), nullptr, ttls, &n) == ARES_SUCCESS)
-        for (int i = 0; i < n; i++) addresses.emplace_back(reinterpret_cast<const char*>(&ttls[i].ipaddr), 4);
-    }
+    std::vector<std::string> addresses = forward_addresses(fwd, v6);
     if (std::find(addresses.begin(), addresses.end(), bytes) != addresses.end()) {
       out.status = Fcrdns::Status::Confirmed;
       out.name = name;

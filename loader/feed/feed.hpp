@@ -2,6 +2,7 @@
 // (version, endpoints, changes), find the port-25 set by what it is (not by its
 // id), and decide whether a new set of ranges may replace the running one.
 // No I/O here: feed_client.hpp fetches, feed_sync.hpp decides when.
+// feed_parse.cpp parses the responses, feed_policy.cpp validates a version.
 #pragma once
 
 #include <cstdint>

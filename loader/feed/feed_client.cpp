@@ -9,6 +9,8 @@
 
 #include "error.hpp"
 #include "fsutil.hpp"
+#include "state_file.hpp"
+#include "text.hpp"
 
 namespace smtpgate {
 
@@ -67,13 +69,18 @@ bool is_guid(std::string_view s) {
 
 std::string load_or_create_client_request_id(const std::string& state_dir) {
   std::string path = state_dir + "/client-request-id";
-  if (file_exists(path)) {
-    std::string text = read_file(path);
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
-    if (is_guid(text)) return text;
-    std::string aside = set_aside(path);
-    spdlog::warn("{} does not hold a GUID; moved to {}, a new ClientRequestId is generated", path, aside);
-  }
+  std::string kept;
+  read_state_file(
+      path,
+      [&](const std::string& text) {
+        std::string_view id = trim(text);
+        if (!is_guid(id)) throw InputError("not a GUID");
+        kept = id;
+      },
+      [](const CorruptFile& c) {
+        spdlog::warn("{} does not hold a GUID; moved to {}, a new ClientRequestId is generated", c.path, c.moved_to);
+      });
+  if (!kept.empty()) return kept;
   std::string id = random_uuid_v4();
   make_dirs(state_dir, 0755);
   write_file_atomic(path, id + "\n", 0644);

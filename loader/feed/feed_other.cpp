@@ -9,6 +9,7 @@
 #include "error.hpp"
 #include "feed_sync.hpp"
 #include "fsutil.hpp"
+#include "state_file.hpp"
 
 namespace smtpgate {
 
@@ -50,18 +51,17 @@ OtherInstanceSet set_from(const json& j) {
 }  // namespace
 
 std::vector<OtherInstanceSet> read_other_instances(const std::string& state_dir) {
-  std::string path = path_of(state_dir);
   std::vector<OtherInstanceSet> out;
-  if (!file_exists(path)) return out;
-  try {
-    json doc = json::parse(read_file(path));
-    for (const auto& s : doc.at("instances")) out.push_back(set_from(s));
-  } catch (const std::exception& e) {
-    std::string aside = set_aside(path);
-    spdlog::error("{} was corrupt ({}); moved to {}; the other instances are fetched again", path,
-                  std::string(e.what()).substr(0, 160), aside);
-    out.clear();
-  }
+  read_state_json(
+      path_of(state_dir),
+      [&](const json& doc) {
+        for (const auto& s : doc.at("instances")) out.push_back(set_from(s));
+      },
+      [&](const CorruptFile& c) {
+        spdlog::error("{} was corrupt ({}); moved to {}; the other instances are fetched again", c.path,
+                      c.cause.substr(0, 160), c.moved_to);
+        out.clear();
+      });
   return out;
 }
 

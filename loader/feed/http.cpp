@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "error.hpp"
+#include "text.hpp"
 
 #ifndef SMTPGATE_VERSION
 #define SMTPGATE_VERSION "0"
@@ -28,20 +29,6 @@ constexpr int kMaxRedirects = 5;
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-std::string lower(std::string_view s) {
-  std::string o(s);
-  for (char& c : o)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return o;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
 }
 
 std::optional<seconds> parse_seconds(std::string_view s) {

@@ -74,20 +74,32 @@ struct Reader {
 
 }  // namespace
 
-void load_config_file(const std::string& path, DaemonConfig& cfg) {
-  toml::table root;
+namespace {
+toml::table parse_toml(const std::string& path) {
   try {
-    root = toml::parse_file(path);
+    return toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     const auto& s = e.source().begin;
     throw InputError(path + ":" + std::to_string(s.line) + ":" + std::to_string(s.column) + ": " +
                      std::string(e.description()));
   }
-  Reader r{path};
-  r.check_keys(root,
-               {"interfaces", "mode", "action", "ports", "pin_dir", "state_dir", "allow_empty", "max_rules",
-                "recent_sources", "table_chunks", "events_per_sec", "feed", "feed_gaps", "metrics"},
-               "");
+}
+
+// A word key parsed by parse (mode, action); the error names the file.
+template <typename T, typename Parse>
+void get_word(const Reader& r, const toml::table& t, const std::string& key, T& out, Parse parse) {
+  std::string word;
+  r.get(t, key, key, word);
+  if (word.empty()) return;
+  try {
+    out = parse(word);
+  } catch (const InputError& e) {
+    throw InputError(r.file + ": " + e.what());
+  }
+}
+
+// The gate's own keys, at the top level.
+void read_gate(const Reader& r, const toml::table& root, DaemonConfig& cfg) {
   if (const toml::node* n = root.get("interfaces")) {
     if (!n->is_array()) throw InputError(r.where("interfaces") + " must be a list of names, e.g. [\"eth0\"]");
     cfg.interfaces.clear();
@@ -105,24 +117,8 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
       cfg.ports.push_back(static_cast<uint16_t>(e.as_integer()->get()));
     }
   }
-  std::string word;
-  r.get(root, "mode", "mode", word);
-  if (!word.empty()) {
-    try {
-      cfg.mode = parse_mode(word);
-    } catch (const InputError& e) {
-      throw InputError(path + ": " + e.what());
-    }
-  }
-  word.clear();
-  r.get(root, "action", "action", word);
-  if (!word.empty()) {
-    try {
-      cfg.action = parse_action(word);
-    } catch (const InputError& e) {
-      throw InputError(path + ": " + e.what());
-    }
-  }
+  get_word(r, root, "mode", cfg.mode, parse_mode);
+  get_word(r, root, "action", cfg.action, parse_action);
   r.get(root, "pin_dir", "pin_dir", cfg.paths.pin_dir);
   r.get(root, "state_dir", "state_dir", cfg.paths.state_dir);
   r.get(root, "allow_empty", "allow_empty", cfg.allow_empty);
@@ -130,51 +126,75 @@ void load_config_file(const std::string& path, DaemonConfig& cfg) {
   r.get(root, "recent_sources", "recent_sources", cfg.recent_sources);
   r.get(root, "table_chunks", "table_chunks", cfg.table_chunks);
   r.get(root, "events_per_sec", "events_per_sec", cfg.events_per_sec);
+}
 
-  if (const toml::node* n = root.get("feed_gaps")) {
-    if (!n->is_table()) throw InputError(r.where("feed_gaps") + " must be a table: [feed_gaps]");
-    const toml::table& g = *n->as_table();
-    r.check_keys(g, {"enabled", "resolver", "lookups_per_minute", "deadline_ms", "admit_confirmed_eop", "admit_days"},
-                 "feed_gaps.");
-    r.get(g, "admit_confirmed_eop", "feed_gaps.admit_confirmed_eop", cfg.feed_gaps.admit_confirmed_eop);
-    r.get(g, "admit_days", "feed_gaps.admit_days", cfg.feed_gaps.admit_days);
-    r.get(g, "enabled", "feed_gaps.enabled", cfg.feed_gaps.enabled);
-    r.get(g, "resolver", "feed_gaps.resolver", cfg.feed_gaps.resolver);
-    r.get(g, "lookups_per_minute", "feed_gaps.lookups_per_minute", cfg.feed_gaps.lookups_per_minute);
-    r.get(g, "deadline_ms", "feed_gaps.deadline_ms", cfg.feed_gaps.deadline_ms);
-  }
-  if (const toml::node* n = root.get("feed")) {
-    if (!n->is_table()) throw InputError(r.where("feed") + " must be a table: [feed]");
-    const toml::table& f = *n->as_table();
-    r.check_keys(f,
-                 {"enabled", "instance", "url", "interval", "proxy", "ipv6", "min_prefix_v4", "min_prefix_v6",
-                  "max_removal_share", "max_added_ranges", "max_growth_share", "force", "allow_http", "ca_file",
-                  "watch_other_instances", "removal_grace_days"},
-                 "feed.");
-    r.get(f, "enabled", "feed.enabled", cfg.feed.enabled);
-    r.get(f, "instance", "feed.instance", cfg.feed.instance);
-    r.get(f, "url", "feed.url", cfg.feed.url);
-    r.get(f, "interval", "feed.interval", cfg.feed.interval_s);
-    r.get(f, "proxy", "feed.proxy", cfg.feed.proxy);
-    r.get(f, "ipv6", "feed.ipv6", cfg.feed.ipv6);
-    r.get(f, "min_prefix_v4", "feed.min_prefix_v4", cfg.feed.min_prefix_v4);
-    r.get(f, "min_prefix_v6", "feed.min_prefix_v6", cfg.feed.min_prefix_v6);
-    r.get(f, "max_removal_share", "feed.max_removal_share", cfg.feed.max_removal_share);
-    r.get(f, "max_added_ranges", "feed.max_added_ranges", cfg.feed.max_added_ranges);
-    r.get(f, "max_growth_share", "feed.max_growth_share", cfg.feed.max_growth_share);
-    r.get(f, "force", "feed.force", cfg.feed.force);
-    r.get(f, "allow_http", "feed.allow_http", cfg.feed.allow_http);
-    r.get(f, "ca_file", "feed.ca_file", cfg.feed.ca_file);
-    r.get(f, "watch_other_instances", "feed.watch_other_instances", cfg.feed.watch_other_instances);
-    r.get(f, "removal_grace_days", "feed.removal_grace_days", cfg.feed.removal_grace_days);
-  }
-  if (const toml::node* n = root.get("metrics")) {
-    if (!n->is_table()) throw InputError(r.where("metrics") + " must be a table: [metrics]");
-    const toml::table& m = *n->as_table();
-    r.check_keys(m, {"listen", "textfile"}, "metrics.");
-    r.get(m, "listen", "metrics.listen", cfg.metrics.listen);
-    r.get(m, "textfile", "metrics.textfile", cfg.metrics.textfile);
-  }
+// The table [name] with only the keys known; nullptr when it is absent.
+const toml::table* section(const Reader& r, const toml::table& root, const std::string& name,
+                           const std::set<std::string>& known) {
+  const toml::node* n = root.get(name);
+  if (!n) return nullptr;
+  if (!n->is_table()) throw InputError(r.where(name) + " must be a table: [" + name + "]");
+  r.check_keys(*n->as_table(), known, name + ".");
+  return n->as_table();
+}
+
+void read_feed_gaps(const Reader& r, const toml::table& root, FeedGapConfig& out) {
+  const toml::table* g = section(
+      r, root, "feed_gaps",
+      {"enabled", "resolver", "lookups_per_minute", "deadline_ms", "admit_confirmed_eop", "admit_days"});
+  if (!g) return;
+  r.get(*g, "admit_confirmed_eop", "feed_gaps.admit_confirmed_eop", out.admit_confirmed_eop);
+  r.get(*g, "admit_days", "feed_gaps.admit_days", out.admit_days);
+  r.get(*g, "enabled", "feed_gaps.enabled", out.enabled);
+  r.get(*g, "resolver", "feed_gaps.resolver", out.resolver);
+  r.get(*g, "lookups_per_minute", "feed_gaps.lookups_per_minute", out.lookups_per_minute);
+  r.get(*g, "deadline_ms", "feed_gaps.deadline_ms", out.deadline_ms);
+}
+
+void read_feed(const Reader& r, const toml::table& root, FeedConfig& out) {
+  const toml::table* f =
+      section(r, root, "feed",
+              {"enabled", "instance", "url", "interval", "proxy", "ipv6", "min_prefix_v4", "min_prefix_v6",
+               "max_removal_share", "max_added_ranges", "max_growth_share", "force", "allow_http", "ca_file",
+               "watch_other_instances", "removal_grace_days"});
+  if (!f) return;
+  r.get(*f, "enabled", "feed.enabled", out.enabled);
+  r.get(*f, "instance", "feed.instance", out.instance);
+  r.get(*f, "url", "feed.url", out.url);
+  r.get(*f, "interval", "feed.interval", out.interval_s);
+  r.get(*f, "proxy", "feed.proxy", out.proxy);
+  r.get(*f, "ipv6", "feed.ipv6", out.ipv6);
+  r.get(*f, "min_prefix_v4", "feed.min_prefix_v4", out.min_prefix_v4);
+  r.get(*f, "min_prefix_v6", "feed.min_prefix_v6", out.min_prefix_v6);
+  r.get(*f, "max_removal_share", "feed.max_removal_share", out.max_removal_share);
+  r.get(*f, "max_added_ranges", "feed.max_added_ranges", out.max_added_ranges);
+  r.get(*f, "max_growth_share", "feed.max_growth_share", out.max_growth_share);
+  r.get(*f, "force", "feed.force", out.force);
+  r.get(*f, "allow_http", "feed.allow_http", out.allow_http);
+  r.get(*f, "ca_file", "feed.ca_file", out.ca_file);
+  r.get(*f, "watch_other_instances", "feed.watch_other_instances", out.watch_other_instances);
+  r.get(*f, "removal_grace_days", "feed.removal_grace_days", out.removal_grace_days);
+}
+
+void read_metrics(const Reader& r, const toml::table& root, MetricsConfig& out) {
+  const toml::table* m = section(r, root, "metrics", {"listen", "textfile"});
+  if (!m) return;
+  r.get(*m, "listen", "metrics.listen", out.listen);
+  r.get(*m, "textfile", "metrics.textfile", out.textfile);
+}
+}  // namespace
+
+void load_config_file(const std::string& path, DaemonConfig& cfg) {
+  toml::table root = parse_toml(path);
+  Reader r{path};
+  r.check_keys(root,
+               {"interfaces", "mode", "action", "ports", "pin_dir", "state_dir", "allow_empty", "max_rules",
+                "recent_sources", "table_chunks", "events_per_sec", "feed", "feed_gaps", "metrics"},
+               "");
+  read_gate(r, root, cfg);
+  read_feed_gaps(r, root, cfg.feed_gaps);
+  read_feed(r, root, cfg.feed);
+  read_metrics(r, root, cfg.metrics);
 }
 
 void validate_config(const DaemonConfig& cfg) {

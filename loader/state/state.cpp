@@ -6,6 +6,7 @@
 
 #include "error.hpp"
 #include "fsutil.hpp"
+#include "state_file.hpp"
 
 #ifndef SMTPGATE_VERSION
 #define SMTPGATE_VERSION "0"
@@ -18,17 +19,17 @@ using nlohmann::json;
 StateStore::StateStore(std::string state_dir) : dir_(std::move(state_dir)) {}
 
 namespace {
-// Reads a JSON state file; a file that does not parse is moved aside.
+[[noreturn]] void throw_corrupt(const CorruptFile& c) {
+  throw InputError(c.path + " is corrupt (" + c.cause + "); moved to " + c.moved_to +
+                   ": re-add its ranges or restore it from a backup");
+}
+
+// A JSON state file; nullopt when missing. One that does not parse is set
+// aside and reported (InputError).
 std::optional<json> read_json(const std::string& path) {
-  if (!file_exists(path)) return std::nullopt;
-  std::string text = read_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    std::string aside = set_aside(path);
-    throw InputError(path + " is corrupt (" + e.what() + "); moved to " + aside +
-                     ": re-add its ranges or restore it from a backup");
-  }
+  std::optional<json> doc;
+  read_state_json(path, [&](const json& j) { doc = j; }, throw_corrupt);
+  return doc;
 }
 }  // namespace
 
@@ -61,25 +62,21 @@ void check_state_format(const std::string& state_dir) {
 }
 
 std::vector<OperatorRange> StateStore::operator_ranges() const {
-  std::string path = dir_ + "/ranges.json";
-  auto doc = read_json(path);
   std::vector<OperatorRange> out;
-  if (!doc) return out;
-  try {
-    for (const auto& r : doc->at("ranges")) {
-      OperatorRange o;
-      o.cidr = Cidr::parse(r.at("cidr").get<std::string>());
-      std::string kind = r.value("kind", "admit");
-      o.kind = kind == "deny" ? RuleKind::Deny : RuleKind::Admit;
-      o.comment = r.value("comment", "");
-      o.added_unix = r.value("added", int64_t{0});
-      out.push_back(std::move(o));
-    }
-  } catch (const std::exception& e) {
-    std::string aside = set_aside(path);
-    throw InputError(path + " is corrupt (" + e.what() + "); moved to " + aside +
-                     ": re-add its ranges or restore it from a backup");
-  }
+  read_state_json(
+      dir_ + "/ranges.json",
+      [&](const json& doc) {
+        for (const auto& r : doc.at("ranges")) {
+          OperatorRange o;
+          o.cidr = Cidr::parse(r.at("cidr").get<std::string>());
+          std::string kind = r.value("kind", "admit");
+          o.kind = kind == "deny" ? RuleKind::Deny : RuleKind::Admit;
+          o.comment = r.value("comment", "");
+          o.added_unix = r.value("added", int64_t{0});
+          out.push_back(std::move(o));
+        }
+      },
+      throw_corrupt);
   return out;
 }
 

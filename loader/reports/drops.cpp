@@ -3,27 +3,27 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <net/if.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <optional>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
-#include <thread>
+#include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "clock.hpp"
 #include "error.hpp"
 #include "fsutil.hpp"
 #include "gate_maps.hpp"
-#include "report.hpp"
+#include "render_text.hpp"
+#include "report_json.hpp"
+#include "rule_naming.hpp"
 
 namespace smtpgate {
 
@@ -41,14 +41,45 @@ std::string judged_as_name(uint32_t j) {
   return "unknown";
 }
 
-// RFC 3339 UTC with milliseconds: the ring buffer's clock ticks in jiffies.
-std::string rfc3339_ms(int64_t unix_ns) {
-  time_t secs = unix_ns / 1000000000;
-  tm t{};
-  gmtime_r(&secs, &t);
-  char buf[40];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &t);
-  return fmt::format("{}.{:03d}Z", buf, int((unix_ns / 1000000) % 1000));
+Cidr event_source(const sg_event& ev) {
+  return Cidr::from_bytes(ev.family == 6 ? Family::V6 : Family::V4, ev.addr, ev.family == 6 ? 128 : 32);
+}
+
+// One record of the drop log: the event, stamped unix_ns, and its rule.
+json drop_record_json(const sg_event& ev, int64_t unix_ns, const json& rule) {
+  char ifname[IF_NAMESIZE] = {};
+  return {{"schema", kJsonSchemaVersion},
+          {"time", rfc3339_ms(unix_ns)},
+          {"unix_ns", unix_ns},
+          {"source", event_source(ev).address_str()},
+          {"port", ev.dport},
+          {"interface", if_indextoname(ev.ifindex, ifname) ? json(ifname) : json(nullptr)},
+          {"verdict", verdict_name(ev.verdict)},
+          {"reason", reason_name(ev.reason)},
+          {"judged_as", judged_as_name(ev.judged_as)},
+          {"rule_id", ev.rule_id},
+          {"range", rule["range"]},
+          {"kind", rule["kind"]},
+          {"origin", rule["origin"]}};
+}
+
+// Appends records to the drop log in one write; rotates first when they
+// would take it past max_bytes. Only the lock holder writes, so nobody else
+// renames under it.
+void append_to_drop_log(const std::string& state_dir, const std::vector<json>& records, size_t max_bytes) {
+  if (records.empty()) return;
+  std::string text;
+  for (const auto& r : records) text += r.dump() + "\n";
+  std::string path = drop_log_path(state_dir);
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0 && size_t(st.st_size) + text.size() > max_bytes)
+    if (::rename(path.c_str(), (path + ".1").c_str()) != 0) throw SystemError("rotate " + path, errno);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw SystemError("open " + path, errno);
+  ssize_t w = ::write(fd, text.data(), text.size());
+  int err = errno;
+  ::close(fd);
+  if (w != ssize_t(text.size())) throw SystemError("append to " + path, w < 0 ? err : EIO);
 }
 
 }  // namespace
@@ -63,72 +94,36 @@ struct DropRecorder::Impl {
   std::vector<json> batch;
   int64_t offset_ns = 0;  // monotonic to Unix time, one value per batch
 
-  // Reading the two clocks one after the other jitters by tens of ns: a
-  // record of the next batch stamped in the same tick would seem older than
-  // one of this batch. The offset follows only a real step of the clock.
-  void update_offset() {
-    int64_t now = monotonic_offset_ns();
-    if (offset_ns == 0 || now - offset_ns > 1000000 || offset_ns - now > 1000000) offset_ns = now;
-  }
+  static std::atomic<int> held_here;
 
   ~Impl() {
     if (rb) ring_buffer__free(rb);
     if (lock) held_here--;
   }
 
-  static std::atomic<int> held_here;
+  // Reading the two clocks one after the other jitters by tens of ns: a
+  // record of the next batch stamped in the same tick would seem older than
+  // one of this batch. The offset follows only a step of more than 1 ms.
+  void update_offset() {
+    int64_t now = monotonic_offset_ns();
+    if (offset_ns == 0 || now - offset_ns > 1000000 || offset_ns - now > 1000000) offset_ns = now;
+  }
 
   // Names a rule from the event's source, looking up only what it needs
-  // (RuleNamer): a publish no longer costs a read of the whole allowlist.
+  // (RuleNamer): a publish costs no read of the whole allowlist.
   RuleNamer& namer() {
     if (!names) names = std::make_unique<RuleNamer>(*maps, paths.state_dir);
     return *names;
-  }
-
-  void record(const sg_event& ev) {
-    Cidr src = Cidr::from_bytes(ev.family == 6 ? Family::V6 : Family::V4, ev.addr, ev.family == 6 ? 128 : 32);
-    json rule = namer().rule(ev.rule_id, src);
-    char ifname[IF_NAMESIZE] = {};
-    int64_t ns = int64_t(ev.ts_ns) + offset_ns;
-    batch.push_back({{"schema", kJsonSchemaVersion},
-                     {"time", rfc3339_ms(ns)},
-                     {"unix_ns", ns},
-                     {"source", src.address_str()},
-                     {"port", ev.dport},
-                     {"interface", if_indextoname(ev.ifindex, ifname) ? json(ifname) : json(nullptr)},
-                     {"verdict", verdict_name(ev.verdict)},
-                     {"reason", reason_name(ev.reason)},
-                     {"judged_as", judged_as_name(ev.judged_as)},
-                     {"rule_id", ev.rule_id},
-                     {"range", rule["range"]},
-                     {"kind", rule["kind"]},
-                     {"origin", rule["origin"]}});
   }
 
   static int on_event(void* ctx, void* data, size_t size) {
     if (size < sizeof(sg_event)) return 0;
     sg_event ev;
     std::memcpy(&ev, data, sizeof(ev));
-    static_cast<Impl*>(ctx)->record(ev);
+    Impl& self = *static_cast<Impl*>(ctx);
+    json rule = self.namer().rule(ev.rule_id, event_source(ev));
+    self.batch.push_back(drop_record_json(ev, int64_t(ev.ts_ns) + self.offset_ns, rule));
     return 0;
-  }
-
-  // Appends the batch in one write; rotates first when the log is full. Only
-  // the lock holder writes, so nobody else renames under us.
-  void append() {
-    if (batch.empty()) return;
-    std::string text;
-    for (const auto& r : batch) text += r.dump() + "\n";
-    std::string path = drop_log_path(paths.state_dir);
-    struct stat st{};
-    if (::stat(path.c_str(), &st) == 0 && size_t(st.st_size) + text.size() > max_bytes)
-      if (::rename(path.c_str(), (path + ".1").c_str()) != 0) throw SystemError("rotate " + path, errno);
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) throw SystemError("open " + path, errno);
-    ssize_t w = ::write(fd, text.data(), text.size());
-    int err = errno;
-    ::close(fd);
-    if (w != ssize_t(text.size())) throw SystemError("append to " + path, w < 0 ? err : EIO);
   }
 };
 
@@ -181,7 +176,7 @@ std::vector<json> DropRecorder::wait(int timeout_ms) {
   impl_->update_offset();
   int rc = timeout_ms > 0 ? ring_buffer__poll(impl_->rb, timeout_ms) : ring_buffer__consume(impl_->rb);
   if (rc < 0 && rc != -EINTR) throw SystemError("read the events ring buffer", -rc);
-  impl_->append();
+  append_to_drop_log(impl_->paths.state_dir, impl_->batch, impl_->max_bytes);
   return std::move(impl_->batch);
 }
 
@@ -228,7 +223,7 @@ int64_t parse_duration_s(const std::string& text) {
 }
 
 std::string render_drop(const json& r) {
-  auto s = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.is_null() ? "-" : v.dump(); };
+  auto s = json_text;  // each value as the text views print it
   const json gap = r.value("feed_gap", json(nullptr));
   return fmt::format("{} {} {} > port {} {} range {} origin {}{}{}\n", s(r["time"]), s(r["interface"]), s(r["source"]),
                      s(r["port"]), s(r["verdict"]), s(r["range"]), s(r["origin"]),

@@ -3,11 +3,12 @@
 // The ring buffer has one consumer position: two readers would take each
 // other's records. So exactly one process reads it, the one holding the
 // consumer lock (flock of STATE_DIR/drops.lock, a file only its owner can
-// open): smtpgated while it runs, or smtpgatectl drops when no daemon does. The consumer appends each record to
-// the drop log, STATE_DIR/drops.log (one JSON object per line, as
-// `smtpgatectl drops -j` prints it), which is rotated to drops.log.1 when it
-// passes its size cap: the history is bounded at twice the cap. Every other
-// reader reads and follows the log.
+// open): smtpgated while it runs, or smtpgatectl drops when no daemon does.
+// The consumer appends each record to the drop log, STATE_DIR/drops.log (one
+// JSON object per line, as `smtpgatectl drops -j` prints it), which is
+// rotated to drops.log.1 before an append would take it past its size cap:
+// the history is bounded at about twice the cap. Every other reader reads
+// and follows the log.
 #pragma once
 
 #include <cstdint>

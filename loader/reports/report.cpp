@@ -153,12 +153,7 @@ struct DesiredState::Part {
 DesiredState::DesiredState(std::string state_dir)
     : dir_(std::move(state_dir)), operator_(std::make_unique<Part>()), feed_(std::make_unique<Part>()) {
   operator_->files = {dir_ + "/ranges.json"};
-  operator_->load = [dir = dir_] {
-    std::vector<DesiredRange> out;
-    for (const auto& r : StateStore(dir).operator_ranges())
-      out.push_back(DesiredRange{r.cidr, r.kind, origin::kOperator, r.comment});
-    return out;
-  };
+  operator_->load = [dir = dir_] { return operator_desired_ranges(StateStore(dir).operator_ranges()); };
   feed_->files = {dir_ + "/feed.json", dir_ + "/feed-other.json"};
   feed_->load = [dir = dir_] { return feed_desired_ranges(dir); };
 }

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "error.hpp"
+#include "feed_sync.hpp"
 #include "fsutil.hpp"
 #include "gate.hpp"
 #include "gate_maps.hpp"
@@ -98,6 +99,50 @@ TEST_F(GateOps, TooManyRangesIsRefusedBeforeAnyWrite) {
   }
   EXPECT_EQ(state_file(), before);
   EXPECT_TRUE(live().empty());
+}
+
+// The ranges the feed brings count too: the operator's alone would fit, the
+// two together do not. Nothing is written, nothing published.
+TEST_F(GateOps, TooManyRangesWithTheFeedsIsRefusedAndChangesNothing) {
+  FeedStatus feed;
+  feed.applied = FeedSnapshot{};
+  for (int i = 0; i < 40; i++) feed.applied->ranges.push_back(Cidr::parse("52.100." + std::to_string(i) + ".0/24"));
+  write_feed_status(paths.state_dir, feed);
+  add("40.92.0.0/15");
+  std::string before = state_file();
+  std::string file = paths.state_dir + "/many.txt";
+  {
+    std::ofstream f(file);
+    for (int i = 0; i < 30; i++) f << "40.107." << i << ".0/24\n";
+  }
+  try {
+    import_ranges(paths, file, RuleKind::Admit, false);
+    FAIL() << "71 ranges fit in a 64-rule gate";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("max_rules"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(state_file(), before);
+  EXPECT_EQ(live().size(), 41u);
+}
+
+// A publish the kernel refuses after ranges.json was written (here: allow_v4
+// frozen, so installing the new tries fails) puts ranges.json back: the
+// state and the maps still agree.
+TEST_F(GateOps, PublishRefusedAfterTheWritePutsTheStateBack) {
+  add("40.92.0.0/15");
+  std::string before = state_file();
+  int fd = bpf_obj_get((paths.pin_dir + "/allow_v4").c_str());
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(bpf_map_freeze(fd), 0) << std::strerror(errno);
+  ::close(fd);
+  try {
+    add("40.107.0.0/16");
+    FAIL() << "published into a frozen allow_v4";
+  } catch (const SystemError& e) {
+    EXPECT_NE(std::string(e.what()).find("install IPv4 allowlist"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(state_file(), before);
+  EXPECT_EQ(live(), (V{"40.92.0.0/15"}));
 }
 
 TEST_F(GateOps, ImportIsAllOrNothingAndNamesTheLine) {

@@ -98,66 +98,70 @@ class StartupGrace {
   std::thread thread_;
 };
 
-}  // namespace
-
-void bring_up(const DaemonConfig& cfg, std::optional<std::chrono::milliseconds> lock_wait) {
-  validate_config(cfg);
-  if (cfg.interfaces.empty() && !cfg.no_attach)
-    throw InputError("no interface to guard: pass --interface IF or set interfaces in smtpgate.toml");
-  GateLock lock(cfg.paths, lock_wait);
-  StateStore store(cfg.paths.state_dir);
-  make_dirs(cfg.paths.state_dir, 0755);
-  check_state_format(cfg.paths.state_dir);  // records the format in a new directory
-
+// The allowlist the state directory holds, refused when it admits nothing
+// (unless allow_empty): attaching it would refuse all mail.
+std::vector<DesiredRange> allowlist_to_publish(const DaemonConfig& cfg, const StateStore& store) {
   std::vector<DesiredRange> desired = desired_ranges(store);
   if (count_admits(desired) == 0 && !cfg.allow_empty)
     throw InputError("refusing to attach with an empty allowlist: it would refuse all mail on port 25; "
                      "add ranges (smtpgatectl ranges add, smtpgatectl feed import) or pass --allow-empty");
+  return desired;
+}
 
-  // Maps first: pinned (or adopted), configured and holding the allowlist
-  // before any interface runs the program, so no packet meets an empty gate.
-  // A running gate of another map layout (another version, or another
-  // max_rules) is replaced beside itself: see upgrade.hpp.
-  bool adopted = GateMaps::pinned_at(cfg.paths.pin_dir);
-  std::optional<NextGeneration> next;
-  std::string why = adopted && !cfg.no_attach ? pinned_layout_difference(program_options(cfg)) : "";
+// Writes the gate's configuration (ports, event rate, the action: see
+// choose_action; `running` is the configuration of the gate these maps carry
+// on) and publishes the allowlist (`current`: see publish_desired).
+void configure_and_publish(const DaemonConfig& cfg, const StateStore& store, GateMaps& maps,
+                           const std::optional<GateConfig>& running, const std::vector<DesiredRange>& desired,
+                           const std::optional<std::vector<TrieEntry>>& current) {
+  GateConfig gc;
+  gc.action = choose_action(cfg, store, running);
+  gc.ports = cfg.ports;
+  gc.events_per_sec = cfg.events_per_sec;
+  maps.set_config(gc);
+  PublishResult pr = publish_desired(maps, desired, current);
+  spdlog::info("allowlist published: {} ranges (generation {}), action {}", pr.entries, pr.generation,
+               to_string(gc.action));
+}
+
+void warn_unguarded_tunnels() {
+  for (const auto& t : unguarded_tunnels()) spdlog::warn("{}", tunnel_advice(t));
+}
+
+// A running gate whose maps have another layout (another version, or another
+// max_rules; `why` says how) is replaced beside itself (upgrade.hpp): the new
+// maps carry its configuration and rule ids, then the interfaces switch over.
+// Whatever fails leaves the running gate as it was.
+void replace_running_gate(const DaemonConfig& cfg, const StateStore& store, const std::vector<DesiredRange>& desired,
+                          const std::string& why) {
   try {
-    if (!why.empty()) {
-      spdlog::warn("the running gate's maps have another layout ({}): replacing it without a gap", why);
-      next.emplace(program_options(cfg));
-    }
-    std::optional<GateConfig> running;
-    if (next) {
-      running = next->open().config();  // carried over from the running gate
-    } else if (adopted) {
-      running = GateMaps::open_pinned(cfg.paths.pin_dir).config();
-    } else {
-      GateProgram seed(program_options(cfg));
-      seed.load();
-    }
-    GateMaps maps = next ? next->open() : GateMaps::open_pinned(cfg.paths.pin_dir);
-    GateConfig gc;
-    gc.action = choose_action(cfg, store, running);
-    gc.ports = cfg.ports;
-    gc.events_per_sec = cfg.events_per_sec;
-    maps.set_config(gc);
-    PublishResult pr = publish_desired(maps, desired, next ? next->running_allowlist() : std::nullopt);
-    spdlog::info("allowlist published: {} ranges (generation {}), action {}", pr.entries, pr.generation,
-                 to_string(gc.action));
-
-    if (cfg.no_attach) return;  // the other loader attaches; interfaces are only watched
-    if (next) {
-      next->switch_over(cfg.interfaces, cfg.mode);
-      for (const auto& t : unguarded_tunnels()) spdlog::warn("{}", tunnel_advice(t));
-      return;
-    }
+    spdlog::warn("the running gate's maps have another layout ({}): replacing it without a gap", why);
+    NextGeneration next(program_options(cfg));
+    GateMaps maps = next.open();
+    configure_and_publish(cfg, store, maps, maps.config(), desired, next.running_allowlist());
+    next.switch_over(cfg.interfaces, cfg.mode);
+    warn_unguarded_tunnels();
   } catch (const std::exception& e) {
-    if (why.empty()) throw;
     throw InputError("the running gate was not replaced and runs on as it was: " + std::string(e.what()));
   }
-  // A running program on these maps is adopted when it is this version's
-  // (the same tag); another version's code (a fix to the parser, say) is
-  // swapped atomically for this version's on the same maps.
+}
+
+// The maps in place: the pinned ones adopted (their configuration carried
+// on), or pinned now.
+void publish_in_place(const DaemonConfig& cfg, const StateStore& store, const std::vector<DesiredRange>& desired,
+                      bool adopted) {
+  if (!adopted) GateProgram(program_options(cfg)).load();  // pins the maps; the program goes with it
+  GateMaps maps = GateMaps::open_pinned(cfg.paths.pin_dir);
+  std::optional<GateConfig> running;
+  if (adopted) running = maps.config();
+  configure_and_publish(cfg, store, maps, running, desired, std::nullopt);
+}
+
+// Each interface runs this version's program on the pinned maps: a running
+// program of this version (the same tag) is adopted; another version's code
+// (a fix to the parser, say) is swapped atomically for this version's on the
+// same maps; where none runs, it is attached.
+void attach_interfaces(const DaemonConfig& cfg) {
   std::string ours;
   for (const auto& ifname : cfg.interfaces) {
     AttachedInfo a = query_attached(ifname, cfg.paths.pin_dir);
@@ -176,193 +180,276 @@ void bring_up(const DaemonConfig& cfg, std::optional<std::chrono::milliseconds> 
     XdpMode used = attach(program_options(cfg), ifname, cfg.mode);
     spdlog::info("{}: gate attached in {} mode", ifname, to_string(used));
   }
-  for (const auto& t : unguarded_tunnels()) spdlog::warn("{}", tunnel_advice(t));
+  warn_unguarded_tunnels();
 }
 
-int run_daemon(DaemonConfig initial, const std::string& config_path) {
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
-  int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-  if (sfd < 0) throw SystemError("signalfd", errno);
-  auto next_signal = [&] {
-    signalfd_siginfo si{};
-    return ::read(sfd, &si, sizeof(si)) == sizeof(si) ? static_cast<int>(si.ssi_signo) : 0;
-  };
+}  // namespace
 
-  // The configuration in force: the main loop's own snapshot, renewed by a
-  // reload; the metrics thread and the feed's worker read theirs through
-  // `current` and keep it whole while they use it.
-  ConfigSnapshot cfg = std::make_shared<const DaemonConfig>(std::move(initial));
-  CurrentConfig current(cfg);
-  FeedService feed;
-  bool reload_pending = false;
+void bring_up(const DaemonConfig& cfg, std::optional<std::chrono::milliseconds> lock_wait) {
+  validate_config(cfg);
+  if (cfg.interfaces.empty() && !cfg.no_attach)
+    throw InputError("no interface to guard: pass --interface IF or set interfaces in smtpgate.toml");
+  GateLock lock(cfg.paths, lock_wait);
+  StateStore store(cfg.paths.state_dir);
+  make_dirs(cfg.paths.state_dir, 0755);
+  check_state_format(cfg.paths.state_dir);  // records the format in a new directory
+  std::vector<DesiredRange> desired = allowlist_to_publish(cfg, store);
+
+  // Maps first: pinned (or adopted), configured and holding the allowlist
+  // before any interface runs the program, so no packet meets an empty gate.
+  // With no_attach the interfaces are another loader's: no replacement.
+  bool adopted = GateMaps::pinned_at(cfg.paths.pin_dir);
+  std::string why = adopted && !cfg.no_attach ? pinned_layout_difference(program_options(cfg)) : "";
+  if (!why.empty()) return replace_running_gate(cfg, store, desired, why);
+  publish_in_place(cfg, store, desired, adopted);
+  if (cfg.no_attach) return;  // the other loader attaches; interfaces are only watched
+  attach_interfaces(cfg);
+}
+
+namespace {
+
+// SIGTERM, SIGINT and SIGHUP, blocked and read from a signalfd.
+class Signals {
+ public:
+  Signals() {
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    fd_ = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (fd_ < 0) throw SystemError("signalfd", errno);
+  }
+  ~Signals() { ::close(fd_); }
+  Signals(const Signals&) = delete;
+  Signals& operator=(const Signals&) = delete;
+  int fd() const { return fd_; }
+  /// The signal read (0: none).
+  int next() {
+    signalfd_siginfo si{};
+    return ::read(fd_, &si, sizeof(si)) == sizeof(si) ? static_cast<int>(si.ssi_signo) : 0;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// smtpgated from its start to its stop.
+class Daemon {
+ public:
+  Daemon(DaemonConfig initial, std::string config_path)
+      : config_path_(std::move(config_path)),
+        cfg_(std::make_shared<const DaemonConfig>(std::move(initial))),
+        current_(cfg_) {}
+
+  int run() {
+    publish_feed_settings();
+    if (!first_feed_sync()) return 0;
+    {
+      StartupGrace grace("publishing the allowlist and attaching");
+      bring_up(*cfg_);
+    }
+    start_metrics();
+    write_textfile();
+    sd_notify(0, "READY=1\nSTATUS=gate attached, allowlist loaded");
+    spdlog::warn("smtpgated ready: guarding {} interface(s)", cfg_->interfaces.size());
+    // Sources turned away are looked up (PTR, confirmed forward) on a
+    // worker of their own: EOP sending from where it has not published.
+    gaps_ = std::make_unique<FeedGapWatcher>(current_);
+    serve();
+    shut_down();
+    return 0;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
   // smtpgatectl's feed commands follow what runs (feed_settings.hpp).
-  auto publish_feed_settings = [&config_path](const DaemonConfig& c) {
+  void publish_feed_settings() {
     try {
-      write_daemon_feed_settings(c, config_path);
+      write_daemon_feed_settings(*cfg_, config_path_);
     } catch (const std::exception& e) {
       spdlog::error("feed settings not written for smtpgatectl: {}", e.what());
     }
-  };
-  publish_feed_settings(*cfg);
+  }
 
   // With an allowlist in the state (last known good, operator ranges) the
   // gate comes up first, READY=1 follows at once and the feed's first check
-  // runs from the loop below: a feed server that hangs must hold neither the
-  // gate nor the start. Without one, the first sync is what can fill it: it
-  // runs first, with systemd told to wait for it; a SIGTERM still ends it.
-  bool have_allowlist = count_admits(desired_ranges(StateStore(cfg->paths.state_dir))) > 0;
-  bool feed_started = !have_allowlist;
-  if (!have_allowlist && cfg->feed.enabled) {
+  // runs from the loop: a feed server that hangs must hold neither the gate
+  // nor the start. Without one, the first sync is what can fill it: it runs
+  // here, with systemd told to wait for it; a SIGTERM still ends it (false:
+  // the daemon stops, nothing attached).
+  bool first_feed_sync() {
+    bool have_allowlist = count_admits(desired_ranges(StateStore(cfg_->paths.state_dir))) > 0;
+    feed_started_ = !have_allowlist;
+    if (have_allowlist || !cfg_->feed.enabled) return true;
     StartupGrace grace("first feed sync: no allowlist in the state yet");
-    feed.start(cfg, FeedOp::SyncNow);
-    while (feed.running()) {
-      pollfd p[2] = {{sfd, POLLIN, 0}, {feed.done_fd(), POLLIN, 0}};
+    feed_.start(cfg_, FeedOp::SyncNow);
+    while (feed_.running()) {
+      pollfd p[2] = {{signals_.fd(), POLLIN, 0}, {feed_.done_fd(), POLLIN, 0}};
       if (::poll(p, 2, 1000) < 0 && errno != EINTR) throw SystemError("poll", errno);
-      if (p[1].revents & POLLIN) feed.finish(cfg);
+      if (p[1].revents & POLLIN) feed_.finish(cfg_);
       if (!(p[0].revents & POLLIN)) continue;
-      int sig = next_signal();
+      int sig = signals_.next();
       if (sig == SIGHUP) {
-        reload_pending = true;  // once the gate is up
+        reload_pending_ = true;  // once the gate is up
       } else if (sig) {
         spdlog::warn("smtpgated stopping during the first feed sync; nothing was attached");
-        feed.stop(std::chrono::milliseconds(1500));
-        ::close(sfd);
-        return 0;
+        feed_.stop(std::chrono::milliseconds(1500));
+        return false;
       }
     }
+    return true;
   }
-  {
-    StartupGrace grace("publishing the allowlist and attaching");
-    bring_up(*cfg);
-  }
+
   // Metrics are for watching the gate, never a reason to leave it down.
-  auto collect = [&current, &feed] {
-    ConfigSnapshot c = current.get();
-    return collect_metrics(c->paths, c->interfaces, feed.metrics());
-  };
-  auto render = [&current, &feed] {
-    ConfigSnapshot c = current.get();
-    return render_metrics(c->paths, c->interfaces, feed.metrics());
-  };
-  std::unique_ptr<MetricsServer> metrics;
-  if (!cfg->metrics.listen.empty()) {
+  void start_metrics() {
+    if (cfg_->metrics.listen.empty()) return;
     try {
-      metrics = std::make_unique<MetricsServer>(cfg->metrics.listen, collect);
-      spdlog::info("metrics on http://{}/metrics", cfg->metrics.listen);
+      metrics_ = std::make_unique<MetricsServer>(cfg_->metrics.listen, [this] {
+        ConfigSnapshot c = current_.get();
+        return collect_metrics(c->paths, c->interfaces, feed_.metrics());
+      });
+      spdlog::info("metrics on http://{}/metrics", cfg_->metrics.listen);
     } catch (const std::exception& e) {
       spdlog::error("metrics not served: {}", e.what());
     }
   }
-  auto write_textfile = [&] {
-    if (cfg->metrics.textfile.empty()) return;
+
+  void write_textfile() {
+    if (cfg_->metrics.textfile.empty()) return;
     try {
-      write_metrics_textfile(cfg->metrics.textfile, render());
+      ConfigSnapshot c = current_.get();
+      write_metrics_textfile(cfg_->metrics.textfile, render_metrics(c->paths, c->interfaces, feed_.metrics()));
     } catch (const std::exception& e) {
       spdlog::error("metrics textfile not written: {}", e.what());
     }
-  };
-  write_textfile();
-  sd_notify(0, "READY=1\nSTATUS=gate attached, allowlist loaded");
-  spdlog::warn("smtpgated ready: guarding {} interface(s)", cfg->interfaces.size());
-
-  // Sources turned away are looked up (PTR, confirmed forward) on a
-  // worker of their own: EOP sending from where it has not published.
-  auto gaps = std::make_unique<FeedGapWatcher>(current);
+  }
 
   // The one reader of the events ring buffer while it runs (see drops.hpp);
   // if `smtpgatectl drops --follow` holds it, taken over when that ends.
-  std::unique_ptr<DropRecorder> drops;
-  DropConsumerWatch drops_watch;
-  auto take_drops = [&] { drops = drops_watch.try_take(cfg->paths); };
-  auto record_drops = [&] {
+  void take_drops() { drops_ = drops_watch_.try_take(cfg_->paths); }
+  void record_drops() {
     try {
-      drops->drain();
+      drops_->drain();
     } catch (const std::exception& e) {
       spdlog::error("drops not recorded: {}", e.what());
     }
-  };
-  // A reload never waits long for the gate lock: the loop has signals and
-  // the ring to serve.
-  auto reload = [&] {
+  }
+
+  // SIGHUP. A reload never waits long for the gate lock: the loop has
+  // signals and the ring to serve.
+  void reload() {
     sd_notify(0, "RELOADING=1");
     try {
-      DaemonConfig next = *cfg;
-      if (!config_path.empty()) load_config_file(config_path, next);
-      check_reload(*cfg, next);
+      DaemonConfig next = *cfg_;
+      if (!config_path_.empty()) load_config_file(config_path_, next);
+      check_reload(*cfg_, next);
       validate_config(next);
       bring_up(next, FeedService::kLockWait);
-      cfg = std::make_shared<const DaemonConfig>(std::move(next));
-      current.set(cfg);
-      publish_feed_settings(*cfg);
+      cfg_ = std::make_shared<const DaemonConfig>(std::move(next));
+      current_.set(cfg_);
+      publish_feed_settings();
       spdlog::warn("configuration reloaded");
     } catch (const std::exception& e) {
       spdlog::error("reload refused, running configuration kept: {}", e.what());
     }
     sd_notify(0, "READY=1");
-  };
-  using Clock = std::chrono::steady_clock;
+  }
+
   // When the feed is next due (never while a check runs: its end wakes the
   // loop), and the textfile (node_exporter reads it when it is scraped:
   // refresh it often).
-  auto next_tick = [&] {
-    int timeout_ms = feed_started ? feed.ms_until_due(*cfg) : 0;
-    if (!cfg->metrics.textfile.empty() && (timeout_ms < 0 || timeout_ms > 15000)) timeout_ms = 15000;
+  Clock::time_point next_tick() const {
+    int timeout_ms = feed_started_ ? feed_.ms_until_due(*cfg_) : 0;
+    if (!cfg_->metrics.textfile.empty() && (timeout_ms < 0 || timeout_ms > 15000)) timeout_ms = 15000;
     return timeout_ms < 0 ? Clock::time_point::max() : Clock::now() + std::chrono::milliseconds(timeout_ms);
-  };
-  Clock::time_point tick = next_tick();
-  take_drops();
-
-  while (true) {
-    if (!drops) take_drops();
-    int wait_ms = -1;
-    if (tick != Clock::time_point::max())
-      wait_ms = static_cast<int>(std::max<int64_t>(
-          0, std::chrono::duration_cast<std::chrono::milliseconds>(tick - Clock::now()).count() + 1));
-    if (!drops && (wait_ms < 0 || wait_ms > 1000)) wait_ms = 1000;
-    if (reload_pending) wait_ms = 0;
-    pollfd p[3] = {{sfd, POLLIN, 0}, {drops ? drops->epoll_fd() : -1, POLLIN, 0}, {feed.done_fd(), POLLIN, 0}};
-    int rc = ::poll(p, 3, wait_ms);
-    if (rc < 0 && errno != EINTR) throw SystemError("poll", errno);
-    if (rc > 0 && (p[1].revents & POLLIN)) record_drops();
-    if (rc > 0 && (p[2].revents & POLLIN)) {
-      feed.finish(cfg);
-      write_textfile();
-      tick = next_tick();
-    }
-    int sig = reload_pending ? SIGHUP : (rc > 0 && (p[0].revents & POLLIN)) ? next_signal() : 0;
-    reload_pending = false;
-    if (sig == SIGHUP) {
-      reload();
-      tick = next_tick();
-      continue;
-    }
-    if (sig) {
-      spdlog::warn("smtpgated stopping; the gate stays attached and filtering "
-                   "(smtpgatectl detach IF removes it)");
-      sd_notify(0, "STOPPING=1");
-      break;
-    }
-    if (Clock::now() < tick) continue;
-    if (!feed.running()) {
-      feed.start(cfg, feed_started ? FeedOp::Check : FeedService::first_op(*cfg));
-      feed_started = true;
-    }
-    write_textfile();
-    tick = next_tick();
   }
+
+  // How long the loop may wait: until the next tick, at most a second while
+  // the ring is not ours (to take it over), none with a reload pending.
+  int wait_ms() const {
+    int ms = -1;
+    if (tick_ != Clock::time_point::max())
+      ms = static_cast<int>(std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(tick_ - Clock::now()).count() + 1));
+    if (!drops_ && (ms < 0 || ms > 1000)) ms = 1000;
+    if (reload_pending_) ms = 0;
+    return ms;
+  }
+
+  // The main loop: signals, the drops ring, the feed's checks and the
+  // textfile, until SIGTERM or SIGINT.
+  void serve() {
+    tick_ = next_tick();
+    take_drops();
+    while (true) {
+      if (!drops_) take_drops();
+      pollfd p[3] = {{signals_.fd(), POLLIN, 0},
+                     {drops_ ? drops_->epoll_fd() : -1, POLLIN, 0},
+                     {feed_.done_fd(), POLLIN, 0}};
+      int rc = ::poll(p, 3, wait_ms());
+      if (rc < 0 && errno != EINTR) throw SystemError("poll", errno);
+      if (rc > 0 && (p[1].revents & POLLIN)) record_drops();
+      if (rc > 0 && (p[2].revents & POLLIN)) {
+        feed_.finish(cfg_);
+        write_textfile();
+        tick_ = next_tick();
+      }
+      int sig = reload_pending_ ? SIGHUP : (rc > 0 && (p[0].revents & POLLIN)) ? signals_.next() : 0;
+      reload_pending_ = false;
+      if (sig == SIGHUP) {
+        reload();
+        tick_ = next_tick();
+        continue;
+      }
+      if (sig) {
+        spdlog::warn("smtpgated stopping; the gate stays attached and filtering "
+                     "(smtpgatectl detach IF removes it)");
+        sd_notify(0, "STOPPING=1");
+        return;
+      }
+      if (Clock::now() < tick_) continue;
+      if (!feed_.running()) {
+        feed_.start(cfg_, feed_started_ ? FeedOp::Check : FeedService::first_op(*cfg_));
+        feed_started_ = true;
+      }
+      write_textfile();
+      tick_ = next_tick();
+    }
+  }
+
   // A fetch in flight is aborted (libcurl's progress callback) and waited
   // for briefly: SIGTERM ends the daemon within about two seconds.
-  feed.stop(std::chrono::milliseconds(1500));
-  gaps.reset();
-  if (drops) record_drops();
-  metrics.reset();
-  ::close(sfd);
-  return 0;
+  void shut_down() {
+    feed_.stop(std::chrono::milliseconds(1500));
+    gaps_.reset();
+    if (drops_) record_drops();
+    metrics_.reset();
+  }
+
+  const std::string config_path_;
+  Signals signals_;
+  // The configuration in force: the main loop's own snapshot, renewed by a
+  // reload; the metrics thread and the feed's worker read theirs through
+  // current_ and keep it whole while they use it.
+  ConfigSnapshot cfg_;
+  CurrentConfig current_;
+  FeedService feed_;
+  bool reload_pending_ = false;
+  bool feed_started_ = false;  // the loop runs the feed's checks
+  std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<FeedGapWatcher> gaps_;
+  std::unique_ptr<DropRecorder> drops_;
+  DropConsumerWatch drops_watch_;
+  Clock::time_point tick_;
+};
+
+}  // namespace
+
+int run_daemon(DaemonConfig initial, const std::string& config_path) {
+  return Daemon(std::move(initial), config_path).run();
 }
 
 }  // namespace smtpgate

@@ -1,8 +1,9 @@
 // Prometheus exposition of the gate: counters per range (labels range, origin,
 // kind; never a per-source label), per verdict and reason, ranges per origin,
 // program attached per interface and its run time (where bpf_stats is on),
-// events suppressed, syscall failures, and the feed's state. Served over HTTP by prometheus-cpp's pull exposer and/or
-// written as a node_exporter textfile; both read the maps when asked.
+// events suppressed, failed reads of the maps, and the feed's state. Served
+// over HTTP by prometheus-cpp's pull exposer and/or written as a
+// node_exporter textfile; both read the maps when asked.
 #pragma once
 
 #include <atomic>
@@ -41,7 +42,8 @@ std::string render_metrics(const Paths& paths, const std::vector<std::string>& i
 /// Writes the exposition atomically to path (node_exporter textfile collector).
 void write_metrics_textfile(const std::string& path, const std::string& text);
 
-/// Counts failed BPF syscalls seen while rendering (exported as a metric).
+/// Counts collections whose reading of the maps failed (one each, whatever
+/// syscall failed); exported as a metric.
 std::atomic<uint64_t>& bpf_syscall_failures();
 
 /// GET /metrics on one listen address, through prometheus-cpp's exposer

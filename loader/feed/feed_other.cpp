@@ -176,6 +176,7 @@ OtherCheckResult commit_other_instances(const OtherFetch& fetched, Instance own,
     next.push_back(*asked);
   }
   write_other_instances(state_dir, next);
+  result.sets = std::move(next);
   return result;
 }
 

@@ -56,6 +56,7 @@ struct OtherCheckResult {
   bool changed = false;               // some instance's ranges changed: publish
   std::vector<std::string> messages;  // one line per instance that answered
   std::vector<std::string> errors;    // one line per instance that failed
+  std::vector<OtherInstanceSet> sets;  // what feed-other.json holds now (when any was asked)
 };
 
 /// The instances a round of checks asked, with what they answered; not yet

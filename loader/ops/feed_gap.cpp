@@ -7,8 +7,8 @@
 #include <ctime>
 #include <set>
 
-#include "eop_admit.hpp"
 #include "drop_log.hpp"
+#include "eop_admit.hpp"
 #include "fsutil.hpp"
 #include "gate.hpp"
 #include "gate_maps.hpp"
@@ -174,10 +174,15 @@ size_t scan_feed_gaps(const Paths& paths, FcrdnsResolver& resolver, int64_t now,
     return lookups;
   }
   // An admission began or ended: recorded and published under the gate
-  // lock, waited for a bounded time (the lookups are over).
+  // lock, waited for a bounded time (the lookups are over); a publish that
+  // fails puts the record back.
   GateLock lock(paths, std::chrono::milliseconds(10000));
-  write_feed_gaps(paths.state_dir, gaps);
-  republish_if_pinned(paths);
+  GateChange change(paths);
+  DesiredInputs next = change.before();
+  next.feed_gaps = gaps;
+  change.commit(
+      next, [&] { write_feed_gaps(paths.state_dir, gaps); },
+      [&] { write_feed_gaps(paths.state_dir, change.before().feed_gaps); });
   return lookups;
 }
 

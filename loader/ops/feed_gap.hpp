@@ -2,7 +2,7 @@
 // pool in 40.95.0.0/16, among others). For sources the gate turned away, a
 // worker of the daemon looks up the PTR name and confirms it forward
 // (fcrdns.hpp), off the packet path, a bounded number per minute, each
-// answer kept a day. A source whose confirmed name lies under an EOP
+// answer kept a day (a failed lookup ten minutes). A source whose confirmed name lies under an EOP
 // outbound domain is a feed gap: top, drops and explain mark it. The record
 // is STATE_DIR/feed-gaps.json, written by the daemon alone.
 #pragma once
@@ -83,8 +83,8 @@ constexpr size_t kMaxFeedGapEntries = 4096;
 /// sources of the drop log's records since the last scan: the event stream,
 /// which can name a source the table has already let go), each looked up
 /// unless its answer is fresh, at most `budget` lookups; the record
-/// written. Returns the lookups made. No gate lock is taken (nothing in the
-/// gate changes), and none is held across the lookups.
+/// written. Returns the lookups made. No gate lock is held across the
+/// lookups; it is taken only when an admission began or ended.
 /// `stop` (may be null) ends it between two lookups.
 /// With `policy` (admit_confirmed_eop and admit_days), a new feed gap is
 /// admitted and an admission that saw no SYN for admit_days ends; the gate

@@ -5,40 +5,12 @@
 #include <ctime>
 #include <functional>
 
-#include "eop_admit.hpp"
 #include "feed_client.hpp"
 #include "feed_other.hpp"
 #include "gate.hpp"
 #include "grace.hpp"
 
 namespace smtpgate {
-
-std::vector<DesiredRange> feed_desired_ranges(const FeedStatus& s) {
-  std::vector<DesiredRange> out;
-  if (s.applied) {
-    const FeedSnapshot& a = s.applied.value();
-    std::string note = to_string(a.instance) + (a.version.empty() ? "" : " version " + a.version);
-    for (const auto& c : a.ranges) {
-      auto eff = a.effective_dates.find(c);
-      out.push_back(DesiredRange{c, RuleKind::Admit, origin::kFeed,
-                                 note + (eff == a.effective_dates.end() ? "" : ", effective " + eff->second)});
-    }
-  }
-  if (s.rejected && s.rejected->watched)
-    for (const auto& c : s.rejected->ranges)
-      out.push_back(DesiredRange{c, RuleKind::Watch, origin::kFeedPending,
-                                 "published in version " + (s.rejected->version.empty() ? "?" : s.rejected->version) +
-                                     ", not applied: " + s.rejected->reason});
-  for (auto& d : removed_desired_ranges(s.recently_removed, ::time(nullptr))) out.push_back(std::move(d));
-  return out;
-}
-
-std::vector<DesiredRange> feed_desired_ranges(const std::string& state_dir) {
-  std::vector<DesiredRange> out = feed_desired_ranges(read_feed_status(state_dir));
-  for (auto& d : other_desired_ranges(read_other_instances(state_dir))) out.push_back(std::move(d));
-  for (auto& d : eop_admitted_ranges(read_feed_gaps(state_dir), ::time(nullptr))) out.push_back(std::move(d));
-  return out;
-}
 
 FeedSyncOptions feed_sync_options(const DaemonConfig& cfg) {
   FeedSyncOptions o;
@@ -67,10 +39,9 @@ FeedClientOptions feed_client_options(const DaemonConfig& cfg) {
 }
 
 namespace {
-// Under the GateLock: marks the removed ranges whose grace ended by `now`,
-// so that the next publish refuses them. True when one was marked.
-bool end_grace(const std::string& state_dir, int64_t now) {
-  FeedStatus st = read_feed_status(state_dir);
+// Marks the removed ranges whose grace ended by `now`, so that the next
+// publish refuses them. True when one was marked.
+bool end_grace(FeedStatus& st, int64_t now) {
   std::vector<RemovedRange> before = st.recently_removed;
   if (!expire_grace(st.recently_removed, now)) return false;
   for (size_t i = 0; i < before.size(); i++)
@@ -78,56 +49,71 @@ bool end_grace(const std::string& state_dir, int64_t now) {
       spdlog::warn("feed: the grace of {} (removed by version {}) ended {}: it is refused from now on",
                    before[i].cidr.str(), before[i].version.empty() ? "?" : before[i].version,
                    utc_day(before[i].grace_until));
-  write_feed_status(state_dir, st);
   return true;
 }
 
-// Under the GateLock: runs `step` with a FeedSync whose accepted snapshot
-// reaches the maps (when a gate is pinned) with the operator's ranges and the
-// feed's watch ranges, then publishes what changed without a new version.
+// Under the GateLock: the state read once, the maps opened once (GateChange).
+// `step` runs with a FeedSync whose accepted snapshot is published (when a
+// gate is pinned) with the rest of that state, before FeedSync records it
+// (FeedSync's order: what is not applied is not recorded). Then what changed
+// without a new applied version (a refused version's watch ranges, the other
+// instances', ended graces) is written and published in one more publish;
+// if that publish fails, the files it wrote are put back.
 SyncResult under_lock(const DaemonConfig& cfg, int64_t now, const std::optional<OtherFetch>& others,
                       const std::function<SyncResult(FeedSync&)>& step, std::optional<std::chrono::milliseconds> wait) {
   GateLock lock(cfg.paths, wait);
-  StateStore store(cfg.paths.state_dir);
   make_dirs(cfg.paths.state_dir, 0755);
+  GateChange change(cfg.paths);
+  const std::string& dir = cfg.paths.state_dir;
+  bool published = false;  // the maps hold something other than before()
   // FeedSync records the snapshot only if this does not throw.
   auto apply = [&](const FeedSnapshot& snap) {
-    if (!GateMaps::pinned_at(cfg.paths.pin_dir)) return;
-    FeedStatus next = read_feed_status(cfg.paths.state_dir);
+    DesiredInputs next = change.before();
     // What this version removes enters its grace in this very publish (it
     // is recorded in feed.json only after): no moment without it.
-    if (next.applied && next.applied->instance == snap.instance)
-      for (const auto& c : diff(next.applied->ranges, snap.ranges).removed)
-        next.recently_removed.push_back(
+    if (next.feed.applied && next.feed.applied->instance == snap.instance)
+      for (const auto& c : diff(next.feed.applied->ranges, snap.ranges).removed)
+        next.feed.recently_removed.push_back(
             RemovedRange{c, snap.version, now, now + feed_sync_options(cfg).removal_grace_s, false});
-    next.applied = snap;
-    std::vector<DesiredRange> desired;
-    for (const auto& r : store.operator_ranges())
-      desired.push_back(DesiredRange{r.cidr, r.kind, origin::kOperator, r.comment});
-    for (auto& d : feed_desired_ranges(next)) desired.push_back(std::move(d));
-    for (auto& d : other_desired_ranges(read_other_instances(cfg.paths.state_dir))) desired.push_back(std::move(d));
-    for (auto& d : eop_admitted_ranges(read_feed_gaps(cfg.paths.state_dir), ::time(nullptr)))
-      desired.push_back(std::move(d));
-    GateMaps maps = GateMaps::open_pinned(cfg.paths.pin_dir);
-    publish_desired(maps, desired);
+    next.feed.applied = snap;
+    change.publish(next);
+    published = change.pinned();
   };
   FeedSync sync(feed_sync_options(cfg), nullptr, apply);
   SyncResult r = step(sync);
-  // Watch ranges (a refused version's, removed ones, other instances') change
-  // without a new applied version: publish them too. A failure after apply()
-  // (feed.json not writable) puts back what the state holds.
-  bool republish = r.outcome == SyncOutcome::Rejected || r.outcome == SyncOutcome::Applied ||
+
+  // What feed.json holds now, and what this step adds to it.
+  DesiredInputs recorded = change.before();
+  recorded.feed = sync.status();
+  DesiredInputs next = recorded;
+  // A refused version's watch ranges change without a new applied version;
+  // a failure after apply() (feed.json not writable) puts back what the
+  // state holds.
+  bool republish = published || r.outcome == SyncOutcome::Rejected || r.outcome == SyncOutcome::Applied ||
                    r.outcome == SyncOutcome::Failed;
+  bool others_written = false;
   if (others) {
-    OtherCheckResult o = commit_other_instances(*others, parse_instance(cfg.feed.instance), cfg.paths.state_dir);
+    OtherCheckResult o = commit_other_instances(*others, parse_instance(cfg.feed.instance), dir);
     for (const auto& m : o.messages) spdlog::info("feed: {}", m);
     r.warnings.insert(r.warnings.end(), o.errors.begin(), o.errors.end());
+    others_written = !others->asked.empty();
+    if (others_written) next.others = o.sets;
     republish = republish || o.changed;
-  } else if (!cfg.feed.watch_other_instances && forget_other_instances(cfg.paths.state_dir)) {
+  } else if (!cfg.feed.watch_other_instances && forget_other_instances(dir)) {
+    next.others.clear();
+    others_written = true;
     republish = true;  // turned off: their watch ranges leave the gate
   }
-  if (end_grace(cfg.paths.state_dir, now)) republish = true;
-  if (republish) republish_if_pinned(cfg.paths);
+  bool grace_ended = end_grace(next.feed, now);
+  if (grace_ended) write_feed_status(dir, next.feed);
+  if (!republish && !grace_ended) return r;
+  try {
+    change.publish(next);
+  } catch (...) {
+    if (grace_ended) write_feed_status(dir, recorded.feed);
+    if (others_written) write_other_instances(dir, recorded.others);
+    throw;
+  }
   return r;
 }
 }  // namespace

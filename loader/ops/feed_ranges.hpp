@@ -1,7 +1,7 @@
-// The feed inside the gate: what feed.json (FeedSync's state) contributes to
-// the allowlist, and the feed operations smtpgatectl and smtpgated run: the
-// network half without any lock, then the rest under the gate lock, with an
-// accepted version published to the maps.
+// The feed operations smtpgatectl and smtpgated run: the network half
+// without any lock, then the rest under the gate lock, with an accepted
+// version published to the maps. What the feed contributes to the allowlist
+// is desired_set.hpp's.
 #pragma once
 
 #include <chrono>
@@ -11,19 +11,13 @@
 #include <vector>
 
 #include "config.hpp"
+#include "desired_set.hpp"
 #include "feed_other.hpp"
 #include "feed_sync.hpp"
 #include "ruleset.hpp"
 #include "state.hpp"
 
 namespace smtpgate {
-
-/// Ranges a feed status contributes: the applied version's (admit, origin
-/// feed), a refused version's (watch, feed-pending), recently removed ones
-/// (watch, feed-removed).
-std::vector<DesiredRange> feed_desired_ranges(const FeedStatus& status);
-/// The same, read from STATE_DIR/feed.json (empty when there is none).
-std::vector<DesiredRange> feed_desired_ranges(const std::string& state_dir);
 
 /// FeedSync's options from the daemon's configuration.
 FeedSyncOptions feed_sync_options(const DaemonConfig& cfg);

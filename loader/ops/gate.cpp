@@ -9,7 +9,6 @@
 #include <map>
 #include <set>
 
-#include "desired_set.hpp"
 #include "error.hpp"
 #include "gate_program.hpp"
 
@@ -63,37 +62,69 @@ PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& d
   CompiledRules compiled = compile_rules(desired, current ? *current : maps.active_entries(), maps.max_rules());
   for (uint32_t id : compiled.fresh_ids) maps.reset_rule_counters(id);
   maps.publish(compiled.entries);
-
   return PublishResult{compiled.entries.size(), maps.generation()};
 }
 
+GateChange::GateChange(const Paths& paths) : before_(DesiredInputs::read(paths.state_dir)) {
+  if (GateMaps::pinned_at(paths.pin_dir)) maps_.emplace(GateMaps::open_pinned(paths.pin_dir));
+}
+
+std::vector<DesiredRange> GateChange::desired(const DesiredInputs& next) const {
+  return desired_ranges(next, ::time(nullptr));
+}
+
+std::optional<CompiledRules> GateChange::compile(const std::vector<DesiredRange>& desired) {
+  if (!maps_) return std::nullopt;
+  return compile_rules(desired, maps_->active_entries(), maps_->max_rules());
+}
+
+void GateChange::publish_compiled(const CompiledRules& compiled, std::vector<DesiredRange> desired) {
+  for (uint32_t id : compiled.fresh_ids) maps_->reset_rule_counters(id);
+  maps_->publish(compiled.entries);
+  published_ = std::move(desired);
+}
+
+void GateChange::commit(const DesiredInputs& next, const std::function<void()>& write,
+                        const std::function<void()>& restore) {
+  std::vector<DesiredRange> d = desired(next);
+  std::optional<CompiledRules> compiled = compile(d);
+  write();
+  if (!compiled) return;
+  try {
+    publish_compiled(*compiled, std::move(d));
+  } catch (...) {
+    restore();
+    throw;
+  }
+}
+
+void GateChange::publish(const DesiredInputs& next) {
+  if (!maps_) return;
+  std::vector<DesiredRange> d = desired(next);
+  auto same = [](const DesiredRange& a, const DesiredRange& b) { return a.cidr == b.cidr && a.kind == b.kind; };
+  if (published_ && std::equal(d.begin(), d.end(), published_->begin(), published_->end(), same)) return;
+  CompiledRules compiled = *compile(d);
+  publish_compiled(compiled, std::move(d));
+}
+
 bool republish_if_pinned(const Paths& paths) {
-  if (!GateMaps::pinned_at(paths.pin_dir)) return false;
-  GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-  publish_desired(maps, desired_ranges(StateStore(paths.state_dir)));
+  GateChange change(paths);
+  if (!change.pinned()) return false;
+  change.publish(change.before());
   return true;
 }
 
 namespace {
-// Writes the new operator ranges and publishes them; if the publish fails the
-// old file is put back, so state and maps never disagree.
-void commit_operator_ranges(const Paths& paths, const StateStore& store,
-                            const std::vector<OperatorRange>& before,
-                            const std::vector<OperatorRange>& after) {
-  // Dry-run the compile first: too many ranges is refused before any write.
-  if (GateMaps::pinned_at(paths.pin_dir)) {
-    GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
-    std::vector<DesiredRange> desired;
-    for (const auto& r : after) desired.push_back(DesiredRange{r.cidr, r.kind, origin::kOperator, r.comment});
-    compile_rules(desired, maps.active_entries(), maps.max_rules());
-  }
-  store.save_operator_ranges(after);
-  try {
-    republish_if_pinned(paths);
-  } catch (...) {
-    store.save_operator_ranges(before);
-    throw;
-  }
+// Writes the new operator ranges and publishes them with the rest of the
+// state as read; if the publish fails the old file is put back, so state and
+// maps never disagree.
+void commit_operator_ranges(const Paths& paths, GateChange& change, std::vector<OperatorRange> after) {
+  StateStore store(paths.state_dir);
+  DesiredInputs next = change.before();
+  next.operator_ranges = std::move(after);
+  change.commit(
+      next, [&] { store.save_operator_ranges(next.operator_ranges); },
+      [&] { store.save_operator_ranges(change.before().operator_ranges); });
 }
 }  // namespace
 
@@ -101,9 +132,8 @@ void add_range(const Paths& paths, const OperatorRange& range, bool allow_reserv
   check_not_special(range.cidr, allow_reserved);
   check_comment(range.comment);
   GateLock lock(paths);
-  StateStore store(paths.state_dir);
-  auto before = store.operator_ranges();
-  auto after = before;
+  GateChange change(paths);
+  auto after = change.before().operator_ranges;
   auto it = std::find_if(after.begin(), after.end(), [&](const OperatorRange& r) {
     return r.cidr == range.cidr && r.kind == range.kind;
   });
@@ -114,17 +144,16 @@ void add_range(const Paths& paths, const OperatorRange& range, bool allow_reserv
     if (!r.added_unix) r.added_unix = ::time(nullptr);
     after.push_back(r);
   }
-  commit_operator_ranges(paths, store, before, after);
+  commit_operator_ranges(paths, change, std::move(after));
 }
 
 void del_range(const Paths& paths, const Cidr& cidr) {
   GateLock lock(paths);
-  StateStore store(paths.state_dir);
-  auto before = store.operator_ranges();
-  auto after = before;
+  GateChange change(paths);
+  auto after = change.before().operator_ranges;
   auto gone = std::remove_if(after.begin(), after.end(), [&](const OperatorRange& r) { return r.cidr == cidr; });
   if (gone == after.end()) {
-    for (const auto& d : desired_ranges(store))
+    for (const auto& d : desired_ranges(change.before(), ::time(nullptr)))
       if (d.cidr == cidr)
         throw InputError(cidr.str() + " comes from the feed (" + d.origin +
                          "), not from 'ranges add': it changes with the feed; to refuse it anyway use "
@@ -132,7 +161,7 @@ void del_range(const Paths& paths, const Cidr& cidr) {
     throw InputError(cidr.str() + " is not in the operator's ranges: see 'smtpgatectl ranges list'");
   }
   after.erase(gone, after.end());
-  commit_operator_ranges(paths, store, before, after);
+  commit_operator_ranges(paths, change, std::move(after));
 }
 
 size_t import_ranges(const Paths& paths, const std::string& file, RuleKind kind, bool allow_reserved) {
@@ -145,9 +174,8 @@ size_t import_ranges(const Paths& paths, const std::string& file, RuleKind kind,
     }
   }
   GateLock lock(paths);
-  StateStore store(paths.state_dir);
-  auto before = store.operator_ranges();
-  auto after = before;
+  GateChange change(paths);
+  auto after = change.before().operator_ranges;
   size_t added = 0;
   int64_t now = ::time(nullptr);
   // By (range, kind), so a file of a million ranges is not a million scans.
@@ -162,7 +190,7 @@ size_t import_ranges(const Paths& paths, const std::string& file, RuleKind kind,
     after.push_back(OperatorRange{l.cidr, kind, l.comment, now});
     added++;
   }
-  commit_operator_ranges(paths, store, before, after);
+  commit_operator_ranges(paths, change, std::move(after));
   return added;
 }
 

@@ -1,12 +1,16 @@
 // Changes to the gate, as smtpgatectl and smtpgated make them: each one takes
-// the pin-dir lock, validates everything, writes the state directory, then
-// publishes to the pinned maps. Bad input changes nothing.
+// the pin-dir lock, validates everything, reads the state once, compiles the
+// new desired set in memory, writes the state directory, then publishes that
+// set to the pinned maps (GateChange). Bad input changes nothing.
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cidr.hpp"
+#include "desired_set.hpp"
 #include "fsutil.hpp"
 #include "gate_maps.hpp"
 #include "state.hpp"
@@ -53,6 +57,40 @@ struct PublishResult {
 /// The caller holds the GateLock.
 PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& desired,
                               const std::optional<std::vector<TrieEntry>>& current = std::nullopt);
+
+/// One change to the gate, made under the caller's GateLock: the state read
+/// once (before()), the pinned maps opened once (when a gate is pinned). The
+/// caller edits a copy of before() in memory and commits it: its desired
+/// set is compiled once, the state files are written, and that same
+/// compiled set is published.
+class GateChange {
+ public:
+  explicit GateChange(const Paths& paths);
+
+  /// The state as read when the change began.
+  const DesiredInputs& before() const { return before_; }
+  /// True when a gate is pinned (the change reaches its maps).
+  bool pinned() const { return maps_.has_value(); }
+
+  /// Compiles next's desired set (refused, e.g. too many ranges for
+  /// max_rules: nothing written), runs write, publishes the compiled set;
+  /// when the publish throws, runs restore (the state files as they were)
+  /// and rethrows. Without a pinned gate only write runs.
+  void commit(const DesiredInputs& next, const std::function<void()>& write, const std::function<void()>& restore);
+  /// Publishes next's desired set (compiled once) without writing anything.
+  /// No-op without a pinned gate, or when this change already published the
+  /// same ranges and kinds (all the maps hold of them).
+  void publish(const DesiredInputs& next);
+
+ private:
+  std::vector<DesiredRange> desired(const DesiredInputs& next) const;
+  std::optional<CompiledRules> compile(const std::vector<DesiredRange>& desired);
+  void publish_compiled(const CompiledRules& compiled, std::vector<DesiredRange> desired);
+
+  DesiredInputs before_;
+  std::optional<GateMaps> maps_;
+  std::optional<std::vector<DesiredRange>> published_;  // what this change last published
+};
 
 /// Re-publishes the state directory's ranges if a gate is pinned. Returns
 /// false when no gate is pinned (the state alone was the change). Caller holds

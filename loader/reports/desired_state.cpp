@@ -90,15 +90,9 @@ DesiredState::DesiredState(std::string state_dir)
     : dir_(std::move(state_dir)), operator_(std::make_unique<Part>()), feed_(std::make_unique<Part>()) {
   // The two halves of desired_ranges(), each from its own files.
   operator_->files = {dir_ + "/ranges.json"};
-  operator_->load = [dir = dir_] {
-    std::vector<DesiredRange> out;
-    for (const auto& r : StateStore(dir).operator_ranges())
-      out.push_back(DesiredRange{r.cidr, r.kind, origin::kOperator, r.comment});
-    return out;
-  };
-  // feed_desired_ranges() also reads feed-gaps.json (eop-confirmed ranges),
-  // which is not watched: a change there shows after one of these changes.
-  feed_->files = {dir_ + "/feed.json", dir_ + "/feed-other.json"};
+  operator_->load = [dir = dir_] { return operator_desired_ranges(StateStore(dir).operator_ranges()); };
+  // feed_desired_ranges() reads feed-gaps.json too (eop-confirmed ranges).
+  feed_->files = {dir_ + "/feed.json", dir_ + "/feed-other.json", dir_ + "/feed-gaps.json"};
   feed_->load = [dir = dir_] { return feed_desired_ranges(dir); };
 }
 

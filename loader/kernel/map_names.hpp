@@ -25,8 +25,7 @@ namespace smtpgate::mapname {
 SG_SHARED_MAPS(SG_MAP_NAME)
 #undef SG_MAP_NAME
 
-/// Every shared map, in the order above. gate_config comes first: its pin
-/// is the mark by which a pin directory, or a program, is a gate's.
+/// Every shared map, in the order above.
 #define SG_MAP_REF(m) m,
 inline constexpr const char* kAll[] = {SG_SHARED_MAPS(SG_MAP_REF)};
 #undef SG_MAP_REF

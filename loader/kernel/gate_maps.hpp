@@ -1,6 +1,8 @@
-// The one place that knows the map layout (bpf/smtpgate_abi.h) from userspace:
+// GateMaps, userspace's view of the gate's maps (layout: bpf/smtpgate_abi.h):
 // publish an allowlist atomically, read and write the run-time config, read the
 // counters and the recently-refused table. See docs/design.md for the protocol.
+// Its methods are defined by job: gate_maps.cpp (opening, layout checks),
+// gate_config.cpp, allowlist.cpp (reads), publish.cpp, counters.cpp.
 #pragma once
 
 #include <array>
@@ -11,21 +13,22 @@
 
 #include "cidr.hpp"
 #include "gate_types.hpp"
+#include "map_names.hpp"
 #include "smtpgate_abi.h"
 
 struct bpf_object;
 
 namespace smtpgate {
 
-/// The name of the gate's configuration map, as the program defines it and as
-/// it is pinned: the mark by which a pin directory, or a program, is a gate's.
-inline constexpr const char* kConfigMapName = "gate_config";
+/// The gate's configuration map: its pin is the mark by which a pin
+/// directory, or a program, is a gate's.
+inline constexpr const char* kConfigMapName = mapname::gate_config;
 
 /// A recently refused source, from the recently-refused table (merged over CPUs).
 struct RecentSource {
   Cidr address;
   uint64_t count = 0;
-  uint64_t first_seen_ns = 0;  // CLOCK_MONOTONIC
+  uint64_t first_seen_ns = 0;  // CLOCK_MONOTONIC, coarse
   uint64_t last_seen_ns = 0;
   uint32_t rule_id = 0;
   uint16_t last_port = 0;
@@ -47,8 +50,8 @@ class GateMaps {
   /// The names of the gate's maps, as pinned.
   static std::vector<std::string> map_names();
   /// The allowlist in one slot of the maps pinned in maps_dir, read without
-  /// the other maps' layout checks; nullopt when its tries are of another
-  /// layout than this build's (or it has none).
+  /// the other maps' layout checks; nullopt when maps_dir has no allow_v4 or
+  /// allow_v6 pinned, or their tries are of another layout than this build's.
   static std::optional<std::vector<TrieEntry>> allowlist_at(const std::string& maps_dir, uint32_t slot);
   /// The way out of pins another version of smtpgate left in pin_dir (one
   /// clause, for the end of an error message).
@@ -63,10 +66,11 @@ class GateMaps {
   ~GateMaps();
 
   /// Replaces the whole allowlist atomically: builds fresh tries and stride
-  /// tables in the inactive slot, flips the active slot with one map write,
-  /// waits until no program still reads the old slot, then releases it. Entries must have
-  /// distinct (prefix) and rule ids < max_rules(). Throws before anything
-  /// changes if they do not.
+  /// tables in the inactive slot, flips the active slot with one store of the
+  /// state word (through mmap), waits until no program still reads the old
+  /// slot, then releases its tries. Entries must have distinct prefixes and
+  /// rule ids 1..max_rules()-1; throws InputError before anything changes if
+  /// they do not.
   void publish(const std::vector<TrieEntry>& entries);
   /// The allowlist the program reads now, sorted by prefix.
   std::vector<TrieEntry> active_entries() const;
@@ -111,7 +115,10 @@ class GateMaps {
 
  private:
   GateMaps() = default;
-  struct Fds;
+  /// publish's step between the tries and the flip: the stride tables
+  /// compiled into `slot`.
+  void write_stride_tables(uint32_t slot, const std::vector<TrieEntry>& entries);
+  struct Fds;  // gate_maps_fds.hpp
   Fds* fds_ = nullptr;
 };
 

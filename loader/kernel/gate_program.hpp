@@ -1,6 +1,8 @@
-// The XDP program object: open the skeleton, size and reuse pinned maps, load,
-// and (through libxdp) attach, adopt and detach. The only place that knows how
-// the program is loaded; map contents are GateMaps' business.
+// The XDP program object: open the skeleton, size and reuse pinned maps, load
+// (gate_program.cpp), attach, replace and detach through libxdp (attach.cpp),
+// tell a loaded program's identity (program_identity.cpp) and a refused
+// load's cause (load_failure.cpp). The only place that knows how the program
+// is loaded; map contents are GateMaps' business.
 #pragma once
 
 #include <cstdint>
@@ -119,8 +121,9 @@ std::string explain_load_failure(const std::string& log, int err);
 void probe_object_file(const std::string& path);
 
 /// Why the maps of the gate pinned at opts.pin_dir cannot serve this build's
-/// program: the first map of another type, key or value size, entry count or
-/// flags (or missing), named. Empty when they can, or when nothing is pinned.
+/// program: the first map that is missing, or of another type, key or value
+/// size, entry count, flags or value fields (as BTF lays them out), named.
+/// Empty when they can, or when nothing is pinned.
 std::string pinned_layout_difference(const ProgramOptions& opts);
 
 /// Kernel memory of the gate's maps with these options, map by map, sized as
@@ -128,7 +131,7 @@ std::string pinned_layout_difference(const ProgramOptions& opts);
 /// allocated when the program loads; the allowlist's LPM tries (both slots)
 /// grow with it, up to max_rules prefixes.
 struct MapMemory {
-  std::string map;       // "recent_refused", or "allow_v4+allow_v6 tries"
+  std::string map;       // the map's name; for the tries, both allowlist maps' names and "tries"
   uint64_t bytes = 0;
   bool grows = false;    // the tries: bytes is their bound at max_rules
 };

@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "error.hpp"
+#include "fd.hpp"
 #include "gate_program.hpp"
 
 namespace smtpgate {
@@ -36,16 +37,6 @@ struct IpTunnelParm {
   uint16_t i_flags, o_flags;
   uint32_t i_key, o_key;
   struct iphdr iph;
-};
-
-struct Fd {
-  int fd;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
 };
 
 LinkFacts read_link(int sock, const std::string& ifname) {

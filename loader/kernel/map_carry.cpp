@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "bpf_info.hpp"
 #include "error.hpp"
 
 namespace smtpgate {
@@ -86,13 +87,6 @@ uint32_t plan(TypeRef from, uint32_t fo, TypeRef to, uint32_t to_off, std::vecto
   return 0;
 }
 
-bpf_map_info info_of(int fd) {
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) throw SystemError("read a map's info", errno);
-  return info;
-}
-
 BtfPtr kernel_btf(uint32_t id) {
   if (!id) return nullptr;
   btf* b = btf__load_from_kernel_by_id(id);
@@ -134,14 +128,14 @@ std::string value_layout(const ::btf* b, uint32_t value_type_id) {
 }
 
 std::string map_value_layout(int fd) {
-  bpf_map_info info = info_of(fd);
+  bpf_map_info info = map_info(fd, "a map's");
   BtfPtr b = kernel_btf(info.btf_id);
   return b ? value_layout(b.get(), info.btf_value_type_id) : "";
 }
 
 CarryResult carry_map(int from_fd, int to_fd, KeyMeaning keys) {
   CarryResult r;
-  bpf_map_info fi = info_of(from_fd), ti = info_of(to_fd);
+  bpf_map_info fi = map_info(from_fd, "the running gate's map"), ti = map_info(to_fd, "the new gate's map");
   bool is_array = [](uint32_t t) { return t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY; }(ti.type);
   if (fi.type != ti.type || !is_array || fi.key_size != 4 || ti.key_size != 4) {
     r.skipped = "not arrays of the same type";
@@ -168,12 +162,7 @@ CarryResult carry_map(int from_fd, int to_fd, KeyMeaning keys) {
     return r;
   }
 
-  unsigned copies_per_key = 1;
-  if (percpu(ti.type)) {
-    int n = libbpf_num_possible_cpus();
-    if (n <= 0) throw SystemError("count possible CPUs", -n);
-    copies_per_key = unsigned(n);
-  }
+  unsigned copies_per_key = percpu(ti.type) ? possible_cpus() : 1;
   // Per-CPU values come as one 8-byte-aligned slot per possible CPU.
   size_t fstride = percpu(fi.type) ? (fi.value_size + 7) / 8 * 8 : fi.value_size;
   size_t tstride = percpu(ti.type) ? (ti.value_size + 7) / 8 * 8 : ti.value_size;

@@ -21,7 +21,7 @@ enum class KeyMeaning {
 struct CarryResult {
   bool carried = false;
   uint32_t keys = 0;     // entries copied (an all-zero one needs no copy)
-  uint32_t fields = 0;   // fields of a value matched by name (0: copied whole, same BTF layout)
+  uint32_t fields = 0;   // fields of a value matched by name (0: no BTF, copied whole at one size)
   std::string skipped;   // why nothing was carried, when carried is false
 };
 

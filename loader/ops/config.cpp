@@ -16,6 +16,7 @@
 #include "feed.hpp"
 #include "fsutil.hpp"
 #include "http.hpp"
+#include "map_names.hpp"
 #include "metrics_listen.hpp"
 
 namespace smtpgate {
@@ -290,9 +291,9 @@ MemoryBudget memory_budget(const DaemonConfig& cfg) {
       if (m.map == name) return m.bytes;
     return uint64_t{0};
   };
-  b.by_key = {{"max_rules", map("rule_counters") + b.maps_grow + ranges},
-              {"recent_sources", map("recent_refused")},
-              {"table_chunks", map("table_v4") + map("table_v6") + pool}};
+  b.by_key = {{"max_rules", map(mapname::rule_counters) + b.maps_grow + ranges},
+              {"recent_sources", map(mapname::recent_refused)},
+              {"table_chunks", map(mapname::table_v4) + map(mapname::table_v6) + pool}};
   struct sysinfo si{};
   if (::sysinfo(&si) == 0) b.machine = uint64_t(si.totalram) * si.mem_unit;
   return b;

@@ -13,22 +13,14 @@
 
 #include "config.hpp"
 #include "error.hpp"
+#include "fd.hpp"
 #include "map_carry.hpp"
+#include "map_names.hpp"
 #include "pin_generation.hpp"
 
 namespace smtpgate {
 
 namespace {
-
-struct OwnedFd {
-  int fd = -1;
-  explicit OwnedFd(int f) : fd(f) {}
-  OwnedFd(OwnedFd&& o) noexcept : fd(o.fd) { o.fd = -1; }
-  OwnedFd(const OwnedFd&) = delete;
-  ~OwnedFd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 // The maps whose contents outlive a replacement, and what their keys mean.
 struct Carried {
@@ -36,22 +28,22 @@ struct Carried {
   KeyMeaning keys;
 };
 constexpr Carried kCarried[] = {
-    {kConfigMapName, KeyMeaning::Index},        // action, ports, budget; the publish counter
-    {"rule_counters", KeyMeaning::Index},       // by rule id, kept by the publish
-    {"packet_counters", KeyMeaning::Shape},     // by (reason, verdict)
-    {"recent_refused", KeyMeaning::Shape},      // sets by a hash of the source
-    {"cpu_state", KeyMeaning::Index},           // the suppressed and unrecorded counts
+    {mapname::gate_config, KeyMeaning::Index},      // action, ports, budget; the publish counter
+    {mapname::rule_counters, KeyMeaning::Index},    // by rule id, kept by the publish
+    {mapname::packet_counters, KeyMeaning::Shape},  // by (reason, verdict)
+    {mapname::recent_refused, KeyMeaning::Shape},   // sets by a hash of the source
+    {mapname::cpu_state, KeyMeaning::Index},        // the suppressed and unrecorded counts
 };
 
 void carry_all(const std::string& from_dir, const std::string& to_dir) {
   std::string carried;
   for (const Carried& c : kCarried) {
-    OwnedFd from(bpf_obj_get((from_dir + "/" + c.map).c_str()));
+    Fd from(bpf_obj_get((from_dir + "/" + c.map).c_str()));
     if (from.fd < 0) {
       spdlog::warn("upgrade: {} not carried over: the running gate has no such map", c.map);
       continue;
     }
-    OwnedFd to(bpf_obj_get((to_dir + "/" + c.map).c_str()));
+    Fd to(bpf_obj_get((to_dir + "/" + c.map).c_str()));
     if (to.fd < 0) throw SystemError("open the new gate's " + std::string(c.map), errno);
     CarryResult r = carry_map(from.fd, to.fd, c.keys);
     if (r.carried)
@@ -67,7 +59,7 @@ void carry_all(const std::string& from_dir, const std::string& to_dir) {
 struct Swapped {
   std::string ifname;
   AttachedInfo before;
-  OwnedFd old_prog;
+  Fd old_prog;
 };
 
 // Under libxdp's dispatcher: the old program added again, then the new one
@@ -98,7 +90,7 @@ void swap_back(const Swapped& s) {
   if (s.before.dispatcher) {
     rc = swap_back_dispatched(s, now);
   } else {
-    OwnedFd cur(bpf_prog_get_fd_by_id(now.prog_id));
+    Fd cur(bpf_prog_get_fd_by_id(now.prog_id));
     LIBBPF_OPTS(bpf_xdp_attach_opts, xopts, .old_prog_fd = cur.fd);
     uint32_t flags = XDP_FLAGS_REPLACE | (now.mode == "skb" ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
     rc = bpf_xdp_attach(now.ifindex, s.old_prog.fd, flags, &xopts) ? -errno : 0;
@@ -148,7 +140,7 @@ void NextGeneration::switch_over(const std::vector<std::string>& interfaces, Xdp
   try {
     for (const auto& ifname : interfaces) {
       AttachedInfo before = query_attached(ifname, opts_.pin_dir);
-      OwnedFd old_prog(before.attached ? bpf_prog_get_fd_by_id(before.prog_id) : -1);
+      Fd old_prog(before.attached ? bpf_prog_get_fd_by_id(before.prog_id) : -1);
       XdpMode used = attach(o, ifname, mode);
       spdlog::info("{}: program swapped for this version's ({} mode, was program id {})", ifname,
                    to_string(used), before.prog_id);

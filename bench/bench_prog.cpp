@@ -16,8 +16,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
-#include <spdlog/spdlog.h>
 #include <sched.h>
+#include <spdlog/spdlog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,8 +89,8 @@ std::vector<uint8_t> frame(const Cidr& src, uint8_t proto, uint16_t dport, uint8
 
 uint32_t run_once(int fd, const std::vector<uint8_t>& f) {
   std::vector<uint8_t> out(f.size() + 64);
-  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_out = out.data(),
-              .data_size_in = uint32_t(f.size()), .data_size_out = uint32_t(out.size()), .repeat = 1);
+  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_out = out.data(), .data_size_in = uint32_t(f.size()),
+              .data_size_out = uint32_t(out.size()), .repeat = 1);
   if (bpf_prog_test_run_opts(fd, &o) != 0) {
     std::perror("bench_prog: BPF_PROG_TEST_RUN");
     std::exit(1);
@@ -306,8 +306,9 @@ Options parse(int argc, char** argv) {
       o.scales = {10, 1000};
       o.spread = 20000;
     } else {
-      std::fprintf(stderr,
-                   "usage: bench_prog [--repeat N] [--scales 10,1000,100000,1000000] [--spread N] [--quick] [--classes]\n");
+      std::fprintf(
+          stderr,
+          "usage: bench_prog [--repeat N] [--scales 10,1000,100000,1000000] [--spread N] [--quick] [--classes]\n");
       std::exit(2);
     }
   }
@@ -351,9 +352,8 @@ int main(int argc, char** argv) {
     GateProgram gate(ProgramOptions{});
     gate.load();
     GateMaps maps = GateMaps::from_object(gate.object());
-    const char* ten[] = {"40.92.0.0/15",       "40.107.0.0/16",      "52.100.0.0/14", "104.47.0.0/17",
-                         "2a01:111:f400::/48", "2a01:111:f403::/48", "40.95.0.0/16",  "52.96.0.0/14",
-                         "157.55.0.0/16",      "207.46.0.0/16"};
+    const char* ten[] = {"40.92.0.0/15",       "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17", "2a01:111:f400::/48",
+                         "2a01:111:f403::/48", "40.95.0.0/16",  "52.96.0.0/14",  "157.55.0.0/16", "207.46.0.0/16"};
     std::vector<TrieEntry> ranges;
     uint32_t id = 1;
     for (const char* c : ten) ranges.push_back(TrieEntry{Cidr::parse(c), id++, RuleKind::Admit});
@@ -385,8 +385,8 @@ int main(int argc, char** argv) {
     // moment of noise in one round does not decide a figure.
     constexpr int kRounds = 3;
     double floor = loop_ns(efd, classes[0].f, opt.repeat);
-    std::printf("== 1. Per packet class: BPF_PROG_TEST_RUN, one packet looped %d times, best of %d ==\n",
-                opt.repeat, 5 * kRounds);
+    std::printf("== 1. Per packet class: BPF_PROG_TEST_RUN, one packet looped %d times, best of %d ==\n", opt.repeat,
+                5 * kRounds);
     std::printf("%zu ranges loaded; ns per packet as the kernel times the loop (the loop itself included)\n\n",
                 ranges.size());
     std::printf("%-26s %9s %8s %8s %8s  %14s\n", "class", "smtpgate", "ratio", "target", "", "xdp-filter");
@@ -405,8 +405,7 @@ int main(int argc, char** argv) {
       all_met &= met;
       char x[32] = "-";
       if (xf.fd >= 0) std::snprintf(x, sizeof x, "%.0f (%.2fx)", xns[i], xns[i] / floor);
-      std::printf("%-26s %9.0f %7.2fx %7.1fx %8s  %14s\n", classes[i].name, ns[i], ns[i] / floor, target,
-                  mark(met), x);
+      std::printf("%-26s %9.0f %7.2fx %7.1fx %8s  %14s\n", classes[i].name, ns[i], ns[i] / floor, target, mark(met), x);
     }
     if (xf.fd < 0) std::printf("(xdp-filter's program not found: install xdp-tools for the comparison)\n");
 
@@ -431,8 +430,8 @@ int main(int argc, char** argv) {
       }
       bool met = r / e <= 2.0;
       all_met &= met;
-      std::printf("%-26s %9.2f %7.2fx %7.1fx %8s  (bpf_stats, single runs; floor %.2f, dropped %.2f)\n",
-                  "rejected SYN", r, r / e, 2.0, mark(met), e, d);
+      std::printf("%-26s %9.2f %7.2fx %7.1fx %8s  (bpf_stats, single runs; floor %.2f, dropped %.2f)\n", "rejected SYN",
+                  r, r / e, 2.0, mark(met), e, d);
     }
     if (xf.obj) bpf_object__close(xf.obj);
   }
@@ -527,8 +526,8 @@ int main(int argc, char** argv) {
     bool met = ratio <= 2.0 && (n != 100000 || publish_s < 1.0);
     if (n >= 100000) all_met &= met;
     std::printf("%9zu %9zu %8.0f %8.3fs %8.1f %9.0f | %8.2f %8.2f | %8.2f %8.2f %8.2f %7.2fx | %8.2f %8.2f %s\n", n,
-                prefixes.size(), agg_ms, publish_s, double(bytes) / 1048576.0, double(bytes) / double(prefixes.size()), one_adm, one_drp, fl,
-                adm, drp, ratio, tadm, tdrp, n >= 100000 ? mark(met) : "");
+                prefixes.size(), agg_ms, publish_s, double(bytes) / 1048576.0, double(bytes) / double(prefixes.size()),
+                one_adm, one_drp, fl, adm, drp, ratio, tadm, tdrp, n >= 100000 ? mark(met) : "");
   }
   std::printf("\ntargets: every class within 2x of the empty program with 1 000 000 prefixes and spread\n");
   std::printf("sources; a full replacement of 100 000 prefixes published in under 1 s.\n");

@@ -36,9 +36,9 @@ struct hdr_cursor {
 };
 
 /* What a parser returns instead of a protocol. */
-#define PARSE_CUT -1              /* the header runs past the frame, or is invalid */
-#define PARSE_LATER_FRAGMENT -2   /* an IPv6 fragment header of nonzero offset */
-#define PARSE_TOO_DEEP -3         /* more IPv6 extension headers than walked */
+#define PARSE_CUT -1 /* the header runs past the frame, or is invalid */
+#define PARSE_LATER_FRAGMENT -2 /* an IPv6 fragment header of nonzero offset */
+#define PARSE_TOO_DEEP -3 /* more IPv6 extension headers than walked */
 
 struct vlan_hdr_ {
 	__be16 tci;
@@ -121,7 +121,8 @@ static __always_inline int parse_iphdr(struct hdr_cursor *nh, void *data_end, st
 
 /* The fixed IPv6 header, of version 6. Returns the type of the header after
  * it with the cursor on that header and *ip6hdr on this one, or PARSE_CUT. */
-static __always_inline int parse_ip6hdr(struct hdr_cursor *nh, void *data_end, struct ipv6hdr **ip6hdr)
+static __always_inline int parse_ip6hdr(struct hdr_cursor *nh, void *data_end,
+					struct ipv6hdr **ip6hdr)
 {
 	struct ipv6hdr *ip6h = nh->pos;
 
@@ -136,9 +137,9 @@ static __always_inline int parse_ip6hdr(struct hdr_cursor *nh, void *data_end, s
 
 /* What parse_ip6_exthdrs() learns on its way; zero before the walk. */
 struct ip6_exthdrs {
-	__u32 len;          /* bytes of the headers walked */
-	int first_frag;     /* the last fragment header walked says offset 0
-			       and more fragments; also when PARSE_CUT */
+	__u32 len; /* bytes of the headers walked */
+	int first_frag; /* the last fragment header walked says offset 0
+			   and more fragments; also when PARSE_CUT */
 };
 
 /* The IPv6 extension headers from the cursor, nexthdr the type of the first:
@@ -192,7 +193,8 @@ static __always_inline int parse_ip6_exthdrs(struct hdr_cursor *nh, void *data_e
  * least 5. Its options are not read, and not required to be in the frame.
  * Returns the header's length with the cursor past it and *tcphdr on it, or
  * PARSE_CUT. */
-static __always_inline int parse_tcphdr(struct hdr_cursor *nh, void *data_end, struct tcphdr **tcphdr)
+static __always_inline int parse_tcphdr(struct hdr_cursor *nh, void *data_end,
+					struct tcphdr **tcphdr)
 {
 	struct tcphdr *th = nh->pos;
 	int len;
@@ -211,7 +213,8 @@ static __always_inline int parse_tcphdr(struct hdr_cursor *nh, void *data_end, s
  * is sure to hold. Only th->source and th->dest may be read through *tcphdr.
  * Returns 0, or PARSE_CUT; the cursor stays on the header, which is not
  * known to be whole. */
-static __always_inline int parse_tcp_ports(struct hdr_cursor *nh, void *data_end, struct tcphdr **tcphdr)
+static __always_inline int parse_tcp_ports(struct hdr_cursor *nh, void *data_end,
+					   struct tcphdr **tcphdr)
 {
 	if (nh->pos + 4 > data_end)
 		return PARSE_CUT;

@@ -144,24 +144,24 @@ struct {
 /* ---- what the classifier learns about a packet -------------------------- */
 
 struct pkt {
-	__u32 family;       /* 4 or 6 */
-	void *l3;           /* the IP header */
+	__u32 family; /* 4 or 6 */
+	void *l3; /* the IP header */
 	struct sg_config *cfg; /* looked up once a TCP header is found, else 0 */
 	/* Only for a packet to judge: */
-	__u8 saddr[16];     /* copy_source(): IPv4 in the first 4 bytes, rest zero */
-	__u32 l3_len;       /* bytes from the IP header to TCP: a reset reads it again */
+	__u8 saddr[16]; /* copy_source(): IPv4 in the first 4 bytes, rest zero */
+	__u32 l3_len; /* bytes from the IP header to TCP: a reset reads it again */
 	__u16 dport;
-	__u8 can_reset;     /* a complete, unfragmented TCP header was seen */
-	__u8 judged_as;     /* enum sg_judged_as */
+	__u8 can_reset; /* a complete, unfragmented TCP header was seen */
+	__u8 judged_as; /* enum sg_judged_as */
 };
 
 /* The IP header on the way to the upper layer: what classify_tcp() and
  * judge_source() copy into a packet to judge. */
 struct ip_seen {
-	void *l3;           /* the IP header */
-	__u32 family;       /* 4 or 6 */
-	__u32 l3_len;       /* bytes from the IP header to the upper layer */
-	int first_frag;     /* offset 0 with more fragments to come */
+	void *l3; /* the IP header */
+	__u32 family; /* 4 or 6 */
+	__u32 l3_len; /* bytes from the IP header to the upper layer */
+	int first_frag; /* offset 0 with more fragments to come */
 };
 
 /* Internal: "judge this packet", beside the pass reasons of enum sg_reason.
@@ -224,8 +224,8 @@ static __always_inline __u32 judge_source(struct pkt *p, const struct ip_seen *i
 
 /* The TCP header at the cursor, behind the IP header ip. Fields of p are
  * filled only on the way to JUDGE: the packets that pass do not pay for them. */
-static __always_inline __u32 classify_tcp(struct hdr_cursor *nh, void *data_end, const struct ip_seen *ip,
-					  struct pkt *p)
+static __always_inline __u32 classify_tcp(struct hdr_cursor *nh, void *data_end,
+					  const struct ip_seen *ip, struct pkt *p)
 {
 	struct tcphdr *th;
 	struct sg_config *cfg;
@@ -270,7 +270,7 @@ static __always_inline __u32 classify_tcp(struct hdr_cursor *nh, void *data_end,
 
 static __always_inline __u32 classify_ipv4(struct hdr_cursor *nh, void *data_end, struct pkt *p)
 {
-	struct ip_seen ip = { .l3 = nh->pos, .family = 4 };
+	struct ip_seen ip = {.l3 = nh->pos, .family = 4};
 	struct iphdr *iph;
 	__u16 frag;
 	int proto;
@@ -314,7 +314,7 @@ static __always_inline __u32 classify_ext_stop(struct pkt *p, const struct ip_se
 
 static __always_inline __u32 classify_ipv6(struct hdr_cursor *nh, void *data_end, struct pkt *p)
 {
-	struct ip_seen ip = { .l3 = nh->pos, .family = 6, .l3_len = sizeof(struct ipv6hdr) };
+	struct ip_seen ip = {.l3 = nh->pos, .family = 6, .l3_len = sizeof(struct ipv6hdr)};
 	struct ip6_exthdrs ext = {};
 	struct ipv6hdr *ip6h;
 	int proto;
@@ -339,7 +339,7 @@ static __always_inline __u32 classify_ipv6(struct hdr_cursor *nh, void *data_end
  * for a packet to judge, or SG_REASON_TAG_LIMIT for one to refuse unread. */
 static __always_inline __u32 classify(void *data, void *data_end, struct pkt *p)
 {
-	struct hdr_cursor nh = { .pos = data };
+	struct hdr_cursor nh = {.pos = data};
 	int proto;
 
 	if (no_ethernet) {
@@ -476,7 +476,7 @@ static __always_inline __u32 trie_lookup(__u32 slot, __u32 family, const __u8 *s
 	struct sg_rule_ref *ref = 0;
 
 	if (family == 4) {
-		struct sg_lpm_v4_key key = { .prefixlen = 32 };
+		struct sg_lpm_v4_key key = {.prefixlen = 32};
 		void *trie = bpf_map_lookup_elem(&allow_v4, &slot);
 
 		if (trie) {
@@ -484,7 +484,7 @@ static __always_inline __u32 trie_lookup(__u32 slot, __u32 family, const __u8 *s
 			ref = bpf_map_lookup_elem(trie, &key);
 		}
 	} else {
-		struct sg_lpm_v6_key key = { .prefixlen = 128 };
+		struct sg_lpm_v6_key key = {.prefixlen = 128};
 		void *trie = bpf_map_lookup_elem(&allow_v6, &slot);
 
 		if (trie) {
@@ -494,7 +494,8 @@ static __always_inline __u32 trie_lookup(__u32 slot, __u32 family, const __u8 *s
 	}
 	if (!ref)
 		return 0;
-	return ((ref->kind & SG_ENTRY_KIND_MASK) << SG_ENTRY_KIND_SHIFT) | (ref->rule_id & SG_ENTRY_RULE_MASK);
+	return ((ref->kind & SG_ENTRY_KIND_MASK) << SG_ENTRY_KIND_SHIFT) |
+	       (ref->rule_id & SG_ENTRY_RULE_MASK);
 }
 
 /* ---- the reset ---------------------------------------------------------- */
@@ -539,13 +540,15 @@ static __always_inline int reset_allowed(void *data, void *data_end, const struc
 
 		if ((void *)(iph + 1) > data_end)
 			return 0;
-		return !v4_special((const __u8 *)&iph->saddr) && !v4_special((const __u8 *)&iph->daddr);
+		return !v4_special((const __u8 *)&iph->saddr) &&
+		       !v4_special((const __u8 *)&iph->daddr);
 	} else {
 		struct ipv6hdr *ip6h = p->l3;
 
 		if ((void *)(ip6h + 1) > data_end)
 			return 0;
-		return !v6_special((const __u8 *)&ip6h->saddr) && !v6_special((const __u8 *)&ip6h->daddr);
+		return !v6_special((const __u8 *)&ip6h->saddr) &&
+		       !v6_special((const __u8 *)&ip6h->daddr);
 	}
 }
 
@@ -569,7 +572,8 @@ static __always_inline __u32 csum_words(const void *buf, int words)
 
 /* The reset's acknowledgment number (RFC 9293 3.10.7.1): the SYN's
  * sequence number past the SYN itself, any payload and a FIN. */
-static __always_inline __u32 reset_ack(const struct pkt *p, const struct tcphdr *syn, void *data_end)
+static __always_inline __u32 reset_ack(const struct pkt *p, const struct tcphdr *syn,
+				       void *data_end)
 {
 	__u32 l4_len = ip_payload_len(p, data_end, p->l3_len);
 	__u32 ack = bpf_ntohl(syn->seq) + 1 + syn->fin;
@@ -594,9 +598,9 @@ static __always_inline int build_reset(struct xdp_md *ctx, const struct pkt *p)
 	struct ethhdr *eth = data;
 	struct tcphdr th = {};
 	__u8 mac[ETH_ALEN];
-	void *at = p->l3;   /* the IP header: the reset is written from here */
+	void *at = p->l3; /* the IP header: the reset is written from here */
 	struct tcphdr *syn = at + p->l3_len;
-	__u8 daddr[16];     /* the SYN's destination, read before it is overwritten */
+	__u8 daddr[16]; /* the SYN's destination, read before it is overwritten */
 	__u32 sum, ack;
 
 	if ((void *)(eth + 1) > data_end || (void *)(syn + 1) > data_end)
@@ -747,8 +751,8 @@ update:
 
 /* One record of a refusal to the events ring buffer: 0, or -1 when it is
  * full. */
-static __always_inline int send_event(struct xdp_md *ctx, const struct pkt *p, __u64 now, __u32 rule_id,
-				      __u32 verdict, __u32 reason)
+static __always_inline int send_event(struct xdp_md *ctx, const struct pkt *p, __u64 now,
+				      __u32 rule_id, __u32 verdict, __u32 reason)
 {
 	struct sg_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 
@@ -771,8 +775,9 @@ static __always_inline int send_event(struct xdp_md *ctx, const struct pkt *p, _
 /* A refused source: the recently-refused table, then an event if the
  * per-CPU budget of its one-second window allows (a flood of SYNs must not
  * flood userspace). */
-static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_config *cfg, const struct pkt *p,
-					 __u32 rule_id, __u32 verdict, __u32 reason)
+static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_config *cfg,
+					 const struct pkt *p, __u32 rule_id, __u32 verdict,
+					 __u32 reason)
 {
 	struct sg_cpu_state *cpu;
 	struct sg_recent_set *set;
@@ -848,7 +853,8 @@ static __always_inline __u64 frame_len(const struct xdp_md *ctx)
  * verdict and reason, and a judged one also against its rule. Inlined at the
  * two returns of the program, so a packet that passes unjudged carries none
  * of the judged path's state. */
-static __always_inline int leave(int action, __u32 verdict, __u32 reason, __u32 rule_id, __u64 bytes)
+static __always_inline int leave(int action, __u32 verdict, __u32 reason, __u32 rule_id,
+				 __u64 bytes)
 {
 	count(&packet_counters, SG_COUNTER_INDEX(verdict, reason), bytes);
 	if (verdict != SG_VERDICT_PASS) {
@@ -892,7 +898,7 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 	if (!src)
 		return leave(XDP_PASS, SG_VERDICT_PASS, SG_REASON_MALFORMED, 0, bytes);
 	cfg = p->cfg ? p->cfg : gate_config_get();
-	if (!cfg)  /* never: a one-entry array */
+	if (!cfg) /* never: a one-entry array */
 		return leave(XDP_PASS, SG_VERDICT_PASS, SG_REASON_NO_ALLOWLIST, 0, bytes);
 
 	/* One read of the state, both fields in one load: the packet sees one
@@ -907,9 +913,11 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 		rule_id = e & SG_ENTRY_RULE_MASK;
 		kind = (e >> SG_ENTRY_KIND_SHIFT) & SG_ENTRY_KIND_MASK;
 		if (kind == SG_KIND_ADMIT)
-			return leave(XDP_PASS, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT, rule_id, bytes);
-		reason = kind == SG_KIND_DENY ? SG_REASON_RULE_DENY
-		       : kind == SG_KIND_WATCH ? SG_REASON_RULE_WATCH : SG_REASON_DEFAULT;
+			return leave(XDP_PASS, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT, rule_id,
+				     bytes);
+		reason = kind == SG_KIND_DENY	 ? SG_REASON_RULE_DENY
+			 : kind == SG_KIND_WATCH ? SG_REASON_RULE_WATCH
+						 : SG_REASON_DEFAULT;
 	}
 
 	/* Refused: the source is copied before a reset overwrites it. */
@@ -922,7 +930,8 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 	case SG_ACTION_REJECT:
 		/* The verifier drops the reset's code where no_ethernet is set:
 		 * a reset needs an Ethernet header to send back. */
-		if (!no_ethernet && p->can_reset && reset_allowed((void *)(long)ctx->data, data_end, p) &&
+		if (!no_ethernet && p->can_reset &&
+		    reset_allowed((void *)(long)ctx->data, data_end, p) &&
 		    build_reset(ctx, p) == 0) {
 			verdict = SG_VERDICT_REJECT;
 			action = XDP_TX;
@@ -952,7 +961,8 @@ static __always_inline int refuse_unread(__u64 bytes)
 	struct sg_config *cfg = gate_config_get();
 
 	if (cfg && cfg->action == SG_ACTION_MONITOR)
-		return leave(XDP_PASS, SG_VERDICT_MONITOR, SG_REASON_TAG_LIMIT, SG_RULE_DEFAULT, bytes);
+		return leave(XDP_PASS, SG_VERDICT_MONITOR, SG_REASON_TAG_LIMIT, SG_RULE_DEFAULT,
+			     bytes);
 	return leave(XDP_DROP, SG_VERDICT_DROP, SG_REASON_TAG_LIMIT, SG_RULE_DEFAULT, bytes);
 }
 

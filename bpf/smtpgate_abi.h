@@ -44,8 +44,8 @@
 
 /* Verdict for a source that is not admitted. Chosen at run time. */
 enum sg_action {
-	SG_ACTION_DROP = 0,    /* XDP_DROP: EOP reports 4.4.315 timed out */
-	SG_ACTION_REJECT = 1,  /* RST+ACK via XDP_TX: EOP reports 4.4.316 refused */
+	SG_ACTION_DROP = 0, /* XDP_DROP: EOP reports 4.4.315 timed out */
+	SG_ACTION_REJECT = 1, /* RST+ACK via XDP_TX: EOP reports 4.4.316 refused */
 	SG_ACTION_MONITOR = 2, /* count as would-refuse, then pass */
 	SG_ACTION_MAX,
 };
@@ -54,51 +54,51 @@ enum sg_action {
 enum sg_rule_kind {
 	SG_KIND_NONE = 0,
 	SG_KIND_ADMIT = 1, /* allowlist: admitted */
-	SG_KIND_DENY = 2,  /* operator deny: refused, wins ties with admit */
+	SG_KIND_DENY = 2, /* operator deny: refused, wins ties with admit */
 	SG_KIND_WATCH = 3, /* known but not admitted (e.g. unapplied feed range) */
 	SG_KIND_MAX,
 };
 
 /* The user-facing outcome of one packet; exactly one per packet. */
 enum sg_verdict {
-	SG_VERDICT_PASS = 0,    /* not judged: not a guarded SYN */
-	SG_VERDICT_ADMIT = 1,   /* judged, source admitted */
-	SG_VERDICT_DROP = 2,    /* judged, refused with XDP_DROP */
-	SG_VERDICT_REJECT = 3,  /* judged, refused with an RST via XDP_TX */
+	SG_VERDICT_PASS = 0, /* not judged: not a guarded SYN */
+	SG_VERDICT_ADMIT = 1, /* judged, source admitted */
+	SG_VERDICT_DROP = 2, /* judged, refused with XDP_DROP */
+	SG_VERDICT_REJECT = 3, /* judged, refused with an RST via XDP_TX */
 	SG_VERDICT_MONITOR = 4, /* judged, would be refused, passed (monitor) */
 	SG_VERDICT_MAX,
 };
 
 /* Why the packet got its verdict; exactly one per packet. */
 enum sg_reason {
-	SG_REASON_NOT_IP = 0,        /* not IPv4/IPv6 (after the VLAN tags) */
-	SG_REASON_NOT_TCP = 1,       /* IP, but the upper layer is not TCP */
-	SG_REASON_OTHER_PORT = 2,    /* a SYN (or first fragment) to a port that is not guarded */
-	SG_REASON_NOT_SYN = 3,       /* TCP that is not a SYN without ACK, to any port */
-	SG_REASON_LATER_FRAGMENT = 4,/* non-first fragment: passes (see design) */
-	SG_REASON_MALFORMED = 5,     /* headers cut or invalid before judging: the
-					stack drops what it cannot parse */
-	SG_REASON_RULE_ADMIT = 6,    /* longest match is an admit range */
-	SG_REASON_RULE_DENY = 7,     /* longest match is an operator deny range */
-	SG_REASON_RULE_WATCH = 8,    /* longest match is a watch range */
-	SG_REASON_DEFAULT = 9,       /* no range matches the source */
+	SG_REASON_NOT_IP = 0, /* not IPv4/IPv6 (after the VLAN tags) */
+	SG_REASON_NOT_TCP = 1, /* IP, but the upper layer is not TCP */
+	SG_REASON_OTHER_PORT = 2, /* a SYN (or first fragment) to a port that is not guarded */
+	SG_REASON_NOT_SYN = 3, /* TCP that is not a SYN without ACK, to any port */
+	SG_REASON_LATER_FRAGMENT = 4, /* non-first fragment: passes (see design) */
+	SG_REASON_MALFORMED = 5, /* headers cut or invalid before judging: the
+				    stack drops what it cannot parse */
+	SG_REASON_RULE_ADMIT = 6, /* longest match is an admit range */
+	SG_REASON_RULE_DENY = 7, /* longest match is an operator deny range */
+	SG_REASON_RULE_WATCH = 8, /* longest match is a watch range */
+	SG_REASON_DEFAULT = 9, /* no range matches the source */
 	SG_REASON_NO_ALLOWLIST = 10, /* no allowlist published yet: fail closed */
-	SG_REASON_REJECT_AS_DROP = 11,/* reject asked, but no RST can be built
-					 (fragment, cut TCP header, no Ethernet
-					 header) or none may be sent (special-
-					 purpose address, frame not unicast):
-					 dropped */
-	SG_REASON_TAG_LIMIT = 12,    /* more VLAN tags than walked: refused as a
-					SYN from a source no range explains */
+	SG_REASON_REJECT_AS_DROP = 11, /* reject asked, but no RST can be built
+					  (fragment, cut TCP header, no Ethernet
+					  header) or none may be sent (special-
+					  purpose address, frame not unicast):
+					  dropped */
+	SG_REASON_TAG_LIMIT = 12, /* more VLAN tags than walked: refused as a
+				     SYN from a source no range explains */
 	SG_REASON_MAX,
 };
 
 /* Why a judged packet was judged (recorded in events). */
 enum sg_judged_as {
-	SG_JUDGED_SYN = 0,             /* a complete SYN to a guarded port */
-	SG_JUDGED_FIRST_FRAGMENT = 1,  /* first fragment to a guarded port */
-	SG_JUDGED_TINY_FRAGMENT = 2,   /* first fragment too short to name a port */
-	SG_JUDGED_EXT_LIMIT = 3,       /* IPv6 extension chain longer than walked */
+	SG_JUDGED_SYN = 0, /* a complete SYN to a guarded port */
+	SG_JUDGED_FIRST_FRAGMENT = 1, /* first fragment to a guarded port */
+	SG_JUDGED_TINY_FRAGMENT = 2, /* first fragment too short to name a port */
+	SG_JUDGED_EXT_LIMIT = 3, /* IPv6 extension chain longer than walked */
 };
 
 /* Which allowlist slot the program reads. Its change is the single write
@@ -106,19 +106,19 @@ enum sg_judged_as {
  * aligned 8-byte store through the mmapped gate_config), the program loads
  * them at once. */
 struct sg_state {
-	__u32 active_slot;            /* 0 or 1 */
-	__u32 generation;             /* bumped on every publish; 0: none yet */
+	__u32 active_slot; /* 0 or 1 */
+	__u32 generation; /* bumped on every publish; 0: none yet */
 };
 
 /* gate_config[0] (mmapable): written by userspace, read by every TCP packet.
  * The configuration fields and the state are written separately, so that a
  * change of action never touches the slot and a publish never the action. */
 struct sg_config {
-	__u32 action;                 /* enum sg_action */
-	__u32 nports;                 /* entries used in ports[] */
-	__u16 ports[SG_MAX_PORTS];    /* host byte order */
-	__u32 events_per_sec;         /* per-CPU ring buffer event budget; 0 = none */
-	__u32 recent_sets;            /* sets in recent_refused (a power of two) */
+	__u32 action; /* enum sg_action */
+	__u32 nports; /* entries used in ports[] */
+	__u16 ports[SG_MAX_PORTS]; /* host byte order */
+	__u32 events_per_sec; /* per-CPU ring buffer event budget; 0 = none */
+	__u32 recent_sets; /* sets in recent_refused (a power of two) */
 	/* Bit p of this bitmap is set when the port whose two bytes, read as
 	 * they lie in the TCP header (network order), make the number p is
 	 * guarded: the program tests it with one load, without a byte swap.
@@ -143,7 +143,7 @@ struct sg_lpm_v6_key {
  * prefixlen repeats the key's, so a lookup says which prefix matched. */
 struct sg_rule_ref {
 	__u32 rule_id;
-	__u16 kind;                   /* enum sg_rule_kind */
+	__u16 kind; /* enum sg_rule_kind */
 	__u16 prefixlen;
 };
 
@@ -165,13 +165,13 @@ struct sg_rule_ref {
  */
 #define SG_CHUNK_ENTRIES 256
 #define SG_TABLE_FIRST_CHUNK (SG_SLOTS * 256)
-#define SG_TABLE_V4_LEVELS 2          /* chunk levels below the root: bytes 2..3 */
-#define SG_TABLE_V6_LEVELS 6          /* bytes 2..7: prefixes up to /64 */
-#define SG_DEFAULT_TABLE_CHUNKS 1024  /* chunk pool per family, both slots */
+#define SG_TABLE_V4_LEVELS 2 /* chunk levels below the root: bytes 2..3 */
+#define SG_TABLE_V6_LEVELS 6 /* bytes 2..7: prefixes up to /64 */
+#define SG_DEFAULT_TABLE_CHUNKS 1024 /* chunk pool per family, both slots */
 
-#define SG_ENTRY_CHUNK 0x80000000u    /* low bits: chunk number */
-#define SG_ENTRY_TRIE 0x40000000u     /* ask the LPM trie */
-#define SG_ENTRY_KIND_SHIFT 24        /* leaf: kind in bits 24..25 */
+#define SG_ENTRY_CHUNK 0x80000000u /* low bits: chunk number */
+#define SG_ENTRY_TRIE 0x40000000u /* ask the LPM trie */
+#define SG_ENTRY_KIND_SHIFT 24 /* leaf: kind in bits 24..25 */
 #define SG_ENTRY_KIND_MASK 0x3u
 #define SG_ENTRY_RULE_MASK 0x00ffffffu /* leaf: rule id in bits 0..23 */
 #define SG_MAX_RULES_LIMIT (SG_ENTRY_RULE_MASK + 1)
@@ -197,7 +197,8 @@ struct sg_chunk {
 #define SG_PREFILTER_BITS_PER_CHUNK (SG_CHUNK_ENTRIES * 32)
 #define SG_PREFILTER_CHUNKS ((1u << 24) / SG_PREFILTER_BITS_PER_CHUNK) /* 2048 */
 #define SG_PREFILTER_COARSE_CHUNKS ((1u << 20) / SG_PREFILTER_BITS_PER_CHUNK) /* 128 */
-#define SG_PREFILTER_COARSE_INDEX(slot) (SG_SLOTS * SG_PREFILTER_CHUNKS + (slot) * SG_PREFILTER_COARSE_CHUNKS)
+#define SG_PREFILTER_COARSE_INDEX(slot)                                                            \
+	(SG_SLOTS * SG_PREFILTER_CHUNKS + (slot)*SG_PREFILTER_COARSE_CHUNKS)
 #define SG_PREFILTER_ELEMENTS (SG_SLOTS * (SG_PREFILTER_CHUNKS + SG_PREFILTER_COARSE_CHUNKS))
 
 /*
@@ -210,14 +211,14 @@ struct sg_chunk {
  * slot and family (family 4 or 6), 8192 to an element.
  */
 #define SG_SUMMARY_CHUNKS ((1u << 16) / SG_PREFILTER_BITS_PER_CHUNK) /* 8 */
-#define SG_SUMMARY_INDEX(slot, family) ((((slot) * 2u) + ((family) == 6)) * SG_SUMMARY_CHUNKS)
+#define SG_SUMMARY_INDEX(slot, family) ((((slot)*2u) + ((family) == 6)) * SG_SUMMARY_CHUNKS)
 #define SG_SUMMARY_ELEMENTS (SG_SLOTS * 2u * SG_SUMMARY_CHUNKS)
 
 /* rule_counters[rule_id], per CPU. "refused" counts drop, reject and
  * monitor's would-refuse alike; the verdict counters tell them apart. */
 struct sg_rule_counters {
 #ifdef SG_ABI_TEST_PAD
-	__u64 test_pad;               /* tests only: another layout to upgrade to */
+	__u64 test_pad; /* tests only: another layout to upgrade to */
 #endif
 	__u64 admit_packets;
 	__u64 admit_bytes;
@@ -227,7 +228,8 @@ struct sg_rule_counters {
 
 /* packet_counters[SG_COUNTER_INDEX(verdict, reason)], per CPU: one update
  * per packet counts both; userspace sums by verdict and by reason. */
-#define SG_COUNTER_INDEX(verdict, reason) ((__u32)(reason) * (__u32)SG_VERDICT_MAX + (__u32)(verdict))
+#define SG_COUNTER_INDEX(verdict, reason)                                                          \
+	((__u32)(reason) * (__u32)SG_VERDICT_MAX + (__u32)(verdict))
 #define SG_PACKET_COUNTERS ((__u32)SG_VERDICT_MAX * (__u32)SG_REASON_MAX)
 struct sg_counter {
 	__u64 packets;
@@ -250,14 +252,14 @@ struct sg_counter {
 #define SG_RECENT_HASH_MUL 0x9E3779B1u /* Fibonacci hashing */
 
 struct sg_recent_source {
-	__u8 addr[16];                /* IPv4 in the first 4 bytes, rest zero */
-	__u64 count;                  /* 0: empty way */
-	__u64 first_seen_ns;          /* CLOCK_MONOTONIC_COARSE */
+	__u8 addr[16]; /* IPv4 in the first 4 bytes, rest zero */
+	__u64 count; /* 0: empty way */
+	__u64 first_seen_ns; /* CLOCK_MONOTONIC_COARSE */
 	__u64 last_seen_ns;
-	__u32 rule_id;                /* the rule that refused it last */
+	__u32 rule_id; /* the rule that refused it last */
 	__u16 last_port;
-	__u8 family;                  /* 4 or 6 */
-	__u8 last_verdict;            /* enum sg_verdict */
+	__u8 family; /* 4 or 6 */
+	__u8 last_verdict; /* enum sg_verdict */
 };
 
 struct sg_recent_set {
@@ -266,15 +268,15 @@ struct sg_recent_set {
 
 /* events ring buffer: one record per refused SYN, within the rate budget. */
 struct sg_event {
-	__u64 ts_ns;                  /* bpf_ktime_get_coarse_ns() */
-	__u8 addr[16];                /* source; IPv4 in the first 4 bytes */
+	__u64 ts_ns; /* bpf_ktime_get_coarse_ns() */
+	__u8 addr[16]; /* source; IPv4 in the first 4 bytes */
 	__u32 rule_id;
 	__u32 ifindex;
 	__u16 dport;
-	__u8 family;                  /* 4 or 6 */
-	__u8 verdict;                 /* enum sg_verdict */
-	__u8 reason;                  /* enum sg_reason */
-	__u8 judged_as;               /* enum sg_judged_as */
+	__u8 family; /* 4 or 6 */
+	__u8 verdict; /* enum sg_verdict */
+	__u8 reason; /* enum sg_reason */
+	__u8 judged_as; /* enum sg_judged_as */
 	__u8 pad[2];
 };
 
@@ -282,16 +284,16 @@ struct sg_event {
  * window of the ring buffer's event budget, and the budget of the default
  * rule's sources. */
 struct sg_cpu_state {
-	__u64 tick_jiffies;           /* jiffies when tick_ns was read */
-	__u64 tick_ns;                /* bpf_ktime_get_coarse_ns() at that tick, plus
-				       * one per reading since (coarse_now) */
+	__u64 tick_jiffies; /* jiffies when tick_ns was read */
+	__u64 tick_ns; /* bpf_ktime_get_coarse_ns() at that tick, plus
+			* one per reading since (coarse_now) */
 	__u64 window_start_ns;
-	__u64 sent;                   /* events sent in this one-second window */
-	__u64 suppressed;             /* events not sent, ever (monotonic) */
-	__u64 default_noted;          /* default-rule sources recorded in this window */
-	__u64 default_skipped;        /* default-rule refusals not recorded, ever */
-	__u64 quiet_jiffies;          /* the tick in which both budgets were found
-				       * spent for a default-rule refusal */
+	__u64 sent; /* events sent in this one-second window */
+	__u64 suppressed; /* events not sent, ever (monotonic) */
+	__u64 default_noted; /* default-rule sources recorded in this window */
+	__u64 default_skipped; /* default-rule refusals not recorded, ever */
+	__u64 quiet_jiffies; /* the tick in which both budgets were found
+			      * spent for a default-rule refusal */
 };
 
 #endif /* SMTPGATE_ABI_H */

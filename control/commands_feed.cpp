@@ -122,8 +122,8 @@ CommandTable<FeedScope> feed_commands() {
       command("sync", "Ask the service now, apply a new version if it passes validation", run_sync),
       command("import", "Apply a saved endpoints response (air-gapped gateways)", import_options, run_import),
       command("status", "Instance, applied version, last check, next check, last error", run_status),
-      command("mirror", "Write the service's answers into DIR for a static web server (a feed mirror)",
-              mirror_options, run_mirror),
+      command("mirror", "Write the service's answers into DIR for a static web server (a feed mirror)", mirror_options,
+              run_mirror),
   };
 }
 

@@ -80,8 +80,6 @@ CommandTable<Globals> ranges_commands() {
 
 }  // namespace
 
-Command<Globals> ranges_command() {
-  return group("ranges", "List or change the operator's ranges", ranges_commands);
-}
+Command<Globals> ranges_command() { return group("ranges", "List or change the operator's ranges", ranges_commands); }
 
 }  // namespace smtpgate::ctl

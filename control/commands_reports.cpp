@@ -41,7 +41,8 @@ void add_watch_option(CLI::App& cmd, WatchOption& w) {
       std::cout << j.dump() << std::endl;
     } else {
       time_t now = ::time(nullptr);
-      std::cout << "\033[H\033[2J" << "every " << seconds << "s, " << rfc3339_utc(now) << " (Ctrl-C ends)\n\n"
+      std::cout << "\033[H\033[2J"
+                << "every " << seconds << "s, " << rfc3339_utc(now) << " (Ctrl-C ends)\n\n"
                 << render(j) << std::flush;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
@@ -61,7 +62,8 @@ int run_status(const Globals& g) {
 }
 
 int run_stats(const Globals& g, const WatchOption& w) {
-  return show(g, w, [&] { return build_stats(g.paths); }, render_stats);
+  return show(
+      g, w, [&] { return build_stats(g.paths); }, render_stats);
 }
 
 struct TopOptions {
@@ -79,7 +81,8 @@ void top_options(CLI::App& cmd, TopOptions& o) {
 }
 
 int run_top(const Globals& g, const TopOptions& o) {
-  return show(g, o.watch, [&] { return build_top(g.paths, o.limit, o.origin); }, render_top);
+  return show(
+      g, o.watch, [&] { return build_top(g.paths, o.limit, o.origin); }, render_top);
 }
 
 struct DropsOptions {
@@ -136,8 +139,8 @@ Command<Globals> top_command() {
 }
 
 Command<Globals> drops_command() {
-  return command("drops", "Turned-away SYNs, one line each (time, source, port, range, origin, verdict)",
-                 drops_options, run_drops);
+  return command("drops", "Turned-away SYNs, one line each (time, source, port, range, origin, verdict)", drops_options,
+                 run_drops);
 }
 
 Command<Globals> explain_command() {

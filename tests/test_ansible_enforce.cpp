@@ -57,14 +57,19 @@ class AnsibleEnforce : public ::testing::Test {
   }
 
   PlaybookRun enforce_check() {
-    json extra{{"smtpgate_ctl", {sgtest::binary("smtpgatectl"), "--pin-dir", box.pin_dir(), "--state-dir",
-                                 box.state_dir()}}};
+    json extra{
+        {"smtpgate_ctl", {sgtest::binary("smtpgatectl"), "--pin-dir", box.pin_dir(), "--state-dir", box.state_dir()}}};
     std::string vars = work + "/vars.json", log = work + "/ansible.log";
     smtpgate::write_file_atomic(vars, extra.dump());
-    std::string cmd = "env ANSIBLE_ROLES_PATH=" SG_SOURCE_DIR "/packaging/ansible/roles ANSIBLE_NOCOLOR=1 "
-                      "ANSIBLE_LOCAL_TEMP=" + work + "/tmp ANSIBLE_REMOTE_TEMP=" + work + "/rtmp "
-                      "ANSIBLE_HOME=" + work + "/home ansible-playbook -i localhost, "
-                      SG_SOURCE_DIR "/tests/ship/ansible-enforce.yml -e @" + vars + " >" + log + " 2>&1";
+    std::string cmd = "env ANSIBLE_ROLES_PATH=" SG_SOURCE_DIR
+                      "/packaging/ansible/roles ANSIBLE_NOCOLOR=1 "
+                      "ANSIBLE_LOCAL_TEMP=" +
+                      work + "/tmp ANSIBLE_REMOTE_TEMP=" + work +
+                      "/rtmp "
+                      "ANSIBLE_HOME=" +
+                      work +
+                      "/home ansible-playbook -i localhost, " SG_SOURCE_DIR "/tests/ship/ansible-enforce.yml -e @" +
+                      vars + " >" + log + " 2>&1";
     int st = std::system(cmd.c_str());
     return PlaybookRun{WIFEXITED(st) ? WEXITSTATUS(st) : -1, smtpgate::read_file(log)};
   }
@@ -81,8 +86,8 @@ TEST_F(AnsibleEnforce, RefusesToEnforceWhereAMicrosoftSourceWasTurnedAway) {
   std::string config = work + "/smtpgate.toml";
   smtpgate::write_file_atomic(config, "[feed]\nremoval_grace_days = 0\n");
   sgtest::Daemon d(box.gateway(), {sgtest::binary("smtpgated"), "--config", config, "--interface", Sandbox::kGwIf,
-                                   "--pin-dir", box.pin_dir(), "--state-dir", box.state_dir(), "--no-feed",
-                                   "--action", "monitor", "--metrics-listen", ""});
+                                   "--pin-dir", box.pin_dir(), "--state-dir", box.state_dir(), "--no-feed", "--action",
+                                   "monitor", "--metrics-listen", ""});
   ASSERT_TRUE(d.ready()) << d.stderr_text();
   // Microsoft drops 40.107.0.0/16 from the feed (origin feed-removed now: the
   // import follows the running daemon's settings).

@@ -110,7 +110,8 @@ TEST(Cidr, AggregateMatchesBruteForceOnRandomSets) {
     std::set<int> got;
     for (const auto& c : out) {
       int base = c.bytes()[3], size = 1 << (32 - c.prefix_len());
-      for (int a = base; a < base + size; a++) EXPECT_TRUE(got.insert(a).second) << "overlap in output, round " << round;
+      for (int a = base; a < base + size; a++)
+        EXPECT_TRUE(got.insert(a).second) << "overlap in output, round " << round;
     }
     ASSERT_EQ(got, covered) << "round " << round;
     // Minimal: no two outputs are mergeable siblings.
@@ -145,7 +146,7 @@ TEST(SpecialPurpose, RefusesReservedSpaceNamingTheRegistryEntry) {
       {"224.0.0.0/4", "Multicast"},
       {"0.1.2.0/24", "\"This network\""},
       {"192.0.0.0/30", "192.0.0.0/29"},  // the more specific entry
-      {"8.0.0.0/5", "10.0.0.0/8"},         // contains special space
+      {"8.0.0.0/5", "10.0.0.0/8"},       // contains special space
       {"fd00::/8", "Unique-Local"},
       {"fe80::/64", "Link-Local"},
       {"2001:db8::/48", "Documentation"},
@@ -204,12 +205,15 @@ TEST(Cidr, TextThatIsNotACidrIsRefusedAndQuotedShort) {
   struct {
     std::string in, says;
   } cases[] = {
-      {std::string("40.109.0.0\0junk/16", 18), "'40.109.0.0\\x00junk/16' is not an IPv4 or IPv6 range (byte 0x00 at 11)"},
+      {std::string("40.109.0.0\0junk/16", 18),
+       "'40.109.0.0\\x00junk/16' is not an IPv4 or IPv6 range (byte 0x00 at 11)"},
       {"40.109.0.0/16\xff", "'40.109.0.0/16\\xff' has no valid prefix length"},
       {"40.92.0.0%eth0/15", "(byte 0x25 at 10)"},
-      {"::1.2.3.4/128", "'::1.2.3.4/128' is an IPv4-compatible IPv6 address (::/96, deprecated by RFC 4291): for the "
-                        "IPv4 address write 1.2.3.4/32"},
-      {"::102:300/120", "IPv4-compatible IPv6 range (::/96, deprecated by RFC 4291): for the IPv4 range write 1.2.3.0/24"},
+      {"::1.2.3.4/128",
+       "'::1.2.3.4/128' is an IPv4-compatible IPv6 address (::/96, deprecated by RFC 4291): for the "
+       "IPv4 address write 1.2.3.4/32"},
+      {"::102:300/120",
+       "IPv4-compatible IPv6 range (::/96, deprecated by RFC 4291): for the IPv4 range write 1.2.3.0/24"},
       {std::string(5 << 20, '4'), "(cut; 5242880 bytes in all) is not an IPv4 or IPv6 address (too long)"},
   };
   for (const auto& c : cases) {
@@ -265,11 +269,11 @@ TEST(Text, BadTextOffsetFindsWhereUtf8TextEnds) {
       {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7", std::string::npos},
       {std::string("a\0b", 3), 1},
       {"\x7f", 0},
-      {"\xc2\x85", 0},              // NEL, a C1 control character
-      {"\xc0\xaf", 0},              // overlong '/'
-      {"\xed\xa0\x80", 0},          // a surrogate
-      {"\xf4\x90\x80\x80", 0},      // past U+10FFFF
-      {"ok\xe2\x82", 2},            // cut short
+      {"\xc2\x85", 0},          // NEL, a C1 control character
+      {"\xc0\xaf", 0},          // overlong '/'
+      {"\xed\xa0\x80", 0},      // a surrogate
+      {"\xf4\x90\x80\x80", 0},  // past U+10FFFF
+      {"ok\xe2\x82", 2},        // cut short
       {"\xff", 0},
   };
   for (const auto& c : cases) EXPECT_EQ(bad_text_offset(c.text), c.at) << quote_input(c.text);

@@ -35,8 +35,8 @@ std::string save(const std::vector<Disagreement>& ds) {
       if (ch == ' ') ch = '-';
     fs::path f = dir / (name + ".case");
     std::ofstream(f) << to_text(d.c) << "# program: " << describe(d.got) << "\n";
- msg += d.kind + ": " + d.what + " differs: want " + describe(d.c.expected) + ", got " + describe(d.got) + "; saved " +
-           f.string() + " (copy it to tests/regressions/)\n";
+    msg += d.kind + ": " + d.what + " differs: want " + describe(d.c.expected) + ", got " + describe(d.got) +
+           "; saved " + f.string() + " (copy it to tests/regressions/)\n";
   }
   return msg;
 }
@@ -82,8 +82,20 @@ TEST(Differential, EveryTruncationOfEveryShapeAgrees) {
       Packet().eth().ipv4(A4, "192.0.2.1", 0, 0, true).tcp(1, 25, ACK).bytes(),
       Packet().eth().ipv6(A6, "2001:db8::1").ext(HOP).ext(AH, 16).ext(ROUTING, 16).tcp(1, 25, SYN, 3, 2).bytes(),
       Packet().eth().vlan(9).ipv6(A6, "2001:db8::1").ext(DSTOPTS).frag6(0, true).tcp(1, 25, SYN).bytes(),
-      Packet().eth().ipv6(A6, "2001:db8::1").ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS)
-          .ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).tcp(1, 25, SYN).bytes(),
+      Packet()
+          .eth()
+          .ipv6(A6, "2001:db8::1")
+          .ext(DSTOPTS)
+          .ext(DSTOPTS)
+          .ext(DSTOPTS)
+          .ext(DSTOPTS)
+          .ext(DSTOPTS)
+          .ext(DSTOPTS)
+          .ext(DSTOPTS)
+          .ext(DSTOPTS)
+          .ext(DSTOPTS)
+          .tcp(1, 25, SYN)
+          .bytes(),
       // Priority tags up to and past the walk limit; a first fragment whose
       // chain is cut at every length.
       Packet().eth().vlan(0).vlan(0, 0x88a8).vlan(0).vlan(7).ipv4(A4, "192.0.2.1").tcp(1, 25, SYN).bytes(),
@@ -104,8 +116,8 @@ TEST(Differential, EveryTruncationOfEveryShapeAgrees) {
         Case c{s, std::vector<uint8_t>(full.begin(), full.begin() + static_cast<long>(len)), {}, ""};
         c.expected = classify(c.frame, s);
         Outcome got = d.observe(c);
-        EXPECT_EQ(got, c.expected) << refusal_name(r) << ", " << len << " of " << full.size()
-                                   << " bytes: want " << describe(c.expected) << ", got " << describe(got);
+        EXPECT_EQ(got, c.expected) << refusal_name(r) << ", " << len << " of " << full.size() << " bytes: want "
+                                   << describe(c.expected) << ", got " << describe(got);
         compared++;
       }
   }

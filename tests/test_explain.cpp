@@ -51,8 +51,8 @@ TEST(Top, MicrosoftSourcesComeFirstThenByCount) {
   scene.syn(RefusalScene::kPending, 2);
   scene.syn(RefusalScene::kEop, 4);  // admitted: never in top
   json top = scene.ctl_json({"top"});
-  EXPECT_EQ(sources(top), (std::vector<std::string>{RefusalScene::kDod, RefusalScene::kPending,
-                                                    RefusalScene::kStranger}));
+  EXPECT_EQ(sources(top),
+            (std::vector<std::string>{RefusalScene::kDod, RefusalScene::kPending, RefusalScene::kStranger}));
   const json& dod = top["sources"][0];
   EXPECT_EQ(dod["count"], 3);
   EXPECT_EQ(dod["range"], "23.103.191.0/24");
@@ -131,8 +131,9 @@ TEST(Explain, SaysTheAllowlistIsStaleAndWhyTheLatestVersionWasRejected) {
   f.latest_version = "2026020100";
   write_feed_status(scene.paths().state_dir, f);
   advice = scene.ctl_json({"explain", RefusalScene::kStranger})["advice"].dump();
-  EXPECT_TRUE(has(advice, "announces feed version 2026020100 but 2025120100 is applied: your allowlist is stale, "
-                          "run smtpgatectl feed sync"))
+  EXPECT_TRUE(has(advice,
+                  "announces feed version 2026020100 but 2025120100 is applied: your allowlist is stale, "
+                  "run smtpgatectl feed sync"))
       << advice;
 }
 
@@ -242,7 +243,8 @@ TEST(Drops, TheLogIsRotatedAtItsCapSoTheHistoryStaysBounded) {
     recorded += consumer->drain().size();
   }
   EXPECT_EQ(recorded, 100u);
-  struct stat a{}, b{};
+  struct stat a {
+  }, b{};
   ASSERT_EQ(::stat(drop_log_path(scene.paths().state_dir).c_str(), &a), 0);
   ASSERT_EQ(::stat((drop_log_path(scene.paths().state_dir) + ".1").c_str(), &b), 0);
   EXPECT_LE(size_t(a.st_size), kCap);

@@ -4,13 +4,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <linux/bpf.h>
 #include <filesystem>
 #include <fstream>
-#include <linux/bpf.h>
 
+#include "config.hpp"
 #include "error.hpp"
 #include "feed.hpp"
-#include "config.hpp"
 #include "feed_ranges.hpp"
 #include "fsutil.hpp"
 #include "gate_maps.hpp"
@@ -32,8 +32,8 @@ std::vector<std::string> strs(const std::vector<Cidr>& v) {
 }  // namespace
 
 TEST(Feed, EachInstanceFixtureSelectsItsPort25Set) {
-  const std::vector<std::string> eop_ww = {"40.92.0.0/15", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17",
-                                           "2a01:111:f400::/48", "2a01:111:f403::/48"};
+  const std::vector<std::string> eop_ww = {"40.92.0.0/15",  "40.107.0.0/16",      "52.100.0.0/14",
+                                           "104.47.0.0/17", "2a01:111:f400::/48", "2a01:111:f403::/48"};
   struct {
     const char* file;
     Instance inst;
@@ -82,7 +82,8 @@ TEST(Feed, BadResponsesAreRefusedWithAClearLine) {
       {"{\"instance\": \"Worldwide\", \"latest\": \"2025120100\"}", "not a list of endpoint sets"},
       {"[{\"id\": 10, \"ips\": \"40.92.0.0/15\"}]", "'ips' that is not a list"},
       {"[{\"id\": 10, \"ips\": [\"40.92.0.0/33\"]}]", "set 10: '40.92.0.0/33'"},
-      {"[{\"id\": 10, \"serviceArea\": \"Exchange\", \"tcpPorts\": \"443\", \"ips\": [\"40.92.0.0/15\"]}]", "no port-25 set"},
+      {"[{\"id\": 10, \"serviceArea\": \"Exchange\", \"tcpPorts\": \"443\", \"ips\": [\"40.92.0.0/15\"]}]",
+       "no port-25 set"},
   };
   for (const auto& c : cases) {
     try {
@@ -133,8 +134,10 @@ TEST(Feed, ValidationRefusesDangerousVersions) {
 TEST(Feed, AForgedAnswerThatOpensTheGateIsRefusedByEachGuard) {
   const char* file = "endpoints-worldwide-forged-open-gate.synthetic.json";
   auto forged = select_port25(parse_endpoints(fixture(file), file), Instance::Worldwide, file).ranges;
-  auto real = select_port25(parse_endpoints(fixture("m365-endpoints-worldwide.2025-12-01.deploymenttheory-tfprovider.json"), "ww"),
-                            Instance::Worldwide, "ww").ranges;
+  auto real = select_port25(parse_endpoints(
+                                fixture("m365-endpoints-worldwide.2025-12-01.deploymenttheory-tfprovider.json"), "ww"),
+                            Instance::Worldwide, "ww")
+                  .ranges;
   ASSERT_EQ(forged.size(), 6u + 215 + 16);
   auto refusal = [&](const FeedPolicy& p) {
     try {
@@ -174,7 +177,8 @@ TEST(FeedImport, AppliesThroughTheGateAndRefusesBadFilesWithoutChange) {
     GateProgram p(o);
     p.load();
   }
-  std::string ww = std::string(SG_FIXTURES_DIR) + "/m365-endpoints-worldwide.2025-12-01.deploymenttheory-tfprovider.json";
+  std::string ww =
+      std::string(SG_FIXTURES_DIR) + "/m365-endpoints-worldwide.2025-12-01.deploymenttheory-tfprovider.json";
   SyncResult r = run_feed(cfg, FeedOp::Import, 1000, ww, "2025120100");
   ASSERT_EQ(r.outcome, SyncOutcome::Applied) << r.message;
   GateMaps maps = GateMaps::open_pinned(cfg.paths.pin_dir);

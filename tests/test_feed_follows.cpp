@@ -44,8 +44,8 @@ class FeedFollows : public ::testing::Test {
     box.gateway().ip("link set lo up");
     // The mirror lives in the gateway's namespace, where smtpgated and
     // smtpgatectl run; nothing else can reach it.
-    mirror = box.gateway().run<std::shared_ptr<sgtest::HttpServer>>(
-        [] { return std::make_shared<sgtest::HttpServer>(); });
+    mirror =
+        box.gateway().run<std::shared_ptr<sgtest::HttpServer>>([] { return std::make_shared<sgtest::HttpServer>(); });
     mirror->route("/version/Worldwide", Reply::json(version_doc("2025120100")));
     mirror->route("/endpoints/Worldwide", Reply::json(endpoints_doc()));
     mirror->route("/changes/Worldwide/", Reply::json("[]"));
@@ -59,8 +59,19 @@ class FeedFollows : public ::testing::Test {
   }
 
   std::vector<std::string> daemon_argv() {
-    return {sgtest::binary("smtpgated"), "--interface", Sandbox::kGwIf, "--mode", "skb", "--pin-dir",
-            box.pin_dir(), "--state-dir", box.state_dir(), "--feed-url", mirror->url(), "--metrics-listen", ""};
+    return {sgtest::binary("smtpgated"),
+            "--interface",
+            Sandbox::kGwIf,
+            "--mode",
+            "skb",
+            "--pin-dir",
+            box.pin_dir(),
+            "--state-dir",
+            box.state_dir(),
+            "--feed-url",
+            mirror->url(),
+            "--metrics-listen",
+            ""};
   }
 
   Sandbox box;

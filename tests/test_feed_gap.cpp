@@ -29,21 +29,31 @@ using sgtest::RefusalScene;
 
 namespace {
 
-constexpr const char* kRelay = "40.95.1.10";            // EOP's relay pool: a feed gap
+constexpr const char* kRelay = "40.95.1.10";  // EOP's relay pool: a feed gap
 constexpr const char* kRelayName = "mail-am6eur05on2101.outbound.protection.outlook.com";
-constexpr const char* kForged = "40.95.1.11";           // PTR under EOP's domain, A elsewhere
-constexpr const char* kGccHigh = "23.103.209.74";       // GCC High's outbound host
-constexpr const char* kRelayV6 = "2603:10a6:802::5";    // an IPv6 EOP host, unpublished
-constexpr const char* kScanner = "203.0.113.9";         // RefusalScene::kStranger: a name, not EOP's
+constexpr const char* kForged = "40.95.1.11";         // PTR under EOP's domain, A elsewhere
+constexpr const char* kGccHigh = "23.103.209.74";     // GCC High's outbound host
+constexpr const char* kRelayV6 = "2603:10a6:802::5";  // an IPv6 EOP host, unpublished
+constexpr const char* kScanner = "203.0.113.9";       // RefusalScene::kStranger: a name, not EOP's
 
 // dnsmasq serving only the records given, on 127.0.0.1:PORT, until destroyed.
 class Dnsmasq {
  public:
   explicit Dnsmasq(const std::vector<std::string>& records) : port_(sgtest::free_loopback_port(SOCK_DGRAM)) {
-    std::vector<std::string> args{"dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
-                                  "--bind-interfaces", "--listen-address=127.0.0.1", "--interface=lo",
-                                  "--except-interface=eth0", "--port=" + std::to_string(port_), "--user=root",
-                                  "--pid-file=", "--conf-file=/dev/null", "--log-facility=/dev/null"};
+    std::vector<std::string> args{"dnsmasq",
+                                  "--keep-in-foreground",
+                                  "--no-resolv",
+                                  "--no-hosts",
+                                  "--no-poll",
+                                  "--bind-interfaces",
+                                  "--listen-address=127.0.0.1",
+                                  "--interface=lo",
+                                  "--except-interface=eth0",
+                                  "--port=" + std::to_string(port_),
+                                  "--user=root",
+                                  "--pid-file=",
+                                  "--conf-file=/dev/null",
+                                  "--log-facility=/dev/null"};
     args.insert(args.end(), records.begin(), records.end());
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -121,7 +131,8 @@ TEST(Fcrdns, RefusesAResolverListThatDoesNotParse) {
 }
 
 TEST(FeedGapDomain, OnlyEopOutboundDomainsOnALabelBoundary) {
-  EXPECT_STREQ(eop_outbound_domain("mail-x.outbound.protection.outlook.com.")->domain, "outbound.protection.outlook.com");
+  EXPECT_STREQ(eop_outbound_domain("mail-x.outbound.protection.outlook.com.")->domain,
+               "outbound.protection.outlook.com");
   EXPECT_STREQ(eop_outbound_domain("MAIL-X.OUTBOUND.PROTECTION.OFFICE365.US")->domain,
                "outbound.protection.office365.us");
   EXPECT_STREQ(eop_outbound_domain("mail-x.outbound.protection.partner.outlook.cn")->domain,
@@ -144,8 +155,8 @@ TEST(FeedGap, TheWatcherAlsoLooksUpSourcesOnlyTheEventStreamNamed) {
   CurrentConfig current(cfg);
   FeedGapWatcher watcher(current);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // its first scan: nothing to look up
-  int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                   std::chrono::system_clock::now().time_since_epoch()).count();
+  int64_t ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::ofstream(drop_log_path(scene.paths().state_dir), std::ios::app)
       << nlohmann::json{{"unix_ns", ns}, {"source", kRelay}, {"verdict", "drop"}}.dump() << "\n";
   bool found = false;
@@ -245,7 +256,8 @@ TEST(FeedGap, AdmitConfirmedEopAdmitsTheHostUntilItGoesQuiet) {
   scan_feed_gaps(scene.paths(), resolver, t0 + 6 * day, 30, nullptr, policy);
   scan_feed_gaps(scene.paths(), resolver, t0 + 12 * day, 30, nullptr, policy);
   EXPECT_EQ(scene.syn(kForged), XDP_DROP);
-  ASSERT_EQ(read_feed_gaps(scene.paths().state_dir).at(Cidr::parse_address(kRelay)).admitted, std::string(kRelay) + "/32");
+  ASSERT_EQ(read_feed_gaps(scene.paths().state_dir).at(Cidr::parse_address(kRelay)).admitted,
+            std::string(kRelay) + "/32");
   // Quiet for 7 days after that: the admission ends and it is refused again.
   scan_feed_gaps(scene.paths(), resolver, t0 + 20 * day, 30, nullptr, policy);
   EXPECT_EQ(scene.syn(kRelay), XDP_DROP) << "an admission outlived admit_days without traffic";

@@ -8,9 +8,9 @@
 
 #include <map>
 
-#include <fstream>
 #include <linux/bpf.h>
 #include <unistd.h>
+#include <fstream>
 
 #include <ctime>
 #include <filesystem>
@@ -40,8 +40,8 @@ constexpr const char* kStill = "40.92.0.10";
 std::string version_doc(const std::string& v) { return json{{"instance", "Worldwide"}, {"latest", v}}.dump(); }
 
 std::string endpoints_doc(bool with_removed) {
-  json sets = json::parse(read_file(
-      sgtest::fixture_path("m365-endpoints-worldwide.2025-12-01.deploymenttheory-tfprovider.json")));
+  json sets = json::parse(
+      read_file(sgtest::fixture_path("m365-endpoints-worldwide.2025-12-01.deploymenttheory-tfprovider.json")));
   if (!with_removed)
     for (auto& s : sets)
       if (s["id"] == 10) {
@@ -167,8 +167,8 @@ TEST_F(FeedGrace, WhatTheReadCommandsSayOfARangeInGraceMatchesTheSchemas) {
                                  SG_SOURCE_DIR "/docs/schema"};
   for (const auto& [name, args] : std::map<std::string, std::vector<std::string>>{
            {"explain", {"explain", kFromRemoved}}, {"ranges-list", {"ranges", "list"}}, {"stats", {"stats"}}}) {
-    std::vector<std::string> argv{sgtest::binary("smtpgatectl"), "-j", "--pin-dir", paths.pin_dir, "--state-dir",
-                                  paths.state_dir};
+    std::vector<std::string> argv{
+        sgtest::binary("smtpgatectl"), "-j", "--pin-dir", paths.pin_dir, "--state-dir", paths.state_dir};
     argv.insert(argv.end(), args.begin(), args.end());
     auto r = sgtest::run_here(argv);
     ASSERT_EQ(r.exit_code, 0) << name << ": " << r.err;

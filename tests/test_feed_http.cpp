@@ -88,9 +88,9 @@ class ScopedEnv {
 
 TEST(FeedHttp, GetsBodyAndTheHeadersThatMatter) {
   HttpServer server;
-  server.route("/version/Worldwide",
-               Reply::json(R"({"instance":"Worldwide","latest":"2025120100"})").header("Cache-Control",
-                                                                                        "public, max-age=3600"));
+  server.route(
+      "/version/Worldwide",
+      Reply::json(R"({"instance":"Worldwide","latest":"2025120100"})").header("Cache-Control", "public, max-age=3600"));
   Harness h;
   HttpClient c(h.options());
   HttpResponse r = c.get(server.url() + "/version/Worldwide?ClientRequestId=x");
@@ -144,7 +144,7 @@ TEST(FeedHttp, RateLimitIsNotRetriedAndSaysHowLongToWait) {
   {
     char buf[64];
     time_t t = ::time(nullptr) + 7200;
-    struct tm tm{};
+    struct tm tm {};
     gmtime_r(&t, &tm);
     std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
     in_two_hours = buf;
@@ -430,8 +430,8 @@ TEST(FeedHttp, CredentialsInTheFeedOrProxyUrlAreNeverShown) {
   HttpOptions o = h.options(2);
   HttpClient client(o);
   LogCapture logs;
-  std::string url = "http://feeduser:Feed-S3cret@127.0.0.1:" + std::to_string(server.port()) +
-                    "/version/Worldwide?ClientRequestId=x";
+  std::string url =
+      "http://feeduser:Feed-S3cret@127.0.0.1:" + std::to_string(server.port()) + "/version/Worldwide?ClientRequestId=x";
   std::string e = fetch_error(client, url);
   EXPECT_NE(e.find("GET " + server.url() + "/version/Worldwide: HTTP 503"), std::string::npos) << e;
   ASSERT_EQ(server.requests().size(), 2u);
@@ -463,9 +463,10 @@ TEST(FeedHttp, CredentialsReachNeitherTheStateNorTheOutput) {
   sgtest::RefusalScene scene("fcred");
   HttpServer server;
   server.route("/version/Worldwide", Reply::json(R"({"instance":"Worldwide","latest":"2026030100"})"));
-  server.route("/endpoints/Worldwide",
-               Reply::json(smtpgate::read_file(std::string(SG_FIXTURES_DIR) +
-                                               "/m365-endpoints-worldwide.2025-12-01.deploymenttheory-tfprovider.json")));
+  server.route(
+      "/endpoints/Worldwide",
+      Reply::json(smtpgate::read_file(std::string(SG_FIXTURES_DIR) +
+                                      "/m365-endpoints-worldwide.2025-12-01.deploymenttheory-tfprovider.json")));
   server.route("/changes/Worldwide", Reply::json("[]"));
   std::string url = "http://feeduser:Feed-S3cret@127.0.0.1:" + std::to_string(server.port());
   std::string output;

@@ -98,9 +98,7 @@ class FeedMirror : public ::testing::Test {
   std::string base, config, dir;
 };
 
-std::string version_doc(const std::string& v) {
-  return json{{"instance", "Worldwide"}, {"latest", v}}.dump();
-}
+std::string version_doc(const std::string& v) { return json{{"instance", "Worldwide"}, {"latest", v}}.dump(); }
 
 // The real 2025 Worldwide response, optionally with one more range in the
 // port-25 set (what the changes fixture announces).
@@ -139,8 +137,8 @@ TEST_F(FeedMirror, GatewayFollowsTheServiceThroughAStaticMirror) {
   // the mirror picks it up, with the change log the gateway asks for.
   service.route("/version/Worldwide", Reply::json(version_doc("2026010100")));
   service.route("/endpoints/Worldwide", Reply::json(endpoints_doc("40.94.0.0/16")));
-  service.route("/changes/Worldwide/", Reply::json(smtpgate::read_file(
-                                           sgtest::fixture_path("changes-worldwide-2025120100.synthetic-from-schema.json"))));
+  service.route("/changes/Worldwide/", Reply::json(smtpgate::read_file(sgtest::fixture_path(
+                                           "changes-worldwide-2025120100.synthetic-from-schema.json"))));
   CtlRun m2 = mirror(service.url());
   ASSERT_EQ(m2.code, 0) << m2.err;
   EXPECT_TRUE(std::filesystem::exists(dir + "/changes/Worldwide/2025120100"));
@@ -148,10 +146,12 @@ TEST_F(FeedMirror, GatewayFollowsTheServiceThroughAStaticMirror) {
   CtlRun s2 = sync(www.url());
   ASSERT_EQ(s2.code, 0) << s2.err;
   EXPECT_NE(s2.out.find("1 added"), std::string::npos) << s2.out;
-  EXPECT_EQ(s2.err.find("not available"), std::string::npos) << "the change log should come from the mirror: " << s2.err;
+  EXPECT_EQ(s2.err.find("not available"), std::string::npos)
+      << "the change log should come from the mirror: " << s2.err;
   st = json::parse(ctl("gw", "-j feed status").out);
   EXPECT_EQ(st["applied"]["version"], "2026010100") << st.dump();
-  EXPECT_NE(st.dump().find("20260201"), std::string::npos) << "effective date from the mirrored change log: " << st.dump();
+  EXPECT_NE(st.dump().find("20260201"), std::string::npos)
+      << "effective date from the mirrored change log: " << st.dump();
 }
 
 TEST_F(FeedMirror, RefusesToServeWhatAGatewayWouldRefuseAndKeepsTheOldFiles) {

@@ -98,29 +98,43 @@ TEST(FeedParse, ToleratesWhatTheServiceSends) {
       {"unknown fields, empty notes, missing urls and udpPorts",
        R"([{"id":10,"serviceArea":"Exchange","tcpPorts":"25","ips":["40.92.0.0/15"],"notes":"","newField":{"a":[1]},
             "expressRoute":"true"}])",
-       {"40.92.0.0/15"}, {10}, 0},
+       {"40.92.0.0/15"},
+       {10},
+       0},
       {"unsorted ports with a range and spaces",
        R"([{"id":10,"serviceArea":"Exchange","tcpPorts":"587, 443,20-30","ips":["40.92.0.0/15"]}])",
-       {"40.92.0.0/15"}, {10}, 0},
+       {"40.92.0.0/15"},
+       {10},
+       0},
       {"serviceArea in another case",
        R"([{"id":10,"serviceArea":"exchange","tcpPorts":"25","ips":["2a01:111:f400::/48"]}])",
-       {"2a01:111:f400::/48"}, {10}, 0},
+       {"2a01:111:f400::/48"},
+       {10},
+       0},
       {"a byte-order mark and surrounding white space",
        "\xEF\xBB\xBF \n[{\"id\":10,\"serviceArea\":\"Exchange\",\"tcpPorts\":\"25\",\"ips\":[\"40.92.0.0/15\"]}]\n",
-       {"40.92.0.0/15"}, {10}, 0},
+       {"40.92.0.0/15"},
+       {10},
+       0},
       {"sets without ips, ports or serviceArea around the port-25 set",
        R"([{"id":1,"urls":["a.example"]},{"id":2,"serviceArea":"Exchange","tcpPorts":"25"},
            {"id":3,"ips":["52.96.0.0/14"]},{"id":10,"serviceArea":"Exchange","tcpPorts":"25","ips":["40.92.0.0/15"]},
            {"id":11,"serviceArea":"Skype","tcpPorts":"25","ips":["52.112.0.0/14"]}])",
-       {"40.92.0.0/15"}, {10}, 0},
+       {"40.92.0.0/15"},
+       {10},
+       0},
       {"two port-25 sets: merged, duplicates once, with a warning",
        R"([{"id":10,"serviceArea":"Exchange","tcpPorts":"25","ips":["40.107.0.0/16","40.92.0.0/15"]},
            {"id":77,"serviceArea":"Exchange","tcpPorts":"25,587","ips":["40.92.0.0/15","104.47.0.0/17"]}])",
-       {"40.92.0.0/15", "40.107.0.0/16", "104.47.0.0/17"}, {10, 77}, 1},
+       {"40.92.0.0/15", "40.107.0.0/16", "104.47.0.0/17"},
+       {10, 77},
+       1},
       {"selected by content when the id moved",
        R"([{"id":99,"serviceArea":"Exchange","tcpPorts":"25","ips":["40.92.0.0/15"]},
            {"id":10,"serviceArea":"Exchange","tcpPorts":"443,80","ips":["52.96.0.0/14"]}])",
-       {"40.92.0.0/15"}, {99}, 1},
+       {"40.92.0.0/15"},
+       {99},
+       1},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
@@ -135,12 +149,8 @@ TEST(FeedParse, PortLists) {
   struct {
     const char* list;
     std::vector<std::pair<int, int>> ranges;
-  } ok[] = {{"25", {{25, 25}}},
-            {"443,80", {{443, 443}, {80, 80}}},
-            {"80-90, 443", {{80, 90}, {443, 443}}},
-            {"", {}},
-            {" 25 ,", {{25, 25}}},
-            {"0-65535", {{0, 65535}}}};
+  } ok[] = {{"25", {{25, 25}}},    {"443,80", {{443, 443}, {80, 80}}}, {"80-90, 443", {{80, 90}, {443, 443}}}, {"", {}},
+            {" 25 ,", {{25, 25}}}, {"0-65535", {{0, 65535}}}};
   for (const auto& c : ok) {
     SCOPED_TRACE(c.list);
     std::vector<std::pair<int, int>> got;
@@ -189,9 +199,9 @@ TEST(FeedParse, RefusesWhatIsNotAnEndpointsResponseInOneLine) {
     EXPECT_EQ(e.find('\n'), std::string::npos) << e;
   }
   std::string none = error_of([] {
-    select_port25(parse_endpoints(R"([{"id":10,"serviceArea":"Exchange","tcpPorts":"443","ips":["40.92.0.0/15"]}])",
-                                  "resp"),
-                  Instance::China, "resp");
+    select_port25(
+        parse_endpoints(R"([{"id":10,"serviceArea":"Exchange","tcpPorts":"443","ips":["40.92.0.0/15"]}])", "resp"),
+        Instance::China, "resp");
   });
   EXPECT_NE(none.find("no port-25 set"), std::string::npos) << none;
   EXPECT_NE(none.find("instance China"), std::string::npos) << none;
@@ -204,10 +214,11 @@ TEST(FeedParse, Versions) {
                           Instance::Worldwide, "v")
                 .latest,
             "2025120100");
-  EXPECT_EQ(parse_version(R"([{"instance":"Worldwide","latest":"2025120100"},{"instance":"China","latest":"2025103000"}])",
-                          Instance::China, "v")
-                .latest,
-            "2025103000");
+  EXPECT_EQ(
+      parse_version(R"([{"instance":"Worldwide","latest":"2025120100"},{"instance":"China","latest":"2025103000"}])",
+                    Instance::China, "v")
+          .latest,
+      "2025103000");
   EXPECT_EQ(parse_version(R"({"latest":"2025120100"})", Instance::USGovDoD, "v").latest, "2025120100");
 
   struct {
@@ -297,8 +308,8 @@ TEST(FeedParse, RefusesChangeRecordsItCannotRead) {
 }
 
 TEST(FeedParse, ValidationGuardsTheGate) {
-  const auto current = cidrs({"40.92.0.0/15", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17",
-                              "2a01:111:f400::/48", "2a01:111:f403::/48"});
+  const auto current = cidrs(
+      {"40.92.0.0/15", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17", "2a01:111:f400::/48", "2a01:111:f403::/48"});
   FeedPolicy forced;
   forced.force = true;
   FeedPolicy reserved_ok;
@@ -327,15 +338,22 @@ TEST(FeedParse, ValidationGuardsTheGate) {
     const char* refusal;  // nullptr: accepted
   } cases[] = {
       {"unchanged", kWorldwidePort25, {}, nullptr},
-      {"one range added", {"40.92.0.0/15", "40.94.0.0/16", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17",
-                           "2a01:111:f400::/48", "2a01:111:f403::/48"}, {}, nullptr},
+      {"one range added",
+       {"40.92.0.0/15", "40.94.0.0/16", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17", "2a01:111:f400::/48",
+        "2a01:111:f403::/48"},
+       {},
+       nullptr},
       {"a range split in two is not a removal",
-       {"40.92.0.0/16", "40.93.0.0/16", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17"}, {}, nullptr},
+       {"40.92.0.0/16", "40.93.0.0/16", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17"},
+       {},
+       nullptr},
       {"half removed is the limit", {"40.92.0.0/15", "40.107.0.0/16", "52.100.0.0/14"}, {}, nullptr},
       {"more than half removed", {"40.92.0.0/15", "40.107.0.0/16"}, {}, "remove 4 of the 6 current ranges"},
       {"more than half removed, forced", {"40.92.0.0/15", "40.107.0.0/16"}, forced, nullptr},
       {"part of a range dropped counts as removed",
-       {"40.92.0.0/16", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17"}, share20, "remove 3 of the 6"},
+       {"40.92.0.0/16", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17"},
+       share20,
+       "remove 3 of the 6"},
       {"empty", {}, forced, "its port-25 set is empty"},
       {"private space", {"40.92.0.0/15", "10.1.0.0/16"}, forced, "10.1.0.0/16 is special-purpose space"},
       {"private space, allowed by policy", {"40.92.0.0/15", "10.1.0.0/16"}, reserved_ok, nullptr},
@@ -348,24 +366,32 @@ TEST(FeedParse, ValidationGuardsTheGate) {
       {"configured minimum", {"40.92.0.0/15"}, strict, "shorter than /16"},
       // Growth: Worldwide admits 491520 IPv4 addresses and two IPv6 /48s.
       {"a new /15 grows IPv4 by a quarter", plus(kWorldwidePort25, {"40.94.0.0/15"}), {}, nullptr},
-      {"a new /14 grows IPv4 by more than half", plus(kWorldwidePort25, {"52.96.0.0/14"}), {},
+      {"a new /14 grows IPv4 by more than half",
+       plus(kWorldwidePort25, {"52.96.0.0/14"}),
+       {},
        "it would grow the admitted IPv4 space from 491520 addresses by 262144 addresses (53%, more than "
        "max_growth_share 50%)"},
       {"one more IPv6 /48 is half again", plus(kWorldwidePort25, {"2a01:111:f404::/48"}), {}, nullptr},
-      {"an IPv6 /47 doubles it", plus(kWorldwidePort25, {"2a01:111:f404::/47"}), {},
+      {"an IPv6 /47 doubles it",
+       plus(kWorldwidePort25, {"2a01:111:f404::/47"}),
+       {},
        "it would grow the admitted IPv6 space from 2 /48s by 2 /48s (100%"},
       {"a wider prefix over a current one adds only what is new",
-       {"40.92.0.0/14", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17", "2a01:111:f400::/48",
-        "2a01:111:f403::/48"}, {}, nullptr},
+       {"40.92.0.0/14", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17", "2a01:111:f400::/48", "2a01:111:f403::/48"},
+       {},
+       nullptr},
       {"eight new ranges is the limit", plus(kWorldwidePort25, small_ranges(8)), {}, nullptr},
-      {"nine new ranges", plus(kWorldwidePort25, small_ranges(9)), {},
+      {"nine new ranges",
+       plus(kWorldwidePort25, small_ranges(9)),
+       {},
        "it would add 9 new ranges to the 6 current ones (more than max_added_ranges 8)"},
       {"growth, forced", plus(kWorldwidePort25, {"52.96.0.0/14"}), forced, nullptr},
       {"a looser growth share", plus(kWorldwidePort25, {"52.96.0.0/14"}), growth60, nullptr},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
-    std::string e = error_of([&] { validate_feed_update(current, cidrs(c.next), c.policy, "feed version 2026010100"); });
+    std::string e =
+        error_of([&] { validate_feed_update(current, cidrs(c.next), c.policy, "feed version 2026010100"); });
     if (!c.refusal) {
       EXPECT_EQ(e, "");
       continue;
@@ -405,10 +431,10 @@ TEST(FeedParse, RefusalsSayWhetherTheVersionsRangesAreStillTrusted) {
 
 TEST(FeedParse, Instances) {
   for (auto [word, inst] : std::vector<std::pair<const char*, Instance>>{{"Worldwide", Instance::Worldwide},
-                                                                           {"worldwide", Instance::Worldwide},
-                                                                           {"USGOVDoD", Instance::USGovDoD},
-                                                                           {"usgovgcchigh", Instance::USGovGCCHigh},
-                                                                           {"CHINA", Instance::China}})
+                                                                         {"worldwide", Instance::Worldwide},
+                                                                         {"USGOVDoD", Instance::USGovDoD},
+                                                                         {"usgovgcchigh", Instance::USGovGCCHigh},
+                                                                         {"CHINA", Instance::China}})
     EXPECT_EQ(parse_instance(word), inst) << word;
   EXPECT_EQ(to_string(Instance::USGovGCCHigh), "USGovGCCHigh");
   EXPECT_NE(error_of([] { parse_instance("Germany"); }).find("Germany is retired"), std::string::npos);

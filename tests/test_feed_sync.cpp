@@ -9,12 +9,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <functional>
-#include <map>
-#include <random>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -67,9 +67,8 @@ const std::vector<std::string> kReal = {"40.92.0.0/15",  "40.107.0.0/16",      "
 
 std::vector<std::string> plus(std::vector<std::string> v, const std::vector<std::string>& more) {
   v.insert(v.end(), more.begin(), more.end());
-  std::sort(v.begin(), v.end(), [](const std::string& a, const std::string& b) {
-    return Cidr::parse(a) < Cidr::parse(b);
-  });
+  std::sort(v.begin(), v.end(),
+            [](const std::string& a, const std::string& b) { return Cidr::parse(a) < Cidr::parse(b); });
   return v;
 }
 
@@ -83,9 +82,8 @@ Reply version_reply(const std::string& v, int max_age = 3600) {
 class FeedSyncTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = (fs::temp_directory_path() /
-            ("smtpgate-feedsync-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+    dir_ = (fs::temp_directory_path() / ("smtpgate-feedsync-" + std::to_string(::getpid()) + "-" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name()))
                .string();
     fs::remove_all(dir_);
     fs::create_directories(dir_);
@@ -94,7 +92,9 @@ class FeedSyncTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  void serve_version(const std::string& v, int max_age = 3600) { server_.route("/version/Worldwide", version_reply(v, max_age)); }
+  void serve_version(const std::string& v, int max_age = 3600) {
+    server_.route("/version/Worldwide", version_reply(v, max_age));
+  }
   void serve_endpoints(const std::vector<std::string>& port25) {
     server_.route("/endpoints/Worldwide", Reply::json(worldwide_with_port25(port25)));
   }
@@ -344,10 +344,16 @@ TEST_F(FeedSyncTest, BadAnswersAreRefusedAndTheRunningAllowlistStays) {
     std::vector<std::string> pending;  // ranges kept as pending (rejected version)
   } cases[] = {
       {"truncated body", Reply::fault_reply(Fault::Truncate), SyncOutcome::Failed, "the answer was cut short", {}},
-      {"invalid JSON", Reply::json(R"([{"id": 10, "serviceArea": "Exchange", "ips": ["40.92.0.0/15")"),
-       SyncOutcome::Failed, "is not JSON", {}},
-      {"HTML error page", Reply::json("<html><body><h1>Access denied by proxy policy</h1></body></html>"),
-       SyncOutcome::Failed, "looks like HTML", {}},
+      {"invalid JSON",
+       Reply::json(R"([{"id": 10, "serviceArea": "Exchange", "ips": ["40.92.0.0/15")"),
+       SyncOutcome::Failed,
+       "is not JSON",
+       {}},
+      {"HTML error page",
+       Reply::json("<html><body><h1>Access denied by proxy policy</h1></body></html>"),
+       SyncOutcome::Failed,
+       "looks like HTML",
+       {}},
       {"server error", Reply::json("{}", 503), SyncOutcome::Failed, "HTTP 503 (after 2 tries)", {}},
       {"server hangs", Reply::fault_reply(Fault::Hang), SyncOutcome::Failed, "timed out", {}},
       {"server resets", Reply::fault_reply(Fault::Reset), SyncOutcome::Failed, "reset", {}},
@@ -357,10 +363,16 @@ TEST_F(FeedSyncTest, BadAnswersAreRefusedAndTheRunningAllowlistStays) {
        plus(ten, {"10.1.0.0/16"})},
       {"the default route", Reply::json(worldwide_with_port25(plus(ten, {"0.0.0.0/0"}))), SyncOutcome::Rejected,
        "feed version 2026010100 is refused: it contains the default route 0.0.0.0/0", plus(ten, {"0.0.0.0/0"})},
-      {"drops 90% of the ranges", Reply::json(worldwide_with_port25({"40.92.0.0/15"})), SyncOutcome::Rejected,
-       "feed version 2026010100 is refused: it would remove 9 of the 10 current ranges", {"40.92.0.0/15"}},
-      {"no port-25 set", Reply::json(R"([{"id":1,"serviceArea":"Exchange","tcpPorts":"443","ips":["52.96.0.0/14"]}])"),
-       SyncOutcome::Rejected, "feed version 2026010100 is refused: ", {}},
+      {"drops 90% of the ranges",
+       Reply::json(worldwide_with_port25({"40.92.0.0/15"})),
+       SyncOutcome::Rejected,
+       "feed version 2026010100 is refused: it would remove 9 of the 10 current ranges",
+       {"40.92.0.0/15"}},
+      {"no port-25 set",
+       Reply::json(R"([{"id":1,"serviceArea":"Exchange","tcpPorts":"443","ips":["52.96.0.0/14"]}])"),
+       SyncOutcome::Rejected,
+       "feed version 2026010100 is refused: ",
+       {}},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
@@ -559,7 +571,7 @@ TEST(FeedClientId, GeneratedOnceKeptAndReplacedWhenDamaged) {
   fs::remove_all(dir);
   std::string a = load_or_create_client_request_id(dir);
   EXPECT_TRUE(is_guid(a));
-  EXPECT_EQ(a[14], '4');  // version 4
+  EXPECT_EQ(a[14], '4');                                          // version 4
   EXPECT_NE(std::string("89ab").find(a[19]), std::string::npos);  // RFC 4122 variant
   EXPECT_EQ(load_or_create_client_request_id(dir), a);
   EXPECT_NE(random_uuid_v4(), random_uuid_v4());
@@ -600,13 +612,19 @@ TEST_F(FeedSyncTest, AnyAnswerIsSavedAndBackedOffNeverHammered) {
   std::vector<std::function<std::string()>> kinds = {
       [&] { return random_bytes(pick(2000)); },
       [&] { return std::string("Fehler: Die Anfrage wurde abgelehnt \xe4\xf6\xfc \xa9 Proxy"); },  // Latin-1
-      [&] { return std::string("\xff\xfe{\0\"\0l\0", 8) + random_bytes(pick(100)); },           // UTF-16 junk
+      [&] { return std::string("\xff\xfe{\0\"\0l\0", 8) + random_bytes(pick(100)); },              // UTF-16 junk
       [&] { return version_ok.substr(0, pick(version_ok.size())); },
       [&] { return endpoints_ok.substr(0, pick(endpoints_ok.size())); },
       [&] {
-        const char* wrong[] = {R"({"latest": 2026010100})", R"({"latest": ["2026010100"]})", "[]", "\"x\"", "null",
-                               R"({"instance": 5, "latest": "2026010100"})", R"([{"id": "10"}])",
-                               R"([{"id": 10, "ips": "40.92.0.0/15"}])", R"([{"id": 10, "ips": [{"x": 1}]}])",
+        const char* wrong[] = {R"({"latest": 2026010100})",
+                               R"({"latest": ["2026010100"]})",
+                               "[]",
+                               "\"x\"",
+                               "null",
+                               R"({"instance": 5, "latest": "2026010100"})",
+                               R"([{"id": "10"}])",
+                               R"([{"id": 10, "ips": "40.92.0.0/15"}])",
+                               R"([{"id": 10, "ips": [{"x": 1}]}])",
                                R"({"instance": "Worldwide\u00e9", "latest": "2026010100"})",
                                R"([{"id": 10, "serviceArea": "Exchange", "tcpPorts": "25\u00e9", "ips": []}])"};
         return std::string(wrong[pick(std::size(wrong))]);
@@ -658,9 +676,9 @@ TEST_F(FeedSyncTest, AnyAnswerIsSavedAndBackedOffNeverHammered) {
         EXPECT_EQ(s.last_check, T0);
         EXPECT_NO_THROW(json::parse(read_file(dir_ + "/feed.json")));
         EXPECT_EQ(s.last_error.find('\n'), std::string::npos) << s.last_error;
-        EXPECT_TRUE(std::all_of(s.last_error.begin(), s.last_error.end(),
-                                [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
-            << s.last_error;
+        EXPECT_TRUE(std::all_of(s.last_error.begin(), s.last_error.end(), [](char c) {
+          return static_cast<unsigned char>(c) < 0x80;
+        })) << s.last_error;
         ASSERT_TRUE(s.applied.has_value());
         EXPECT_EQ(s.applied->version, "2025120100");
       }

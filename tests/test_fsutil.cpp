@@ -48,7 +48,7 @@ class Scratch : public ::testing::Test {
     return "";
   }
   mode_t mode_of(const std::string& p) {
-    struct stat st{};
+    struct stat st {};
     EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
     return st.st_mode & 07777;
   }
@@ -65,7 +65,7 @@ using Locks = Scratch;
 TEST_F(PrivateDir, OnlyRootAndThisUserMayWriteIt) {
   EXPECT_EQ(refusal(sub("ok", 0755)), "");
   EXPECT_EQ(refusal(sub("root-group", 0775, 0)), "");  // root's group: root alone
-  EXPECT_EQ(refusal(dir + "/ok/not-yet/made"), "");     // judged by where it would be made
+  EXPECT_EQ(refusal(dir + "/ok/not-yet/made"), "");    // judged by where it would be made
   struct {
     std::string path, says;
   } cases[] = {

@@ -74,10 +74,10 @@ TEST_F(GateOps, BadInputChangesNothing) {
   add("40.92.0.0/15");
   std::string before = state_file();
   uint32_t gen = GateMaps::open_pinned(paths.pin_dir).generation();
-  EXPECT_THROW(add("10.0.0.0/8"), InputError);                       // special-purpose
+  EXPECT_THROW(add("10.0.0.0/8"), InputError);                               // special-purpose
   EXPECT_THROW(del_range(paths, Cidr::parse("52.100.0.0/14")), InputError);  // not there
   std::string bad = paths.state_dir + "/bad.txt";
-  std::ofstream(bad) << "40.107.0.0/16\n52.100.0.0/13\n";              // host bits on line 2
+  std::ofstream(bad) << "40.107.0.0/16\n52.100.0.0/13\n";  // host bits on line 2
   EXPECT_THROW(import_ranges(paths, bad, RuleKind::Admit, false), InputError);
   EXPECT_EQ(state_file(), before);
   EXPECT_EQ(live(), (V{"40.92.0.0/15"}));
@@ -168,8 +168,7 @@ TEST_F(GateOps, ConcurrentWritersLoseNoUpdate) {
     pid_t pid = ::fork();
     if (pid == 0) {
       try {
-        for (int i = 0; i < kEach; i++)
-          add(("40.92." + std::to_string(p * kEach + i) + ".0/24").c_str());
+        for (int i = 0; i < kEach; i++) add(("40.92." + std::to_string(p * kEach + i) + ".0/24").c_str());
       } catch (...) {
         _exit(1);
       }
@@ -231,8 +230,8 @@ TEST_F(GateOps, PinsOfAnotherVersionAreNamedWithTheFix) {
 TEST_F(GateOps, PinsWithValuesOfAnotherSizeAreNamedWithTheFix) {
   const std::string path = paths.pin_dir + "/cpu_state";
   fs::remove(path);
-  int fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "cpu_state", sizeof(uint32_t), sizeof(sg_cpu_state) - 8, 1,
-                          nullptr);
+  int fd =
+      bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "cpu_state", sizeof(uint32_t), sizeof(sg_cpu_state) - 8, 1, nullptr);
   ASSERT_GE(fd, 0) << std::strerror(errno);
   ASSERT_EQ(bpf_obj_pin(fd, path.c_str()), 0) << std::strerror(errno);
   ::close(fd);

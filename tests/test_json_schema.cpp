@@ -31,7 +31,8 @@ class JsonSchema : public ::testing::Test {
       ASSERT_FALSE(r.out.empty()) << name;
       std::string file = scene.paths().state_dir + "/" + name + ".out.json";
       std::ofstream(file) << r.out;
-      if (const char* keep = std::getenv("SMTPGATE_KEEP_JSON")) std::ofstream(std::string(keep) + "/" + name + ".json") << r.out;
+      if (const char* keep = std::getenv("SMTPGATE_KEEP_JSON"))
+        std::ofstream(std::string(keep) + "/" + name + ".json") << r.out;
       argv.push_back(name + "=" + file);
     }
     sgtest::ProcResult v = sgtest::run_here(argv);
@@ -65,10 +66,10 @@ TEST_F(JsonSchema, StatusAndRangesWithNoGateLoadedMatchToo) {
   std::string dir = scene.paths().state_dir;
   std::vector<std::string> argv{"/usr/bin/python3", SG_SOURCE_DIR "/tests/check_json_schema.py",
                                 SG_SOURCE_DIR "/docs/schema"};
-  for (const auto& [name, args] : std::map<std::string, std::vector<std::string>>{
-           {"status", {"status"}}, {"ranges-list", {"ranges", "list"}}}) {
-    std::vector<std::string> a{sgtest::binary("smtpgatectl"), "--pin-dir", "/sys/fs/bpf/sgt-nothing-pinned-here",
-                               "--state-dir", dir, "-j"};
+  for (const auto& [name, args] :
+       std::map<std::string, std::vector<std::string>>{{"status", {"status"}}, {"ranges-list", {"ranges", "list"}}}) {
+    std::vector<std::string> a{
+        sgtest::binary("smtpgatectl"), "--pin-dir", "/sys/fs/bpf/sgt-nothing-pinned-here", "--state-dir", dir, "-j"};
     a.insert(a.end(), args.begin(), args.end());
     sgtest::ProcResult r = sgtest::run_here(a);
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -89,8 +90,8 @@ TEST_F(JsonSchema, AFieldTheSchemaDoesNotKnowFails) {
   doc["acton"] = doc["action"];  // a renamed field
   doc.erase("action");
   std::ofstream(file) << doc.dump();
-  sgtest::ProcResult v = sgtest::run_here(
-      {"/usr/bin/python3", SG_SOURCE_DIR "/tests/check_json_schema.py", SG_SOURCE_DIR "/docs/schema", "status=" + file});
+  sgtest::ProcResult v = sgtest::run_here({"/usr/bin/python3", SG_SOURCE_DIR "/tests/check_json_schema.py",
+                                           SG_SOURCE_DIR "/docs/schema", "status=" + file});
   EXPECT_EQ(v.exit_code, 1) << v.out;
   EXPECT_NE(v.out.find("acton"), std::string::npos) << v.out;
   EXPECT_NE(v.out.find("'action' is a required property"), std::string::npos) << v.out;

@@ -10,8 +10,8 @@
 #include <chrono>
 #include <optional>
 #include <sstream>
-#include <thread>
 #include <string>
+#include <thread>
 
 #include "error.hpp"
 #include "feed_sync.hpp"
@@ -67,7 +67,8 @@ void fix_feed_times(const Paths& paths) {
 // What the exposition says of RefusalScene after send_stories(): names,
 // labels (sorted), HELP and TYPE lines, and the order of the families are
 // what dashboards and packaging/prometheus/smtpgate-alerts.yml rely on.
-const char* kSceneExposition = R"(# HELP smtpgate_program_attached 1 when the gate is attached to the interface and uses the pinned maps
+const char* kSceneExposition =
+    R"(# HELP smtpgate_program_attached 1 when the gate is attached to the interface and uses the pinned maps
 # TYPE smtpgate_program_attached gauge
 smtpgate_program_attached{interface="lo"} 0
 # HELP smtpgate_range_admitted_syns_total Guarded SYNs admitted, by deciding range

@@ -32,8 +32,19 @@ class NoAttach : public ::testing::Test {
 
   std::vector<std::string> daemon_argv(const std::string& pin_dir) {
     // lo runs no XDP program: with --no-attach it is only watched.
-    return {sgtest::binary("smtpgated"), "--no-attach", "--interface", "lo", "--pin-dir", pin_dir, "--state-dir",
-            box.state_dir(), "--no-feed", "--action", "drop", "--metrics-listen", "127.0.0.1:9725"};
+    return {sgtest::binary("smtpgated"),
+            "--no-attach",
+            "--interface",
+            "lo",
+            "--pin-dir",
+            pin_dir,
+            "--state-dir",
+            box.state_dir(),
+            "--no-feed",
+            "--action",
+            "drop",
+            "--metrics-listen",
+            "127.0.0.1:9725"};
   }
 
   ConnectResult connect(const char* src) { return box.connect(src, Sandbox::kGwV4, 25, 400); }
@@ -53,8 +64,8 @@ TEST_F(NoAttach, RefusesWithOneLineWhenNoMapsArePinned) {
 }
 
 TEST_F(NoAttach, PublishesIntoMapsPinnedByAnotherLoaderAndLeavesItsProgram) {
-  auto add = run({sgtest::binary("smtpgatectl"), "--pin-dir", box.pin_dir(), "--state-dir", box.state_dir(),
-                  "ranges", "add", "40.92.0.0/15"});
+  auto add = run({sgtest::binary("smtpgatectl"), "--pin-dir", box.pin_dir(), "--state-dir", box.state_dir(), "ranges",
+                  "add", "40.92.0.0/15"});
   ASSERT_EQ(add.exit_code, 0) << add.err;
 
   // The other loader: maps pinned at load, the program attached through
@@ -63,7 +74,8 @@ TEST_F(NoAttach, PublishesIntoMapsPinnedByAnotherLoaderAndLeavesItsProgram) {
   opts.pin_dir = box.pin_dir();
   smtpgate::GateProgram loaded(opts);
   loaded.load();
-  box.gateway().run<int>([&] { return static_cast<int>(smtpgate::attach(opts, Sandbox::kGwIf, smtpgate::XdpMode::Skb)); });
+  box.gateway().run<int>(
+      [&] { return static_cast<int>(smtpgate::attach(opts, Sandbox::kGwIf, smtpgate::XdpMode::Skb)); });
   auto before = box.gateway().run<smtpgate::AttachedInfo>(
       [&] { return smtpgate::query_attached(Sandbox::kGwIf, box.pin_dir()); });
   ASSERT_TRUE(before.attached && before.uses_pinned_maps);
@@ -88,8 +100,9 @@ TEST_F(NoAttach, PublishesIntoMapsPinnedByAnotherLoaderAndLeavesItsProgram) {
       smtpgate::HttpClient http(o);
       return http.get("http://127.0.0.1:9725/metrics").body;
     });
-    EXPECT_NE(metrics.find("smtpgate_range_admitted_syns_total{kind=\"admit\",origin=\"operator\",range=\"40.92.0.0/15\"} 1"),
-              std::string::npos)
+    EXPECT_NE(
+        metrics.find("smtpgate_range_admitted_syns_total{kind=\"admit\",origin=\"operator\",range=\"40.92.0.0/15\"} 1"),
+        std::string::npos)
         << metrics;
     EXPECT_NE(metrics.find("smtpgate_action{action=\"drop\"} 1"), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("smtpgate_program_attached{interface=\"lo\"} 0"), std::string::npos) << metrics;

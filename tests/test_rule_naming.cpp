@@ -158,9 +158,10 @@ TEST(RuleNaming, DISABLED_ScaleFirstNameAfterAPublish) {
   t = Clock::now();
   names.rule(SG_RULE_DEFAULT, Cidr::parse("203.0.113.1"));
   double default_ms = ms(t);
-  std::printf("%zu ranges: whole index %.0f ms; by address: first name %.0f ms (state read), after a publish "
-              "with the state unchanged %.2f ms, default rule %.3f ms\n",
-              n, index_ms, first_ms, again_ms, default_ms);
+  std::printf(
+      "%zu ranges: whole index %.0f ms; by address: first name %.0f ms (state read), after a publish "
+      "with the state unchanged %.2f ms, default rule %.3f ms\n",
+      n, index_ms, first_ms, again_ms, default_ms);
 }
 
 }  // namespace

@@ -36,8 +36,8 @@ TEST(Ruleset, SamePrefixFromSeveralOriginsBecomesOneEntryDenyWinning) {
 }
 
 TEST(Ruleset, WatchInsideAnAdmitOrDenyIsLeftOut) {
-  auto r = compile_rules({D("40.92.0.0/15", A), D("40.92.1.0/24", W, origin::kFeedRemoved),
-                          D("10.0.0.0/8", X), D("10.1.0.0/16", W), D("52.96.0.0/12", W), D("52.100.0.0/14", A)},
+  auto r = compile_rules({D("40.92.0.0/15", A), D("40.92.1.0/24", W, origin::kFeedRemoved), D("10.0.0.0/8", X),
+                          D("10.1.0.0/16", W), D("52.96.0.0/12", W), D("52.100.0.0/14", A)},
                          {}, 64);
   EXPECT_EQ(find(r, "40.92.1.0/24"), nullptr);
   EXPECT_EQ(find(r, "10.1.0.0/16"), nullptr);
@@ -48,8 +48,7 @@ TEST(Ruleset, WatchInsideAnAdmitOrDenyIsLeftOut) {
 
 TEST(Ruleset, IdsStayWithTheirPrefixAcrossCompiles) {
   auto first = compile_rules({D("40.92.0.0/15", A), D("40.107.0.0/16", A), D("52.100.0.0/14", A)}, {}, 64);
-  auto second = compile_rules({D("40.107.0.0/16", A), D("52.100.0.0/14", A), D("104.47.0.0/17", A)},
-                              first.entries, 64);
+  auto second = compile_rules({D("40.107.0.0/16", A), D("52.100.0.0/14", A), D("104.47.0.0/17", A)}, first.entries, 64);
   EXPECT_EQ(find(second, "40.107.0.0/16")->rule_id, find(first, "40.107.0.0/16")->rule_id);
   EXPECT_EQ(find(second, "52.100.0.0/14")->rule_id, find(first, "52.100.0.0/14")->rule_id);
   // The new range does not take the id the leaving range held.

@@ -101,10 +101,10 @@ TEST_F(StateFile, AFileLargerThanTheBoundIsCorruptAndNotRead) {
 
 TEST_F(StateFile, WhatOnCorruptThrowsIsThrown) {
   write("[");
-  EXPECT_THROW(read_state_json(
-                   path, [](const nlohmann::json&) {},
-                   [](const CorruptFile& c) { throw InputError(c.path + " is corrupt"); }),
-               InputError);
+  EXPECT_THROW(
+      read_state_json(
+          path, [](const nlohmann::json&) {}, [](const CorruptFile& c) { throw InputError(c.path + " is corrupt"); }),
+      InputError);
 }
 
 }  // namespace

@@ -54,8 +54,8 @@ constexpr const char* STRANGER6 = "2001:db8:bad::10";
 TrieEntry E(const char* c, uint32_t id, RuleKind k) { return TrieEntry{Cidr::parse(c), id, k}; }
 
 const std::vector<TrieEntry> kRanges = {
-    E("40.92.0.0/15", 1, RuleKind::Admit),        E("2a01:111:f400::/48", 2, RuleKind::Admit),
-    E("40.92.66.0/24", 3, RuleKind::Deny),        E("2a01:111:f400:66::/64", 4, RuleKind::Deny),
+    E("40.92.0.0/15", 1, RuleKind::Admit),  E("2a01:111:f400::/48", 2, RuleKind::Admit),
+    E("40.92.66.0/24", 3, RuleKind::Deny),  E("2a01:111:f400:66::/64", 4, RuleKind::Deny),
     E("104.47.0.0/17", 5, RuleKind::Watch),
 };
 
@@ -101,7 +101,8 @@ std::vector<uint8_t> v6_first_fragment_cut_in_chain(const char* src) {
 std::vector<Row> table() {
   const uint32_t P = XDP_PASS, D = XDP_DROP;
   return {
-      // name                               packet                                                    action verdict              reason
+      // name                               packet                                                    action verdict
+      // reason
       {"v4 SYN from EOP", v4(EOP4).tcp(40000, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
       {"v6 SYN from EOP", v6(EOP6).tcp(40000, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
       {"v4 SYN from stranger", v4(STRANGER4).tcp(40000, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
@@ -110,69 +111,199 @@ std::vector<Row> table() {
       {"v6 SYN denied inside admit", v6(DENIED6).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_RULE_DENY},
       {"v4 SYN from watch range", v4(WATCHED4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_RULE_WATCH},
       {"SYN to second guarded port", v4(STRANGER4).tcp(1, 587, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"SYN with ECE|CWR still a SYN", v4(STRANGER4).tcp(1, 25, SYN | ECE | CWR).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"SYN with ECE|CWR still a SYN", v4(STRANGER4).tcp(1, 25, SYN | ECE | CWR).bytes(), D, SG_VERDICT_DROP,
+       SG_REASON_DEFAULT},
       {"SYN with payload (TFO)", v4(STRANGER4).tcp(1, 25, SYN, 7, 30).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
       {"SYN with TCP options", v4(STRANGER4).tcp(1, 25, SYN, 7, 0, 20).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
       {"SYN+ACK from stranger", v4(STRANGER4).tcp(1, 25, SYN | ACK).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_SYN},
       {"ACK from stranger", v4(STRANGER4).tcp(1, 25, ACK).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_SYN},
       {"RST from stranger", v4(STRANGER4).tcp(1, 25, RST).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_SYN},
       {"SYN to port 80", v4(STRANGER4).tcp(1, 80, SYN).bytes(), P, SG_VERDICT_PASS, SG_REASON_OTHER_PORT},
-      {"SYN from port 25 to 40000", v4(STRANGER4).tcp(25, 40000, SYN).bytes(), P, SG_VERDICT_PASS, SG_REASON_OTHER_PORT},
+      {"SYN from port 25 to 40000", v4(STRANGER4).tcp(25, 40000, SYN).bytes(), P, SG_VERDICT_PASS,
+       SG_REASON_OTHER_PORT},
       {"UDP to 25", v4(STRANGER4).udp(1, 25).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_TCP},
       {"ICMP", v4(STRANGER4).icmp().bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_TCP},
-      {"ARP", Packet().eth().ethertype(0x0806).raw(std::vector<uint8_t>(28)).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_IP},
+      {"ARP", Packet().eth().ethertype(0x0806).raw(std::vector<uint8_t>(28)).bytes(), P, SG_VERDICT_PASS,
+       SG_REASON_NOT_IP},
       // VLAN
-      {"802.1Q SYN from stranger", Packet().eth().vlan(100).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"QinQ SYN from stranger", Packet().eth().vlan(10, 0x88a8).vlan(100).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"QinQ v6 SYN from EOP", Packet().eth().vlan(10, 0x88a8).vlan(100).ipv6(EOP6, GW6).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
-      {"three VLAN tags", Packet().eth().vlan(1).vlan(2).vlan(3).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"3 priority tags SYN from stranger", tagged(3).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"4 priority tags (802.1ad) v6 SYN from stranger", tagged(4, 0x88a8).ipv6(STRANGER6, GW6).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"4 priority tags SYN from EOP", tagged(4).ipv4(EOP4, GW4).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
-      {"8 tags: the last walked", tagged(8).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"802.1Q SYN from stranger", Packet().eth().vlan(100).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D,
+       SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"QinQ SYN from stranger", Packet().eth().vlan(10, 0x88a8).vlan(100).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(),
+       D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"QinQ v6 SYN from EOP", Packet().eth().vlan(10, 0x88a8).vlan(100).ipv6(EOP6, GW6).tcp(1, 25, SYN).bytes(), P,
+       SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"three VLAN tags", Packet().eth().vlan(1).vlan(2).vlan(3).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D,
+       SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"3 priority tags SYN from stranger", tagged(3).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP,
+       SG_REASON_DEFAULT},
+      {"4 priority tags (802.1ad) v6 SYN from stranger", tagged(4, 0x88a8).ipv6(STRANGER6, GW6).tcp(1, 25, SYN).bytes(),
+       D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"4 priority tags SYN from EOP", tagged(4).ipv4(EOP4, GW4).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT,
+       SG_REASON_RULE_ADMIT},
+      {"8 tags: the last walked", tagged(8).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP,
+       SG_REASON_DEFAULT},
       {"8 tags from EOP", tagged(8).ipv6(EOP6, GW6).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
       {"8 tags ACK", tagged(8).ipv4(STRANGER4, GW4).tcp(1, 25, ACK).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_SYN},
-      {"9 tags SYN from stranger: refused unread", tagged(9).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_TAG_LIMIT},
-      {"9 tags SYN from EOP: refused unread", tagged(9).ipv4(EOP4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_TAG_LIMIT},
-      {"10 tags ARP: refused unread", tagged(10).ethertype(0x0806).raw(std::vector<uint8_t>(28)).bytes(), D, SG_VERDICT_DROP, SG_REASON_TAG_LIMIT},
-      {"0x9100 in tag position: no tag to Linux", Packet().eth().vlan(0, 0x9100).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_IP},
-      {"third tag cut short", [] { auto b = tagged(3).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(); b.resize(14 + 8 + 2); return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+      {"9 tags SYN from stranger: refused unread", tagged(9).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), D,
+       SG_VERDICT_DROP, SG_REASON_TAG_LIMIT},
+      {"9 tags SYN from EOP: refused unread", tagged(9).ipv4(EOP4, GW4).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP,
+       SG_REASON_TAG_LIMIT},
+      {"10 tags ARP: refused unread", tagged(10).ethertype(0x0806).raw(std::vector<uint8_t>(28)).bytes(), D,
+       SG_VERDICT_DROP, SG_REASON_TAG_LIMIT},
+      {"0x9100 in tag position: no tag to Linux",
+       Packet().eth().vlan(0, 0x9100).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_PASS,
+       SG_REASON_NOT_IP},
+      {"third tag cut short",
+       [] {
+         auto b = tagged(3).ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes();
+         b.resize(14 + 8 + 2);
+         return b;
+       }(),
+       P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
       // IPv4 options
-      {"v4 options SYN from stranger", Packet().eth().ipv4(STRANGER4, GW4, 40).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"v4 options SYN from EOP", Packet().eth().ipv4(EOP4, GW4, 12).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"v4 options SYN from stranger", Packet().eth().ipv4(STRANGER4, GW4, 40).tcp(1, 25, SYN).bytes(), D,
+       SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v4 options SYN from EOP", Packet().eth().ipv4(EOP4, GW4, 12).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT,
+       SG_REASON_RULE_ADMIT},
       // IPv6 extension headers
       {"v6 hop-by-hop SYN", v6(STRANGER6).ext(HOP).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
       {"v6 routing SYN", v6(STRANGER6).ext(ROUTING, 24).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
       {"v6 dstopts SYN", v6(STRANGER6).ext(DSTOPTS, 16).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
       {"v6 AH SYN", v6(STRANGER6).ext(AH, 24).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"v6 chain of 7 then TCP", v6(STRANGER6).ext(HOP).ext(DSTOPTS).ext(ROUTING).ext(DSTOPTS).ext(AH, 12).ext(DSTOPTS).ext(DSTOPTS).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"v6 chain of 7 from EOP", v6(EOP6).ext(HOP).ext(DSTOPTS).ext(ROUTING).ext(DSTOPTS).ext(AH, 12).ext(DSTOPTS).ext(DSTOPTS).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
-      {"v6 chain over the walk: judged", v6(STRANGER6).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"v6 chain over the walk from EOP", v6(EOP6).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).ext(DSTOPTS).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"v6 chain of 7 then TCP",
+       v6(STRANGER6)
+           .ext(HOP)
+           .ext(DSTOPTS)
+           .ext(ROUTING)
+           .ext(DSTOPTS)
+           .ext(AH, 12)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .tcp(1, 25, SYN)
+           .bytes(),
+       D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 chain of 7 from EOP",
+       v6(EOP6)
+           .ext(HOP)
+           .ext(DSTOPTS)
+           .ext(ROUTING)
+           .ext(DSTOPTS)
+           .ext(AH, 12)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .tcp(1, 25, SYN)
+           .bytes(),
+       P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"v6 chain over the walk: judged",
+       v6(STRANGER6)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .tcp(1, 25, SYN)
+           .bytes(),
+       D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v6 chain over the walk from EOP",
+       v6(EOP6)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .ext(DSTOPTS)
+           .tcp(1, 25, SYN)
+           .bytes(),
+       P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
       {"v6 UDP after ext", v6(STRANGER6).ext(HOP).udp(1, 25).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_TCP},
       // Fragments
-      {"v4 first fragment ACK to 25: judged", Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).tcp(1, 25, ACK).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"v4 first fragment from EOP", Packet().eth().ipv4(EOP4, GW4, 0, 0, true).tcp(1, 25, SYN).bytes(), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
-      {"v4 first fragment to 80", Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).tcp(1, 80, SYN).bytes(), P, SG_VERDICT_PASS, SG_REASON_OTHER_PORT},
-      {"v4 first fragment cut before flags", Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).raw({0, 1, 0, 25, 0, 0, 0, 0}, 6).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"v4 tiny first fragment (no port)", Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).raw({0, 1}, 6).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"v4 later fragment", Packet().eth().ipv4(STRANGER4, GW4, 0, 3, true).raw(std::vector<uint8_t>(24), 6).bytes(), P, SG_VERDICT_PASS, SG_REASON_LATER_FRAGMENT},
-      {"v4 last fragment", Packet().eth().ipv4(STRANGER4, GW4, 0, 1, false).raw(std::vector<uint8_t>(24), 6).bytes(), P, SG_VERDICT_PASS, SG_REASON_LATER_FRAGMENT},
-      {"v6 first fragment to 25: judged", v6(STRANGER6).frag6(0, true).tcp(1, 25, ACK).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"v6 tiny first fragment", v6(STRANGER6).frag6(0, true).raw({0, 1}, 6).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"v6 later fragment", v6(STRANGER6).frag6(2, true).raw(std::vector<uint8_t>(16)).bytes(), P, SG_VERDICT_PASS, SG_REASON_LATER_FRAGMENT},
-      {"v6 atomic fragment SYN", v6(STRANGER6).frag6(0, false).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"v6 first fragment cut inside its chain: judged", v6_first_fragment_cut_in_chain(STRANGER6), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
-      {"v6 first fragment cut inside its chain from EOP", v6_first_fragment_cut_in_chain(EOP6), P, SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
-      {"v6 unfragmented, cut inside its chain", [] { auto b = v6(STRANGER6).ext(DSTOPTS, 16).ext(DSTOPTS).tcp(1, 25, SYN).bytes(); b.resize(14 + 40 + 8); return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+      {"v4 first fragment ACK to 25: judged", Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).tcp(1, 25, ACK).bytes(),
+       D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v4 first fragment from EOP", Packet().eth().ipv4(EOP4, GW4, 0, 0, true).tcp(1, 25, SYN).bytes(), P,
+       SG_VERDICT_ADMIT, SG_REASON_RULE_ADMIT},
+      {"v4 first fragment to 80", Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).tcp(1, 80, SYN).bytes(), P,
+       SG_VERDICT_PASS, SG_REASON_OTHER_PORT},
+      {"v4 first fragment cut before flags",
+       Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).raw({0, 1, 0, 25, 0, 0, 0, 0}, 6).bytes(), D, SG_VERDICT_DROP,
+       SG_REASON_DEFAULT},
+      {"v4 tiny first fragment (no port)", Packet().eth().ipv4(STRANGER4, GW4, 0, 0, true).raw({0, 1}, 6).bytes(), D,
+       SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v4 later fragment", Packet().eth().ipv4(STRANGER4, GW4, 0, 3, true).raw(std::vector<uint8_t>(24), 6).bytes(), P,
+       SG_VERDICT_PASS, SG_REASON_LATER_FRAGMENT},
+      {"v4 last fragment", Packet().eth().ipv4(STRANGER4, GW4, 0, 1, false).raw(std::vector<uint8_t>(24), 6).bytes(), P,
+       SG_VERDICT_PASS, SG_REASON_LATER_FRAGMENT},
+      {"v6 first fragment to 25: judged", v6(STRANGER6).frag6(0, true).tcp(1, 25, ACK).bytes(), D, SG_VERDICT_DROP,
+       SG_REASON_DEFAULT},
+      {"v6 tiny first fragment", v6(STRANGER6).frag6(0, true).raw({0, 1}, 6).bytes(), D, SG_VERDICT_DROP,
+       SG_REASON_DEFAULT},
+      {"v6 later fragment", v6(STRANGER6).frag6(2, true).raw(std::vector<uint8_t>(16)).bytes(), P, SG_VERDICT_PASS,
+       SG_REASON_LATER_FRAGMENT},
+      {"v6 atomic fragment SYN", v6(STRANGER6).frag6(0, false).tcp(1, 25, SYN).bytes(), D, SG_VERDICT_DROP,
+       SG_REASON_DEFAULT},
+      {"v6 first fragment cut inside its chain: judged", v6_first_fragment_cut_in_chain(STRANGER6), D, SG_VERDICT_DROP,
+       SG_REASON_DEFAULT},
+      {"v6 first fragment cut inside its chain from EOP", v6_first_fragment_cut_in_chain(EOP6), P, SG_VERDICT_ADMIT,
+       SG_REASON_RULE_ADMIT},
+      {"v6 unfragmented, cut inside its chain",
+       [] {
+         auto b = v6(STRANGER6).ext(DSTOPTS, 16).ext(DSTOPTS).tcp(1, 25, SYN).bytes();
+         b.resize(14 + 40 + 8);
+         return b;
+       }(),
+       P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
       // Broken headers
-      {"v4 IHL 4", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14] = 0x44; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
-      {"v4 version 6 in v4 frame", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14] = 0x65; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
-      {"TCP data offset 4", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14 + 20 + 12] = 0x40; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
-      {"v4 IHL 15 past the frame", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes(); b[14] = 0x4f; return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
-      {"v6 version 4 in v6 frame", [] { auto b = v6(STRANGER6).tcp(1, 25, SYN).bytes(); b[14] = 0x40 | (b[14] & 0x0f); return b; }(), P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
-      {"v4 later fragment of UDP: not TCP first", Packet().eth().ipv4(STRANGER4, GW4, 0, 3, true).raw(std::vector<uint8_t>(24), 17).bytes(), P, SG_VERDICT_PASS, SG_REASON_NOT_TCP},
-      {"TCP options cut by the frame: still judged", [] { auto b = v4(STRANGER4).tcp(1, 25, SYN, 7, 0, 20).bytes(); b.resize(14 + 20 + 20 + 4); return b; }(), D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
+      {"v4 IHL 4",
+       [] {
+         auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes();
+         b[14] = 0x44;
+         return b;
+       }(),
+       P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+      {"v4 version 6 in v4 frame",
+       [] {
+         auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes();
+         b[14] = 0x65;
+         return b;
+       }(),
+       P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+      {"TCP data offset 4",
+       [] {
+         auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes();
+         b[14 + 20 + 12] = 0x40;
+         return b;
+       }(),
+       P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+      {"v4 IHL 15 past the frame",
+       [] {
+         auto b = v4(STRANGER4).tcp(1, 25, SYN).bytes();
+         b[14] = 0x4f;
+         return b;
+       }(),
+       P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+      {"v6 version 4 in v6 frame",
+       [] {
+         auto b = v6(STRANGER6).tcp(1, 25, SYN).bytes();
+         b[14] = 0x40 | (b[14] & 0x0f);
+         return b;
+       }(),
+       P, SG_VERDICT_PASS, SG_REASON_MALFORMED},
+      {"v4 later fragment of UDP: not TCP first",
+       Packet().eth().ipv4(STRANGER4, GW4, 0, 3, true).raw(std::vector<uint8_t>(24), 17).bytes(), P, SG_VERDICT_PASS,
+       SG_REASON_NOT_TCP},
+      {"TCP options cut by the frame: still judged",
+       [] {
+         auto b = v4(STRANGER4).tcp(1, 25, SYN, 7, 0, 20).bytes();
+         b.resize(14 + 20 + 20 + 4);
+         return b;
+       }(),
+       D, SG_VERDICT_DROP, SG_REASON_DEFAULT},
   };
 }
 
@@ -202,8 +333,8 @@ TEST_F(Xdp, RuleCountersAttributeToTheDecidingRange) {
     uint32_t rule;
     bool admitted;
   } sends[] = {
-      {v4(EOP4).tcp(1, 25, SYN).bytes(), 1, true},     {v6(EOP6).tcp(1, 25, SYN).bytes(), 2, true},
-      {v4(DENIED4).tcp(1, 25, SYN).bytes(), 3, false}, {v6(DENIED6).tcp(1, 25, SYN).bytes(), 4, false},
+      {v4(EOP4).tcp(1, 25, SYN).bytes(), 1, true},      {v6(EOP6).tcp(1, 25, SYN).bytes(), 2, true},
+      {v4(DENIED4).tcp(1, 25, SYN).bytes(), 3, false},  {v6(DENIED6).tcp(1, 25, SYN).bytes(), 4, false},
       {v4(WATCHED4).tcp(1, 25, SYN).bytes(), 5, false}, {v4(STRANGER4).tcp(1, 25, SYN).bytes(), 0, false},
   };
   for (auto& s : sends)
@@ -253,10 +384,14 @@ TEST_F(Xdp, RejectBuildsAnExactReset) {
   gate.maps().set_config(GateConfig{Action::Reject, {25}, 0});
   ResetCase cases[] = {
       {"v4", v4(STRANGER4).tcp(40001, 25, SYN, 1000), 14, false, 1000, 0, false},
-      {"v4 options and TCP options", Packet().eth().ipv4(STRANGER4, GW4, 16).tcp(40001, 25, SYN, 0xfffffffe, 0, 20), 14, false, 0xfffffffe, 0, false},
-      {"v4 VLAN, payload, FIN", Packet().eth().vlan(100).ipv4(STRANGER4, GW4).tcp(40001, 25, SYN | FIN, 77, 10), 18, false, 77, 10, true},
+      {"v4 options and TCP options", Packet().eth().ipv4(STRANGER4, GW4, 16).tcp(40001, 25, SYN, 0xfffffffe, 0, 20), 14,
+       false, 0xfffffffe, 0, false},
+      {"v4 VLAN, payload, FIN", Packet().eth().vlan(100).ipv4(STRANGER4, GW4).tcp(40001, 25, SYN | FIN, 77, 10), 18,
+       false, 77, 10, true},
       {"v6", v6(STRANGER6).tcp(40001, 25, SYN, 5), 14, true, 5, 0, false},
-      {"v6 QinQ ext headers", Packet().eth().vlan(7, 0x88a8).vlan(100).ipv6(STRANGER6, GW6).ext(HOP).ext(DSTOPTS, 16).tcp(40001, 25, SYN, 9), 22, true, 9, 0, false},
+      {"v6 QinQ ext headers",
+       Packet().eth().vlan(7, 0x88a8).vlan(100).ipv6(STRANGER6, GW6).ext(HOP).ext(DSTOPTS, 16).tcp(40001, 25, SYN, 9),
+       22, true, 9, 0, false},
   };
   for (auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -357,24 +492,31 @@ TEST_F(Xdp, RejectSendsNoResetFromOrToSpecialPurposeAddresses) {
       {"v6 to ff02::1", Packet().eth().ipv6(STRANGER6, "ff02::1").tcp(1, 25, SYN).bytes(), false},
       {"v6 to ::", Packet().eth().ipv6(STRANGER6, "::").tcp(1, 25, SYN).bytes(), false},
       {"v6 to ::1", Packet().eth().ipv6(STRANGER6, "::1").tcp(1, 25, SYN).bytes(), false},
-      {"v6 to ::ffff:192.0.2.1 (v4-mapped)", Packet().eth().ipv6(STRANGER6, "::ffff:192.0.2.1").tcp(1, 25, SYN).bytes(), false},
+      {"v6 to ::ffff:192.0.2.1 (v4-mapped)", Packet().eth().ipv6(STRANGER6, "::ffff:192.0.2.1").tcp(1, 25, SYN).bytes(),
+       false},
       {"v6 from ::", Packet().eth().ipv6("::", GW6).tcp(1, 25, SYN).bytes(), false},
       {"v6 from ff05::2", Packet().eth().ipv6("ff05::2", GW6).tcp(1, 25, SYN).bytes(), false},
       {"v6 from ::ffff:203.0.113.1", Packet().eth().ipv6("::ffff:203.0.113.1", GW6).tcp(1, 25, SYN).bytes(), false},
       {"to broadcast MAC", Packet().eth("ff:ff:ff:ff:ff:ff").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
       {"to IPv4 multicast MAC", Packet().eth("01:00:5e:00:00:01").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
       {"to IPv6 multicast MAC", Packet().eth("33:33:00:00:00:01").ipv6(STRANGER6, GW6).tcp(1, 25, SYN).bytes(), false},
-      {"from broadcast MAC", Packet().eth("02:00:00:00:00:01", "ff:ff:ff:ff:ff:ff").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
-      {"from IPv4 multicast MAC", Packet().eth("02:00:00:00:00:01", "01:00:5e:00:00:01").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
-      {"v6 from IPv6 multicast MAC", Packet().eth("02:00:00:00:00:01", "33:33:00:00:00:01").ipv6(STRANGER6, GW6).tcp(1, 25, SYN).bytes(), false},
-      {"from a group MAC, bit 0 only", Packet().eth("02:00:00:00:00:01", "03:00:00:00:00:02").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
-      {"from a locally administered unicast MAC", Packet().eth("02:00:00:00:00:01", "02:00:00:00:00:03").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), true},
+      {"from broadcast MAC",
+       Packet().eth("02:00:00:00:00:01", "ff:ff:ff:ff:ff:ff").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
+      {"from IPv4 multicast MAC",
+       Packet().eth("02:00:00:00:00:01", "01:00:5e:00:00:01").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
+      {"v6 from IPv6 multicast MAC",
+       Packet().eth("02:00:00:00:00:01", "33:33:00:00:00:01").ipv6(STRANGER6, GW6).tcp(1, 25, SYN).bytes(), false},
+      {"from a group MAC, bit 0 only",
+       Packet().eth("02:00:00:00:00:01", "03:00:00:00:00:02").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), false},
+      {"from a locally administered unicast MAC",
+       Packet().eth("02:00:00:00:00:01", "02:00:00:00:00:03").ipv4(STRANGER4, GW4).tcp(1, 25, SYN).bytes(), true},
       {"to 10.1.2.3 (private, behind NAT)", Packet().eth().ipv4(STRANGER4, "10.1.2.3").tcp(1, 25, SYN).bytes(), true},
       {"to 192.168.1.25", Packet().eth().ipv4(STRANGER4, "192.168.1.25").tcp(1, 25, SYN).bytes(), true},
       {"from 172.16.0.9", Packet().eth().ipv4("172.16.0.9", GW4).tcp(1, 25, SYN).bytes(), true},
       {"v6 to fd00::25 (unique local)", Packet().eth().ipv6(STRANGER6, "fd00::25").tcp(1, 25, SYN).bytes(), true},
       {"v6 to ::2 (not loopback)", Packet().eth().ipv6(STRANGER6, "::2").tcp(1, 25, SYN).bytes(), true},
-      {"223.255.255.255 (last unicast)", Packet().eth().ipv4(STRANGER4, "223.255.255.255").tcp(1, 25, SYN).bytes(), true},
+      {"223.255.255.255 (last unicast)", Packet().eth().ipv4(STRANGER4, "223.255.255.255").tcp(1, 25, SYN).bytes(),
+       true},
       {"to 1.0.0.0", Packet().eth().ipv4(STRANGER4, "1.0.0.0").tcp(1, 25, SYN).bytes(), true},
       {"to 126.255.255.255", Packet().eth().ipv4(STRANGER4, "126.255.255.255").tcp(1, 25, SYN).bytes(), true},
   };
@@ -417,7 +559,13 @@ TEST(XdpNoEthernet, PacketsStartAtTheIpHeader) {
       {"v4 SYN from stranger", ip_only(v4(STRANGER4).tcp(1, 25, SYN)), XDP_DROP, SG_REASON_REJECT_AS_DROP},
       {"v6 SYN from stranger", ip_only(v6(STRANGER6).ext(HOP).tcp(1, 25, SYN)), XDP_DROP, SG_REASON_REJECT_AS_DROP},
       {"v4 ACK", ip_only(v4(STRANGER4).tcp(1, 25, ACK)), XDP_PASS, SG_REASON_NOT_SYN},
-      {"version 5", [&] { auto b = ip_only(v4(STRANGER4).tcp(1, 25, SYN)); b[0] = 0x55; return b; }(), XDP_PASS, SG_REASON_NOT_IP},
+      {"version 5",
+       [&] {
+         auto b = ip_only(v4(STRANGER4).tcp(1, 25, SYN));
+         b[0] = 0x55;
+         return b;
+       }(),
+       XDP_PASS, SG_REASON_NOT_IP},
   };
   for (const auto& row : rows) {
     SCOPED_TRACE(row.name);
@@ -443,8 +591,9 @@ TEST(XdpNoEthernet, AnOuterGreHeaderHidesTheInnerSyn) {
   auto inner_full = v4(STRANGER4).tcp(1, 25, SYN).bytes();
   std::vector<uint8_t> inner(inner_full.begin() + 14, inner_full.end());
   EXPECT_EQ(gate.run(inner).action, XDP_DROP) << "the inner SYN alone is refused";
-  std::vector<uint8_t> outer = {0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 47, 0, 0, 198, 51, 100, 1, 192, 0, 2, 1,
-                                0, 0, 0x08, 0x00};  // IPv4 (GRE) from a peer, then GRE carrying IPv4
+  std::vector<uint8_t> outer = {
+      0x45, 0,  0,   0, 0,   0, 0x40, 0, 64, 47, 0,    0,
+      198,  51, 100, 1, 192, 0, 2,    1, 0,  0,  0x08, 0x00};  // IPv4 (GRE) from a peer, then GRE carrying IPv4
   uint16_t total = uint16_t(outer.size() + inner.size());
   outer[2] = uint8_t(total >> 8);
   outer[3] = uint8_t(total);
@@ -639,8 +788,7 @@ TEST(XdpRecent, DefaultRuleRefusalsAreSampledAndKnownRangesAlwaysRecorded) {
 // Counts the events the program sends, as smtpgated's consumer reads them.
 class EventCounter {
  public:
-  explicit EventCounter(XdpGate& gate)
-      : rb_(ring_buffer__new(gate.maps().events_fd(), on_event, &seen_, nullptr)) {}
+  explicit EventCounter(XdpGate& gate) : rb_(ring_buffer__new(gate.maps().events_fd(), on_event, &seen_, nullptr)) {}
   ~EventCounter() {
     if (rb_) ring_buffer__free(rb_);
   }

@@ -75,8 +75,18 @@ class DaemonE2E : public ::testing::Test {
 
   std::vector<std::string> argv(const std::string& action, const std::string& pin_dir, const std::string& state_dir,
                                 std::vector<std::string> extra = {}) {
-    std::vector<std::string> v{sgtest::binary("smtpgated"), "--interface", Sandbox::kGwIf, "--mode", "skb",
-                               "--pin-dir", pin_dir, "--state-dir", state_dir, "--action", action, "--no-feed"};
+    std::vector<std::string> v{sgtest::binary("smtpgated"),
+                               "--interface",
+                               Sandbox::kGwIf,
+                               "--mode",
+                               "skb",
+                               "--pin-dir",
+                               pin_dir,
+                               "--state-dir",
+                               state_dir,
+                               "--action",
+                               action,
+                               "--no-feed"};
     if (std::find(extra.begin(), extra.end(), "--metrics-listen") == extra.end())
       extra.insert(extra.end(), {"--metrics-listen", ""});
     v.insert(v.end(), extra.begin(), extra.end());
@@ -209,7 +219,7 @@ TEST_F(DaemonE2E, ALocalUserCannotTakeTheDropsLock) {
   sgtest::ThrowawayUser mallory;
   start("drop")->stop();  // the lock file exists, nobody holds it
   std::string lock = smtpgate::drops_lock_path(box.state_dir());
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(lock.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   // The user tries to take it and keep it while the daemon starts.
@@ -229,7 +239,7 @@ TEST_F(DaemonE2E, AnOldWideLockFileHeldByAnotherUserIsReplaced) {
   ASSERT_EQ(holder.line(5000), "held");
   auto first = start("drop");
   ASSERT_TRUE(recording(*first)) << first->stderr_text();
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(lock.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_TRUE(refusal_is_logged()) << first->stderr_text();
@@ -259,8 +269,8 @@ TEST_F(DaemonE2E, ADaemonThatCannotTakeTheDropsLockSaysSo) {
   // drops --follow reads a pinned gate: a first run pins it.
   start("drop")->stop();
   auto follower = std::make_unique<sgtest::LineReader>(std::vector<std::string>{
-      "/usr/bin/nsenter", "--net=/var/run/netns/" + box.gateway().name(), sgtest::binary("smtpgatectl"),
-      "--pin-dir", box.pin_dir(), "--state-dir", box.state_dir(), "drops", "--follow"});
+      "/usr/bin/nsenter", "--net=/var/run/netns/" + box.gateway().name(), sgtest::binary("smtpgatectl"), "--pin-dir",
+      box.pin_dir(), "--state-dir", box.state_dir(), "drops", "--follow"});
   ASSERT_TRUE(wait_for([&] { return !status()["drops"]["recorded_by"].is_null(); }, 5s));
   auto d = start("drop", {"--metrics-listen", "127.0.0.1:9725"});
   auto metric = [&] {

@@ -149,11 +149,10 @@ class Prometheus {
         << "scrape_configs:\n  - job_name: smtpgate\n    static_configs:\n      - targets: ['" << kTarget << "']\n";
     // setpriv: killed with the test process, should that die first.
     proc_ = std::make_unique<sgtest::Daemon>(
-        ns, std::vector<std::string>{"/usr/bin/setpriv", "--pdeathsig", "KILL", SG_PROMETHEUS,
-                                     "--config.file=" + dir_.path + "/prometheus.yml",
-                                     "--storage.tsdb.path=" + dir_.path + "/data",
-                                     "--web.listen-address=127.0.0.1:" + std::to_string(kPrometheusPort),
-                                     "--log.level=warn"});
+        ns, std::vector<std::string>{
+                "/usr/bin/setpriv", "--pdeathsig", "KILL", SG_PROMETHEUS,
+                "--config.file=" + dir_.path + "/prometheus.yml", "--storage.tsdb.path=" + dir_.path + "/data",
+                "--web.listen-address=127.0.0.1:" + std::to_string(kPrometheusPort), "--log.level=warn"});
   }
   ~Prometheus() { proc_->stop_within(5000); }
   Prometheus(const Prometheus&) = delete;
@@ -271,31 +270,38 @@ auto equals = [](double want) { return [want](double v) { return v == want; }; }
 std::map<std::string, Check> expectations() {
   const std::map<std::string, std::string> any;
   return {
-      {"Microsoft's sources refused/A", all_of({count_is(1), where(any, [](double v) { return v >= 1 && v < 20; }, "1..20 (3 refused)")})},
-      {"Microsoft's sources refused/B", all_of({count_is(1), where(any, zero, "0 (no EOP host outside the feed here)")})},
+      {"Microsoft's sources refused/A",
+       all_of({count_is(1), where(
+                                any, [](double v) { return v >= 1 && v < 20; }, "1..20 (3 refused)")})},
+      {"Microsoft's sources refused/B",
+       all_of({count_is(1), where(any, zero, "0 (no EOP host outside the feed here)")})},
       {"Action in force/A", all_of({count_is(1), where({{"action", "reject"}}, one, "1")})},
       {"Interfaces guarded/A", all_of({count_is(1), where({{"interface", Sandbox::kGwIf}}, one, "1")})},
       {"Feed version applied/A", where(any, equals(2026010100), "2026010100")},
-      {"Since the last good feed check/A", where(any, [](double v) { return v >= 0 && v < 120; }, "0..120 s")},
+      {"Since the last good feed check/A", where(
+                                               any, [](double v) { return v >= 0 && v < 120; }, "0..120 s")},
       {"SYNs admitted per second, by origin/A",
        all_of({where({{"origin", "feed"}}, positive, "> 0"), where({{"origin", "operator"}}, positive, "> 0"),
                where({{"origin", "default"}}, zero, "0")})},
       {"SYNs refused per second, by origin/A",
        all_of({where({{"origin", "default"}}, positive, "> 0"), where({{"origin", "feed-removed"}}, positive, "> 0"),
                where({{"origin", "feed"}}, zero, "0"), where({{"origin", "operator"}}, zero, "0")})},
-      {"Microsoft's sources refused, by range (must stay at zero)/A", all_of({count_is(1), where(any, positive, "> 0")})},
+      {"Microsoft's sources refused, by range (must stay at zero)/A",
+       all_of({count_is(1), where(any, positive, "> 0")})},
       {"Microsoft's sources refused, by range (must stay at zero)/B",
        all_of({count_is(1), where({{"range", kRemovedRange}, {"origin", "feed-removed"}}, positive, "> 0")})},
       {"Most refused ranges/A",
-       all_of({where({{"range", "default"}}, [](double v) { return v >= 3; }, ">= 3 (6 strangers refused)"),
+       all_of({where(
+                   {{"range", "default"}}, [](double v) { return v >= 3; }, ">= 3 (6 strangers refused)"),
                where({{"range", kRemovedRange}}, positive, "> 0"),
                [](const std::vector<Series>& ss) { return ss.size() <= 10 ? "" : std::string("more than 10"); }})},
       {"Packets per second, by verdict/A",
        all_of({where({{"verdict", "admit"}}, positive, "> 0"), where({{"verdict", "reject"}}, positive, "> 0"),
                where({{"verdict", "monitor"}}, positive, "> 0")})},
       {"Program run time per packet (bpf_stats)/A",
-       all_of({count_is(1), where({{"interface", Sandbox::kGwIf}}, [](double v) { return v > 0 && v < 1e-3; },
-                                  "between 0 and 1 ms")})},
+       all_of({count_is(1), where(
+                                {{"interface", Sandbox::kGwIf}}, [](double v) { return v > 0 && v < 1e-3; },
+                                "between 0 and 1 ms")})},
       {"Feed versions, applied and announced/A", where(any, equals(2026010100), "2026010100")},
       {"Feed versions, applied and announced/B", where(any, equals(2026010100), "2026010100")},
       {"Feed checks and errors/A",
@@ -385,11 +391,9 @@ TEST_F(DashboardE2E, EveryPanelAndAlertAnswersFromARealGate) {
   // effective feed settings carry this to smtpgatectl's feed sync.
   std::string config = box.state_dir() + "/smtpgate.toml";
   smtpgate::write_file_atomic(config, "[feed]\nremoval_grace_days = 0\n");
-  sgtest::Daemon gate(box.gateway(),
-                      {sgtest::binary("smtpgated"), "--config", config, "--interface", Sandbox::kGwIf, "--pin-dir",
-                       box.pin_dir(),
-                       "--state-dir", box.state_dir(), "--action", "monitor", "--feed-url", server->url(),
-                       "--metrics-listen", kTarget});
+  sgtest::Daemon gate(box.gateway(), {sgtest::binary("smtpgated"), "--config", config, "--interface", Sandbox::kGwIf,
+                                      "--pin-dir", box.pin_dir(), "--state-dir", box.state_dir(), "--action", "monitor",
+                                      "--feed-url", server->url(), "--metrics-listen", kTarget});
   ASSERT_TRUE(gate.ready()) << gate.stderr_text();
   Prometheus prom(box.gateway());
   ASSERT_TRUE(prom.ready()) << prom.log();
@@ -493,7 +497,8 @@ TEST_F(DashboardE2E, EveryPanelAndAlertAnswersFromARealGate) {
       // is proven by promtool (tests/ship/alerts.test.yml) and the series by
       // FeedGrace.* against real maps.
       if (r["name"] != "SmtpgateTrafficInRemovalGrace")
-        for (const auto& sel : selectors(r["query"])) EXPECT_FALSE(prom.vector(sel).empty()) << sel << " selects nothing";
+        for (const auto& sel : selectors(r["query"]))
+          EXPECT_FALSE(prom.vector(sel).empty()) << sel << " selects nothing";
       if (r["name"] == "SmtpgateMicrosoftSourceRefused") {
         ASSERT_EQ(r["state"], "firing") << r.dump();
         std::vector<Series> alerts;
@@ -503,8 +508,10 @@ TEST_F(DashboardE2E, EveryPanelAndAlertAnswersFromARealGate) {
           s.value = std::stod(a["value"].get<std::string>());
           alerts.push_back(s);
         }
-        EXPECT_EQ(where({{"range", kRemovedRange}, {"origin", "feed-removed"}, {"instance", kTarget}},
-                        [](double v) { return v >= 1; }, ">= 1")(alerts), "")
+        EXPECT_EQ(where(
+                      {{"range", kRemovedRange}, {"origin", "feed-removed"}, {"instance", kTarget}},
+                      [](double v) { return v >= 1; }, ">= 1")(alerts),
+                  "")
             << show(alerts);
         EXPECT_EQ(alerts.size(), 1u) << show(alerts);
       } else {

@@ -54,8 +54,8 @@ class ExplainE2E : public ::testing::Test {
     server->route("/version/Worldwide", Reply::json(R"({"instance":"Worldwide","latest":"2025120100"})"));
     server->route("/endpoints/Worldwide", Reply::json(fixture_text("worldwide")));
     server->route("/changes/Worldwide", Reply::json("[]"));
-    for (const auto& [instance, file] : {std::pair{"USGovDoD", "usgovdod"}, std::pair{"USGovGCCHigh", "usgovgcchigh"},
-                                         std::pair{"China", "china"}}) {
+    for (const auto& [instance, file] :
+         {std::pair{"USGovDoD", "usgovdod"}, std::pair{"USGovGCCHigh", "usgovgcchigh"}, std::pair{"China", "china"}}) {
       server->route(std::string("/version/") + instance,
                     Reply::json(std::string(R"({"instance":")") + instance + R"(","latest":"2025120100"})"));
       server->route(std::string("/endpoints/") + instance, Reply::json(fixture_text(file)));
@@ -102,8 +102,8 @@ TEST_F(ExplainE2E, AnEopSenderOfAnotherInstanceIsTurnedAwayAndExplained) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_EQ(ctl_json({"feed", "status"})["other_instances"].size(), 3u) << ctl_json({"feed", "status"}).dump();
 
-  sgtest::LineReader follow({sgtest::binary("smtpgatectl"), "--pin-dir", box.pin_dir(), "--state-dir",
-                             box.state_dir(), "-j", "drops", "--follow"});
+  sgtest::LineReader follow({sgtest::binary("smtpgatectl"), "--pin-dir", box.pin_dir(), "--state-dir", box.state_dir(),
+                             "-j", "drops", "--follow"});
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const int kTries = 3;
   for (int i = 0; i < kTries; i++) EXPECT_EQ(box.connect(kDodSender, Sandbox::kGwV4, 25, 400), ConnectResult::TimedOut);
@@ -152,13 +152,15 @@ TEST_F(ExplainE2E, AnEopSenderOfAnotherInstanceIsTurnedAwayAndExplained) {
   for (const auto& r : stats["rules"])
     if (r["range"] == "23.103.191.0/24") refused = r["counters"]["refuse_packets"].get<long>();
   EXPECT_EQ(refused, kTries);
-  EXPECT_EQ(series_value(text, R"(smtpgate_range_refused_syns_total{kind="watch",origin="feed-other",range="23.103.191.0/24"})"),
+  EXPECT_EQ(series_value(
+                text, R"(smtpgate_range_refused_syns_total{kind="watch",origin="feed-other",range="23.103.191.0/24"})"),
             refused)
       << text;
   EXPECT_EQ(stats["by_origin"]["feed-other"]["refuse_packets"].get<long>(), kTries);
-  EXPECT_EQ(series_value(text, R"(smtpgate_range_admitted_syns_total{kind="admit",origin="feed",range="40.92.0.0/15"})"),
-            1);
-  EXPECT_EQ(series_value(text, R"(smtpgate_packets_total{verdict="drop"})"), stats["verdicts"]["drop"]["packets"].get<long>());
+  EXPECT_EQ(
+      series_value(text, R"(smtpgate_range_admitted_syns_total{kind="admit",origin="feed",range="40.92.0.0/15"})"), 1);
+  EXPECT_EQ(series_value(text, R"(smtpgate_packets_total{verdict="drop"})"),
+            stats["verdicts"]["drop"]["packets"].get<long>());
   EXPECT_EQ(series_value(text, R"(smtpgate_ranges{kind="watch",origin="feed-other"})"),
             stats["by_origin"]["feed-other"]["ranges"].get<long>());
   EXPECT_EQ(d.stop(), 0);

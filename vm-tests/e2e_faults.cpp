@@ -6,9 +6,9 @@
 // filtering with one whole allowlist, errors are one line, nothing is lost,
 // and nothing waits for the feed server.
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -27,11 +27,11 @@
 #include "feed_sync.hpp"
 #include "fsutil.hpp"
 #include "gate_maps.hpp"
-#include "state.hpp"
 #include "gate_program.hpp"
 #include "http_server.hpp"
 #include "netns.hpp"
 #include "packet_builder.hpp"
+#include "state.hpp"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
@@ -93,9 +93,21 @@ class Faults : public ::testing::Test {
       config = "/tmp/sgt" + std::to_string(::getpid()) + "faults.toml";
       smtpgate::write_file_atomic(config, "[feed]\nremoval_grace_days = 0\n");
     }
-    return {sgtest::binary("smtpgated"), "--config", config, "--interface", Sandbox::kGwIf, "--pin-dir",
-            box.pin_dir(), "--state-dir", box.state_dir(), "--action", "drop", "--feed-url", server->url(),
-            "--metrics-listen", ""};
+    return {sgtest::binary("smtpgated"),
+            "--config",
+            config,
+            "--interface",
+            Sandbox::kGwIf,
+            "--pin-dir",
+            box.pin_dir(),
+            "--state-dir",
+            box.state_dir(),
+            "--action",
+            "drop",
+            "--feed-url",
+            server->url(),
+            "--metrics-listen",
+            ""};
   }
   void TearDown() override {
     if (!config.empty()) ::unlink(config.c_str());
@@ -150,8 +162,7 @@ class Faults : public ::testing::Test {
 
   // The program attached to the gateway's interface (its fd; -1 if none).
   int attached_prog_fd() {
-    auto info = box.gateway().run<smtpgate::AttachedInfo>(
-        [] { return smtpgate::query_attached(Sandbox::kGwIf); });
+    auto info = box.gateway().run<smtpgate::AttachedInfo>([] { return smtpgate::query_attached(Sandbox::kGwIf); });
     return info.attached ? bpf_prog_get_fd_by_id(info.prog_id) : -1;
   }
 
@@ -160,8 +171,8 @@ class Faults : public ::testing::Test {
     auto frame = sgtest::Packet().eth().ipv4(src, Sandbox::kGwV4).tcp(40000, 25, sgtest::SYN).bytes();
     std::vector<uint8_t> out(frame.size() + 64);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
-                .data_size_in = static_cast<uint32_t>(frame.size()),
-                .data_size_out = static_cast<uint32_t>(out.size()), .repeat = 1);
+                .data_size_in = static_cast<uint32_t>(frame.size()), .data_size_out = static_cast<uint32_t>(out.size()),
+                .repeat = 1);
     return bpf_prog_test_run_opts(prog_fd, &opts) == 0 ? opts.retval : UINT32_MAX;
   }
 
@@ -245,8 +256,7 @@ TEST_F(Faults, KilledDuringHundredFeedUpdatesAlwaysLeavesOneWholeAllowlist) {
     int v = active_version(n);
     // Whole and one of: what the maps held, what the state held, the new one.
     EXPECT_TRUE(v == maps_version || v == state_version || v == n)
-        << when << ": allowlist is no version's (maps had " << maps_version << ", state " << state_version
-        << ")";
+        << when << ": allowlist is no version's (maps had " << maps_version << ", state " << state_version << ")";
     if (v < 0) continue;
     expect_filters_as(v, {maps_version, state_version, n}, when);
     maps_version = v;
@@ -257,9 +267,10 @@ TEST_F(Faults, KilledDuringHundredFeedUpdatesAlwaysLeavesOneWholeAllowlist) {
   RecordProperty("kills", kUpdates);
   RecordProperty("kills_before_update_recorded", interrupted);
   RecordProperty("kills_after_update_recorded", completed);
-  std::printf("%d kills: %d before the update was recorded, %d after (a whole start took %lld ms, "
-              "final window %.0f ms)\n",
-              kUpdates, interrupted, completed, static_cast<long long>(full.count()), 2 * window);
+  std::printf(
+      "%d kills: %d before the update was recorded, %d after (a whole start took %lld ms, "
+      "final window %.0f ms)\n",
+      kUpdates, interrupted, completed, static_cast<long long>(full.count()), 2 * window);
   // The kills must land on both sides of the update, or they tested little.
   EXPECT_GT(interrupted, 10);
   EXPECT_GT(completed, 10);
@@ -317,10 +328,13 @@ TEST_F(Faults, FeedServerResetHangOrDripLeavesTheGateAndRecovers) {
     ASSERT_TRUE(d.ready(5000)) << d.stderr_text();
     auto ready_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
     // The first check runs after READY=1: wait for its outcome.
-    ASSERT_TRUE(wait_for([&] {
-      return applied_version() == version_string(n) ||
-             !smtpgate::read_feed_status(box.state_dir()).last_error.empty();
-    }, 120s)) << d.stderr_text();
+    ASSERT_TRUE(wait_for(
+        [&] {
+          return applied_version() == version_string(n) ||
+                 !smtpgate::read_feed_status(box.state_dir()).last_error.empty();
+        },
+        120s))
+        << d.stderr_text();
     auto check_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
     std::printf("%s: READY after %lld ms, first check done after %lld ms\n", fc.name,
                 static_cast<long long>(ready_ms.count()), static_cast<long long>(check_ms.count()));
@@ -337,8 +351,7 @@ TEST_F(Faults, FeedServerResetHangOrDripLeavesTheGateAndRecovers) {
     EXPECT_EQ(applied_version(), version_string(n - 1));
     EXPECT_FALSE(smtpgate::read_feed_status(box.state_dir()).last_error.empty());
     // The status is written just before the outcome is logged.
-    EXPECT_TRUE(wait_for([&] { return d.stderr_text().find("feed:") != std::string::npos; }, 5s))
-        << d.stderr_text();
+    EXPECT_TRUE(wait_for([&] { return d.stderr_text().find("feed:") != std::string::npos; }, 5s)) << d.stderr_text();
     d.kill_hard();
     // The server is fixed; the next check applies the version.
     serve(n);
@@ -427,10 +440,13 @@ TEST_F(Faults, AMisbehavingFeedServerStallsNothing) {
 
     // The ring is read: a refused SYN reaches the drops log.
     EXPECT_EQ(box.connect(kStranger, Sandbox::kGwV4, 25, 300), sgtest::ConnectResult::TimedOut);
-    EXPECT_TRUE(wait_for([&] {
-      return smtpgate::file_exists(box.state_dir() + "/drops.log") &&
-             smtpgate::read_file(box.state_dir() + "/drops.log").find(kStranger) != std::string::npos;
-    }, 2s)) << "the refused SYN was not recorded while the feed was fetched";
+    EXPECT_TRUE(wait_for(
+        [&] {
+          return smtpgate::file_exists(box.state_dir() + "/drops.log") &&
+                 smtpgate::read_file(box.state_dir() + "/drops.log").find(kStranger) != std::string::npos;
+        },
+        2s))
+        << "the refused SYN was not recorded while the feed was fetched";
 
     // The emergency switch and an operator range: no wait for the fetch.
     auto timed = [&](std::vector<std::string> args) {
@@ -462,7 +478,8 @@ TEST_F(Faults, AMisbehavingFeedServerStallsNothing) {
     }
     auto before_stop = std::chrono::steady_clock::now();
     int code = d.stop_within(2000);
-    auto stop_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - before_stop);
+    auto stop_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - before_stop);
     EXPECT_EQ(code, 0) << "SIGTERM did not end smtpgated within 2 s:\n" << d.stderr_text();
     auto flight_ms = std::chrono::duration_cast<std::chrono::milliseconds>(before_stop - in_flight);
     std::printf("%s: action %lld ms, ranges add %lld ms, SIGTERM %lld ms, %lld ms into the check\n", c.name,
@@ -583,8 +600,7 @@ TEST_F(Faults, FullOrReadOnlyStateDirRefusesChangesAndKeepsTheGate) {
     // kept. Its status cannot be saved, so the log is what tells it ended.
     sgtest::Daemon d(box.gateway(), daemon_argv());
     ASSERT_TRUE(d.ready(60000)) << d.stderr_text();
-    EXPECT_TRUE(wait_for([&] { return d.stderr_text().find("feed:") != std::string::npos; }, 120s))
-        << d.stderr_text();
+    EXPECT_TRUE(wait_for([&] { return d.stderr_text().find("feed:") != std::string::npos; }, 120s)) << d.stderr_text();
     EXPECT_EQ(active_admits(), admits);
     d.kill_hard();
     EXPECT_EQ(state_files(), before);

@@ -21,9 +21,9 @@
 #include "http_server.hpp"
 #include "netns.hpp"
 
+using nlohmann::json;
 using sgtest::ConnectResult;
 using sgtest::Sandbox;
-using nlohmann::json;
 
 namespace {
 
@@ -53,8 +53,15 @@ class GateE2E : public ::testing::Test {
   }
 
   std::unique_ptr<sgtest::Daemon> start(const std::string& action, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv{sgtest::binary("smtpgated"), "--interface", Sandbox::kGwIf, "--pin-dir",
-                                  box.pin_dir(), "--state-dir", box.state_dir(), "--action", action};
+    std::vector<std::string> argv{sgtest::binary("smtpgated"),
+                                  "--interface",
+                                  Sandbox::kGwIf,
+                                  "--pin-dir",
+                                  box.pin_dir(),
+                                  "--state-dir",
+                                  box.state_dir(),
+                                  "--action",
+                                  action};
     // No feed unless the test serves one: tests never reach the internet.
     if (std::find(extra.begin(), extra.end(), "--feed-url") == extra.end()) argv.push_back("--no-feed");
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -239,7 +246,9 @@ TEST_F(GateE2E, SharesTheInterfaceWithXdpFilterOrRefusesToReplaceIt) {
     Sandbox& b;
     ~Unload() { sgtest::run_in(b.gateway(), {"/usr/sbin/xdp-filter", "unload", Sandbox::kGwIf, "--all"}); }
   } unload{box};
-  auto loader_status = [&] { return sgtest::run_in(box.gateway(), {"/usr/sbin/xdp-loader", "status", Sandbox::kGwIf}).out; };
+  auto loader_status = [&] {
+    return sgtest::run_in(box.gateway(), {"/usr/sbin/xdp-loader", "status", Sandbox::kGwIf}).out;
+  };
   std::string st = loader_status();
   if (st.find("xdp_dispatcher") != std::string::npos) {
     auto d = start("drop");
@@ -335,7 +344,8 @@ TEST_F(GateE2E, MetricsOverHttpMatchStats) {
             rule_counters("40.92.0.0/15")["admit_packets"].get<long>());
   EXPECT_EQ(metric(text, R"(smtpgate_range_refused_syns_total{kind="default",origin="default",range="default"})"),
             stats["default_rule"]["counters"]["refuse_packets"].get<long>());
-  EXPECT_EQ(metric(text, R"(smtpgate_packets_total{verdict="drop"})"), stats["verdicts"]["drop"]["packets"].get<long>());
+  EXPECT_EQ(metric(text, R"(smtpgate_packets_total{verdict="drop"})"),
+            stats["verdicts"]["drop"]["packets"].get<long>());
   EXPECT_EQ(metric(text, R"(smtpgate_program_attached{interface="gw0"})"), 1);
   EXPECT_EQ(metric(text, R"(smtpgate_ranges{kind="admit",origin="operator"})"), 2);
   EXPECT_EQ(metric(text, R"(smtpgate_range_refused_syns_total{kind="default",origin="default",range="default"})"), 3);
@@ -403,8 +413,8 @@ TEST_F(GateE2E, NewlyPublishedRangeIsAdmittedBySyncWithoutLosingConnects) {
   box.add_sender_address(kNewSender);
   ctl_ok({"ranges", "del", "40.92.0.0/15"});  // EOP's ranges come from the feed alone
 
-  std::string v1 = smtpgate::read_file(
-      sgtest::fixture_path("m365-endpoints-worldwide.2025-12-01.deploymenttheory-tfprovider.json"));
+  std::string v1 =
+      smtpgate::read_file(sgtest::fixture_path("m365-endpoints-worldwide.2025-12-01.deploymenttheory-tfprovider.json"));
   json v2 = json::parse(v1);
   for (auto& set : v2)
     if (set["id"] == 10) set["ips"].push_back("40.95.0.0/16");

@@ -40,7 +40,7 @@ using sgtest::Sandbox;
 
 namespace {
 
-constexpr const char* kEop = "40.92.0.10";        // in 40.92.0.0/15, the admitted range
+constexpr const char* kEop = "40.92.0.10";         // in 40.92.0.0/15, the admitted range
 constexpr const char* kStranger = "203.0.113.10";  // in no range
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -111,9 +111,22 @@ class UpgradeE2E : public ::testing::Test {
     return sgtest::run_in(box.gateway(), argv);
   }
   std::vector<std::string> argv(const std::string& config) {
-    return {sgtest::binary("smtpgated"), "-c", config, "--interface", Sandbox::kGwIf, "--mode", "skb",
-            "--pin-dir", box.pin_dir(), "--state-dir", box.state_dir(), "--action", "drop", "--no-feed",
-            "--metrics-listen", ""};
+    return {sgtest::binary("smtpgated"),
+            "-c",
+            config,
+            "--interface",
+            Sandbox::kGwIf,
+            "--mode",
+            "skb",
+            "--pin-dir",
+            box.pin_dir(),
+            "--state-dir",
+            box.state_dir(),
+            "--action",
+            "drop",
+            "--no-feed",
+            "--metrics-listen",
+            ""};
   }
   // Runs a daemon of that layout until it is ready, then stops it: the gate
   // it leaves is what the next one finds. Returns its stderr.
@@ -340,7 +353,8 @@ TEST_F(UpgradeE2E, AnInterfaceThatRefusesGetsTheOldProgramsBack) {
   box.gateway().ip("link add gw1 type veth peer name gw1p");
   box.gateway().ip("link set gw1 up");
   box.gateway().ip("link set gw1p up");
-  sgtest::ip_load_xdp(box.gateway(), "link set dev gw1 xdpgeneric obj " + sgtest::bpf_object("testprogs/xdp_pass") + " sec xdp");
+  sgtest::ip_load_xdp(box.gateway(),
+                      "link set dev gw1 xdpgeneric obj " + sgtest::bpf_object("testprogs/xdp_pass") + " sec xdp");
   std::vector<std::string> both = argv(large_);
   both.insert(both.begin() + 5, {"--interface", "gw1"});  // after gw0
   sgtest::Daemon d(box.gateway(), both);
@@ -369,7 +383,8 @@ TEST_F(UpgradeE2E, AStateDirectoryOfANewerFormatIsRefused) {
   EXPECT_TRUE(has(recorded, "\"format\":2")) << recorded;
   Snapshot before = snapshot();
 
-  std::ofstream(format) << R"({"format": 3, "written_by": "9.9.9"})" << "\n";
+  std::ofstream(format) << R"({"format": 3, "written_by": "9.9.9"})"
+                        << "\n";
   sgtest::Daemon d(box.gateway(), argv(large_));
   EXPECT_EQ(d.exited(20000), 1);
   d.stop();

@@ -16,8 +16,8 @@
 
 #include <chrono>
 #include <cstring>
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "netns.hpp"
@@ -159,9 +159,9 @@ class WireE2E : public ::testing::Test {
 
   std::unique_ptr<sgtest::Daemon> start(const std::string& action) {
     auto d = std::make_unique<sgtest::Daemon>(
-        box.gateway(), std::vector<std::string>{sgtest::binary("smtpgated"), "--interface", Sandbox::kGwIf,
-                                                "--pin-dir", box.pin_dir(), "--state-dir", box.state_dir(),
-                                                "--action", action, "--no-feed"});
+        box.gateway(),
+        std::vector<std::string>{sgtest::binary("smtpgated"), "--interface", Sandbox::kGwIf, "--pin-dir", box.pin_dir(),
+                                 "--state-dir", box.state_dir(), "--action", action, "--no-feed"});
     if (!d->ready()) ADD_FAILURE() << "smtpgated did not become ready:\n" << d->stderr_text();
     return d;
   }

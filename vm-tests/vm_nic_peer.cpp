@@ -40,7 +40,7 @@ constexpr const char* kGuest = "192.0.2.1";  // the guest's NIC
 constexpr const char* kTap = "sgtap0";       // its peer here
 constexpr const char* kGuestMac = "52:54:00:53:47:01";
 constexpr uint16_t kAgentPort = 7000;
-constexpr const char* kEop = "40.92.0.10";       // in EOP's 40.92.0.0/15
+constexpr const char* kEop = "40.92.0.10";         // in EOP's 40.92.0.0/15
 constexpr const char* kStranger = "203.0.113.10";  // in no range
 constexpr const char* kPins = "/sys/fs/bpf/sgnic";
 constexpr const char* kState = "/run/sgnic-state";
@@ -156,20 +156,24 @@ class NicGate : public ::testing::Test {
 
   // No daemon, no gate, no other XDP program, no pins: each test starts clean.
   void reset() {
-    guest("if [ -f /run/smtpgated.pid ]; then kill $(cat /run/smtpgated.pid); "
-          "while kill -0 $(cat /run/smtpgated.pid) 2>/dev/null; do sleep 0.1; done; rm -f /run/smtpgated.pid; fi; " +
-          ctl_cmd("detach eth0") + " >/dev/null 2>&1; xdp-filter unload eth0 --all >/dev/null 2>&1; " +
-          "rm -rf " + kPins + " " + kState + "; true");
+    guest(
+        "if [ -f /run/smtpgated.pid ]; then kill $(cat /run/smtpgated.pid); "
+        "while kill -0 $(cat /run/smtpgated.pid) 2>/dev/null; do sleep 0.1; done; rm -f /run/smtpgated.pid; fi; " +
+        ctl_cmd("detach eth0") + " >/dev/null 2>&1; xdp-filter unload eth0 --all >/dev/null 2>&1; " + "rm -rf " +
+        kPins + " " + kState + "; true");
   }
 
   // Starts smtpgated on the guest's NIC; returns once status shows the gate
   // attached there.
   void start(const std::string& action) {
-    std::string cmd = std::string("smtpgated --interface eth0 --pin-dir ") + kPins + " --state-dir " + kState +
-                      " --no-feed --action " + action + " </dev/null >" + kLog +
-                      " 2>&1 & echo $! >/run/smtpgated.pid; "
-                      "i=0; until " + ctl_cmd("-j status 2>/dev/null") + " | grep -q '\"prog_id\"'; do "
-                      "i=$((i+1)); [ $i -lt 300 ] || exit 1; kill -0 $(cat /run/smtpgated.pid) || exit 1; sleep 0.1; done";
+    std::string cmd =
+        std::string("smtpgated --interface eth0 --pin-dir ") + kPins + " --state-dir " + kState +
+        " --no-feed --action " + action + " </dev/null >" + kLog +
+        " 2>&1 & echo $! >/run/smtpgated.pid; "
+        "i=0; until " +
+        ctl_cmd("-j status 2>/dev/null") +
+        " | grep -q '\"prog_id\"'; do "
+        "i=$((i+1)); [ $i -lt 300 ] || exit 1; kill -0 $(cat /run/smtpgated.pid) || exit 1; sleep 0.1; done";
     auto r = guest(cmd, 90000);
     ASSERT_EQ(r.exit_code, 0) << "smtpgated did not attach to eth0:\n" << guest(std::string("cat ") + kLog).out;
   }
@@ -358,7 +362,8 @@ TEST_F(NicGate, SharesTheNicWithXdpFilter) {
   std::string st = guest_ok("xdp-loader status eth0");
   if (st.find("xdp_dispatcher") == std::string::npos)
     GTEST_SKIP() << "libxdp's dispatcher did not load on " << env("SMTPGATE_VM_KERNEL", "this kernel")
-                 << " (xdp-filter attached alone):\n" << st;
+                 << " (xdp-filter attached alone):\n"
+                 << st;
   // xdp-filter drops what reaches port 7001; without it the guest's stack
   // answers with a reset.
   EXPECT_EQ(sgtest::connect_from(kStranger, kGuest, 7001, 3000), ConnectResult::Refused);

@@ -356,7 +356,7 @@ std::atomic<bool> g_stop{false};
 void on_stop(int) { g_stop = true; }
 
 void install_stop_handler() {
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_stop;  // no SA_RESTART: a blocking call returns EINTR
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
@@ -405,8 +405,8 @@ std::string connect_once(const sockaddr_in& src, const sockaddr_in& dst, int tim
   return err;
 }
 
-int cmd_connect(const std::vector<std::string>& sources, const std::string& dst_text, uint16_t port,
-                int interval_ms, int timeout_ms) {
+int cmd_connect(const std::vector<std::string>& sources, const std::string& dst_text, uint16_t port, int interval_ms,
+                int timeout_ms) {
   install_stop_handler();
   sockaddr_in dst = v4_sockaddr(dst_text, port);
   std::vector<sockaddr_in> src;
@@ -475,7 +475,8 @@ int cmd_attach_probe(const std::string& obj_path, const std::string& ifname) {
   std::unique_ptr<bpf_object, void (*)(bpf_object*)> owned(obj, bpf_object__close);
   bpf_map* outer = bpf_object__find_map_by_name(obj, "probe_outer");
   bpf_program* prog = bpf_object__next_program(obj, nullptr);
-  if (!outer || !prog) throw smtpgate::InputError(obj_path + " has no probe_outer map or no program: not a direct probe");
+  if (!outer || !prog)
+    throw smtpgate::InputError(obj_path + " has no probe_outer map or no program: not a direct probe");
   // The inner template is libbpf's until the load, which frees it.
   bpf_map* inner = bpf_map__inner_map(outer);
   if (!inner) throw smtpgate::InputError(obj_path + ": probe_outer declares no inner map");

@@ -18,8 +18,8 @@ int lpm_only(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct hdr_cursor nh = { .pos = data };
-	struct sg_lpm_v4_key key = { .prefixlen = 32 };
+	struct hdr_cursor nh = {.pos = data};
+	struct sg_lpm_v4_key key = {.prefixlen = 32};
 	struct iphdr *iph;
 	struct tcphdr *th;
 

@@ -5,7 +5,8 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-extern int bpf_dynptr_from_xdp(struct xdp_md *xdp, __u64 flags, struct bpf_dynptr *ptr__uninit) __ksym;
+extern int bpf_dynptr_from_xdp(struct xdp_md *xdp, __u64 flags,
+			       struct bpf_dynptr *ptr__uninit) __ksym;
 
 SEC("xdp")
 int needs_6_3(struct xdp_md *ctx)

@@ -7,7 +7,7 @@
 #include "probe_source.h"
 
 struct probe_chunk {
-	__u32 word[256];  /* 8192 bits */
+	__u32 word[256]; /* 8192 bits */
 };
 
 struct {

@@ -70,10 +70,12 @@ Cidr Cidr::parse(std::string_view text) {
     throw InputError(shown + " has no valid prefix length after '/': use 0..32 (IPv4) or 0..128 (IPv6)");
   if (odd != std::string_view::npos || text.size() > kMaxCidrText) {
     char byte[8];
-    std::snprintf(byte, sizeof(byte), "0x%02x", static_cast<unsigned char>(text[odd == std::string_view::npos ? 0 : odd]));
+    std::snprintf(byte, sizeof(byte), "0x%02x",
+                  static_cast<unsigned char>(text[odd == std::string_view::npos ? 0 : odd]));
     throw InputError(shown + " is not an IPv4 or IPv6 " + (slash == std::string_view::npos ? "address" : "range") +
-                     (odd != std::string_view::npos ? " (byte " + std::string(byte) + " at " + std::to_string(odd + 1) + ")"
-                                                    : " (too long)") +
+                     (odd != std::string_view::npos
+                          ? " (byte " + std::string(byte) + " at " + std::to_string(odd + 1) + ")"
+                          : " (too long)") +
                      ": write it like 40.92.0.0/15 or 2a01:111:f400::/48");
   }
   std::string t(text);
@@ -100,7 +102,8 @@ Cidr Cidr::parse(std::string_view text) {
   // ::a.b.c.d (IPv4-compatible, deprecated by RFC 4291 2.5.5.1) is an IPv6
   // address no EOP host has: whoever writes it means the IPv4 one. :: and
   // ::1 are left to the special-purpose check.
-  if (c.family_ == Family::V6 && len >= 96 && std::all_of(c.bytes_.begin(), c.bytes_.begin() + 12, [](uint8_t b) { return b == 0; }) &&
+  if (c.family_ == Family::V6 && len >= 96 &&
+      std::all_of(c.bytes_.begin(), c.bytes_.begin() + 12, [](uint8_t b) { return b == 0; }) &&
       !(len == 128 && c.bytes_[12] == 0 && c.bytes_[13] == 0 && c.bytes_[14] == 0 && c.bytes_[15] <= 1)) {
     Cidr v4 = from_bytes(Family::V4, c.bytes_.data() + 12, len - 96);
     throw InputError(shown + " is an IPv4-compatible IPv6 " + (len == 128 ? "address" : "range") +
@@ -281,7 +284,8 @@ void check_not_special(const Cidr& prefix, bool allow_reserved) {
   auto s = find_special_purpose(prefix);
   if (!s) return;
   if (prefix.prefix_len() == 0)
-    throw InputError(prefix.str() + " is the default route: it would admit every address; "
+    throw InputError(prefix.str() +
+                     " is the default route: it would admit every address; "
                      "give Microsoft's ranges instead");
   throw InputError(prefix.str() + " is special-purpose space (" + std::string(s->block) + " " + std::string(s->name) +
                    ", " + std::string(s->rfc) + ", " + std::string(s->registry) +
@@ -290,8 +294,8 @@ void check_not_special(const Cidr& prefix, bool allow_reserved) {
 
 std::vector<RangeLine> parse_range_file(std::string_view text, std::string_view origin) {
   std::vector<RangeLine> out;
-  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF &&
-      static_cast<unsigned char>(text[1]) == 0xBB && static_cast<unsigned char>(text[2]) == 0xBF)
+  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF && static_cast<unsigned char>(text[1]) == 0xBB &&
+      static_cast<unsigned char>(text[2]) == 0xBF)
     text.remove_prefix(3);
   unsigned line_no = 0;
   size_t pos = 0;

@@ -6,8 +6,7 @@
 namespace smtpgate {
 
 SystemError::SystemError(const std::string& what, int err)
-    : std::runtime_error(what + ": " + std::strerror(err < 0 ? -err : err)),
-      err_(err < 0 ? -err : err) {}
+    : std::runtime_error(what + ": " + std::strerror(err < 0 ? -err : err)), err_(err < 0 ? -err : err) {}
 
 std::string quote_input(std::string_view text) {
   std::string out = "'";

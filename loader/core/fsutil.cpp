@@ -38,7 +38,7 @@ class ThreadAlarm {
  public:
   explicit ThreadAlarm(std::chrono::milliseconds after) : deadline_(std::chrono::steady_clock::now() + after) {
     static const int sig = [] {
-      struct sigaction sa{};
+      struct sigaction sa {};
       sa.sa_handler = on_alarm;
       sigemptyset(&sa.sa_mask);
       ::sigaction(SIGRTMIN, &sa, nullptr);
@@ -132,7 +132,7 @@ std::string read_file(const std::string& path) {
 }
 
 bool file_exists(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
 }
 
@@ -151,7 +151,7 @@ void make_dirs(const std::string& path, unsigned mode) {
       continue;
     }
     int err = errno;
-    struct stat st{};
+    struct stat st {};
     if (err == EEXIST && ::stat(built.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) continue;
     throw SystemError("create directory " + built.string(), err == EEXIST ? ENOTDIR : err);
   }
@@ -194,12 +194,14 @@ void check_private_dir(const std::string& path, const std::string& what) {
   fs::path dir = fs::canonical(existing, ec);
   if (ec) throw SystemError("resolve " + existing.string(), ec.value());
   bool itself = existing == target;
-  const std::string fix = ": another user could plant or replace the files the gate trusts; use a directory only "
-                          "root can write, such as /var/lib/smtpgate";
+  const std::string fix =
+      ": another user could plant or replace the files the gate trusts; use a directory only "
+      "root can write, such as /var/lib/smtpgate";
   while (true) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) throw SystemError("stat " + dir.string(), errno);
-    std::string where = itself ? what + " " + dir.string() : what + " " + target.string() + ": its parent " + dir.string();
+    std::string where =
+        itself ? what + " " + dir.string() : what + " " + target.string() + ": its parent " + dir.string();
     if (!S_ISDIR(st.st_mode)) throw InputError(where + " is not a directory");
     if (st.st_uid != 0 && st.st_uid != ::geteuid())
       throw InputError(where + " is owned by " + user_name(st.st_uid) + ", not by root" + fix);
@@ -228,7 +230,7 @@ int open_lock_file(const std::string& path) {
     if (fd < 0 && errno == ELOOP)
       throw InputError(path + " is a symbolic link; a lock file never is: remove it (smtpgate makes it again)");
     if (fd < 0) throw SystemError("open lock " + path, errno);
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) != 0) {
       int err = errno;
       ::close(fd);
@@ -236,7 +238,8 @@ int open_lock_file(const std::string& path) {
     }
     if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
       ::close(fd);
-      throw InputError(path + (S_ISREG(st.st_mode) ? " is owned by " + user_name(st.st_uid) : " is not a regular file") +
+      throw InputError(path +
+                       (S_ISREG(st.st_mode) ? " is owned by " + user_name(st.st_uid) : " is not a regular file") +
                        ": another user could hold the lock; remove it (smtpgate makes it again)");
     }
     if ((st.st_mode & 077) == 0) return fd;
@@ -253,12 +256,13 @@ int open_lock_file(const std::string& path) {
 // The lock is on the file path names now (a process that replaced it
 // meanwhile locked another inode).
 bool still_named(int fd, const std::string& path) {
-  struct stat a{}, b{};
+  struct stat a {
+  }, b{};
   return ::fstat(fd, &a) == 0 && ::stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 bool is_dir(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
@@ -280,9 +284,9 @@ int lock_path(const std::string& path, int flags, std::optional<std::chrono::mil
       ::close(fd);
       if (err == EWOULDBLOCK) return -1;
       if (err == EINTR)
-        throw SystemError("lock " + path + ": still held by another process after " + std::to_string(wait->count()) +
-                              " ms",
-                          EWOULDBLOCK);
+        throw SystemError(
+            "lock " + path + ": still held by another process after " + std::to_string(wait->count()) + " ms",
+            EWOULDBLOCK);
       throw SystemError("lock " + path, err);
     }
     if (dir || still_named(fd, path)) return fd;
@@ -318,7 +322,7 @@ FileLock& FileLock::operator=(FileLock&& other) noexcept {
 }
 
 std::optional<LockHolder> lock_holder(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return std::nullopt;
   std::ifstream in("/proc/locks");
   std::string line;

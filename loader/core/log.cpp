@@ -48,9 +48,7 @@ void init_logging(int verbosity) {
   else
     logger->set_pattern("%H:%M:%S %l: %v");
   spdlog::set_default_logger(logger);
-  spdlog::set_level(verbosity >= 2 ? spdlog::level::debug
-                    : verbosity == 1 ? spdlog::level::info
-                                     : spdlog::level::warn);
+  spdlog::set_level(verbosity >= 2 ? spdlog::level::debug : verbosity == 1 ? spdlog::level::info : spdlog::level::warn);
   libbpf_set_print(libbpf_print);
   libxdp_set_print(libxdp_print);
 }

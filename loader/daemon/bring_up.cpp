@@ -46,8 +46,9 @@ Action choose_action(const DaemonConfig& cfg, const StateStore& store, const std
 std::vector<DesiredRange> allowlist_to_publish(const DaemonConfig& cfg, const StateStore& store) {
   std::vector<DesiredRange> desired = desired_ranges(store);
   if (count_admits(desired) == 0 && !cfg.allow_empty)
-    throw InputError("refusing to attach with an empty allowlist: it would refuse all mail on port 25; "
-                     "add ranges (smtpgatectl ranges add, smtpgatectl feed import) or pass --allow-empty");
+    throw InputError(
+        "refusing to attach with an empty allowlist: it would refuse all mail on port 25; "
+        "add ranges (smtpgatectl ranges add, smtpgatectl feed import) or pass --allow-empty");
   return desired;
 }
 
@@ -116,8 +117,10 @@ void attach_interfaces(const DaemonConfig& cfg) {
         continue;
       }
       XdpMode used = attach(program_options(cfg), ifname, cfg.mode);
-      spdlog::warn("{}: the running program (id {}, tag {}) was replaced by this version's (tag {}, {} mode) "
-                   "on the same maps: its code differs", ifname, a.prog_id, theirs, ours, to_string(used));
+      spdlog::warn(
+          "{}: the running program (id {}, tag {}) was replaced by this version's (tag {}, {} mode) "
+          "on the same maps: its code differs",
+          ifname, a.prog_id, theirs, ours, to_string(used));
       continue;
     }
     XdpMode used = attach(program_options(cfg), ifname, cfg.mode);

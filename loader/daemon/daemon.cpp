@@ -12,8 +12,8 @@
 #include <mutex>
 #include <thread>
 
-#include "drops.hpp"
 #include "desired_set.hpp"
+#include "drops.hpp"
 #include "error.hpp"
 #include "feed_gap.hpp"
 #include "feed_service.hpp"
@@ -211,9 +211,8 @@ class Daemon {
     take_drops();
     while (true) {
       if (!drops_) take_drops();
-      pollfd p[3] = {{signals_.fd(), POLLIN, 0},
-                     {drops_ ? drops_->epoll_fd() : -1, POLLIN, 0},
-                     {feed_.done_fd(), POLLIN, 0}};
+      pollfd p[3] = {
+          {signals_.fd(), POLLIN, 0}, {drops_ ? drops_->epoll_fd() : -1, POLLIN, 0}, {feed_.done_fd(), POLLIN, 0}};
       int rc = ::poll(p, 3, wait_ms());
       if (rc < 0 && errno != EINTR) throw SystemError("poll", errno);
       if (rc > 0 && (p[1].revents & POLLIN)) record_drops();
@@ -230,8 +229,9 @@ class Daemon {
         continue;
       }
       if (sig) {
-        spdlog::warn("smtpgated stopping; the gate stays attached and filtering "
-                     "(smtpgatectl detach IF removes it)");
+        spdlog::warn(
+            "smtpgated stopping; the gate stays attached and filtering "
+            "(smtpgatectl detach IF removes it)");
         sd_notify(0, "STOPPING=1");
         return;
       }

@@ -20,8 +20,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include "drops.hpp"
 #include "desired_set.hpp"
+#include "drops.hpp"
 #include "error.hpp"
 #include "feed.hpp"
 #include "feed_gap.hpp"
@@ -101,8 +101,7 @@ int civet_log(const mg_connection*, const char* message) {
 
 }  // namespace
 
-MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string>& interfaces,
-                               MetricFamilies extra) {
+MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string>& interfaces, MetricFamilies extra) {
   Exposition e;
   std::vector<std::pair<std::string, ProgramRunStats>> runs;
   for (const auto& ifname : interfaces) {
@@ -113,8 +112,8 @@ MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string
       if (a.attached) runs.emplace_back(ifname, program_run_stats(a.prog_id));
     } catch (...) {
     }
-    e.add("smtpgate_program_attached", "1 when the gate is attached to the interface and uses the pinned maps",
-          kGauge, {{"interface", ifname}}, attached ? 1 : 0);
+    e.add("smtpgate_program_attached", "1 when the gate is attached to the interface and uses the pinned maps", kGauge,
+          {{"interface", ifname}}, attached ? 1 : 0);
   }
   // The kernel counts only while bpf_stats is on; a program replaced on the
   // interface starts again from zero (a counter reset to Prometheus).
@@ -160,22 +159,22 @@ MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string
       for (uint32_t i = 0; i < SG_VERDICT_MAX; i++) {
         e.add("smtpgate_packets_total", "Packets seen by the program, by verdict", kCounter,
               {{"verdict", verdict_name(i)}}, v[i].packets);
-        e.add("smtpgate_bytes_total", "Bytes seen by the program, by verdict", kCounter,
-              {{"verdict", verdict_name(i)}}, v[i].bytes);
+        e.add("smtpgate_bytes_total", "Bytes seen by the program, by verdict", kCounter, {{"verdict", verdict_name(i)}},
+              v[i].bytes);
       }
       auto r = maps.reason_counters();
       for (uint32_t i = 0; i < SG_REASON_MAX; i++)
         e.add("smtpgate_reason_packets_total", "Packets seen by the program, by reason", kCounter,
               {{"reason", reason_name(i)}}, r[i].packets);
-      e.add("smtpgate_events_suppressed_total", "Refusal events held back by the in-kernel rate limit", kCounter,
-            {}, maps.events_suppressed());
+      e.add("smtpgate_events_suppressed_total", "Refusal events held back by the in-kernel rate limit", kCounter, {},
+            maps.events_suppressed());
       e.add("smtpgate_recent_skipped_total",
-            "Default-rule refusals not recorded in the recently-refused table (its per-CPU budget was spent)",
-            kCounter, {}, maps.recent_skipped());
+            "Default-rule refusals not recorded in the recently-refused table (its per-CPU budget was spent)", kCounter,
+            {}, maps.recent_skipped());
       e.add("smtpgate_allowlist_generation", "Publishes of the allowlist since the maps were created", kGauge, {},
             maps.generation());
-      e.add("smtpgate_action", "The action for refused sources (1 for the one in force)", kGauge,
-            {{"action", action}}, 1);
+      e.add("smtpgate_action", "The action for refused sources (1 for the one in force)", kGauge, {{"action", action}},
+            1);
     } catch (const std::exception& ex) {
       bpf_syscall_failures()++;
       spdlog::warn("metrics: reading the maps failed: {}", ex.what());
@@ -221,16 +220,13 @@ MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string
   return fams;
 }
 
-std::string render_metrics(const Paths& paths, const std::vector<std::string>& interfaces,
-                           MetricFamilies extra) {
+std::string render_metrics(const Paths& paths, const std::vector<std::string>& interfaces, MetricFamilies extra) {
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, collect_metrics(paths, interfaces, std::move(extra)));
   return out.str();
 }
 
-void write_metrics_textfile(const std::string& path, const std::string& text) {
-  write_file_atomic(path, text, 0644);
-}
+void write_metrics_textfile(const std::string& path, const std::string& text) { write_file_atomic(path, text, 0644); }
 
 MetricsServer::MetricsServer(const std::string& listen, std::function<MetricFamilies()> collect)
     : collectable_(std::make_shared<ScrapeCollectable>(std::move(collect))) {

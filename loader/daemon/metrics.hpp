@@ -36,8 +36,7 @@ MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string
                                MetricFamilies extra = {});
 
 /// collect_metrics as exposition text (Prometheus text format 0.0.4).
-std::string render_metrics(const Paths& paths, const std::vector<std::string>& interfaces,
-                           MetricFamilies extra = {});
+std::string render_metrics(const Paths& paths, const std::vector<std::string>& interfaces, MetricFamilies extra = {});
 
 /// Writes the exposition atomically to path (node_exporter textfile collector).
 void write_metrics_textfile(const std::string& path, const std::string& text);

@@ -1,13 +1,13 @@
 // smtpgated: attaches the smtpgate XDP gate, keeps its allowlist equal to the
 // operator's ranges and Microsoft's feed, and leaves it filtering when stopped.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 
+#include "cli.hpp"
 #include "config.hpp"
 #include "daemon.hpp"
-#include "cli.hpp"
 #include "error.hpp"
 #include "fsutil.hpp"
 #include "gate.hpp"
@@ -24,8 +24,8 @@ int main(int argc, char** argv) {
   std::vector<uint16_t> ports;
   bool allow_empty = false, no_attach = false, check_config = false, no_feed = false, force = false;
   int verbose = 0;
-  app.add_option("-c,--config", config_path, "Configuration file (default " + std::string(kDefaultConfigPath) +
-                                                  " when it exists)");
+  app.add_option("-c,--config", config_path,
+                 "Configuration file (default " + std::string(kDefaultConfigPath) + " when it exists)");
   app.add_option("-i,--interface", interfaces, "Interface to guard (repeatable)");
   app.add_option("--mode", mode, "XDP mode: native (default) or skb")->check(CLI::IsMember({"native", "skb"}));
   app.add_option("--action", action, "Refused SYNs: drop, reject or monitor")
@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   app.add_option("--instance", instance, "Feed instance: Worldwide, USGovDoD, USGovGCCHigh or China");
   app.add_flag("--no-feed", no_feed, "Do not fetch Microsoft's feed (operator ranges and imported feeds only)");
   app.add_flag("--force", force, "Apply feed versions past max_removal_share, max_added_ranges and max_growth_share");
-  app.add_option("--metrics-listen", metrics_listen, "Serve Prometheus metrics at ADDR:PORT (default 127.0.0.1:9725; \"\" = off)");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "Serve Prometheus metrics at ADDR:PORT (default 127.0.0.1:9725; \"\" = off)");
   app.add_option("--metrics-textfile", metrics_textfile, "Also write metrics to this node_exporter textfile");
   app.add_flag("--check-config", check_config, "Validate the configuration and exit");
   app.add_flag("-v,--verbose", verbose, "More logging; -vv includes libbpf and libxdp");

@@ -44,8 +44,7 @@ class StartupGrace {
 
  private:
   void extend() {
-    sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=%s", static_cast<unsigned long long>(kGraceS) * 1000000ULL,
-               step_);
+    sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=%s", static_cast<unsigned long long>(kGraceS) * 1000000ULL, step_);
   }
   const char* step_;
   std::mutex mu_;

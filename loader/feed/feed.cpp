@@ -57,8 +57,10 @@ Port25Selection select_port25(const std::vector<EndpointSet>& sets, Instance ins
     ranges.insert(s.ips.begin(), s.ips.end());
   }
   if (sel.set_ids.empty())
-    throw InputError(std::string(source) + " has no port-25 set (serviceArea Exchange, TCP 25, with ips): "
-                     "was it fetched with ServiceAreas=Exchange for instance " + to_string(instance) + "?");
+    throw InputError(std::string(source) +
+                     " has no port-25 set (serviceArea Exchange, TCP 25, with ips): "
+                     "was it fetched with ServiceAreas=Exchange for instance " +
+                     to_string(instance) + "?");
   sel.ranges.assign(ranges.begin(), ranges.end());
   int expected = expected_port25_set_id(instance);
   if (sel.set_ids.size() > 1) {

@@ -60,8 +60,8 @@ std::vector<EndpointSet> parse_endpoints(std::string_view text, std::string_view
 
 /// The port-25 ranges of a response.
 struct Port25Selection {
-  std::vector<Cidr> ranges;     // sorted, de-duplicated
-  std::vector<int> set_ids;     // the sets they come from
+  std::vector<Cidr> ranges;  // sorted, de-duplicated
+  std::vector<int> set_ids;  // the sets they come from
   std::vector<std::string> warnings;
 };
 

@@ -20,7 +20,6 @@ std::string trim_slashes(std::string url) {
   return url;
 }
 
-
 FeedClientOptions checked(FeedClientOptions o) {
   o.base_url = trim_slashes(o.base_url);
   check_fetch_url(o.base_url, o.http.allow_http);

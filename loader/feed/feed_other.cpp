@@ -37,7 +37,8 @@ OtherInstanceSet set_from(const json& j) {
   OtherInstanceSet s;
   s.instance = parse_instance(j.at("instance").get<std::string>());
   if (j.contains("version") && j.at("version").is_string()) s.version = j.at("version").get<std::string>();
-  if (!s.version.empty() && !is_feed_version(s.version)) throw InputError("version '" + s.version + "' is not 10 digits");
+  if (!s.version.empty() && !is_feed_version(s.version))
+    throw InputError("version '" + s.version + "' is not 10 digits");
   s.source = j.value("source", std::string());
   s.fetched_at = j.value("fetched", int64_t{0});
   s.set_ids = j.value("set_ids", std::vector<int>{});
@@ -69,13 +70,12 @@ void write_other_instances(const std::string& state_dir, const std::vector<Other
   json arr = json::array();
   for (const auto& s : sets) arr.push_back(set_json(s));
   make_dirs(state_dir, 0755);
-  write_file_atomic(path_of(state_dir),
-                    json{{"version", 1}, {"instances", arr}}.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
+  write_file_atomic(
+      path_of(state_dir),
+      json{{"version", 1}, {"instances", arr}}.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
-bool forget_other_instances(const std::string& state_dir) {
-  return std::remove(path_of(state_dir).c_str()) == 0;
-}
+bool forget_other_instances(const std::string& state_dir) { return std::remove(path_of(state_dir).c_str()) == 0; }
 
 json other_instances_json(const std::vector<OtherInstanceSet>& sets) {
   json arr = json::array();
@@ -99,7 +99,8 @@ std::vector<DesiredRange> other_desired_ranges(const std::vector<OtherInstanceSe
   }
   std::vector<DesiredRange> out;
   for (const auto& [c, n] : notes)
-    out.push_back(DesiredRange{c, RuleKind::Watch, origin::kFeedOther, n + " (another instance's port-25 set, not admitted)"});
+    out.push_back(
+        DesiredRange{c, RuleKind::Watch, origin::kFeedOther, n + " (another instance's port-25 set, not admitted)"});
   return out;
 }
 
@@ -180,11 +181,10 @@ OtherCheckResult commit_other_instances(const OtherFetch& fetched, Instance own,
   return result;
 }
 
-OtherCheckResult check_other_instances(FeedClient& client, Instance own, const FeedPolicy& policy,
-                                       int64_t interval_s, int64_t retry_s, int64_t now, bool forced,
-                                       const std::string& state_dir) {
-  return commit_other_instances(
-      fetch_other_instances(client, own, policy, interval_s, retry_s, now, forced, state_dir), own, state_dir);
+OtherCheckResult check_other_instances(FeedClient& client, Instance own, const FeedPolicy& policy, int64_t interval_s,
+                                       int64_t retry_s, int64_t now, bool forced, const std::string& state_dir) {
+  return commit_other_instances(fetch_other_instances(client, own, policy, interval_s, retry_s, now, forced, state_dir),
+                                own, state_dir);
 }
 
 }  // namespace smtpgate

@@ -53,9 +53,9 @@ std::vector<Instance> other_instances_than(Instance own);
 
 /// What one round of checks did.
 struct OtherCheckResult {
-  bool changed = false;               // some instance's ranges changed: publish
-  std::vector<std::string> messages;  // one line per instance that answered
-  std::vector<std::string> errors;    // one line per instance that failed
+  bool changed = false;                // some instance's ranges changed: publish
+  std::vector<std::string> messages;   // one line per instance that answered
+  std::vector<std::string> errors;     // one line per instance that failed
   std::vector<OtherInstanceSet> sets;  // what feed-other.json holds now (when any was asked)
 };
 
@@ -78,8 +78,7 @@ OtherFetch fetch_other_instances(FeedClient& client, Instance own, const FeedPol
 /// feed-other.json as it is now.
 OtherCheckResult commit_other_instances(const OtherFetch& fetched, Instance own, const std::string& state_dir);
 /// Both halves, for a caller that holds the GateLock anyway.
-OtherCheckResult check_other_instances(FeedClient& client, Instance own, const FeedPolicy& policy,
-                                       int64_t interval_s, int64_t retry_s, int64_t now, bool forced,
-                                       const std::string& state_dir);
+OtherCheckResult check_other_instances(FeedClient& client, Instance own, const FeedPolicy& policy, int64_t interval_s,
+                                       int64_t retry_s, int64_t now, bool forced, const std::string& state_dir);
 
 }  // namespace smtpgate

@@ -152,7 +152,8 @@ std::vector<PortRange> parse_port_list(std::string_view list) {
   size_t pos = 0;
   while (pos <= list.size()) {
     size_t comma = list.find(',', pos);
-    std::string_view item = trim(list.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos));
+    std::string_view item =
+        trim(list.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos));
     if (!item.empty()) {
       size_t dash = item.find('-');
       PortRange r;
@@ -171,7 +172,8 @@ std::vector<EndpointSet> parse_endpoints(std::string_view text, std::string_view
   std::string src(source);
   json doc = parse_json(text, source, "an endpoints response");
   if (!doc.is_array())
-    throw InputError(src + " is JSON but not a list of endpoint sets: not an endpoints response "
+    throw InputError(src +
+                     " is JSON but not a list of endpoint sets: not an endpoints response "
                      "(a version or changes response, or an error object?)");
   std::vector<EndpointSet> out;
   for (const auto& e : doc) {
@@ -226,8 +228,7 @@ FeedVersion parse_version(std::string_view text, Instance instance, std::string_
 std::vector<ChangeRecord> parse_changes(std::string_view text, std::string_view source) {
   std::string src(source);
   json doc = parse_json(text, source, "a changes response");
-  if (!doc.is_array())
-    throw InputError(src + " is JSON but not a list of change records: not a changes response");
+  if (!doc.is_array()) throw InputError(src + " is JSON but not a list of change records: not a changes response");
   std::vector<ChangeRecord> out;
   for (const auto& e : doc) {
     if (!e.is_object()) throw InputError(src + ": a change record is not a JSON object");

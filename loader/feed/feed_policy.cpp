@@ -119,7 +119,8 @@ void check_change_rules(const std::vector<Cidr>& current, const std::vector<Cidr
     if (then.fresh == 0) continue;
     if (now == 0)
       refuse(what, FeedRule::Growth,
-             std::string("it would admit ") + amount(then.fresh, f) + " of " + name + " where the running allowlist admits none",
+             std::string("it would admit ") + amount(then.fresh, f) + " of " + name +
+                 " where the running allowlist admits none",
              true);
     if (then.fresh > policy.max_growth_share * now)
       refuse(what, FeedRule::Growth,

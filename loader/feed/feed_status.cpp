@@ -39,8 +39,8 @@ json snapshot_json(const FeedSnapshot& s) {
   for (const auto& [c, d] : s.effective_dates) dates[c.str()] = d;
   // Keys shared with the first feed.json layout (feed import), so either
   // reader understands either writer.
-  return {{"instance", to_string(s.instance)}, {"version", s.version},  {"source", s.source},
-          {"fetched", s.fetched_at},           {"set_ids", s.set_ids},  {"ranges", cidrs_json(s.ranges)},
+  return {{"instance", to_string(s.instance)}, {"version", s.version}, {"source", s.source},
+          {"fetched", s.fetched_at},           {"set_ids", s.set_ids}, {"ranges", cidrs_json(s.ranges)},
           {"effective_dates", dates}};
 }
 
@@ -66,7 +66,7 @@ FeedSnapshot snapshot_from(const json& j) {
 
 std::string rfc3339_utc(int64_t unix_s) {
   time_t tt = static_cast<time_t>(unix_s);
-  struct tm tm{};
+  struct tm tm {};
   gmtime_r(&tt, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -74,9 +74,7 @@ std::string rfc3339_utc(int64_t unix_s) {
 }
 std::string time_or_never(int64_t unix_s) { return unix_s <= 0 ? "never" : rfc3339_utc(unix_s); }
 
-bool FeedStatus::stale() const {
-  return !latest_version.empty() && (!applied || applied->version != latest_version);
-}
+bool FeedStatus::stale() const { return !latest_version.empty() && (!applied || applied->version != latest_version); }
 
 json to_json(const FeedStatus& s) {
   json j{{"version", 1},
@@ -139,8 +137,7 @@ FeedStatus feed_status_from_json(const json& j) {
 FeedStatus read_feed_status(const std::string& state_dir, bool set_aside_corrupt) {
   FeedStatus s;
   read_state_json(
-      path_of(state_dir),
-      [&](const json& doc) { s = feed_status_from_json(doc); },
+      path_of(state_dir), [&](const json& doc) { s = feed_status_from_json(doc); },
       [&](const CorruptFile& c) {
         const std::string cause = c.cause.substr(0, 160);
         if (c.moved_to.empty()) {

@@ -60,7 +60,7 @@ struct RemovedRange {
 /// Everything feed.json holds; what `smtpgatectl feed status` shows. Times
 /// are unix seconds, 0 meaning never.
 struct FeedStatus {
-  std::string instance;  // the instance last checked
+  std::string instance;                 // the instance last checked
   std::optional<FeedSnapshot> applied;  // the last known good
   std::string latest_version;           // newest version the service announced
   int64_t last_check = 0;

@@ -34,9 +34,9 @@ struct FeedSyncOptions {
   Instance instance = Instance::Worldwide;
   std::string state_dir;
   FeedPolicy policy;
-  int64_t interval_s = 3600;  // version polls; a longer Cache-Control max-age wins
-  int64_t retry_s = 600;      // next try after a failed download or apply
-  bool log_changes = true;    // call the changes method when the version moved
+  int64_t interval_s = 3600;                 // version polls; a longer Cache-Control max-age wins
+  int64_t retry_s = 600;                     // next try after a failed download or apply
+  bool log_changes = true;                   // call the changes method when the version moved
   int64_t removal_grace_s = 30 * 24 * 3600;  // how long a removed range stays admitted
   /// The caller holds the GateLock: a corrupt feed.json may be set aside.
   /// false for a fetch(), which reads and never moves it.
@@ -56,7 +56,7 @@ std::string to_string(SyncOutcome o);
 /// What one check did.
 struct SyncResult {
   SyncOutcome outcome = SyncOutcome::NotDue;
-  std::string message;  // one line for the log and the CLI
+  std::string message;                              // one line for the log and the CLI
   std::vector<std::pair<Cidr, std::string>> added;  // with effective date ("" unknown)
   std::vector<Cidr> removed;
   std::vector<std::string> warnings;

@@ -65,8 +65,12 @@ SyncResult FeedSync::decide(const FeedFetch& f) {
   if (basis() != f.basis)
     return SyncResult{SyncOutcome::NotDue,
                       "another process applied or refused a feed version while the service was asked; this "
-                      "answer is dropped, next check at " + time_or_never(status_.next_check),
-                      {}, {}, {}, status_.next_check};
+                      "answer is dropped, next check at " +
+                          time_or_never(status_.next_check),
+                      {},
+                      {},
+                      {},
+                      status_.next_check};
 
   status_.instance = to_string(f.instance);
   status_.last_check = now;
@@ -94,14 +98,19 @@ std::optional<SyncResult> FeedSync::known_version(const FeedFetch& f) {
     status_.last_error.clear();
     SyncResult r{SyncOutcome::Unchanged,
                  what + " is applied and still the latest; next check at " + time_or_never(status_.next_check),
-                 {}, {}, {}};
+                 {},
+                 {},
+                 {}};
     save_or_warn(r);
     return r;
   }
   if (!f.forced && status_.rejected && status_.rejected->version == latest) {
     status_.last_error = status_.rejected->reason;
-    SyncResult r{SyncOutcome::Rejected, what + " is still the latest and stays refused: " + status_.rejected->reason,
-                 {}, {}, {}};
+    SyncResult r{SyncOutcome::Rejected,
+                 what + " is still the latest and stays refused: " + status_.rejected->reason,
+                 {},
+                 {},
+                 {}};
     save_or_warn(r);
     return r;
   }
@@ -221,8 +230,8 @@ SyncResult FeedSync::record_applied(int64_t now, FeedSnapshot next, SyncResult r
   std::erase_if(status_.recently_removed, [&](const RemovedRange& x) {
     return std::max(x.removed_at, x.grace_until) + kRemovedRetention < now || listed(next.ranges, x.cidr);
   });
-  if (status_.rejected && (status_.rejected->version.empty() || next.version.empty() ||
-                           status_.rejected->version <= next.version))
+  if (status_.rejected &&
+      (status_.rejected->version.empty() || next.version.empty() || status_.rejected->version <= next.version))
     status_.rejected.reset();
   status_.applied = next;
   status_.last_error.clear();
@@ -241,7 +250,9 @@ SyncResult FeedSync::record_applied(int64_t now, FeedSnapshot next, SyncResult r
     SyncResult f{SyncOutcome::Failed,
                  what + " not applied: its status cannot be saved (" + e.what() +
                      "); the running allowlist is kept; free space or fix the state directory",
-                 {}, {}, std::move(r.warnings)};
+                 {},
+                 {},
+                 std::move(r.warnings)};
     return f;
   }
   spdlog::info("{}", r.message);

@@ -32,7 +32,7 @@ bool expire_grace(std::vector<RemovedRange>& removed, int64_t now) {
 
 std::string utc_day(int64_t unix_s) {
   time_t t = static_cast<time_t>(unix_s);
-  struct tm tm{};
+  struct tm tm {};
   gmtime_r(&t, &tm);
   char buf[16];
   strftime(buf, sizeof buf, "%Y-%m-%d", &tm);

@@ -144,18 +144,15 @@ bool retryable(CURLcode c) {
     case CURLE_PARTIAL_FILE:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return true;
-    default:
-      return false;
+    case CURLE_HTTP2_STREAM: return true;
+    default: return false;
   }
 }
 
 // What the operator can do about a libcurl error.
 std::string hint(CURLcode c, bool proxied) {
   switch (c) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-      return proxied ? "" : ": check DNS, or set a proxy (feed.proxy or https_proxy)";
+    case CURLE_COULDNT_RESOLVE_HOST: return proxied ? "" : ": check DNS, or set a proxy (feed.proxy or https_proxy)";
     case CURLE_COULDNT_RESOLVE_PROXY: return ": check the proxy name (feed.proxy or https_proxy)";
     case CURLE_COULDNT_CONNECT: return ": is the address reachable, or does a proxy need to be set?";
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -362,9 +359,10 @@ HttpResponse HttpClient::get(const std::string& url) {
     last = "HTTP " + std::to_string(a.status);
     last_status = a.status;
     if (a.status >= 500) continue;
-    if (a.status == 407) throw FetchError(shown + ": HTTP 407, the proxy wants credentials: put them in the proxy URL", 407);
-    throw FetchError(shown + ": " + last + (a.status >= 300 && a.status < 400 ? " (a redirect without a Location)" : ""),
-                     a.status);
+    if (a.status == 407)
+      throw FetchError(shown + ": HTTP 407, the proxy wants credentials: put them in the proxy URL", 407);
+    throw FetchError(
+        shown + ": " + last + (a.status >= 300 && a.status < 400 ? " (a redirect without a Location)" : ""), a.status);
   }
   throw FetchError(shown + ": " + last + " (after " + std::to_string(attempts) + " tries)", last_status);
 }

@@ -17,8 +17,7 @@ namespace {
 const char* outer_of(Family fam) { return fam == Family::V4 ? mapname::allow_v4 : mapname::allow_v6; }
 
 void sort_by_prefix(std::vector<TrieEntry>& entries) {
-  std::sort(entries.begin(), entries.end(),
-            [](const TrieEntry& a, const TrieEntry& b) { return a.prefix < b.prefix; });
+  std::sort(entries.begin(), entries.end(), [](const TrieEntry& a, const TrieEntry& b) { return a.prefix < b.prefix; });
 }
 }  // namespace
 
@@ -72,8 +71,8 @@ std::vector<TrieEntry> GateMaps::containing(const Cidr& address, uint32_t* gener
   while (len >= 0) {
     std::optional<sg_rule_ref> ref = trie_lookup(trie.fd, address, uint32_t(len));
     if (!ref || int(ref->prefixlen) > len) break;
-    out.push_back(TrieEntry{Cidr::from_bytes(address.family(), address.bytes().data(), ref->prefixlen),
-                            ref->rule_id, static_cast<RuleKind>(ref->kind)});
+    out.push_back(TrieEntry{Cidr::from_bytes(address.family(), address.bytes().data(), ref->prefixlen), ref->rule_id,
+                            static_cast<RuleKind>(ref->kind)});
     len = int(ref->prefixlen) - 1;
   }
   return out;

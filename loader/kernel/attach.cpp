@@ -132,7 +132,12 @@ AttachedInfo query_attached(const std::string& ifname, const std::string& pin_di
   int ifindex = ifindex_of(ifname);
   LIBBPF_OPTS(bpf_xdp_query_opts, q);
   bool known = bpf_xdp_query(ifindex, 0, &q) == 0;
-  AttachedKey key{ifindex, pin_dir, q.prog_id, q.drv_prog_id, q.skb_prog_id, q.hw_prog_id,
+  AttachedKey key{ifindex,
+                  pin_dir,
+                  q.prog_id,
+                  q.drv_prog_id,
+                  q.skb_prog_id,
+                  q.hw_prog_id,
                   pin_dir.empty() ? 0 : pinned_map_id(pin_dir, mapname::gate_config)};
   if (known) {
     std::lock_guard<std::mutex> lock(attached_mu);
@@ -142,7 +147,8 @@ AttachedInfo query_attached(const std::string& ifname, const std::string& pin_di
   AttachedInfo info = query_attached_now(ifname, pin_dir, ifindex);
   if (known) {
     std::lock_guard<std::mutex> lock(attached_mu);
-    std::erase_if(attached_cache, [&](const auto& kv) { return kv.first.ifindex == ifindex && kv.first.pin_dir == pin_dir; });
+    std::erase_if(attached_cache,
+                  [&](const auto& kv) { return kv.first.ifindex == ifindex && kv.first.pin_dir == pin_dir; });
     if (attached_cache.size() >= 64) attached_cache.erase(attached_cache.begin());
     attached_cache.emplace_back(key, info);
   }
@@ -155,8 +161,8 @@ namespace {
 void refuse_lone_other(const std::string& ifname, const AttachedInfo& before) {
   if (before.attached || before.dispatcher || before.others.empty()) return;
   throw SystemError(ifname + " already runs the XDP program " + before.others[0] +
-                        ", attached alone rather than through libxdp's dispatcher, so smtpgate cannot share " +
-                        ifname + "; detach " + before.others[0] +
+                        ", attached alone rather than through libxdp's dispatcher, so smtpgate cannot share " + ifname +
+                        "; detach " + before.others[0] +
                         " first, or load it through libxdp on a kernel that runs the dispatcher (docs/kernels.md)",
                     EBUSY);
 }
@@ -201,8 +207,10 @@ int GateProgram::Impl::attach_with_libxdp(const std::string& ifname, int ifindex
   loaded = true;
   pin_new();
   if (capture.text().find("Falling back to loading single prog") != std::string::npos)
-    spdlog::warn("{}: libxdp's dispatcher does not load on this kernel{}; attached alone, "
-                 "so no other XDP program can share {}", ifname, dispatcher_refusal(capture.text()), ifname);
+    spdlog::warn(
+        "{}: libxdp's dispatcher does not load on this kernel{}; attached alone, "
+        "so no other XDP program can share {}",
+        ifname, dispatcher_refusal(capture.text()), ifname);
   // Under the dispatcher the new program runs beside the old one: the old goes.
   if (before.attached) remove_from_dispatcher(ifindex, before.prog_id);
   return 0;
@@ -226,8 +234,8 @@ XdpMode attach(const ProgramOptions& opts, const std::string& ifname, XdpMode mo
   int rc = try_mode(mode);
   if (rc == 0) return mode;
   if (mode == XdpMode::Native) {
-    spdlog::warn("{}: native XDP refused ({}); falling back to skb (generic) mode, which is slower",
-                 ifname, std::strerror(-rc));
+    spdlog::warn("{}: native XDP refused ({}); falling back to skb (generic) mode, which is slower", ifname,
+                 std::strerror(-rc));
     rc = try_mode(XdpMode::Skb);
     if (rc == 0) return XdpMode::Skb;
   }

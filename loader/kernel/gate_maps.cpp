@@ -53,19 +53,18 @@ struct Shape {
 // The maps as this build reads and writes them: one of another type or
 // size is from another version, whose values would be misread (or overrun
 // the buffer a value is read into).
-const Shape kShapes[] = {
-    {mapname::gate_config, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_config)},
-    {mapname::allow_v4, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4},
-    {mapname::allow_v6, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4},
-    {mapname::table_v4, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk)},
-    {mapname::table_v6, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk)},
-    {mapname::prefilter_v4, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk), SG_PREFILTER_ELEMENTS},
-    {mapname::summary, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk), SG_SUMMARY_ELEMENTS},
-    {mapname::rule_counters, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_rule_counters)},
-    {mapname::packet_counters, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_counter)},
-    {mapname::recent_refused, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_recent_set)},
-    {mapname::events, BPF_MAP_TYPE_RINGBUF, 0, 0},
-    {mapname::cpu_state, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_cpu_state)}};
+const Shape kShapes[] = {{mapname::gate_config, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_config)},
+                         {mapname::allow_v4, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4},
+                         {mapname::allow_v6, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4},
+                         {mapname::table_v4, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk)},
+                         {mapname::table_v6, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk)},
+                         {mapname::prefilter_v4, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk), SG_PREFILTER_ELEMENTS},
+                         {mapname::summary, BPF_MAP_TYPE_ARRAY, 4, sizeof(sg_chunk), SG_SUMMARY_ELEMENTS},
+                         {mapname::rule_counters, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_rule_counters)},
+                         {mapname::packet_counters, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_counter)},
+                         {mapname::recent_refused, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_recent_set)},
+                         {mapname::events, BPF_MAP_TYPE_RINGBUF, 0, 0},
+                         {mapname::cpu_state, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(sg_cpu_state)}};
 
 // Throws InputError, naming the map, when the map `fd` is not of the shape `want`.
 void check_shape(int fd, const std::string& name, const Shape& want, const std::string& pin_dir) {

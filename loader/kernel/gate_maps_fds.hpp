@@ -19,8 +19,7 @@ struct GateMaps::Fds {
   /// The fd of the map `name` (mapname::...). Throws SystemError when it is not open.
   int get(const char* name) const {
     auto it = by_name.find(name);
-    if (it == by_name.end() || it->second.fd < 0)
-      throw SystemError(std::string("map ") + name + " is not open", EBADF);
+    if (it == by_name.end() || it->second.fd < 0) throw SystemError(std::string("map ") + name + " is not open", EBADF);
     return it->second.fd;
   }
 };

@@ -32,7 +32,7 @@
 namespace smtpgate {
 
 // The names map_names.hpp gives are the skeleton's: each is a member of its maps.
-#define SG_IN_SKELETON(m)                                                                    \
+#define SG_IN_SKELETON(m)                                                                 \
   static_assert(std::is_same_v<decltype(std::declval<smtpgate_bpf&>().maps.m), bpf_map*>, \
                 "map_names.hpp names a map the skeleton lacks");
 SG_SHARED_MAPS(SG_IN_SKELETON)
@@ -220,15 +220,9 @@ std::vector<MapMemory> map_memory(const ProgramOptions& opts, unsigned cpus) {
     if (name.find('.') != std::string::npos) continue;  // .rodata and the like: a page each, not counted
     uint64_t entries = bpf_map__max_entries(map), value = up(bpf_map__value_size(map), 8);
     switch (bpf_map__type(map)) {
-      case BPF_MAP_TYPE_ARRAY:
-        out.push_back({name, up(entries * value, 4096)});
-        break;
-      case BPF_MAP_TYPE_PERCPU_ARRAY:
-        out.push_back({name, entries * value * cpus});
-        break;
-      case BPF_MAP_TYPE_RINGBUF:
-        out.push_back({name, entries});
-        break;
+      case BPF_MAP_TYPE_ARRAY: out.push_back({name, up(entries * value, 4096)}); break;
+      case BPF_MAP_TYPE_PERCPU_ARRAY: out.push_back({name, entries * value * cpus}); break;
+      case BPF_MAP_TYPE_RINGBUF: out.push_back({name, entries}); break;
       case BPF_MAP_TYPE_ARRAY_OF_MAPS: {
         // The kernel's trie node (rcu head, two children, length, flags:
         // 40 bytes) holds the address and the value, in a kmalloc size
@@ -240,8 +234,7 @@ std::vector<MapMemory> map_memory(const ProgramOptions& opts, unsigned cpus) {
         tries.bytes = std::max(tries.bytes, uint64_t(SG_SLOTS) * 2 * opts.max_rules * node);
         break;
       }
-      default:
-        out.push_back({name, up(entries * (bpf_map__key_size(map) + value), 4096)});
+      default: out.push_back({name, up(entries * (bpf_map__key_size(map) + value), 4096)});
     }
   }
   out.push_back(tries);
@@ -251,7 +244,7 @@ std::vector<MapMemory> map_memory(const ProgramOptions& opts, unsigned cpus) {
 void ensure_pin_dir(const std::string& dir) {
   const std::string root = "/sys/fs/bpf";
   if (dir.rfind(root, 0) == 0) {
-    struct statfs st{};
+    struct statfs st {};
     if (::statfs(root.c_str(), &st) != 0 || st.f_type != kBpfFsMagic) {
       if (::mount("bpf", root.c_str(), "bpf", 0, "mode=0700") != 0)
         throw SystemError("mount bpffs at " + root + " (needed to pin the gate's maps)", errno);

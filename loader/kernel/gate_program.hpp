@@ -71,10 +71,10 @@ class GateProgram {
 struct AttachedInfo {
   std::string ifname;
   int ifindex = 0;
-  bool attached = false;      // an smtpgate program is on this interface
-  std::string mode;           // "native", "skb", "" when not attached
-  uint32_t prog_id = 0;       // smtpgate's program id
-  bool dispatcher = false;    // attached through libxdp's multiprog dispatcher
+  bool attached = false;            // an smtpgate program is on this interface
+  std::string mode;                 // "native", "skb", "" when not attached
+  uint32_t prog_id = 0;             // smtpgate's program id
+  bool dispatcher = false;          // attached through libxdp's multiprog dispatcher
   std::vector<std::string> others;  // other XDP programs on the interface
   bool uses_pinned_maps = false;    // its maps are the ones pinned in pin_dir
 };
@@ -131,9 +131,9 @@ std::string pinned_layout_difference(const ProgramOptions& opts);
 /// allocated when the program loads; the allowlist's LPM tries (both slots)
 /// grow with it, up to max_rules prefixes.
 struct MapMemory {
-  std::string map;       // the map's name; for the tries, both allowlist maps' names and "tries"
+  std::string map;  // the map's name; for the tries, both allowlist maps' names and "tries"
   uint64_t bytes = 0;
-  bool grows = false;    // the tries: bytes is their bound at max_rules
+  bool grows = false;  // the tries: bytes is their bound at max_rules
 };
 std::vector<MapMemory> map_memory(const ProgramOptions& opts, unsigned cpus);
 

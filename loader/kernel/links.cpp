@@ -56,8 +56,8 @@ LinkFacts read_link(int sock, const std::string& ifname) {
     // outer IP header (for ipgre_header_parse()). Unreadable: assumed so.
     IpTunnelParm p{};
     ifr.ifr_data = reinterpret_cast<char*>(&p);
-    l.gre_fixed_remote = ::ioctl(sock, kSiocGetTunnel, &ifr) == 0 && p.iph.daddr != 0 &&
-                         !IN_MULTICAST(ntohl(p.iph.daddr));
+    l.gre_fixed_remote =
+        ::ioctl(sock, kSiocGetTunnel, &ifr) == 0 && p.iph.daddr != 0 && !IN_MULTICAST(ntohl(p.iph.daddr));
   }
   return l;
 }
@@ -71,13 +71,12 @@ bool ip_link(unsigned type) {
     case ARPHRD_TUNNEL:   // ipip
     case ARPHRD_TUNNEL6:  // ip6tnl
     case ARPHRD_SIT:
-    case ARPHRD_IPGRE:    // gre, with a fixed remote
+    case ARPHRD_IPGRE:  // gre, with a fixed remote
     case kArphrdIp6Gre:
-    case ARPHRD_NONE:     // wireguard, tun
-    case ARPHRD_PPP:      // pppoe, pptp, l2tp
+    case ARPHRD_NONE:  // wireguard, tun
+    case ARPHRD_PPP:   // pppoe, pptp, l2tp
       return true;
-    default:
-      return false;
+    default: return false;
   }
 }
 
@@ -92,7 +91,8 @@ LinkFacts read_link_facts(const std::string& ifname) {
 bool link_without_ethernet(const LinkFacts& l, const std::string& ifname) {
   if (l.type == ARPHRD_ETHER) return false;
   if (l.type == ARPHRD_IPGRE && !l.gre_fixed_remote)
-    throw InputError(ifname + " is a GRE tunnel without a fixed unicast remote, so its packets start at the outer "
+    throw InputError(ifname +
+                     " is a GRE tunnel without a fixed unicast remote, so its packets start at the outer "
                      "IP header and the gate cannot read the inner one; give it a remote (ip tunnel change " +
                      ifname + " remote ADDRESS) or carry the traffic another way");
   if (ip_link(l.type)) return true;
@@ -101,9 +101,7 @@ bool link_without_ethernet(const LinkFacts& l, const std::string& ifname) {
                    "guard the Ethernet device below it");
 }
 
-bool link_without_ethernet(const std::string& ifname) {
-  return link_without_ethernet(read_link_facts(ifname), ifname);
-}
+bool link_without_ethernet(const std::string& ifname) { return link_without_ethernet(read_link_facts(ifname), ifname); }
 
 std::string tunnel_kind(const LinkFacts& l) {
   switch (l.type) {
@@ -119,8 +117,7 @@ std::string tunnel_kind(const LinkFacts& l) {
       if (l.driver == "tun") return "tap";
       if (l.driver == "ip_gre" || l.driver == "ip6_gre") return "gretap";
       return "";
-    default:
-      return "";
+    default: return "";
   }
 }
 
@@ -132,7 +129,8 @@ bool walk_fou_messages(const uint8_t* buf, size_t len, std::vector<FouPort>& out
   while (len >= sizeof(nlmsghdr)) {
     nlmsghdr h;
     std::memcpy(&h, buf, sizeof(h));
-    if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > len) throw SystemError("read the FOU ports: a cut netlink message", EBADMSG);
+    if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > len)
+      throw SystemError("read the FOU ports: a cut netlink message", EBADMSG);
     if (h.nlmsg_type == NLMSG_DONE) return true;
     if (h.nlmsg_type == NLMSG_ERROR) {
       nlmsgerr e{};
@@ -271,19 +269,25 @@ std::vector<UnguardedTunnel> unguarded_tunnels() {
 
 std::string tunnel_advice(const UnguardedTunnel& t) {
   if (t.kind == "gre without a fixed remote")
-    return t.ifname + " (GRE tunnel without a fixed remote) is up: a port-25 SYN it decapsulates reaches the mail "
+    return t.ifname +
+           " (GRE tunnel without a fixed remote) is up: a port-25 SYN it decapsulates reaches the mail "
            "server ungated, and the gate cannot guard it (its packets start at the outer IP header); give it a "
-           "remote (ip tunnel change " + t.ifname + " remote ADDRESS) or remove it";
+           "remote (ip tunnel change " +
+           t.ifname + " remote ADDRESS) or remove it";
   if (!t.guardable && t.udp_port)
-    return t.ifname + " (" + t.kind + ") is a UDP port the kernel decapsulates: a port-25 SYN sent inside reaches "
+    return t.ifname + " (" + t.kind +
+           ") is a UDP port the kernel decapsulates: a port-25 SYN sent inside reaches "
            "the mail server without the gate seeing it, and no device carries it to guard; remove it (ip fou del "
-           "port " + std::to_string(t.udp_port) + ") unless the mail server must be reached that way";
+           "port " +
+           std::to_string(t.udp_port) + ") unless the mail server must be reached that way";
   if (!t.guardable)
-    return "the FOU/GUE receive ports could not be read (" + t.kind + "): a UDP port the kernel decapsulates "
+    return "the FOU/GUE receive ports could not be read (" + t.kind +
+           "): a UDP port the kernel decapsulates "
            "would hand port-25 SYNs to the mail server ungated; check ip fou show";
-  return t.ifname + " (" + t.kind + " tunnel) is up and not guarded: a port-25 SYN it decapsulates reaches the "
-         "mail server without the gate seeing it; guard it too (smtpgated --interface " + t.ifname +
-         ", or add it to interfaces in smtpgate.toml)";
+  return t.ifname + " (" + t.kind +
+         " tunnel) is up and not guarded: a port-25 SYN it decapsulates reaches the "
+         "mail server without the gate seeing it; guard it too (smtpgated --interface " +
+         t.ifname + ", or add it to interfaces in smtpgate.toml)";
 }
 
 }  // namespace smtpgate

@@ -12,7 +12,7 @@ namespace smtpgate {
 
 /// What the gate needs to know of a device, as the kernel reports it.
 struct LinkFacts {
-  unsigned type = 0;   // ARPHRD_*
+  unsigned type = 0;  // ARPHRD_*
   bool up = false;
   std::string driver;  // ethtool's, "" when the device has none
   /// ARPHRD_IPGRE only: the tunnel has a fixed unicast remote. Without one

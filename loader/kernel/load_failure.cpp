@@ -26,8 +26,8 @@ std::string explain_load_failure(const std::string& log, int err) {
   auto has = [&](const char* s) { return log.find(s) != std::string::npos; };
   if (has("not found in kernel or module BTFs")) {
     size_t p = log.find("extern (func ksym) '");
-    std::string fn = p == std::string::npos ? "a kernel function"
-                                            : log.substr(p + 20, log.find('\'', p + 20) - (p + 20));
+    std::string fn =
+        p == std::string::npos ? "a kernel function" : log.substr(p + 20, log.find('\'', p + 20) - (p + 20));
     return kernel + " lacks the kernel function " + fn + " that the BPF program calls";
   }
   if (has("unknown func") || has("invalid func")) {

@@ -77,8 +77,8 @@ uint32_t plan(TypeRef from, uint32_t fo, TypeRef to, uint32_t to_off, std::vecto
         if (btf_member_bitfield_size(ft, j)) continue;
         const char* fname = btf__name_by_offset(from.b, fm[j].name_off);
         if (!fname || std::strcmp(name, fname) != 0) continue;
-        matched += plan(resolved(from.b, fm[j].type), fo + btf_member_bit_offset(ft, j) / 8,
-                        resolved(to.b, tm[i].type), to_off + btf_member_bit_offset(tt, i) / 8, out, depth + 1);
+        matched += plan(resolved(from.b, fm[j].type), fo + btf_member_bit_offset(ft, j) / 8, resolved(to.b, tm[i].type),
+                        to_off + btf_member_bit_offset(tt, i) / 8, out, depth + 1);
         break;
       }
     }
@@ -95,8 +95,7 @@ BtfPtr kernel_btf(uint32_t id) {
 }
 
 bool percpu(uint32_t type) {
-  return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH ||
-         type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+  return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
 }
 
 std::string describe(TypeRef t, int depth = 0) {
@@ -142,8 +141,8 @@ CarryResult carry_map(int from_fd, int to_fd, KeyMeaning keys) {
     return r;
   }
   if (keys == KeyMeaning::Shape && fi.max_entries != ti.max_entries) {
-    r.skipped = "its entry count changed (" + std::to_string(fi.max_entries) + " to " +
-                std::to_string(ti.max_entries) + "), so its keys mean other things";
+    r.skipped = "its entry count changed (" + std::to_string(fi.max_entries) + " to " + std::to_string(ti.max_entries) +
+                "), so its keys mean other things";
     return r;
   }
   // The field plan, from the two maps' BTF.

@@ -20,9 +20,9 @@ enum class KeyMeaning {
 /// What carry_map did.
 struct CarryResult {
   bool carried = false;
-  uint32_t keys = 0;     // entries copied (an all-zero one needs no copy)
-  uint32_t fields = 0;   // fields of a value matched by name (0: no BTF, copied whole at one size)
-  std::string skipped;   // why nothing was carried, when carried is false
+  uint32_t keys = 0;    // entries copied (an all-zero one needs no copy)
+  uint32_t fields = 0;  // fields of a value matched by name (0: no BTF, copied whole at one size)
+  std::string skipped;  // why nothing was carried, when carried is false
 };
 
 /// Copies the values of the array (or per-CPU array) map `from_fd` into

@@ -31,8 +31,7 @@ class TableMapping {
   /// Writes a compiled image of one family into its slot: the root, then its
   /// chunks; the /16 bits into `summary` (the summary map), IPv4's /20 and
   /// /24 bits into `prefilter` (the prefilter map).
-  void write(uint32_t slot, Family family, const StrideImage& img, TableMapping& summary,
-             TableMapping* prefilter);
+  void write(uint32_t slot, Family family, const StrideImage& img, TableMapping& summary, TableMapping* prefilter);
   /// Walks a slot's table in place, as the program does.
   uint32_t walk(uint32_t slot, const Cidr& address, TableMapping& summary, TableMapping* prefilter);
 

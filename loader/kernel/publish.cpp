@@ -56,10 +56,8 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
 
   // Install the tries into the inactive slot. Each map-in-map update returns
   // only after an RCU grace period, so no program still reads that slot.
-  if (bpf_map_update_elem(out4, &new_slot, &v4.fd, BPF_ANY) != 0)
-    throw SystemError("install IPv4 allowlist", errno);
-  if (bpf_map_update_elem(out6, &new_slot, &v6.fd, BPF_ANY) != 0)
-    throw SystemError("install IPv6 allowlist", errno);
+  if (bpf_map_update_elem(out4, &new_slot, &v4.fd, BPF_ANY) != 0) throw SystemError("install IPv4 allowlist", errno);
+  if (bpf_map_update_elem(out6, &new_slot, &v6.fd, BPF_ANY) != 0) throw SystemError("install IPv6 allowlist", errno);
 
   write_stride_tables(new_slot, entries);
 
@@ -86,9 +84,10 @@ void GateMaps::write_stride_tables(uint32_t slot, const std::vector<TrieEntry>& 
     TableMapping table(fds_->get(fam == Family::V4 ? mapname::table_v4 : mapname::table_v6));
     StrideImage img = compile_stride_table(fam, entries, table.first_chunk_of(slot), table.pool_per_slot());
     if (img.trie_blocks_pool)
-      spdlog::warn("the IPv{} stride table's chunk pool ({} per slot) is too small for this allowlist: {} "
-                   "block(s) are looked up in the LPM trie instead (slower); raise table_chunks",
-                   fam == Family::V4 ? 4 : 6, table.pool_per_slot(), img.trie_blocks_pool);
+      spdlog::warn(
+          "the IPv{} stride table's chunk pool ({} per slot) is too small for this allowlist: {} "
+          "block(s) are looked up in the LPM trie instead (slower); raise table_chunks",
+          fam == Family::V4 ? 4 : 6, table.pool_per_slot(), img.trie_blocks_pool);
     table.write(slot, fam, img, summary, fam == Family::V4 ? &prefilter : nullptr);
   }
 }

@@ -38,15 +38,13 @@ void collect(int fd, Family fam, std::vector<TrieEntry>& out) {
 }
 }  // namespace
 
-size_t trie_key_size(Family family) {
-  return family == Family::V4 ? sizeof(sg_lpm_v4_key) : sizeof(sg_lpm_v6_key);
-}
+size_t trie_key_size(Family family) { return family == Family::V4 ? sizeof(sg_lpm_v4_key) : sizeof(sg_lpm_v6_key); }
 
 Fd create_trie(Family fam, size_t entries) {
   LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
   uint32_t max = static_cast<uint32_t>(std::max<size_t>(entries, 1));
-  int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, fam == Family::V4 ? "sg_allow_v4" : "sg_allow_v6",
-                          trie_key_size(fam), sizeof(sg_rule_ref), max, &opts);
+  int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, fam == Family::V4 ? "sg_allow_v4" : "sg_allow_v6", trie_key_size(fam),
+                          sizeof(sg_rule_ref), max, &opts);
   if (fd < 0) throw SystemError("create allowlist trie", errno);
   return Fd(fd);
 }

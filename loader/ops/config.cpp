@@ -140,9 +140,9 @@ const toml::table* section(const Reader& r, const toml::table& root, const std::
 }
 
 void read_feed_gaps(const Reader& r, const toml::table& root, FeedGapConfig& out) {
-  const toml::table* g = section(
-      r, root, "feed_gaps",
-      {"enabled", "resolver", "lookups_per_minute", "deadline_ms", "admit_confirmed_eop", "admit_days"});
+  const toml::table* g =
+      section(r, root, "feed_gaps",
+              {"enabled", "resolver", "lookups_per_minute", "deadline_ms", "admit_confirmed_eop", "admit_days"});
   if (!g) return;
   r.get(*g, "admit_confirmed_eop", "feed_gaps.admit_confirmed_eop", out.admit_confirmed_eop);
   r.get(*g, "admit_days", "feed_gaps.admit_days", out.admit_days);
@@ -153,11 +153,10 @@ void read_feed_gaps(const Reader& r, const toml::table& root, FeedGapConfig& out
 }
 
 void read_feed(const Reader& r, const toml::table& root, FeedConfig& out) {
-  const toml::table* f =
-      section(r, root, "feed",
-              {"enabled", "instance", "url", "interval", "proxy", "ipv6", "min_prefix_v4", "min_prefix_v6",
-               "max_removal_share", "max_added_ranges", "max_growth_share", "force", "allow_http", "ca_file",
-               "watch_other_instances", "removal_grace_days"});
+  const toml::table* f = section(r, root, "feed",
+                                 {"enabled", "instance", "url", "interval", "proxy", "ipv6", "min_prefix_v4",
+                                  "min_prefix_v6", "max_removal_share", "max_added_ranges", "max_growth_share", "force",
+                                  "allow_http", "ca_file", "watch_other_instances", "removal_grace_days"});
   if (!f) return;
   r.get(*f, "enabled", "feed.enabled", out.enabled);
   r.get(*f, "instance", "feed.instance", out.instance);
@@ -249,8 +248,8 @@ void validate_config(const DaemonConfig& cfg) {
   if (b.total() > b.limit()) {
     auto [key, bytes] = *std::max_element(b.by_key.begin(), b.by_key.end(),
                                           [](const auto& x, const auto& y) { return x.second < y.second; });
-    throw InputError("this configuration needs up to " + human_bytes(b.total()) + " of memory (" +
-                     human_bytes(bytes) + " of it sized by " + key + ", on " + std::to_string(b.cpus) +
+    throw InputError("this configuration needs up to " + human_bytes(b.total()) + " of memory (" + human_bytes(bytes) +
+                     " of it sized by " + key + ", on " + std::to_string(b.cpus) +
                      " CPUs); the limit is half of this machine's " + human_bytes(b.machine) + ": lower " + key);
   }
 }
@@ -294,7 +293,7 @@ MemoryBudget memory_budget(const DaemonConfig& cfg) {
   b.by_key = {{"max_rules", map(mapname::rule_counters) + b.maps_grow + ranges},
               {"recent_sources", map(mapname::recent_refused)},
               {"table_chunks", map(mapname::table_v4) + map(mapname::table_v6) + pool}};
-  struct sysinfo si{};
+  struct sysinfo si {};
   if (::sysinfo(&si) == 0) b.machine = uint64_t(si.totalram) * si.mem_unit;
   return b;
 }

@@ -44,10 +44,10 @@ struct FeedConfig {
 /// Feed-gap detection (feed_gap.hpp): PTR lookups of turned-away sources.
 struct FeedGapConfig {
   bool enabled = true;
-  std::string resolver;                // "" : /etc/resolv.conf; else "IP[:PORT],..."
-  uint32_t lookups_per_minute = 30;    // per scan
-  uint32_t interval_s = 60;            // between scans
-  uint32_t deadline_ms = 1500;         // one source's PTR and forward lookups together
+  std::string resolver;              // "" : /etc/resolv.conf; else "IP[:PORT],..."
+  uint32_t lookups_per_minute = 30;  // per scan
+  uint32_t interval_s = 60;          // between scans
+  uint32_t deadline_ms = 1500;       // one source's PTR and forward lookups together
   /// Admit a confirmed EOP host (eop_admit.hpp): "off", "address" or "24"
   /// (its /24; an IPv6 host's /64).
   std::string admit_confirmed_eop = "off";
@@ -118,7 +118,7 @@ struct MemoryBudget {
   uint64_t daemon = 0;          // smtpgated, at max_rules ranges
   /// The three keys that size the gate, and how much of total() each sizes.
   std::vector<std::pair<std::string, uint64_t>> by_key;
-  uint64_t machine = 0;         // physical memory
+  uint64_t machine = 0;  // physical memory
   uint64_t total() const { return maps_loaded + maps_grow + daemon; }
   /// What the gate may take: half the machine's memory; the rest is the
   /// mail server's and the system's.

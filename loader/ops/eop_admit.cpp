@@ -33,8 +33,9 @@ bool update_eop_admissions(FeedGaps& gaps, const Paths& paths, const FeedGapConf
         }
       }
       if (!on || g.admitted_until <= now) {
-        spdlog::warn("admit_confirmed_eop: admission of {} (EOP host {}) ended{}", g.admitted, g.name,
-                     on ? ": no SYN from it for " + std::to_string(policy.admit_days) + " days" : ": the policy is off");
+        spdlog::warn(
+            "admit_confirmed_eop: admission of {} (EOP host {}) ended{}", g.admitted, g.name,
+            on ? ": no SYN from it for " + std::to_string(policy.admit_days) + " days" : ": the policy is off");
         g.admitted.clear();
         g.admitted_until = 0;
         g.admitted_syns = 0;
@@ -46,9 +47,10 @@ bool update_eop_admissions(FeedGaps& gaps, const Paths& paths, const FeedGapConf
     g.admitted = eop_admission_range(address, policy.admit_confirmed_eop).str();
     g.admitted_until = now + period;
     g.admitted_syns = 0;
-    spdlog::warn("admit_confirmed_eop: admitted {} for EOP host {} ({} confirmed forward, not in the published "
-                 "set) until {}",
-                 g.admitted, g.name, address.address_str(), utc_day(g.admitted_until));
+    spdlog::warn(
+        "admit_confirmed_eop: admitted {} for EOP host {} ({} confirmed forward, not in the published "
+        "set) until {}",
+        g.admitted, g.name, address.address_str(), utc_day(g.admitted_until));
     changed = true;
   }
   return changed;

@@ -33,8 +33,7 @@ const EopOutboundDomain* eop_outbound_domain(std::string_view name) {
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
   for (const auto& d : kEopOutboundDomains) {
     std::string_view dom(d.domain);
-    if (lower.size() > dom.size() && lower.ends_with(dom) && lower[lower.size() - dom.size() - 1] == '.')
-      return &d;
+    if (lower.size() > dom.size() && lower.ends_with(dom) && lower[lower.size() - dom.size() - 1] == '.') return &d;
   }
   return nullptr;
 }
@@ -149,9 +148,10 @@ size_t scan_feed_gaps(const Paths& paths, FcrdnsResolver& resolver, int64_t now,
     g.domain = d ? d->domain : "";
     g.checked_at = now;
     if (g.gap() && !was_gap)
-      spdlog::warn("feed gap: {} is EOP host {} (PTR confirmed forward) but no published range holds it; "
-                   "'smtpgatectl explain {}' says what to do",
-                   address.address_str(), f.name, address.address_str());
+      spdlog::warn(
+          "feed gap: {} is EOP host {} (PTR confirmed forward) but no published range holds it; "
+          "'smtpgatectl explain {}' says what to do",
+          address.address_str(), f.name, address.address_str());
     else if (f.status == Fcrdns::Status::NotConfirmed && eop_outbound_domain(f.name))
       spdlog::info("{}: PTR {} does not confirm forward; not trusted", address.address_str(), f.name);
   }
@@ -160,8 +160,8 @@ size_t scan_feed_gaps(const Paths& paths, FcrdnsResolver& resolver, int64_t now,
   // Bounded: the sources seen longest ago leave first.
   while (gaps.size() > kMaxFeedGapEntries) {
     changed = true;
-    auto oldest = std::min_element(gaps.begin(), gaps.end(),
-                                   [](const auto& a, const auto& b) { return a.second.last_seen < b.second.last_seen; });
+    auto oldest = std::min_element(
+        gaps.begin(), gaps.end(), [](const auto& a, const auto& b) { return a.second.last_seen < b.second.last_seen; });
     gaps.erase(oldest);
   }
   if (std::erase_if(gaps, [&](const auto& kv) {
@@ -212,8 +212,8 @@ void FeedGapWatcher::loop() {
         }
         std::vector<Cidr> logged = logged_sources(tail->next(0));
         FcrdnsResolver resolver(cfg->feed_gaps.resolver, std::chrono::milliseconds(cfg->feed_gaps.deadline_ms));
-        scan_feed_gaps(cfg->paths, resolver, ::time(nullptr), cfg->feed_gaps.lookups_per_minute, &stop_,
-                       cfg->feed_gaps, logged);
+        scan_feed_gaps(cfg->paths, resolver, ::time(nullptr), cfg->feed_gaps.lookups_per_minute, &stop_, cfg->feed_gaps,
+                       logged);
       } catch (const std::exception& e) {
         spdlog::error("feed gaps: {}", e.what());
       }

@@ -135,15 +135,15 @@ FeedFetched fetch_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, std::sha
 
 SyncResult commit_feed(const DaemonConfig& cfg, const FeedFetched& fetched,
                        std::optional<std::chrono::milliseconds> lock_wait) {
-  return under_lock(cfg, fetched.feed.now, fetched.others, [&](FeedSync& sync) { return sync.commit(fetched.feed); },
-                    lock_wait);
+  return under_lock(
+      cfg, fetched.feed.now, fetched.others, [&](FeedSync& sync) { return sync.commit(fetched.feed); }, lock_wait);
 }
 
 SyncResult run_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, const std::string& file,
                     const std::string& version) {
   if (op == FeedOp::Import)
-    return under_lock(cfg, now, std::nullopt, [&](FeedSync& sync) { return sync.import_file(file, now, version); },
-                      std::nullopt);
+    return under_lock(
+        cfg, now, std::nullopt, [&](FeedSync& sync) { return sync.import_file(file, now, version); }, std::nullopt);
   return commit_feed(cfg, fetch_feed(cfg, op, now));
 }
 

@@ -36,8 +36,7 @@ struct FeedFetched {
 /// when feed.watch_other_instances is on. Takes no lock, writes nothing but
 /// the ClientRequestId the first time. `cancel` (may be null) lets another
 /// thread stop it: it then throws Cancelled.
-FeedFetched fetch_feed(const DaemonConfig& cfg, FeedOp op, int64_t now,
-                       std::shared_ptr<Cancellation> cancel = nullptr);
+FeedFetched fetch_feed(const DaemonConfig& cfg, FeedOp op, int64_t now, std::shared_ptr<Cancellation> cancel = nullptr);
 /// The local half, under the GateLock (waiting at most lock_wait when
 /// given): records what was fetched, publishes an accepted version at once
 /// (when a gate is pinned) together with the operator's ranges, and the other

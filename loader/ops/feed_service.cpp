@@ -163,8 +163,10 @@ bool FeedService::stop(std::chrono::milliseconds limit) {
 }
 
 std::vector<prometheus::MetricFamily> FeedService::metrics() const {
-  prometheus::MetricFamily f{"smtpgate_feed_checks_total", "Feed checks by outcome since smtpgated started",
-                             prometheus::MetricType::Counter, {}};
+  prometheus::MetricFamily f{"smtpgate_feed_checks_total",
+                             "Feed checks by outcome since smtpgated started",
+                             prometheus::MetricType::Counter,
+                             {}};
   for (SyncOutcome o : {SyncOutcome::Applied, SyncOutcome::Unchanged, SyncOutcome::Rejected, SyncOutcome::Failed,
                         SyncOutcome::RateLimited}) {
     prometheus::ClientMetric m;

@@ -84,7 +84,7 @@ void write_daemon_feed_settings(const DaemonConfig& cfg, const std::string& conf
 
 std::optional<DaemonFeedSettings> read_daemon_feed_settings(const Paths& paths) {
   std::string path = settings_path(paths.state_dir);
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return std::nullopt;
   auto broken = [&](const std::string& why) {
     return InputError(path + " " + why +
@@ -119,9 +119,9 @@ FeedSettingsChoice choose_feed_settings(const Paths& paths, const std::string& e
       return c;
     }
   }
-  std::string file = !explicit_config.empty() ? explicit_config
+  std::string file = !explicit_config.empty()                                 ? explicit_config
                      : !default_config.empty() && file_exists(default_config) ? default_config
-                                                                               : std::string();
+                                                                              : std::string();
   if (file.empty()) {
     c.source = "defaults";
     return c;
@@ -134,12 +134,9 @@ FeedSettingsChoice choose_feed_settings(const Paths& paths, const std::string& e
 }
 
 json feed_settings_json(const FeedSettingsChoice& c) {
-  return {{"source", c.source},
-          {"url", c.feed.url},
-          {"instance", c.feed.instance},
-          {"interval_s", c.feed.interval_s},
-          {"enabled", c.feed.enabled},
-          {"removal_grace_days", c.feed.removal_grace_days}};
+  return {{"source", c.source},          {"url", c.feed.url},
+          {"instance", c.feed.instance}, {"interval_s", c.feed.interval_s},
+          {"enabled", c.feed.enabled},   {"removal_grace_days", c.feed.removal_grace_days}};
 }
 
 }  // namespace smtpgate

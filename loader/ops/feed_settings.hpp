@@ -20,10 +20,10 @@ constexpr const char* kFeedSettingsFile = "feed-settings.json";
 /// The feed settings a daemon wrote.
 struct DaemonFeedSettings {
   int pid = 0;
-  int64_t written_at = 0;    // unix seconds
-  std::string config_file;   // "" when it runs on flags and defaults alone
+  int64_t written_at = 0;   // unix seconds
+  std::string config_file;  // "" when it runs on flags and defaults alone
   FeedConfig feed;
-  bool running = false;      // that daemon still holds the state directory
+  bool running = false;  // that daemon still holds the state directory
 };
 
 /// Writes cfg's feed settings (mode 0600: a proxy URL may hold a password).

@@ -134,9 +134,8 @@ void add_range(const Paths& paths, const OperatorRange& range, bool allow_reserv
   GateLock lock(paths);
   GateChange change(paths);
   auto after = change.before().operator_ranges;
-  auto it = std::find_if(after.begin(), after.end(), [&](const OperatorRange& r) {
-    return r.cidr == range.cidr && r.kind == range.kind;
-  });
+  auto it = std::find_if(after.begin(), after.end(),
+                         [&](const OperatorRange& r) { return r.cidr == range.cidr && r.kind == range.kind; });
   if (it != after.end()) {
     it->comment = range.comment;
   } else {
@@ -157,7 +156,8 @@ void del_range(const Paths& paths, const Cidr& cidr) {
       if (d.cidr == cidr)
         throw InputError(cidr.str() + " comes from the feed (" + d.origin +
                          "), not from 'ranges add': it changes with the feed; to refuse it anyway use "
-                         "'smtpgatectl ranges add " + cidr.str() + " --deny'");
+                         "'smtpgatectl ranges add " +
+                         cidr.str() + " --deny'");
     throw InputError(cidr.str() + " is not in the operator's ranges: see 'smtpgatectl ranges list'");
   }
   after.erase(gone, after.end());

@@ -10,9 +10,7 @@
 
 namespace smtpgate {
 
-std::string ListenAddress::str() const {
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
+std::string ListenAddress::str() const { return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port); }
 
 ListenAddress parse_listen_address(std::string_view text) {
   std::string shown = quote_input(text);

@@ -117,8 +117,9 @@ NextGeneration::NextGeneration(const ProgramOptions& opts) : opts_(opts) {
     if (running_allowlist_)  // ids past a smaller max_rules are given afresh
       std::erase_if(*running_allowlist_, [&](const TrieEntry& e) { return e.rule_id >= maps.max_rules(); });
     else
-      spdlog::warn("upgrade: the running allowlist's tries have another layout: rule ids are assigned afresh "
-                   "and per-rule counters start at zero");
+      spdlog::warn(
+          "upgrade: the running allowlist's tries have another layout: rule ids are assigned afresh "
+          "and per-rule counters start at zero");
   } catch (...) {
     retire_generation(opts.pin_dir, new_dir_);
     throw;
@@ -142,8 +143,8 @@ void NextGeneration::switch_over(const std::vector<std::string>& interfaces, Xdp
       AttachedInfo before = query_attached(ifname, opts_.pin_dir);
       Fd old_prog(before.attached ? bpf_prog_get_fd_by_id(before.prog_id) : -1);
       XdpMode used = attach(o, ifname, mode);
-      spdlog::info("{}: program swapped for this version's ({} mode, was program id {})", ifname,
-                   to_string(used), before.prog_id);
+      spdlog::info("{}: program swapped for this version's ({} mode, was program id {})", ifname, to_string(used),
+                   before.prog_id);
       if (before.attached) swapped.push_back(Swapped{ifname, before, std::move(old_prog)});
     }
   } catch (...) {
@@ -154,8 +155,7 @@ void NextGeneration::switch_over(const std::vector<std::string>& interfaces, Xdp
   committed_ = true;
   // The old generation, and any a replacement killed half-way left.
   retire_all_but(opts_.pin_dir, new_dir_);
-  spdlog::warn("upgrade: the gate now runs this version's program and maps ({}); the old ones are unpinned",
-               new_dir_);
+  spdlog::warn("upgrade: the gate now runs this version's program and maps ({}); the old ones are unpinned", new_dir_);
 }
 
 }  // namespace smtpgate

@@ -48,7 +48,7 @@ struct FileId {
 };
 
 FileId identify(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return {};
   return FileId{true, st.st_dev, st.st_ino, st.st_size, st.st_mtim};
 }

@@ -71,7 +71,7 @@ void append_to_drop_log(const std::string& state_dir, const std::vector<json>& r
   std::string text;
   for (const auto& r : records) text += r.dump() + "\n";
   std::string path = drop_log_path(state_dir);
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && size_t(st.st_size) + text.size() > max_bytes)
     if (::rename(path.c_str(), (path + ".1").c_str()) != 0) throw SystemError("rotate " + path, errno);
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -180,8 +180,7 @@ std::vector<json> DropRecorder::wait(int timeout_ms) {
   return std::move(impl_->batch);
 }
 
-void stream_drops(const Paths& paths, int64_t since_s, bool follow,
-                  const std::function<void(const json&)>& emit) {
+void stream_drops(const Paths& paths, int64_t since_s, bool follow, const std::function<void(const json&)>& emit) {
   timespec now{};
   clock_gettime(CLOCK_REALTIME, &now);
   // A second of margin: the program's clock ticks coarsely, so a SYN just

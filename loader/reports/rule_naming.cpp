@@ -7,14 +7,20 @@ using nlohmann::json;
 namespace {
 
 json unknown_rule_json(uint32_t rule_id) {
-  return {{"rule_id", rule_id}, {"range", nullptr}, {"kind", "unknown"}, {"origin", "unknown"},
+  return {{"rule_id", rule_id},
+          {"range", nullptr},
+          {"kind", "unknown"},
+          {"origin", "unknown"},
           {"note", "a range no longer in the allowlist"}};
 }
 
 }  // namespace
 
 json default_rule_json() {
-  return {{"rule_id", SG_RULE_DEFAULT}, {"range", nullptr}, {"kind", "default"}, {"origin", "default"},
+  return {{"rule_id", SG_RULE_DEFAULT},
+          {"range", nullptr},
+          {"kind", "default"},
+          {"origin", "default"},
           {"note", "sources no range explains"}};
 }
 
@@ -29,8 +35,7 @@ json rule_json(const TrieEntry& e, const DesiredRange* d) {
 RuleIndex::RuleIndex(const GateMaps& maps, const std::vector<DesiredRange>& desired)
     : RuleIndex(maps.active_entries(), desired) {}
 
-RuleIndex::RuleIndex(const std::vector<TrieEntry>& active, const std::vector<DesiredRange>& desired)
-    : feed_(desired) {
+RuleIndex::RuleIndex(const std::vector<TrieEntry>& active, const std::vector<DesiredRange>& desired) : feed_(desired) {
   DesiredIndex index(desired);
   for (const auto& e : active) by_id_[e.rule_id] = rule_json(e, index.find(e));
 }

@@ -35,10 +35,9 @@ std::string verdict_name(uint32_t v) {
 }
 
 std::string reason_name(uint32_t r) {
-  static const char* names[] = {"not_ip",       "not_tcp",      "other_port",   "not_syn",
-                                "later_fragment", "malformed",  "rule_admit",   "rule_deny",
-                                "rule_watch",   "default",      "no_allowlist", "reject_as_drop",
-                                "tag_limit"};
+  static const char* names[] = {"not_ip",       "not_tcp",        "other_port", "not_syn",    "later_fragment",
+                                "malformed",    "rule_admit",     "rule_deny",  "rule_watch", "default",
+                                "no_allowlist", "reject_as_drop", "tag_limit"};
   static_assert(sizeof(names) / sizeof(names[0]) == SG_REASON_MAX);
   return r < SG_REASON_MAX ? names[r] : "unknown";
 }

@@ -30,8 +30,8 @@ bool covered_by(const std::set<Cidr>& decisive, const Cidr& c) {
 }
 }  // namespace
 
-CompiledRules compile_rules(const std::vector<DesiredRange>& desired,
-                            const std::vector<TrieEntry>& current, uint32_t max_rules) {
+CompiledRules compile_rules(const std::vector<DesiredRange>& desired, const std::vector<TrieEntry>& current,
+                            uint32_t max_rules) {
   std::map<Cidr, RuleKind> winner;
   for (const auto& d : desired) {
     auto [it, inserted] = winner.emplace(d.cidr, d.kind);

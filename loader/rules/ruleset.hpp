@@ -15,12 +15,12 @@ namespace smtpgate {
 
 /// Where a range comes from. Bounded set: used as a metrics label.
 namespace origin {
-constexpr const char* kOperator = "operator";        // smtpgatectl ranges add/import
-constexpr const char* kFeed = "feed";                // applied feed version
-constexpr const char* kFeedPending = "feed-pending";  // published, not applied
-constexpr const char* kFeedGrace = "feed-grace";      // removed, still admitted in grace
-constexpr const char* kFeedRemoved = "feed-removed";  // removed, grace over: refused, explained
-constexpr const char* kFeedOther = "feed-other";      // other instances' port-25 sets
+constexpr const char* kOperator = "operator";           // smtpgatectl ranges add/import
+constexpr const char* kFeed = "feed";                   // applied feed version
+constexpr const char* kFeedPending = "feed-pending";    // published, not applied
+constexpr const char* kFeedGrace = "feed-grace";        // removed, still admitted in grace
+constexpr const char* kFeedRemoved = "feed-removed";    // removed, grace over: refused, explained
+constexpr const char* kFeedOther = "feed-other";        // other instances' port-25 sets
 constexpr const char* kEopConfirmed = "eop-confirmed";  // feed gap admitted (admit_confirmed_eop)
 }  // namespace origin
 
@@ -47,8 +47,8 @@ struct CompiledRules {
 /// - A prefix present in `current` with the same kind keeps its rule id; new
 ///   entries take the lowest ids used by neither `current` nor the result.
 /// Throws InputError when more than max_rules - 1 entries are needed.
-CompiledRules compile_rules(const std::vector<DesiredRange>& desired,
-                            const std::vector<TrieEntry>& current, uint32_t max_rules);
+CompiledRules compile_rules(const std::vector<DesiredRange>& desired, const std::vector<TrieEntry>& current,
+                            uint32_t max_rules);
 
 /// The desired ranges by prefix: which one explains a trie entry (same
 /// prefix, the winning kind), without a scan per entry. Holds pointers into

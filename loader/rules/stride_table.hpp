@@ -44,9 +44,9 @@ StrideImage compile_stride_table(Family family, const std::vector<TrieEntry>& en
 
 /// Where a table of one slot and family lies, as the program reads it.
 struct StrideView {
-  const sg_chunk* summary;    // SG_SUMMARY_CHUNKS chunks of /16 bits
-  const sg_chunk* root;       // 256 chunks
-  const sg_chunk* chunks;     // n_chunks chunks numbered from first_chunk
+  const sg_chunk* summary;  // SG_SUMMARY_CHUNKS chunks of /16 bits
+  const sg_chunk* root;     // 256 chunks
+  const sg_chunk* chunks;   // n_chunks chunks numbered from first_chunk
   uint32_t first_chunk;
   size_t n_chunks;
   const sg_chunk* prefilter;         // the IPv4 prefilter's /24 bits, or nullptr

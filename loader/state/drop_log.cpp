@@ -51,7 +51,8 @@ DropLogTail::~DropLogTail() {
 }
 
 void DropLogTail::reopen_if_rotated() {
-  struct stat now{}, ours{};
+  struct stat now {
+  }, ours{};
   if (::stat(path_.c_str(), &now) != 0) return;
   if (fd_ >= 0 && ::fstat(fd_, &ours) == 0 && ours.st_ino == now.st_ino && ours.st_dev == now.st_dev) return;
   // Rotated (or created): what was left in the old file was read; the new

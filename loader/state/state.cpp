@@ -28,7 +28,8 @@ namespace {
 // aside and reported (InputError).
 std::optional<json> read_json(const std::string& path) {
   std::optional<json> doc;
-  read_state_json(path, [&](const json& j) { doc = j; }, throw_corrupt);
+  read_state_json(
+      path, [&](const json& j) { doc = j; }, throw_corrupt);
   return doc;
 }
 }  // namespace
@@ -53,7 +54,8 @@ void check_state_format(const std::string& state_dir) {
   if (format > kStateFormat)
     throw InputError("the state in " + state_dir + " is of format " + std::to_string(format) + ", written by " +
                      quote_input(written_by) + "; this smtpgate (" SMTPGATE_VERSION ") reads formats up to " +
-                     std::to_string(kStateFormat) + ": install that version again (a downgrade needs a state "
+                     std::to_string(kStateFormat) +
+                     ": install that version again (a downgrade needs a state "
                      "backup from before the upgrade)");
   if (format == kStateFormat) return;
   // Format 1 to 2: the files are the same; the format is recorded from now on.
@@ -83,7 +85,8 @@ std::vector<OperatorRange> StateStore::operator_ranges() const {
 void StateStore::save_operator_ranges(const std::vector<OperatorRange>& ranges) const {
   json arr = json::array();
   for (const auto& r : ranges)
-    arr.push_back({{"cidr", r.cidr.str()}, {"kind", to_string(r.kind)}, {"comment", r.comment}, {"added", r.added_unix}});
+    arr.push_back(
+        {{"cidr", r.cidr.str()}, {"kind", to_string(r.kind)}, {"comment", r.comment}, {"added", r.added_unix}});
   make_dirs(dir_, 0755);
   write_file_atomic(dir_ + "/ranges.json", json{{"version", 1}, {"ranges", arr}}.dump(2) + "\n");
 }

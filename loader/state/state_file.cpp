@@ -10,7 +10,7 @@ namespace smtpgate {
 
 bool read_state_file(const std::string& path, const std::function<void(const std::string& text)>& parse,
                      const std::function<void(const CorruptFile&)>& on_corrupt, bool set_aside_corrupt) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return false;
   CorruptFile corrupt{path, "", ""};
   if (static_cast<uint64_t>(st.st_size) > kMaxStateFileBytes) {

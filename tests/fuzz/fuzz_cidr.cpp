@@ -65,8 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<Cidr> agg = aggregate(parsed);
   check(std::is_sorted(agg.begin(), agg.end()));
   for (size_t i = 0; i + 1 < agg.size(); i++) check(!agg[i].overlaps(agg[i + 1]));
-  for (const Cidr& c : parsed)
-    check(std::any_of(agg.begin(), agg.end(), [&](const Cidr& a) { return a.contains(c); }));
+  for (const Cidr& c : parsed) check(std::any_of(agg.begin(), agg.end(), [&](const Cidr& a) { return a.contains(c); }));
   for (const Cidr& a : agg)
     check(std::any_of(parsed.begin(), parsed.end(), [&](const Cidr& c) { return a.overlaps(c); }));
 

@@ -30,8 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view msg = e.what();
     check(msg.rfind("ranges.txt:", 0) == 0);
     check(msg.find('\n') == std::string_view::npos);
-    check(msg.size() < 512);                                    // the input is quoted cut short
-    check(bad_text_offset(msg) == std::string_view::npos);      // and printable
+    check(msg.size() < 512);                                // the input is quoted cut short
+    check(bad_text_offset(msg) == std::string_view::npos);  // and printable
     return 0;
   }
   unsigned last = 0;

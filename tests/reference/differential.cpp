@@ -81,11 +81,10 @@ Differential::Differential() : gate_(std::make_unique<sgtest::XdpGate>()) {}
 Differential::~Differential() = default;
 
 void Differential::apply(GateSetup& s) {
-  gate_->maps().set_config(smtpgate::GateConfig{
-      s.refusal == Refusal::Drop ? smtpgate::Action::Drop
-      : s.refusal == Refusal::Reject ? smtpgate::Action::Reject
-                                     : smtpgate::Action::Monitor,
-      s.ports, 0});
+  gate_->maps().set_config(smtpgate::GateConfig{s.refusal == Refusal::Drop     ? smtpgate::Action::Drop
+                                                : s.refusal == Refusal::Reject ? smtpgate::Action::Reject
+                                                                               : smtpgate::Action::Monitor,
+                                                s.ports, 0});
   applied_ = s;
   if (!s.has_allowlist) return;
   auto cidr = [](const Prefix& p) {
@@ -93,7 +92,7 @@ void Differential::apply(GateSetup& s) {
                                       p.len);
   };
   auto kind = [](Kind k) {
-    return k == Kind::Admit ? smtpgate::RuleKind::Admit
+    return k == Kind::Admit  ? smtpgate::RuleKind::Admit
            : k == Kind::Deny ? smtpgate::RuleKind::Deny
                              : smtpgate::RuleKind::Watch;
   };
@@ -176,9 +175,11 @@ RunStats Differential::run(uint64_t seed, uint64_t packets, uint64_t per_setup, 
       auto r1 = m.reason_counters();
       bool counters_ok = true;
       for (uint32_t v = 0; v < SG_VERDICT_MAX; v++)
-        counters_ok &= v1[v].packets - v0[v].packets == want_v[v].packets && v1[v].bytes - v0[v].bytes == want_v[v].bytes;
+        counters_ok &=
+            v1[v].packets - v0[v].packets == want_v[v].packets && v1[v].bytes - v0[v].bytes == want_v[v].bytes;
       for (uint32_t r = 0; r < SG_REASON_MAX; r++)
-        counters_ok &= r1[r].packets - r0[r].packets == want_r[r].packets && r1[r].bytes - r0[r].bytes == want_r[r].bytes;
+        counters_ok &=
+            r1[r].packets - r0[r].packets == want_r[r].packets && r1[r].bytes - r0[r].bytes == want_r[r].bytes;
       for (uint32_t id : ids) {
         sg_rule_counters c1 = m.rule_counters(id), w = want_rules[id];
         counters_ok &= c1.admit_packets - c0[id].admit_packets == w.admit_packets &&
@@ -243,10 +244,14 @@ Case from_text(const std::string& text, const std::string& name, bool expect_opt
     if (key == "refusal") {
       std::string w;
       l >> w;
-      if (w == "drop") c.setup.refusal = Refusal::Drop;
-      else if (w == "reject") c.setup.refusal = Refusal::Reject;
-      else if (w == "monitor") c.setup.refusal = Refusal::Monitor;
-      else fail("refusal is drop, reject or monitor");
+      if (w == "drop")
+        c.setup.refusal = Refusal::Drop;
+      else if (w == "reject")
+        c.setup.refusal = Refusal::Reject;
+      else if (w == "monitor")
+        c.setup.refusal = Refusal::Monitor;
+      else
+        fail("refusal is drop, reject or monitor");
     } else if (key == "ports") {
       unsigned p;
       while (l >> p) c.setup.ports.push_back(static_cast<uint16_t>(p));
@@ -268,14 +273,17 @@ Case from_text(const std::string& text, const std::string& name, bool expect_opt
       p.family = addr.find(':') == std::string::npos ? 4 : 6;
       if (inet_pton(p.family == 4 ? AF_INET : AF_INET6, addr.c_str(), p.addr.data()) != 1) fail("bad address " + addr);
       p.len = static_cast<unsigned>(std::stoul(cidr.substr(slash + 1)));
-      p.kind = kind == "admit" ? Kind::Admit : kind == "deny" ? Kind::Deny : kind == "watch" ? Kind::Watch
-                                                                                           : (fail("bad kind"), Kind::Admit);
+      p.kind = kind == "admit"   ? Kind::Admit
+               : kind == "deny"  ? Kind::Deny
+               : kind == "watch" ? Kind::Watch
+                                 : (fail("bad kind"), Kind::Admit);
       c.setup.prefixes.push_back(p);
     } else if (key == "frame") {
       std::string h;
       l >> h;
       if (h.size() % 2) fail("odd hex length");
-      for (size_t i = 0; i < h.size(); i += 2) c.frame.push_back(static_cast<uint8_t>(std::stoul(h.substr(i, 2), nullptr, 16)));
+      for (size_t i = 0; i < h.size(); i += 2)
+        c.frame.push_back(static_cast<uint8_t>(std::stoul(h.substr(i, 2), nullptr, 16)));
       have_frame = true;
     } else if (key == "expect") {
       std::string rule;

@@ -42,8 +42,8 @@ struct RunStats {
   uint64_t judged = 0;
   uint64_t by_verdict[8] = {};
   uint64_t by_reason[16] = {};
-  uint64_t linux_guarded = 0;   // guarded SYNs Linux delivers (or may, after reassembly)
-  uint64_t spec_bypasses = 0;   // of them, ones the reference itself lets through: must be 0
+  uint64_t linux_guarded = 0;  // guarded SYNs Linux delivers (or may, after reassembly)
+  uint64_t spec_bypasses = 0;  // of them, ones the reference itself lets through: must be 0
   std::vector<Case> spec_bypass_cases;
   std::vector<Disagreement> disagreements;
 };

@@ -81,8 +81,12 @@ LinuxView ipv4(LinuxView v, const std::vector<uint8_t>& f, size_t at, const std:
   return tcp_segment(v, b, at + ihl, ports);
 }
 
-bool v6_loopback(const uint8_t* a) { return std::all_of(a, a + 15, [](uint8_t x) { return x == 0; }) && a[15] == 1; }
-bool v6_unspecified(const uint8_t* a) { return std::all_of(a, a + 16, [](uint8_t x) { return x == 0; }); }
+bool v6_loopback(const uint8_t* a) {
+  return std::all_of(a, a + 15, [](uint8_t x) { return x == 0; }) && a[15] == 1;
+}
+bool v6_unspecified(const uint8_t* a) {
+  return std::all_of(a, a + 16, [](uint8_t x) { return x == 0; });
+}
 bool v6_v4mapped(const uint8_t* a) {
   return std::all_of(a, a + 10, [](uint8_t x) { return x == 0; }) && a[10] == 0xff && a[11] == 0xff;
 }
@@ -188,7 +192,7 @@ LinuxView linux_receive(const std::vector<uint8_t>& f, const std::vector<uint16_
     at += 4;
     v.tags++;
   }
-  LinuxView r = type == kIPv4 ? ipv4(v, f, at, ports)
+  LinuxView r = type == kIPv4   ? ipv4(v, f, at, ports)
                 : type == kIPv6 ? ipv6(v, f, at, ports)
                                 : verdict(v, Fate::Other, "not IP");
   if (!to_host && r.guarded_syn()) return verdict(r, Fate::Dropped, "not sent to this host");

@@ -22,10 +22,10 @@ struct LinuxView {
     MayGuardedSyn,  // a first fragment held for reassembly that may complete into such a SYN
   };
   Fate fate = Fate::Dropped;
-  int family = 0;                   // of the IP header, when there is one
-  std::array<uint8_t, 16> src{};    // the true source (IPv4 in the first 4 bytes)
-  unsigned tags = 0;                // VLAN tags stripped
-  std::string why;                  // for messages: the step that decided
+  int family = 0;                 // of the IP header, when there is one
+  std::array<uint8_t, 16> src{};  // the true source (IPv4 in the first 4 bytes)
+  unsigned tags = 0;              // VLAN tags stripped
+  std::string why;                // for messages: the step that decided
 
   bool guarded_syn() const { return fate == Fate::GuardedSyn || fate == Fate::MayGuardedSyn; }
 };

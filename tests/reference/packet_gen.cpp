@@ -39,8 +39,7 @@ GateSetup Generator::setup() {
   if (chance(90)) ports.insert(25);
   static const uint16_t common[] = {587, 465, 2525, 80, 443, 26};
   unsigned want = 1 + below(chance(70) ? 2 : 8);
-  while (ports.size() < want)
-    ports.insert(chance(50) ? common[below(6)] : static_cast<uint16_t>(1 + below(65535)));
+  while (ports.size() < want) ports.insert(chance(50) ? common[below(6)] : static_cast<uint16_t>(1 + below(65535)));
   s.ports.assign(ports.begin(), ports.end());
   std::shuffle(s.ports.begin(), s.ports.end(), rng_);
 
@@ -146,9 +145,12 @@ std::vector<uint8_t> Generator::tcp_segment(const GateSetup& s, unsigned cut) {
   if (chance(5)) doff = static_cast<unsigned>(below(16));
   t[12] = static_cast<uint8_t>(doff << 4 | (chance(5) ? below(16) : 0));
   switch (below(10)) {
-    case 0: case 1: case 2: case 3: t[13] = 0x02; break;            // SYN
+    case 0:
+    case 1:
+    case 2:
+    case 3: t[13] = 0x02; break;                                           // SYN
     case 4: t[13] = static_cast<uint8_t>((rng_() | 0x02) & ~0x10); break;  // SYN and odd flags, no ACK
-    case 5: t[13] = 0x12; break;                                    // SYN+ACK
+    case 5: t[13] = 0x12; break;                                           // SYN+ACK
     default: t[13] = static_cast<uint8_t>(rng_()); break;
   }
   for (size_t i = 14; i < t.size(); i++) t[i] = static_cast<uint8_t>(rng_());
@@ -176,8 +178,10 @@ std::vector<uint8_t> Generator::packet(const GateSetup& s) {
   unsigned tags = chance(45) ? 0 : chance(30) ? 1 : chance(30) ? 2 : static_cast<unsigned>(below(11));
   for (unsigned i = 0; i < tags; i++) {
     static const uint16_t not_tags[] = {0x9100, 0x9200, 0x9300, 0x88e7, 0x8847};
-    uint16_t tpid = chance(45) ? 0x8100 : chance(85) ? 0x88a8 : chance(70) ? not_tags[below(5)]
-                                                                           : static_cast<uint16_t>(rng_());
+    uint16_t tpid = chance(45)   ? 0x8100
+                    : chance(85) ? 0x88a8
+                    : chance(70) ? not_tags[below(5)]
+                                 : static_cast<uint16_t>(rng_());
     uint16_t tci = chance(50) ? static_cast<uint16_t>(rng_() & 0xe000) : static_cast<uint16_t>(rng_());
     f.push_back(tpid >> 8);
     f.push_back(tpid & 0xff);
@@ -199,10 +203,10 @@ std::vector<uint8_t> Generator::packet(const GateSetup& s) {
     put16(ip, 4, static_cast<uint16_t>(rng_()));
     uint16_t frag = 0;
     switch (below(10)) {
-      case 0: frag = 0x2000; break;                                          // first fragment
+      case 0: frag = 0x2000; break;                                                                // first fragment
       case 1: frag = static_cast<uint16_t>(1 + below(0x1fff)) | (chance(50) ? 0x2000 : 0); break;  // later
       case 2: frag = static_cast<uint16_t>(rng_()); break;
-      default: frag = chance(50) ? 0x4000 : 0; break;                         // DF or nothing
+      default: frag = chance(50) ? 0x4000 : 0; break;  // DF or nothing
     }
     put16(ip, 6, frag);
     ip[8] = static_cast<uint8_t>(1 + below(255));
@@ -211,8 +215,8 @@ std::vector<uint8_t> Generator::packet(const GateSetup& s) {
     std::copy_n(src.begin(), 4, ip.begin() + 12);
     for (int i = 16; i < 20; i++) ip[i] = static_cast<uint8_t>(rng_());
     // Now and then a special-purpose address on either side (no reset).
-    static const uint8_t special4[][4] = {{0, 0, 0, 0}, {255, 255, 255, 255}, {127, 0, 0, 1}, {224, 0, 0, 1},
-                                          {240, 1, 2, 3}, {0, 9, 9, 9}, {10, 0, 0, 1}, {223, 255, 255, 255}};
+    static const uint8_t special4[][4] = {{0, 0, 0, 0},   {255, 255, 255, 255}, {127, 0, 0, 1}, {224, 0, 0, 1},
+                                          {240, 1, 2, 3}, {0, 9, 9, 9},         {10, 0, 0, 1},  {223, 255, 255, 255}};
     if (chance(4)) std::copy_n(special4[below(8)], 4, ip.begin() + 16);
     if (chance(2)) std::copy_n(special4[below(8)], 4, ip.begin() + 12);
     for (size_t i = 20; i < ip.size(); i++) ip[i] = static_cast<uint8_t>(rng_());
@@ -234,16 +238,26 @@ std::vector<uint8_t> Generator::packet(const GateSetup& s) {
     auto special6 = [&](size_t at) {
       std::fill(ip.begin() + static_cast<long>(at), ip.begin() + static_cast<long>(at + 16), 0);
       switch (below(5)) {
-        case 0: break;                                     // ::
-        case 1: ip[at + 15] = 1; break;                    // ::1
-        case 2: ip[at] = 0xff; ip[at + 1] = 2; ip[at + 15] = 1; break;  // ff02::1
-        case 3: ip[at + 10] = ip[at + 11] = 0xff; ip[at + 12] = 192; ip[at + 15] = 1; break;  // ::ffff:192.0.0.1
-        default: ip[at + 15] = 2; break;                   // ::2, an ordinary address
+        case 0: break;                   // ::
+        case 1: ip[at + 15] = 1; break;  // ::1
+        case 2:
+          ip[at] = 0xff;
+          ip[at + 1] = 2;
+          ip[at + 15] = 1;
+          break;  // ff02::1
+        case 3:
+          ip[at + 10] = ip[at + 11] = 0xff;
+          ip[at + 12] = 192;
+          ip[at + 15] = 1;
+          break;                          // ::ffff:192.0.0.1
+        default: ip[at + 15] = 2; break;  // ::2, an ordinary address
       }
     };
     if (chance(4)) special6(24);
     if (chance(2)) special6(8);
-    unsigned chain = chance(55) ? 0 : chance(70) ? 1 + static_cast<unsigned>(below(4)) : 4 + static_cast<unsigned>(below(8));
+    unsigned chain = chance(55)   ? 0
+                     : chance(70) ? 1 + static_cast<unsigned>(below(4))
+                                  : 4 + static_cast<unsigned>(below(8));
     std::vector<uint8_t> exts;
     std::vector<size_t> next_at = {6};  // where each header's "next header" byte is, in ip+exts
     std::vector<uint8_t> types;
@@ -293,7 +307,8 @@ std::vector<uint8_t> Generator::packet(const GateSetup& s) {
   // Mutations.
   if (chance(8)) {
     unsigned flips = 1 + static_cast<unsigned>(below(3));
-    for (unsigned i = 0; i < flips; i++) f[below(std::min<size_t>(f.size(), 128))] ^= static_cast<uint8_t>(1 << below(8));
+    for (unsigned i = 0; i < flips; i++)
+      f[below(std::min<size_t>(f.size(), 128))] ^= static_cast<uint8_t>(1 << below(8));
   }
   if (chance(15)) f.resize(14 + below(f.size() - 13));  // cut anywhere from 14 bytes up
   if (chance(3)) f.resize(f.size() + below(32), 0);     // trailing padding

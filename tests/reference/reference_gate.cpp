@@ -31,7 +31,7 @@ struct Judged {
   uint32_t seq = 0;
   uint32_t segment_len = 0;  // TCP payload per the IP length fields
   bool fin = false;
-  bool resettable = false;   // a complete TCP SYN, not a fragment
+  bool resettable = false;  // a complete TCP SYN, not a fragment
 };
 
 // The frame as bytes with bounds: every read says where and how much.
@@ -251,7 +251,10 @@ Outcome beyond_tag_limit(const std::vector<uint8_t>& frame, const GateSetup& s) 
   bool monitor = s.refusal == Refusal::Monitor;
   return Outcome{monitor ? uint32_t{XDP_PASS} : uint32_t{XDP_DROP},
                  monitor ? uint32_t{SG_VERDICT_MONITOR} : uint32_t{SG_VERDICT_DROP},
-                 SG_REASON_TAG_LIMIT, true, SG_RULE_DEFAULT, frame};
+                 SG_REASON_TAG_LIMIT,
+                 true,
+                 SG_RULE_DEFAULT,
+                 frame};
 }
 
 }  // namespace
@@ -309,9 +312,7 @@ Outcome classify(const std::vector<uint8_t>& frame, const GateSetup& s) {
   }
 
   switch (s.refusal) {
-    case Refusal::Monitor:
-      o.verdict = SG_VERDICT_MONITOR;
-      break;
+    case Refusal::Monitor: o.verdict = SG_VERDICT_MONITOR; break;
     case Refusal::Reject:
       if (j.resettable && reset_allowed(frame, j)) {
         o.verdict = SG_VERDICT_REJECT;

@@ -52,11 +52,16 @@ int main(int argc, char** argv) {
     if (i + 1 >= argc) return usage(a + " needs a value");
     std::string v = argv[++i];
     try {
-      if (a == "--packets") packets = std::stoull(v);
-      else if (a == "--seed") seed = std::stoull(v);
-      else if (a == "--per-setup") per_setup = std::stoull(v);
-      else if (a == "--save-dir") save_dir = v;
-      else return usage("unknown option " + a);
+      if (a == "--packets")
+        packets = std::stoull(v);
+      else if (a == "--seed")
+        seed = std::stoull(v);
+      else if (a == "--per-setup")
+        per_setup = std::stoull(v);
+      else if (a == "--save-dir")
+        save_dir = v;
+      else
+        return usage("unknown option " + a);
     } catch (const std::exception&) {
       return usage(a + " takes a number, not '" + v + "'");
     }
@@ -82,9 +87,11 @@ int main(int argc, char** argv) {
     std::printf("REFERENCE BYPASS %s: %s\n%s", c.note.c_str(), sgref::describe(c.expected).c_str(),
                 sgref::to_text(c).c_str());
   for (uint32_t v = 0; v < SG_VERDICT_MAX; v++)
-    std::printf("  verdict %-8s %llu\n", smtpgate::verdict_name(v).c_str(), static_cast<unsigned long long>(st.by_verdict[v]));
+    std::printf("  verdict %-8s %llu\n", smtpgate::verdict_name(v).c_str(),
+                static_cast<unsigned long long>(st.by_verdict[v]));
   for (uint32_t r = 0; r < SG_REASON_MAX; r++)
-    std::printf("  reason  %-15s %llu\n", smtpgate::reason_name(r).c_str(), static_cast<unsigned long long>(st.by_reason[r]));
+    std::printf("  reason  %-15s %llu\n", smtpgate::reason_name(r).c_str(),
+                static_cast<unsigned long long>(st.by_reason[r]));
   if (st.disagreements.empty()) return st.spec_bypasses ? 1 : 0;
   std::filesystem::create_directories(save_dir);
   for (const auto& d : st.disagreements) {
@@ -93,8 +100,7 @@ int main(int argc, char** argv) {
     std::ofstream(name) << sgref::to_text(d.c) << "# program: " << sgref::describe(d.got) << " (" << d.what
                         << " differs: " << d.kind << ")\n";
     std::printf("DISAGREE %s (%s): want %s, got %s -> %s\n", d.what.c_str(), d.kind.c_str(),
-                sgref::describe(d.c.expected).c_str(),
-                sgref::describe(d.got).c_str(), name.c_str());
+                sgref::describe(d.c.expected).c_str(), sgref::describe(d.got).c_str(), name.c_str());
   }
   return 1;
 }

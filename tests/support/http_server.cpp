@@ -113,8 +113,8 @@ struct Conn {
 }  // namespace
 
 TestPki::TestPki() {
-  dir_ = (std::filesystem::temp_directory_path() / ("sgt" + std::to_string(::getpid()) + "-pki-" +
-                                                     std::to_string(reinterpret_cast<uintptr_t>(this))))
+  dir_ = (std::filesystem::temp_directory_path() /
+          ("sgt" + std::to_string(::getpid()) + "-pki-" + std::to_string(reinterpret_cast<uintptr_t>(this))))
              .string();
   std::filesystem::create_directories(dir_);
   std::ofstream(dir_ + "/server.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n"

@@ -117,7 +117,8 @@ Sandbox::Sandbox() {
   gw_->ip("-6 route add default via 2001:db8::2");
   // veth delivers XDP_TX frames (the gate's resets) only to a peer with
   // NAPI: an XDP program that passes everything turns it on.
-  ip_load_xdp(*tx_, std::string("link set dev ") + kTxIf + " xdpdrv obj " + bpf_object("testprogs/xdp_pass") + " sec xdp");
+  ip_load_xdp(*tx_,
+              std::string("link set dev ") + kTxIf + " xdpdrv obj " + bpf_object("testprogs/xdp_pass") + " sec xdp");
   pin_dir_ = pin_root() + "/" + prefix_;
   state_dir_ = "/tmp/" + prefix_ + "-state";
   fs::create_directories(state_dir_);
@@ -210,7 +211,9 @@ ConnectResult connect_from(const std::string& src, const std::string& dst, uint1
       int err = 0;
       socklen_t el = sizeof(err);
       getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-      r = err == 0 ? ConnectResult::Connected : err == ECONNREFUSED ? ConnectResult::Refused : ConnectResult::OtherError;
+      r = err == 0              ? ConnectResult::Connected
+          : err == ECONNREFUSED ? ConnectResult::Refused
+                                : ConnectResult::OtherError;
     }
   } else if (errno == ECONNREFUSED) {
     r = ConnectResult::Refused;

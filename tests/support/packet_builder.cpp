@@ -53,8 +53,7 @@ Packet& Packet::ethertype(uint16_t type) {
   return *this;
 }
 
-Packet& Packet::ipv4(const std::string& src, const std::string& dst, unsigned opt_len, uint16_t frag_offset,
-                     bool mf) {
+Packet& Packet::ipv4(const std::string& src, const std::string& dst, unsigned opt_len, uint16_t frag_offset, bool mf) {
   Layer l{Layer::Ip4, std::vector<uint8_t>(20 + opt_len), 0};
   l.b[0] = 0x40 | ((20 + opt_len) / 4);
   put16(l.b, 6, (mf ? 0x2000 : 0) | (frag_offset & 0x1fff));

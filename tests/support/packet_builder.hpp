@@ -9,7 +9,16 @@
 
 namespace sgtest {
 
-enum TcpFlags : uint8_t { FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10, URG = 0x20, ECE = 0x40, CWR = 0x80 };
+enum TcpFlags : uint8_t {
+  FIN = 0x01,
+  SYN = 0x02,
+  RST = 0x04,
+  PSH = 0x08,
+  ACK = 0x10,
+  URG = 0x20,
+  ECE = 0x40,
+  CWR = 0x80
+};
 
 // IPv6 extension header numbers.
 enum Ext : uint8_t { HOP = 0, ROUTING = 43, FRAGMENT = 44, AH = 51, DSTOPTS = 60 };

@@ -120,8 +120,13 @@ ThrowawayUser::ThrowawayUser() {
 ThrowawayUser::~ThrowawayUser() { sh_status("userdel " + name_); }
 
 std::vector<std::string> ThrowawayUser::as(const std::vector<std::string>& argv) const {
-  std::vector<std::string> v{"/usr/bin/setpriv", "--reuid=" + name_, "--regid=" + name_, "--clear-groups",
-                             "--inh-caps=-all", "--bounding-set=-all", "--"};
+  std::vector<std::string> v{"/usr/bin/setpriv",
+                             "--reuid=" + name_,
+                             "--regid=" + name_,
+                             "--clear-groups",
+                             "--inh-caps=-all",
+                             "--bounding-set=-all",
+                             "--"};
   v.insert(v.end(), argv.begin(), argv.end());
   return v;
 }

@@ -53,8 +53,9 @@ RefusalScene::RefusalScene(const std::string& tag, uint32_t max_rules)
   f.last_success = now - 7200;
   f.last_error = std::string("feed version ") + kRejectedVersion +
                  " is refused: it would remove 1 of the 2 current ranges (more than max_removal_share 40%)";
-  f.rejected = RejectedVersion{kRejectedVersion, f.last_error, now - 60, applied.source, {10},
-                               {Cidr::parse("40.92.0.0/15"), Cidr::parse("52.100.0.0/14")}};
+  f.rejected =
+      RejectedVersion{kRejectedVersion, f.last_error, now - 60,
+                      applied.source,   {10},         {Cidr::parse("40.92.0.0/15"), Cidr::parse("52.100.0.0/14")}};
   write_feed_status(paths_.state_dir, f);
 
   OtherInstanceSet dod;

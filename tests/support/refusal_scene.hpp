@@ -18,11 +18,11 @@ namespace sgtest {
 class RefusalScene {
  public:
   // Sources, one per story.
-  static constexpr const char* kEop = "40.92.0.10";           // admitted (feed, Worldwide)
-  static constexpr const char* kDod = "23.103.191.5";         // USGovDoD's port-25 set (feed-other)
-  static constexpr const char* kPending = "52.100.1.1";       // in a refused feed version (feed-pending)
-  static constexpr const char* kStranger = "203.0.113.9";     // in no range (default)
-  static constexpr const char* kPartnerV6 = "2001:db8:77::5"; // operator deny range
+  static constexpr const char* kEop = "40.92.0.10";            // admitted (feed, Worldwide)
+  static constexpr const char* kDod = "23.103.191.5";          // USGovDoD's port-25 set (feed-other)
+  static constexpr const char* kPending = "52.100.1.1";        // in a refused feed version (feed-pending)
+  static constexpr const char* kStranger = "203.0.113.9";      // in no range (default)
+  static constexpr const char* kPartnerV6 = "2001:db8:77::5";  // operator deny range
   static constexpr const char* kRejectedVersion = "2026010100";
   static constexpr const char* kAppliedVersion = "2025120100";
 

@@ -30,8 +30,8 @@ RunResult XdpGate::run(const std::vector<uint8_t>& frame) {
   RunResult r;
   r.out.resize(frame.size() + 256);
   LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = r.out.data(),
-              .data_size_in = static_cast<uint32_t>(frame.size()),
-              .data_size_out = static_cast<uint32_t>(r.out.size()), .repeat = 1);
+              .data_size_in = static_cast<uint32_t>(frame.size()), .data_size_out = static_cast<uint32_t>(r.out.size()),
+              .repeat = 1);
   int rc = bpf_prog_test_run_opts(prog_.prog_fd(), &opts);
   if (rc != 0) throw std::runtime_error(std::string("BPF_PROG_TEST_RUN: ") + std::strerror(errno));
   r.action = opts.retval;

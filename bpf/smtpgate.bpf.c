@@ -720,9 +720,9 @@ static __always_inline int same_source(const struct sg_recent_source *s, const s
 
 /* The refused source's way in its set of the recently-refused table: the
  * way already holding it, or for a new source the way seen least recently
- * (or an empty one). */
-static __always_inline void record_source(struct sg_recent_set *set, const struct pkt *p, __u64 now,
-					  __u32 rule_id, __u32 verdict)
+ * (or an empty one), claimed for it. */
+static __always_inline struct sg_recent_source *source_way(struct sg_recent_set *set,
+							   const struct pkt *p, __u64 now)
 {
 	struct sg_recent_source *victim = &set->way[0];
 
@@ -730,10 +730,8 @@ static __always_inline void record_source(struct sg_recent_set *set, const struc
 	for (int i = 0; i < SG_RECENT_WAYS; i++) {
 		struct sg_recent_source *w = &set->way[i];
 
-		if (w->count && same_source(w, p)) {
-			victim = w;
-			goto update;
-		}
+		if (w->count && same_source(w, p))
+			return w;
 		if (w->last_seen_ns < victim->last_seen_ns || !w->count)
 			victim = w;
 	}
@@ -741,12 +739,19 @@ static __always_inline void record_source(struct sg_recent_set *set, const struc
 	victim->family = p->family;
 	victim->count = 0;
 	victim->first_seen_ns = now;
-update:
-	victim->count++;
-	victim->last_seen_ns = now;
-	victim->rule_id = rule_id;
-	victim->last_port = p->dport;
-	victim->last_verdict = verdict;
+	return victim;
+}
+
+static __always_inline void record_source(struct sg_recent_set *set, const struct pkt *p, __u64 now,
+					  __u32 rule_id, __u32 verdict)
+{
+	struct sg_recent_source *w = source_way(set, p, now);
+
+	w->count++;
+	w->last_seen_ns = now;
+	w->rule_id = rule_id;
+	w->last_port = p->dport;
+	w->last_verdict = verdict;
 }
 
 /* One record of a refusal to the events ring buffer: 0, or -1 when it is

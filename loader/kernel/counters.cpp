@@ -52,7 +52,7 @@ std::array<sg_counter, N> sum_axis(const std::array<sg_counter, SG_PACKET_COUNTE
 // Adds one CPU's way of a set to the source it records.
 void merge_way(const sg_recent_source& w, RecentSource& r, bool fresh) {
   if (fresh) {
-    r.address = Cidr::from_bytes(w.family == 6 ? Family::V6 : Family::V4, w.addr, w.family == 6 ? 128 : 32);
+    r.address = recorded_address(w.family, w.addr);
     r.first_seen_ns = w.first_seen_ns;
   }
   r.count += w.count;

@@ -12,6 +12,7 @@
 #include "fsutil.hpp"
 #include "gate.hpp"
 #include "gate_maps.hpp"
+#include "text.hpp"
 
 namespace smtpgate {
 
@@ -29,8 +30,7 @@ Fcrdns::Status status_from(const std::string& s) {
 
 const EopOutboundDomain* eop_outbound_domain(std::string_view name) {
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-  std::string lower(name.substr(0, kMaxDnsName + 1));
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::string lower = smtpgate::lower(name.substr(0, kMaxDnsName + 1));
   for (const auto& d : kEopOutboundDomains) {
     std::string_view dom(d.domain);
     if (lower.size() > dom.size() && lower.ends_with(dom) && lower[lower.size() - dom.size() - 1] == '.') return &d;

@@ -41,17 +41,13 @@ std::string judged_as_name(uint32_t j) {
   return "unknown";
 }
 
-Cidr event_source(const sg_event& ev) {
-  return Cidr::from_bytes(ev.family == 6 ? Family::V6 : Family::V4, ev.addr, ev.family == 6 ? 128 : 32);
-}
-
 // One record of the drop log: the event, stamped unix_ns, and its rule.
 json drop_record_json(const sg_event& ev, int64_t unix_ns, const json& rule) {
   char ifname[IF_NAMESIZE] = {};
   return {{"schema", kJsonSchemaVersion},
           {"time", rfc3339_ms(unix_ns)},
           {"unix_ns", unix_ns},
-          {"source", event_source(ev).address_str()},
+          {"source", recorded_address(ev.family, ev.addr).address_str()},
           {"port", ev.dport},
           {"interface", if_indextoname(ev.ifindex, ifname) ? json(ifname) : json(nullptr)},
           {"verdict", verdict_name(ev.verdict)},
@@ -121,7 +117,7 @@ struct DropRecorder::Impl {
     sg_event ev;
     std::memcpy(&ev, data, sizeof(ev));
     Impl& self = *static_cast<Impl*>(ctx);
-    json rule = self.namer().rule(ev.rule_id, event_source(ev));
+    json rule = self.namer().rule(ev.rule_id, recorded_address(ev.family, ev.addr));
     self.batch.push_back(drop_record_json(ev, int64_t(ev.ts_ns) + self.offset_ns, rule));
     return 0;
   }

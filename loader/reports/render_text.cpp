@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "feed_status.hpp"
 #include "feed_sync.hpp"
 
 namespace smtpgate {
@@ -14,9 +15,7 @@ std::string json_text(const json& v) { return v.is_string() ? v.get<std::string>
 
 std::string render_feed_status(const json& j) {
   std::ostringstream o;
-  auto when = [](const json& t) {
-    return !t.is_number() || t.get<int64_t>() == 0 ? std::string("never") : rfc3339_utc(t.get<int64_t>());
-  };
+  auto when = [](const json& t) { return time_or_never(t.is_number() ? t.get<int64_t>() : 0); };
   if (j.contains("settings")) {
     const json& s = j["settings"];
     o << "settings:   " << json_text(s["instance"]) << " from " << json_text(s["url"]) << " (" << json_text(s["source"])

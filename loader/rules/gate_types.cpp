@@ -42,4 +42,8 @@ std::string reason_name(uint32_t r) {
   return r < SG_REASON_MAX ? names[r] : "unknown";
 }
 
+Cidr recorded_address(uint8_t family, const uint8_t* addr) {
+  return Cidr::from_bytes(family == 6 ? Family::V6 : Family::V4, addr, family == 6 ? 128 : 32);
+}
+
 }  // namespace smtpgate

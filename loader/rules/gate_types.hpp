@@ -23,6 +23,10 @@ std::string to_string(RuleKind k);
 std::string verdict_name(uint32_t verdict);  // enum sg_verdict
 std::string reason_name(uint32_t reason);    // enum sg_reason
 
+/// A source as the program records it (family 4 or 6, 16 address bytes, an
+/// IPv4 address in the first 4), as a full-length Cidr.
+Cidr recorded_address(uint8_t family, const uint8_t* addr);
+
 /// One prefix of the compiled allowlist and the rule that decides under it.
 struct TrieEntry {
   Cidr prefix;

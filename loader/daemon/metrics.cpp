@@ -101,8 +101,10 @@ int civet_log(const mg_connection*, const char* message) {
 
 }  // namespace
 
-MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string>& interfaces, MetricFamilies extra) {
-  Exposition e;
+namespace {
+
+// Per interface: whether the gate runs there, and the kernel's run counters.
+void add_program_metrics(Exposition& e, const Paths& paths, const std::vector<std::string>& interfaces) {
   std::vector<std::pair<std::string, ProgramRunStats>> runs;
   for (const auto& ifname : interfaces) {
     bool attached = false;
@@ -125,6 +127,11 @@ MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string
     e.add("smtpgate_program_runs_total",
           "Runs of the gate's program on the interface, counted while kernel.bpf_stats_enabled is on", kCounter,
           {{"interface", ifname}}, static_cast<double>(r.run_cnt));
+}
+
+// From the pinned maps: counters per range, per verdict and reason, ranges
+// per origin, the publish generation and the action.
+void add_map_metrics(Exposition& e, const Paths& paths) {
   if (GateMaps::pinned_at(paths.pin_dir)) {
     try {
       GateMaps maps = GateMaps::open_pinned(paths.pin_dir);
@@ -180,6 +187,10 @@ MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string
       spdlog::warn("metrics: reading the maps failed: {}", ex.what());
     }
   }
+}
+
+// From feed.json: the version applied and announced, and the last check.
+void add_feed_metrics(Exposition& e, const Paths& paths) {
   try {
     FeedStatus f = read_feed_status(paths.state_dir);
     // The feed's instance is labelled feed_instance: "instance" is the
@@ -209,6 +220,15 @@ MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string
   } catch (const std::exception& ex) {
     spdlog::warn("metrics: feed status unreadable: {}", ex.what());
   }
+}
+
+}  // namespace
+
+MetricFamilies collect_metrics(const Paths& paths, const std::vector<std::string>& interfaces, MetricFamilies extra) {
+  Exposition e;
+  add_program_metrics(e, paths, interfaces);
+  add_map_metrics(e, paths);
+  add_feed_metrics(e, paths);
   e.add("smtpgate_drops_recording",
         "1 when this smtpgated reads refused SYNs into the drop log (0: another process holds drops.lock, or it "
         "cannot be taken)",

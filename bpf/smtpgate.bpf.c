@@ -689,14 +689,20 @@ static __always_inline void count(void *map, __u32 key, __u64 bytes)
  * so that the times of one CPU are strictly ordered: the recently-refused
  * table evicts the way seen least recently, and with equal times within a
  * tick it would evict the same way again and again, keeping the tick's oldest
- * sources and dropping its newest (and a hot source in way 0). A tick is at
- * least a millisecond, more than a CPU can count through, so a reading never
- * passes the next tick's clock. */
+ * sources and dropping its newest (and a hot source in way 0). A reading
+ * never goes back: a new tick starts from the coarse clock or, if that has
+ * not moved yet, from where the last one ended. */
 static __always_inline __u64 coarse_now(struct sg_cpu_state *cpu, __u64 j)
 {
 	if (j != cpu->tick_jiffies) {
+		__u64 coarse = bpf_ktime_get_coarse_ns();
+
 		cpu->tick_jiffies = j;
-		cpu->tick_ns = bpf_ktime_get_coarse_ns();
+		/* jiffies move before the coarse clock does (the timekeeper
+		 * updates it just after): read in between, it still gives the
+		 * last tick's time, behind the readings counted since. */
+		if (coarse > cpu->tick_ns)
+			cpu->tick_ns = coarse;
 	}
 	return cpu->tick_ns++;
 }

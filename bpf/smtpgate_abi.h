@@ -285,8 +285,9 @@ struct sg_event {
  * rule's sources. */
 struct sg_cpu_state {
 	__u64 tick_jiffies; /* jiffies when tick_ns was read */
-	__u64 tick_ns; /* bpf_ktime_get_coarse_ns() at that tick, plus
-			* one per reading since (coarse_now) */
+	__u64 tick_ns; /* bpf_ktime_get_coarse_ns() at that tick (never
+			* less than the last reading), plus one per reading
+			* since (coarse_now) */
 	__u64 window_start_ns;
 	__u64 sent; /* events sent in this one-second window */
 	__u64 suppressed; /* events not sent, ever (monotonic) */

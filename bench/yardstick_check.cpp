@@ -55,7 +55,7 @@ bool fill(int fd, uint32_t first, uint32_t end, const std::vector<uint8_t>& valu
 bool check(unsigned kib) {
   std::string path = std::string(SG_BPF_DIR) + "/testprogs/read_" + std::to_string(kib) + ".bpf.o";
   std::unique_ptr<bpf_object, void (*)(bpf_object*)> obj(bpf_object__open_file(path.c_str(), nullptr),
-                                                          bpf_object__close);
+                                                         bpf_object__close);
   if (!obj || bpf_object__load(obj.get()) != 0) {
     std::printf("read_%u: cannot load %s\n", kib, path.c_str());
     return false;
@@ -100,10 +100,11 @@ bool check(unsigned kib) {
     ok &= region_ok;
     hits += (r ? " " : "") + std::to_string(pass);
   }
-  std::printf("read_%u: %llu x %llu bytes = %u KiB; set bits found per eighth of the bitmap, of %d packets each "
-              "(expected about %d): %s: %s\n",
-              kib, (unsigned long long)elems, (unsigned long long)size, kib, kPackets, kPackets / kRegions,
-              hits.c_str(), ok ? "ok" : "FAILED");
+  std::printf(
+      "read_%u: %llu x %llu bytes = %u KiB; set bits found per eighth of the bitmap, of %d packets each "
+      "(expected about %d): %s: %s\n",
+      kib, (unsigned long long)elems, (unsigned long long)size, kib, kPackets, kPackets / kRegions, hits.c_str(),
+      ok ? "ok" : "FAILED");
   return ok;
 }
 

@@ -198,8 +198,8 @@ struct Frame {  // one cache line
 static_assert(sizeof(Frame) == 64);
 
 // A complete Ethernet/IPv4 frame of the kind, with correct checksums.
-Frame build_frame(Kind kind, const std::array<uint8_t, 6>& src_mac, const std::array<uint8_t, 6>& dst_mac,
-                  uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint16_t ip_id) {
+Frame build_frame(Kind kind, const std::array<uint8_t, 6>& src_mac, const std::array<uint8_t, 6>& dst_mac, uint32_t src,
+                  uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint16_t ip_id) {
   Frame f{};
   uint8_t* p = f.b;
   std::memcpy(p, dst_mac.data(), 6);
@@ -637,7 +637,8 @@ int main(int argc, char** argv) {
   prefixes->add_option("--out", out, "Range file to write (one CIDR per line)")->required();
 
   SendOptions so;
-  auto* send = app.add_subcommand("send", "Send COUNT TCP SYNs (or ACKs, or UDP datagrams) from spread sources out of IFNAME");
+  auto* send =
+      app.add_subcommand("send", "Send COUNT TCP SYNs (or ACKs, or UDP datagrams) from spread sources out of IFNAME");
   send->add_option("--interface", so.ifname, "Interface to send on")->required();
   send->add_option("--src-mac", so.src_mac, "Source MAC")->required();
   send->add_option("--dst-mac", so.dst_mac, "Destination MAC (the gateway's)")->required();
@@ -649,10 +650,12 @@ int main(int argc, char** argv) {
   send->add_option("--sources", so.sources, "mix (all unicast space), empty (outside --ranges) or inside (--ranges)")
       ->capture_default_str();
   send->add_option("--kind", so.kind, "syn, ack (TCP) or udp")->capture_default_str();
-  send->add_option("--ring", so.ring, "Frames in the ring, each given the next source as it is sent; 0: a frame per source, built beforehand")
+  send->add_option("--ring", so.ring,
+                   "Frames in the ring, each given its source as it is sent (0: one built per source)")
       ->capture_default_str();
   send->add_option("--batch", so.batch, "Packets per sendmmsg call")->capture_default_str()->check(CLI::Range(1, 1024));
-  send->add_option("--ranges", so.ranges, "Range file: counts how many sources it admits (--sources empty and inside: draws by it)");
+  send->add_option("--ranges", so.ranges,
+                   "Range file: counts how many sources it admits (--sources empty and inside: draws by it)");
 
   std::vector<std::string> sources;
   std::string dst = "192.0.2.1";

@@ -62,4 +62,7 @@ awk -v n="$n" -v t0="$t0" -v t1="$t1" -v t2="$t2" '
     printf "smtpgated with %d ranges: VmRSS %.1f MiB (%.0f bytes per range), peak VmHWM %.1f MiB\n",
       n, rss / 1024, rss * 1024 / n, hwm / 1024
     printf "import of the range file: %.1f s; daemon start to attached: %.1f s\n", t1 - t0, t2 - t1
+    if (n == 1000000)
+      printf "target: smtpgated resident memory at 1 000 000 ranges, %.0f bytes per range <= 150: %s\n",
+        rss * 1024 / n, (rss * 1024 / n <= 150 ? "met" : "missed")
   }' /proc/$daemon_pid/status

@@ -1,7 +1,8 @@
 // The traffic side of the end-to-end flood benchmark (bench/flood.sh):
 //   prefixes  a seeded, aggregated set of IPv4 prefixes in unicast space
-//   send      a SYN flood from spread sources over AF_PACKET (sendmmsg,
-//             PACKET_QDISC_BYPASS), timed against the machine's busy jiffies
+//   send      a SYN (or ACK, or UDP) flood from spread sources over AF_PACKET
+//             (sendmmsg, PACKET_QDISC_BYPASS), timed against the machine's
+//             busy jiffies
 //   connect   a loop of real TCP connects from admitted sources, until SIGTERM
 //   listen    a TCP listener that accepts and closes, until SIGTERM
 //   verdicts  the gate's packet counters per verdict (read through GateMaps,
@@ -177,48 +178,110 @@ uint16_t fold(uint32_t sum) {
   return htons(static_cast<uint16_t>(~sum));
 }
 
-constexpr size_t kFrameLen = 14 + 20 + 20;
-struct Frame {
-  uint8_t b[64];
-};
+// What a flood sends: TCP SYNs, TCP ACKs (of no connection), or empty UDP
+// datagrams, all to the gateway's port.
+enum class Kind { Syn, Ack, Udp };
 
-// A complete Ethernet/IPv4/TCP SYN with correct checksums.
-Frame build_syn(const std::array<uint8_t, 6>& src_mac, const std::array<uint8_t, 6>& dst_mac, uint32_t src,
-                uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint16_t ip_id) {
+Kind parse_kind(const std::string& text) {
+  if (text == "syn") return Kind::Syn;
+  if (text == "ack") return Kind::Ack;
+  if (text == "udp") return Kind::Udp;
+  throw std::runtime_error("bad --kind '" + text + "': expected syn, ack or udp");
+}
+
+constexpr size_t kIp = 14, kL4 = kIp + 20;
+struct Frame {  // one cache line
+  uint8_t b[62];
+  uint8_t len;
+  uint8_t l4_sum;  // offset of the TCP or UDP checksum
+};
+static_assert(sizeof(Frame) == 64);
+
+// A complete Ethernet/IPv4 frame of the kind, with correct checksums.
+Frame build_frame(Kind kind, const std::array<uint8_t, 6>& src_mac, const std::array<uint8_t, 6>& dst_mac, uint32_t src,
+                  uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint16_t ip_id) {
   Frame f{};
   uint8_t* p = f.b;
   std::memcpy(p, dst_mac.data(), 6);
   std::memcpy(p + 6, src_mac.data(), 6);
   p[12] = 0x08, p[13] = 0x00;
-  uint8_t* ip = p + 14;
+  uint8_t proto = kind == Kind::Udp ? IPPROTO_UDP : IPPROTO_TCP;
+  uint16_t l4_len = kind == Kind::Udp ? 8 : 20;
+  f.len = static_cast<uint8_t>(kL4 + l4_len);
+  uint8_t* ip = p + kIp;
   ip[0] = 0x45;
-  uint16_t tot = htons(40), id = htons(ip_id), frag = htons(0x4000);
+  uint16_t tot = htons(20 + l4_len), id = htons(ip_id), frag = htons(0x4000);
   std::memcpy(ip + 2, &tot, 2);
   std::memcpy(ip + 4, &id, 2);
   std::memcpy(ip + 6, &frag, 2);
   ip[8] = 64;
-  ip[9] = IPPROTO_TCP;
+  ip[9] = proto;
   uint32_t s = htonl(src), d = htonl(dst);
   std::memcpy(ip + 12, &s, 4);
   std::memcpy(ip + 16, &d, 4);
   uint16_t ipsum = fold(sum16(ip, 20));
   std::memcpy(ip + 10, &ipsum, 2);
-  uint8_t* tcp = ip + 20;
-  uint16_t sp = htons(sport), dp = htons(dport), win = htons(64240);
-  uint32_t sq = htonl(seq);
-  std::memcpy(tcp, &sp, 2);
-  std::memcpy(tcp + 2, &dp, 2);
-  std::memcpy(tcp + 4, &sq, 4);
-  tcp[12] = 5 << 4;
-  tcp[13] = 0x02;  // SYN
-  std::memcpy(tcp + 14, &win, 2);
+  uint8_t* l4 = p + kL4;
+  uint16_t sp = htons(sport), dp = htons(dport);
+  std::memcpy(l4, &sp, 2);
+  std::memcpy(l4 + 2, &dp, 2);
+  if (kind == Kind::Udp) {
+    uint16_t len = htons(8);
+    std::memcpy(l4 + 4, &len, 2);
+    f.l4_sum = kL4 + 6;
+  } else {
+    uint16_t win = htons(64240);
+    uint32_t sq = htonl(seq), ack = htonl(seq ^ 0x5a5a5a5a);
+    std::memcpy(l4 + 4, &sq, 4);
+    if (kind == Kind::Ack) std::memcpy(l4 + 8, &ack, 4);
+    l4[12] = 5 << 4;
+    l4[13] = kind == Kind::Syn ? 0x02 : 0x10;  // SYN, or ACK
+    std::memcpy(l4 + 14, &win, 2);
+    f.l4_sum = kL4 + 16;
+  }
   uint8_t pseudo[12];
   std::memcpy(pseudo, &s, 4);
   std::memcpy(pseudo + 4, &d, 4);
-  pseudo[8] = 0, pseudo[9] = IPPROTO_TCP, pseudo[10] = 0, pseudo[11] = 20;
-  uint16_t tsum = fold(sum16(tcp, 20, sum16(pseudo, 12)));
-  std::memcpy(tcp + 16, &tsum, 2);
+  pseudo[8] = 0, pseudo[9] = proto, pseudo[10] = 0, pseudo[11] = static_cast<uint8_t>(l4_len);
+  uint16_t l4sum = fold(sum16(l4, l4_len, sum16(pseudo, 12)));
+  if (kind == Kind::Udp && l4sum == 0) l4sum = 0xffff;  // 0 would mean "no checksum"
+  std::memcpy(p + f.l4_sum, &l4sum, 2);
   return f;
+}
+
+// Whether both checksums of a frame verify (each sum, its checksum
+// included, folds to all ones).
+bool checksums_verify(const Frame& f) {
+  const uint8_t* ip = f.b + kIp;
+  uint8_t pseudo[12];
+  std::memcpy(pseudo, ip + 12, 8);
+  pseudo[8] = 0, pseudo[9] = ip[9], pseudo[10] = 0, pseudo[11] = static_cast<uint8_t>(f.len - kL4);
+  return fold(sum16(ip, 20)) == 0 && fold(sum16(f.b + kL4, f.len - kL4, sum16(pseudo, 12))) == 0;
+}
+
+// RFC 1624: updates the checksum at p for a 16-bit word of what it covers
+// changed from old_w to new_w (host order).
+void checksum_replace(uint8_t* p, uint16_t old_w, uint16_t new_w, bool udp) {
+  uint32_t sum = static_cast<uint16_t>(~((p[0] << 8) | p[1])) + static_cast<uint16_t>(~old_w) + new_w;
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  uint16_t r = static_cast<uint16_t>(~sum);
+  if (udp && r == 0) r = 0xffff;
+  p[0] = static_cast<uint8_t>(r >> 8), p[1] = static_cast<uint8_t>(r);
+}
+
+// Gives a built frame another IPv4 source, both checksums updated in place.
+void set_source(Frame& f, uint32_t src) {
+  uint8_t* s = f.b + kIp + 12;
+  uint32_t old = (uint32_t(s[0]) << 24) | (uint32_t(s[1]) << 16) | (uint32_t(s[2]) << 8) | s[3];
+  bool udp = f.b[kIp + 9] == IPPROTO_UDP;
+  for (int half = 0; half < 2; half++) {
+    uint16_t o = static_cast<uint16_t>(old >> (16 - 16 * half)), n = static_cast<uint16_t>(src >> (16 - 16 * half));
+    checksum_replace(f.b + kIp + 10, o, n, false);
+    checksum_replace(f.b + f.l4_sum, o, n, udp);
+  }
+  uint32_t be = htonl(src);
+  std::memcpy(s, &be, 4);
 }
 
 // The machine's busy time so far, in USER_HZ ticks: every CPU's user, nice,
@@ -264,35 +327,90 @@ double cpu_seconds(const rusage& r) {
 }
 
 struct SendOptions {
-  std::string ifname, src_mac, dst_mac, dst = "192.0.2.1", ranges;
+  std::string ifname, src_mac, dst_mac, dst = "192.0.2.1", ranges, sources = "mix", kind = "syn";
   uint16_t port = 25;
-  uint64_t count = 2000000, seed = 1, pool = 1 << 20;
+  uint64_t count = 2000000, seed = 1, pool = 1 << 20, ring = 256;
   unsigned batch = 64;
 };
 
+// The flood's sources, in the order they are sent (cycled): over the whole
+// unicast space ("mix"; special-purpose space, which the kernel would
+// discard as martian, left out), the same outside every range ("empty"), or
+// inside the ranges ("inside": a range drawn at random, then an address in
+// it). inside_upto[i]: how many of the first i lie inside the ranges.
+struct Sources {
+  std::vector<uint32_t> addr;
+  std::vector<uint64_t> inside_upto;
+  uint64_t inside_of_first(uint64_t sent) const {
+    return sent / addr.size() * inside_upto.back() + inside_upto[sent % addr.size()];
+  }
+};
+
+Sources make_sources(const std::string& mode, size_t n, const Intervals& admitted, Rng& rng) {
+  if (mode != "mix" && mode != "empty" && mode != "inside")
+    throw std::runtime_error("bad --sources '" + mode + "': expected mix, empty or inside");
+  if (mode != "mix" && admitted.iv.empty())
+    throw std::runtime_error("--sources " + mode + " needs --ranges with at least one IPv4 range");
+  Sources s;
+  s.inside_upto.push_back(0);
+  SpecialSpace special;
+  while (s.addr.size() < n) {
+    uint32_t a;
+    if (mode == "inside") {
+      const auto& r = admitted.iv[rng.next() % admitted.iv.size()];
+      a = static_cast<uint32_t>(r.first + rng.next() % (uint64_t(r.second) - r.first + 1));
+    } else {
+      a = rng.u32();
+      if (special.touches(a, 32)) continue;
+    }
+    bool in = admitted.contains(a);
+    if (mode == "empty" && in) continue;
+    s.addr.push_back(a);
+    s.inside_upto.push_back(s.inside_upto.back() + in);
+  }
+  return s;
+}
+
 int cmd_send(const SendOptions& o) {
   auto smac = parse_mac(o.src_mac), dmac = parse_mac(o.dst_mac);
+  Kind kind = parse_kind(o.kind);
   in_addr dst{};
   if (inet_pton(AF_INET, o.dst.c_str(), &dst) != 1) throw std::runtime_error("bad --dst '" + o.dst + "'");
+  if (o.ring != 0 && (o.ring < o.batch || o.ring > 65536))
+    throw std::runtime_error("bad --ring " + std::to_string(o.ring) + ": expected 0 (a frame per source) or " +
+                             std::to_string(o.batch) + " (--batch) to 65536 frames");
   Intervals admitted;
   if (!o.ranges.empty()) admitted = read_ranges(o.ranges);
 
-  // A pool of distinct spoofed sources over the whole unicast space (special-
-  // purpose space, which the kernel would discard as martian, left out).
   size_t pool_n = std::max<uint64_t>(1, std::min(o.pool, o.count));
-  std::vector<Frame> pool(pool_n);
-  std::vector<uint8_t> inside(pool_n);
   Rng rng{o.seed ^ 0x5eed5eedULL};
-  SpecialSpace special;
-  for (size_t i = 0; i < pool_n;) {
-    uint32_t src = rng.u32();
-    if (special.touches(src, 32)) continue;
+  Sources src = make_sources(o.sources, pool_n, admitted, rng);
+  auto frame_for = [&](uint32_t a) {
     uint64_t r = rng.next();
-    pool[i] = build_syn(smac, dmac, src, ntohl(dst.s_addr), static_cast<uint16_t>(1024 + r % 64000), o.port,
-                        static_cast<uint32_t>(r >> 32), static_cast<uint16_t>(r >> 16));
-    inside[i] = admitted.contains(src);
-    i++;
+    return build_frame(kind, smac, dmac, a, ntohl(dst.s_addr), static_cast<uint16_t>(1024 + r % 64000), o.port,
+                       static_cast<uint32_t>(r >> 32), static_cast<uint16_t>(r >> 16));
+  };
+  // Either a small ring of frames, each given the next source just before it
+  // is sent (the sender's memory traffic: the ring, and 4 bytes of sources
+  // per frame, read in order), or a frame built per source beforehand
+  // (--ring 0: 64 bytes per source, a pool of 64 MiB at a million sources,
+  // which on the gateway's core competes with the program for the caches).
+  size_t frames_n = o.ring ? o.ring : pool_n;
+  std::vector<Frame> frames(frames_n);
+  for (size_t i = 0; i < frames_n; i++) frames[i] = frame_for(src.addr[i % pool_n]);
+  if (o.ring) {
+    // The in-place rewrite must give what a full build gives: checked on a
+    // sample of the sources before the flood.
+    Frame f = frames[0];
+    for (size_t i = 0; i < std::min<size_t>(pool_n, 4096); i++) {
+      set_source(f, src.addr[i]);
+      if (!checksums_verify(f))
+        throw std::runtime_error("internal: a rewritten frame's checksums do not verify (source " +
+                                 std::to_string(src.addr[i]) + ")");
+    }
   }
+  for (const Frame& f : frames)
+    if (!checksums_verify(f)) throw std::runtime_error("internal: a built frame's checksums do not verify");
 
   int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);  // protocol 0: send only
   if (fd < 0) throw smtpgate::SystemError("socket(AF_PACKET)", errno);
@@ -315,17 +433,23 @@ int cmd_send(const SendOptions& o) {
     msgs[i].msg_hdr.msg_namelen = sizeof(to);
     msgs[i].msg_hdr.msg_iov = &iov[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
-    iov[i].iov_len = kFrameLen;
+    iov[i].iov_len = frames[0].len;
   }
 
-  uint64_t sent = 0, in_count = 0, busy_waits = 0;
+  uint64_t sent = 0, busy_waits = 0;
   rusage ru0{}, ru1{};
   getrusage(RUSAGE_SELF, &ru0);
   uint64_t j0 = busy_jiffies(), k0 = ksoftirqd_jiffies();
   auto t0 = std::chrono::steady_clock::now();
   while (sent < o.count) {
     unsigned n = static_cast<unsigned>(std::min<uint64_t>(o.batch, o.count - sent));
-    for (unsigned i = 0; i < n; i++) iov[i].iov_base = pool[(sent + i) % pool_n].b;
+    for (unsigned i = 0; i < n; i++) {
+      Frame& f = frames[(sent + i) % frames_n];
+      // A ring of at least --batch frames: no frame is rewritten before the
+      // call that sends it (which copies it) has returned.
+      if (o.ring) set_source(f, src.addr[(sent + i) % pool_n]);
+      iov[i].iov_base = f.b;
+    }
     int r = sendmmsg(fd, msgs.data(), n, 0);
     if (r < 0) {
       // The receiving veth's ring is full (it pushes back): try again.
@@ -335,17 +459,18 @@ int cmd_send(const SendOptions& o) {
       }
       throw smtpgate::SystemError("sendmmsg on " + o.ifname, errno);
     }
-    for (int i = 0; i < r; i++) in_count += inside[(sent + i) % pool_n];
     sent += r;
   }
   auto t1 = std::chrono::steady_clock::now();
   uint64_t j1 = busy_jiffies(), k1 = ksoftirqd_jiffies();
   getrusage(RUSAGE_SELF, &ru1);
   ::close(fd);
+  uint64_t in_count = src.inside_of_first(sent);
   std::cout << "sent=" << sent << " inside=" << in_count << " outside=" << sent - in_count
             << " seconds=" << std::chrono::duration<double>(t1 - t0).count() << " busy_jiffies=" << j1 - j0
             << " clk_tck=" << sysconf(_SC_CLK_TCK) << " sender_cpu_s=" << cpu_seconds(ru1) - cpu_seconds(ru0)
-            << " ksoftirqd_jiffies=" << k1 - k0 << " busy_waits=" << busy_waits << " pool=" << pool_n << "\n";
+            << " ksoftirqd_jiffies=" << k1 - k0 << " busy_waits=" << busy_waits << " pool=" << pool_n
+            << " ring=" << o.ring << " kind=" << o.kind << " sources=" << o.sources << "\n";
   return 0;
 }
 
@@ -512,17 +637,25 @@ int main(int argc, char** argv) {
   prefixes->add_option("--out", out, "Range file to write (one CIDR per line)")->required();
 
   SendOptions so;
-  auto* send = app.add_subcommand("send", "Send COUNT TCP SYNs from spread sources out of IFNAME");
+  auto* send =
+      app.add_subcommand("send", "Send COUNT TCP SYNs (or ACKs, or UDP datagrams) from spread sources out of IFNAME");
   send->add_option("--interface", so.ifname, "Interface to send on")->required();
   send->add_option("--src-mac", so.src_mac, "Source MAC")->required();
   send->add_option("--dst-mac", so.dst_mac, "Destination MAC (the gateway's)")->required();
   send->add_option("--dst", so.dst, "Destination IPv4 address")->capture_default_str();
   send->add_option("--port", so.port, "Destination TCP port")->capture_default_str();
-  send->add_option("--count", so.count, "SYNs to send")->capture_default_str();
+  send->add_option("--count", so.count, "Frames to send")->capture_default_str();
   send->add_option("--seed", so.seed, "Seed of the sources")->capture_default_str();
-  send->add_option("--pool", so.pool, "Distinct sources, reused in turn")->capture_default_str();
+  send->add_option("--pool", so.pool, "Sources drawn, sent in turn")->capture_default_str();
+  send->add_option("--sources", so.sources, "mix (all unicast space), empty (outside --ranges) or inside (--ranges)")
+      ->capture_default_str();
+  send->add_option("--kind", so.kind, "syn, ack (TCP) or udp")->capture_default_str();
+  send->add_option("--ring", so.ring,
+                   "Frames in the ring, each given its source as it is sent (0: one built per source)")
+      ->capture_default_str();
   send->add_option("--batch", so.batch, "Packets per sendmmsg call")->capture_default_str()->check(CLI::Range(1, 1024));
-  send->add_option("--ranges", so.ranges, "Range file: counts how many sources it admits");
+  send->add_option("--ranges", so.ranges,
+                   "Range file: counts how many sources it admits (--sources empty and inside: draws by it)");
 
   std::vector<std::string> sources;
   std::string dst = "192.0.2.1";

@@ -29,21 +29,19 @@ struct {
 SEC("xdp")
 int read_direct(struct xdp_md *ctx)
 {
-	long b = probe_block(ctx);
-	__u32 bit, key, zero = 0;
+	long bit = probe_bit(ctx, PROBE_KIB * 8192);
+	__u32 key, zero = 0;
 	__u32 *words;
 	void *inner;
 
-	if (b < 0)
+	if (bit < 0)
 		return XDP_DROP;
-	/* The source's /24 block, wrapped to the bitmap's size, as read_probe.h. */
-	bit = (__u32)b % (PROBE_KIB * 8192);
-	key = bit / (INNER_KIB * 8192);
+	key = (__u32)bit / (INNER_KIB * 8192);
 	inner = bpf_map_lookup_elem(&probe_outer, &key);
 	if (!inner)
 		return XDP_DROP;
 	words = bpf_map_lookup_elem(inner, &zero);
-	if (words && (words[(bit >> 5) & (INNER_WORDS - 1)] & (1u << (bit & 31))))
+	if (words && (words[((__u32)bit >> 5) & (INNER_WORDS - 1)] & (1u << (bit & 31))))
 		return XDP_PASS;
 	return XDP_DROP;
 }

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* A yardstick for bench/flood.sh: the least a lookup structure of a given
- * size costs under a SYN flood from spread sources. The program reads one bit
- * of a PROBE_KIB KiB bitmap at the source's /24 block (wrapped to the
- * bitmap's size) and drops the packet, nothing else. Included by
+ * size costs under a flood from spread sources. The program reads one bit of
+ * a PROBE_KIB KiB bitmap, the bit probe_source.h picks for the frame's
+ * source, and drops the packet, nothing else. The bitmap is PROBE_KIB
+ * elements of 1 KiB, and the bit's element (bit / 8192) is below PROBE_KIB
+ * for every bit below PROBE_KIB * 8192: all of it is read.
+ * bench/yardstick_check.cpp checks that on the loaded programs. Included by
  * read_<size>.bpf.c, which defines PROBE_KIB. */
 #include "probe_source.h"
 
@@ -20,16 +23,15 @@ struct {
 SEC("xdp")
 int read_probe(struct xdp_md *ctx)
 {
-	long b = probe_block(ctx);
+	long bit = probe_bit(ctx, (__u64)PROBE_KIB * 8192);
 	struct probe_chunk *c;
-	__u32 block, key;
+	__u32 key;
 
-	if (b < 0)
+	if (bit < 0)
 		return XDP_DROP;
-	block = b;
-	key = (block >> 13) % PROBE_KIB;
+	key = (__u32)bit >> 13;
 	c = bpf_map_lookup_elem(&probe_bits, &key);
-	if (c && (c->word[(block >> 5) & 255] & (1u << (block & 31))))
+	if (c && (c->word[((__u32)bit >> 5) & 255] & (1u << (bit & 31))))
 		return XDP_PASS;
 	return XDP_DROP;
 }

@@ -37,9 +37,8 @@ std::pair<size_t, size_t> count_checked(const std::vector<TrieEntry>& entries, u
 std::pair<Fd, Fd> build_tries(const std::vector<TrieEntry>& entries, std::pair<size_t, size_t> counts) {
   Fd v4 = create_trie(Family::V4, counts.first);
   Fd v6 = create_trie(Family::V6, counts.second);
-  for (const auto& e : entries)
-    if (!trie_insert(e.prefix.family() == Family::V4 ? v4.fd : v6.fd, e))
-      throw SystemError("insert " + e.prefix.str() + " into the new allowlist", errno);
+  trie_insert_all(v4.fd, Family::V4, entries);
+  trie_insert_all(v6.fd, Family::V6, entries);
   return {std::move(v4), std::move(v6)};
 }
 

@@ -111,10 +111,19 @@ uint32_t v4_address(const Cidr& c) {
   return uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
 }
 
-// The IPv4 prefixes (sorted by address, then length) as the disjoint runs of
-// their longest matches, in order; adjacent runs of one leaf are merged.
-std::vector<Run> runs_of(const std::vector<const TrieEntry*>& sorted) {
+// An IPv4 prefix as the runs are made of it: its address and length in one
+// key (address first), its leaf entry.
+struct V4Prefix {
+  uint64_t key;
+  uint32_t value;
+};
+
+// The IPv4 prefixes as the disjoint runs of their longest matches, in order;
+// adjacent runs of one leaf are merged.
+std::vector<Run> runs_of(std::vector<V4Prefix> prefixes) {
+  std::sort(prefixes.begin(), prefixes.end(), [](const V4Prefix& a, const V4Prefix& b) { return a.key < b.key; });
   std::vector<Run> out;
+  out.reserve(prefixes.size() * 2 + 1);
   struct Open {
     uint64_t end;
     uint32_t value;
@@ -137,10 +146,10 @@ std::vector<Run> runs_of(const std::vector<const TrieEntry*>& sorted) {
     if (!open.empty()) emit(pos, to, open.back().value);
     pos = to;
   };
-  for (const TrieEntry* e : sorted) {
-    uint64_t start = v4_address(e->prefix);
+  for (const V4Prefix& p : prefixes) {
+    uint64_t start = p.key >> 6;
     advance(start);
-    open.push_back(Open{start + (uint64_t(1) << (32 - e->prefix.prefix_len())), leaf_entry(e->kind, e->rule_id)});
+    open.push_back(Open{start + (uint64_t(1) << (32 - (p.key & 63))), p.value});
   }
   advance(uint64_t(1) << 32);
   return out;
@@ -358,11 +367,11 @@ StrideImage compile_stride_table(Family family, const std::vector<TrieEntry>& en
     for (uint32_t n = first, end = first + (1u << (16 - len)); n < end; n++) set_bit(img.summary, n);
   }
   if (family == Family::V4) {
-    std::sort(mine.begin(), mine.end(), [](const TrieEntry* a, const TrieEntry* b) {
-      uint32_t x = v4_address(a->prefix), y = v4_address(b->prefix);
-      return x != y ? x < y : a->prefix.prefix_len() < b->prefix.prefix_len();
-    });
-    V4Compiler(img, max_chunks).compile(runs_of(mine));
+    std::vector<V4Prefix> prefixes;
+    prefixes.reserve(mine.size());
+    for (const TrieEntry* e : mine)
+      prefixes.push_back({uint64_t(v4_address(e->prefix)) << 6 | e->prefix.prefix_len(), leaf_entry(e->kind, e->rule_id)});
+    V4Compiler(img, max_chunks).compile(runs_of(std::move(prefixes)));
     return img;
   }
   std::stable_sort(mine.begin(), mine.end(), [](const TrieEntry* a, const TrieEntry* b) {

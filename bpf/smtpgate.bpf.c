@@ -480,7 +480,7 @@ static __always_inline __u32 lookup_v4(__u32 slot, const __u8 *addr)
 {
 	__u32 b20 = (__u32)addr[0] << 12 | (__u32)addr[1] << 4 | addr[2] >> 4;
 	__u32 idx = SG_DIR_INDEX(slot) + (b20 >> 6) / SG_DIR_WORDS_PER_CHUNK;
-	__u32 pos = b20 & 63, n20, p, e;
+	__u32 pos = b20 & 63, n20, gn, p, e;
 	struct sg_dir_word *d;
 	struct sg_group *g;
 	struct sg_chunk *c;
@@ -496,12 +496,14 @@ static __always_inline __u32 lookup_v4(__u32 slot, const __u8 *addr)
 	n20 = d->rank + __builtin_popcountll(d->bits & ((1ull << pos) - 1));
 	if (n20 >= SG_GROUPS * SG_GROUP_MASKS)
 		return SG_ENTRY_TRIE;
-	idx = SG_GROUP_INDEX(slot) + n20 / SG_GROUP_MASKS / SG_GROUPS_PER_CHUNK;
+	/* n20 / 6 without a division: exact for n20 < 2^20. */
+	gn = (__u32)(((__u64)n20 * SG_GROUP_DIV_MUL) >> SG_GROUP_DIV_SHIFT);
+	idx = SG_GROUP_INDEX(slot) + gn / SG_GROUPS_PER_CHUNK;
 	c = bpf_map_lookup_elem(&prefilter_v4, &idx);
 	if (!c)
 		return SG_ENTRY_TRIE;
-	g = (struct sg_group *)c + ((n20 / SG_GROUP_MASKS) & (SG_GROUPS_PER_CHUNK - 1));
-	p = (n20 % SG_GROUP_MASKS) * 16 + (addr[2] & 15);
+	g = (struct sg_group *)c + (gn & (SG_GROUPS_PER_CHUNK - 1));
+	p = (n20 - gn * SG_GROUP_MASKS) * 16 + (addr[2] & 15);
 	if (p < 64) {
 		if (!((g->masks >> p) & 1))
 			return 0;

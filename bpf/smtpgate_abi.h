@@ -220,6 +220,9 @@ struct sg_chunk {
 #define SG_GROUPS_PER_CHUNK 64 /* 16 bytes a group */
 #define SG_GROUP_CHUNKS ((SG_GROUPS + SG_GROUPS_PER_CHUNK - 1) / SG_GROUPS_PER_CHUNK)
 #define SG_GROUP_TRIE 0xffffffffu
+/* n / SG_GROUP_MASKS as (n * MUL) >> SHIFT, exact for n < 2^20. */
+#define SG_GROUP_DIV_MUL 5726623062ull
+#define SG_GROUP_DIV_SHIFT 35
 #define SG_DIR_INDEX(slot) ((slot)*SG_DIR_CHUNKS)
 #define SG_GROUP_INDEX(slot) (SG_SLOTS * SG_DIR_CHUNKS + (slot)*SG_GROUP_CHUNKS)
 #define SG_PREFILTER_ELEMENTS (SG_SLOTS * (SG_DIR_CHUNKS + SG_GROUP_CHUNKS))

@@ -108,10 +108,10 @@ TEST(Differential, LargeRandomAllowlistsAgreeInsideAndOutside) {
       const auto& [a, len] = v4[rng() % v4.size()];
       uint32_t size = 1u << (32 - len), src;
       switch (i % 4) {
-        case 0: src = a + uint32_t(rng() % size); break;          // inside
-        case 1: src = rng() % 2 ? a - 1 : a + size; break;        // just outside
+        case 0: src = a + uint32_t(rng() % size); break;                // inside
+        case 1: src = rng() % 2 ? a - 1 : a + size; break;              // just outside
         case 2: src = 40u << 24 | uint32_t(rng() & 0x00ffffff); break;  // the prefixes' /8
-        default: src = uint32_t(rng()); break;                     // anywhere
+        default: src = uint32_t(rng()); break;                          // anywhere
       }
       Case c{s, Packet().eth().ipv4(dotted(src), "192.0.2.1").tcp(40000, 25, SYN).bytes(), {}, ""};
       c.expected = classify(c.frame, s);

@@ -226,8 +226,9 @@ bool group_bit(const StrideImage& img, const char* block24) {
   if (!(d.bits >> (b20 & 63) & 1)) return false;
   uint32_t i = d.rank + uint32_t(std::popcount(d.bits & ((uint64_t(1) << (b20 & 63)) - 1)));
   sg_group g;
-  std::memcpy(&g, reinterpret_cast<const unsigned char*>(&img.groups[i / SG_GROUP_MASKS / 64]) +
-                      (i / SG_GROUP_MASKS % 64) * sizeof(g),
+  std::memcpy(&g,
+              reinterpret_cast<const unsigned char*>(&img.groups[i / SG_GROUP_MASKS / 64]) +
+                  (i / SG_GROUP_MASKS % 64) * sizeof(g),
               sizeof(g));
   unsigned p = (i % SG_GROUP_MASKS) * 16 + (n & 15);
   return (p < 64 ? g.masks >> p : g.masks_hi >> (p - 64)) & 1;
@@ -285,8 +286,10 @@ TEST(StrideTable, NodesBelowTwentyFourAnswerForEveryAddress) {
                               {Cidr::parse("40.1.3.255/32"), 4, RuleKind::Watch},
                               {Cidr::parse("40.1.4.0/22"), 5, RuleKind::Admit}};
   uint32_t id = 10;
-  for (unsigned a = 0; a < 256; a += 8) e.push_back({Cidr::parse("40.1.5." + std::to_string(a) + "/30"), id++, RuleKind::Deny});
-  for (unsigned a = 0; a < 256; a += 4) e.push_back({Cidr::parse("40.1.6." + std::to_string(a) + "/32"), id++, RuleKind::Admit});
+  for (unsigned a = 0; a < 256; a += 8)
+    e.push_back({Cidr::parse("40.1.5." + std::to_string(a) + "/30"), id++, RuleKind::Deny});
+  for (unsigned a = 0; a < 256; a += 4)
+    e.push_back({Cidr::parse("40.1.6." + std::to_string(a) + "/32"), id++, RuleKind::Admit});
   StrideImage img = compile_stride_table(Family::V4, e, 5, 64);
   EXPECT_EQ(img.trie_blocks_deep, 0u);
   EXPECT_EQ(img.trie_blocks_pool, 0u);
@@ -297,7 +300,8 @@ TEST(StrideTable, NodesBelowTwentyFourAnswerForEveryAddress) {
       EXPECT_EQ(stride_walk(img, a), expected_entry(e, a)) << a.str();
     }
   // 256 runs in one /24: more than a node holds.
-  for (unsigned a = 2; a < 256; a += 4) e.push_back({Cidr::parse("40.1.6." + std::to_string(a) + "/32"), id++, RuleKind::Deny});
+  for (unsigned a = 2; a < 256; a += 4)
+    e.push_back({Cidr::parse("40.1.6." + std::to_string(a) + "/32"), id++, RuleKind::Deny});
   img = compile_stride_table(Family::V4, e, 5, 64);
   EXPECT_EQ(img.trie_blocks_deep, 1u);
   EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.6.7")), SG_ENTRY_TRIE);

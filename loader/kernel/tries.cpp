@@ -95,7 +95,8 @@ void insert_all(int fd, Family fam, const std::vector<TrieEntry>& entries) {
   for (const auto& e : entries) {
     if (e.prefix.family() != fam) continue;
     keys.push_back(key_of<Key>(e.prefix, e.prefix.prefix_len()));
-    values.push_back(sg_rule_ref{e.rule_id, static_cast<uint16_t>(e.kind), static_cast<uint16_t>(e.prefix.prefix_len())});
+    values.push_back(
+        sg_rule_ref{e.rule_id, static_cast<uint16_t>(e.kind), static_cast<uint16_t>(e.prefix.prefix_len())});
     pending.push_back(&e);
     if (keys.size() == kBatch) flush();
   }

@@ -283,8 +283,8 @@ MemoryBudget memory_budget(const DaemonConfig& cfg) {
   // state, compiled rules: 737 bytes per range measured at a million).
   uint64_t pool = uint64_t(cfg.table_chunks / 2) * 2 * sizeof(sg_chunk);
   uint64_t ranges = uint64_t(cfg.max_rules) * 1024;
-  b.daemon = (16u << 20) + pool + ranges +
-             (256 + SG_DIR_CHUNKS + SG_GROUP_CHUNKS + 2 * SG_SUMMARY_CHUNKS) * sizeof(sg_chunk);
+  b.daemon =
+      (16u << 20) + pool + ranges + (256 + SG_DIR_CHUNKS + SG_GROUP_CHUNKS + 2 * SG_SUMMARY_CHUNKS) * sizeof(sg_chunk);
   auto map = [&](const std::string& name) {
     for (const auto& m : b.maps)
       if (m.map == name) return m.bytes;

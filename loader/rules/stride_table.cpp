@@ -31,12 +31,6 @@ void put_record(std::vector<sg_chunk>& chunks, uint32_t i, const Record& r) {
   std::memcpy(reinterpret_cast<unsigned char*>(&chunks[i / 64]) + (i % 64) * sizeof(Record), &r, sizeof(r));
 }
 
-uint64_t get_u64(const uint32_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
 // Paints prefixes in order of length, so a longer prefix overwrites the
 // shorter ones it lies in, and a chunk made for it starts as a copy of the
 // leaf it splits.
@@ -161,7 +155,9 @@ std::vector<Run> runs_of(std::vector<V4Prefix> prefixes) {
 class V4Compiler {
  public:
   V4Compiler(StrideImage& img, uint32_t max_chunks)
-      : img_(img), capacity_(uint64_t(max_chunks) * SG_CHUNK_ENTRIES), base_(uint64_t(img.first_chunk) * SG_CHUNK_ENTRIES) {}
+      : img_(img),
+        capacity_(uint64_t(max_chunks) * SG_CHUNK_ENTRIES),
+        base_(uint64_t(img.first_chunk) * SG_CHUNK_ENTRIES) {}
 
   void compile(const std::vector<Run>& runs) {
     std::vector<uint16_t> piece_start;
@@ -225,7 +221,8 @@ class V4Compiler {
     size_t size = small ? 1 + n : SG_NODE_BITMAP_WORDS + n;
     size_t at = nodes_.size();
     if (!small) at = (at + 7) & ~size_t(7);  // a multiple of 8, as the program reads it
-    if (at % SG_CHUNK_ENTRIES + size > SG_CHUNK_ENTRIES) at = (at / SG_CHUNK_ENTRIES + 1) * SG_CHUNK_ENTRIES;  // within a chunk
+    if (at % SG_CHUNK_ENTRIES + size > SG_CHUNK_ENTRIES)
+      at = (at / SG_CHUNK_ENTRIES + 1) * SG_CHUNK_ENTRIES;  // within a chunk
     nodes_.resize(at + size, 0);
     uint32_t* p = &nodes_[at];
     if (small) {
@@ -298,8 +295,8 @@ class V4Compiler {
   }
 
   StrideImage& img_;
-  uint64_t capacity_;  // pool entries this slot may use
-  uint64_t base_;      // number of the slot's first pool entry
+  uint64_t capacity_;                                  // pool entries this slot may use
+  uint64_t base_;                                      // number of the slot's first pool entry
   std::vector<std::pair<uint32_t, uint16_t>> blocks_;  // set /20 blocks: number, mask of set /24s
   std::vector<uint32_t> entries_;                      // /24 entries, in order
   std::vector<uint32_t> nodes_;                        // nodes, numbered from 0
@@ -335,7 +332,8 @@ uint32_t v4_walk(const StrideView& t, const Cidr& address) {
   if (e & SG_ENTRY_NODE_BITMAP) {
     uint32_t count = 0;
     for (uint32_t k = 0; k < 4; k++) {
-      uint64_t w = get_u64(&c[(o + 2 * k) % SG_CHUNK_ENTRIES]);
+      uint64_t w;
+      std::memcpy(&w, &c[(o + 2 * k) % SG_CHUNK_ENTRIES], sizeof(w));
       uint64_t upto = k < x / 64 ? ~uint64_t(0) : k == x / 64 ? (uint64_t(2) << (x & 63)) - 1 : 0;
       count += uint32_t(std::popcount(w & upto));
     }
@@ -370,7 +368,8 @@ StrideImage compile_stride_table(Family family, const std::vector<TrieEntry>& en
     std::vector<V4Prefix> prefixes;
     prefixes.reserve(mine.size());
     for (const TrieEntry* e : mine)
-      prefixes.push_back({uint64_t(v4_address(e->prefix)) << 6 | e->prefix.prefix_len(), leaf_entry(e->kind, e->rule_id)});
+      prefixes.push_back(
+          {uint64_t(v4_address(e->prefix)) << 6 | e->prefix.prefix_len(), leaf_entry(e->kind, e->rule_id)});
     V4Compiler(img, max_chunks).compile(runs_of(std::move(prefixes)));
     return img;
   }

@@ -61,10 +61,10 @@ struct StrideView {
 /// a leaf, or SG_ENTRY_TRIE.
 uint32_t stride_walk(const StrideView& table, const Cidr& address);
 inline uint32_t stride_walk(const StrideImage& img, const Cidr& address) {
-  return stride_walk(StrideView{img.summary.data(), img.root.data(), img.chunks.data(), img.first_chunk,
-                                img.chunks.size(), img.dir.empty() ? nullptr : img.dir.data(),
-                                img.groups.empty() ? nullptr : img.groups.data()},
-                     address);
+  return stride_walk(
+      StrideView{img.summary.data(), img.root.data(), img.chunks.data(), img.first_chunk, img.chunks.size(),
+                 img.dir.empty() ? nullptr : img.dir.data(), img.groups.empty() ? nullptr : img.groups.data()},
+      address);
 }
 
 }  // namespace smtpgate

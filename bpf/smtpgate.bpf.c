@@ -414,11 +414,11 @@ static __always_inline void copy_source(struct pkt *p, const __u8 *src)
 /* ---- the lookup ----------------------------------------------------------- */
 
 /* True when bit `block` of a bitmap held in a map of 8192-bit chunks, from
- * element `first`, is clear: no prefix overlaps that block. The summary (/16
- * blocks) and the IPv4 prefilter (/24 blocks) are such bitmaps. */
+ * element `first`, is clear: no prefix overlaps that block (the summary's /16
+ * blocks). */
 static __always_inline int block_clear(void *bits, __u32 first, __u32 block)
 {
-	__u32 idx = first + block / SG_PREFILTER_BITS_PER_CHUNK;
+	__u32 idx = first + block / SG_SUMMARY_BITS_PER_CHUNK;
 	struct sg_chunk *c = bpf_map_lookup_elem(bits, &idx);
 
 	if (!c)
@@ -426,40 +426,127 @@ static __always_inline int block_clear(void *bits, __u32 first, __u32 block)
 	return !(c->entry[(block >> 5) & (SG_CHUNK_ENTRIES - 1)] & (1u << (block & 31)));
 }
 
-/* Walks the stride table of one family: past the summary and, for IPv4, the
- * prefilter's /20 and /24 bits, the root entry by the first two bytes of the
- * source, then at most `levels` chunks by one byte each. Returns the entry
- * where the walk stops; SG_ENTRY_TRIE when the table cannot answer. The
- * prefilter comes before the root: with a large allowlist the summary is
- * full, and a source in empty space (what a scan sends) then costs a read of
- * the /20 bits, which mostly stay in cache, and only past a set one a read of
- * the 2 MiB of /24 bits, never the root's as well. */
-static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *addr, const int family,
-					const int levels)
+/* The chunk of table_v4's pool that holds pool entry n, or NULL. */
+static __always_inline struct sg_chunk *pool_chunk(__u32 n)
+{
+	__u32 idx = SG_TABLE_FIRST_CHUNK + n / SG_CHUNK_ENTRIES;
+
+	return bpf_map_lookup_elem(&table_v4, &idx);
+}
+
+/* The leaf of a node below a /24 block for the source's last byte x: the
+ * node's number is in the /24 entry e (layout in smtpgate_abi.h). */
+static __always_inline __u32 node_leaf(__u32 e, __u32 x)
+{
+	__u32 n = e & SG_ENTRY_NODE_MASK, o = n & (SG_CHUNK_ENTRIES - 1), k;
+	struct sg_chunk *c = pool_chunk(n);
+
+	if (!c)
+		return SG_ENTRY_TRIE;
+	if (e & SG_ENTRY_NODE_BITMAP) {
+		/* Run starts at or below x: the words below x's word whole,
+		 * x's word up to x. */
+		__u32 word = x >> 6;
+		__u64 upto = (2ull << (x & 63)) - 1;
+
+		o &= SG_CHUNK_ENTRIES - SG_NODE_BITMAP_WORDS; /* at a multiple of 8 */
+		k = 0;
+#pragma unroll
+		for (__u32 w = 0; w < 4; w++) {
+			__u64 bits = *(__u64 *)&c->entry[o + 2 * w];
+
+			if (w < word)
+				k += __builtin_popcountll(bits);
+			else if (w == word)
+				k += __builtin_popcountll(bits & upto);
+		}
+		return c->entry[(o + SG_NODE_BITMAP_WORDS - 1 + k) & (SG_CHUNK_ENTRIES - 1)];
+	}
+	/* A small node: the run is the number of boundaries at or below x. */
+	{
+		__u32 h = c->entry[o];
+
+		k = (x >= (h & 0x1ff)) + (x >= ((h >> 9) & 0x1ff)) + (x >= ((h >> 18) & 0x1ff));
+	}
+	return c->entry[(o + 1 + k) & (SG_CHUNK_ENTRIES - 1)];
+}
+
+/* The IPv4 lookup (layout in smtpgate_abi.h): the /20 directory word gives
+ * the block's bit and the number of set /20 blocks before it; the group of
+ * that number gives the /24 block's bit and the number of its entry; the
+ * entry is a leaf, or a node for the last byte. A source in empty space stops
+ * after the directory or the group. */
+static __always_inline __u32 lookup_v4(__u32 slot, const __u8 *addr)
+{
+	__u32 b20 = (__u32)addr[0] << 12 | (__u32)addr[1] << 4 | addr[2] >> 4;
+	__u32 idx = SG_DIR_INDEX(slot) + (b20 >> 6) / SG_DIR_WORDS_PER_CHUNK;
+	__u32 pos = b20 & 63, n20, gn, p, e;
+	struct sg_dir_word *d;
+	struct sg_group *g;
+	struct sg_chunk *c;
+	__u64 below;
+	__u64 n;
+
+	c = bpf_map_lookup_elem(&prefilter_v4, &idx);
+	if (!c)
+		return SG_ENTRY_TRIE;
+	d = (struct sg_dir_word *)c + ((b20 >> 6) & (SG_DIR_WORDS_PER_CHUNK - 1));
+	if (!((d->bits >> pos) & 1))
+		return 0;
+	n20 = d->rank + __builtin_popcountll(d->bits & ((1ull << pos) - 1));
+	if (n20 >= SG_GROUPS * SG_GROUP_MASKS)
+		return SG_ENTRY_TRIE;
+	/* n20 / 6 without a division: exact for n20 < 2^20. */
+	gn = (__u32)(((__u64)n20 * SG_GROUP_DIV_MUL) >> SG_GROUP_DIV_SHIFT);
+	idx = SG_GROUP_INDEX(slot) + gn / SG_GROUPS_PER_CHUNK;
+	c = bpf_map_lookup_elem(&prefilter_v4, &idx);
+	if (!c)
+		return SG_ENTRY_TRIE;
+	g = (struct sg_group *)c + (gn & (SG_GROUPS_PER_CHUNK - 1));
+	p = (n20 - gn * SG_GROUP_MASKS) * 16 + (addr[2] & 15);
+	if (p < 64) {
+		if (!((g->masks >> p) & 1))
+			return 0;
+		below = (1ull << p) - 1;
+		n = __builtin_popcountll(g->masks & below);
+	} else {
+		if (!((g->masks_hi >> (p - 64)) & 1))
+			return 0;
+		below = (1ull << (p - 64)) - 1;
+		n = __builtin_popcountll(g->masks) + __builtin_popcountll(g->masks_hi & below);
+	}
+	if (g->base == SG_GROUP_TRIE)
+		return SG_ENTRY_TRIE;
+	n += g->base;
+	c = pool_chunk(n);
+	if (!c)
+		return SG_ENTRY_TRIE;
+	e = c->entry[n & (SG_CHUNK_ENTRIES - 1)];
+	if (!(e & SG_ENTRY_CHUNK))
+		return e;
+	return node_leaf(e, addr[3]);
+}
+
+/* Walks the IPv6 stride table: past the summary, the root entry by the
+ * first two bytes of the source, then at most SG_TABLE_V6_LEVELS chunks by
+ * one byte each. Returns the entry where the walk stops; SG_ENTRY_TRIE when
+ * the table cannot answer. */
+static __always_inline __u32 table_walk_v6(__u32 slot, const __u8 *addr)
 {
 	struct sg_chunk *c;
 	__u32 idx = slot * 256 + addr[0];
 	__u32 e;
 
-	if (block_clear(&summary, SG_SUMMARY_INDEX(slot, family), (__u32)addr[0] << 8 | addr[1]))
-		return 0;
-	if (family == 4) {
-		__u32 block24 = (__u32)addr[0] << 16 | (__u32)addr[1] << 8 | addr[2];
-
-		if (block_clear(&prefilter_v4, SG_PREFILTER_COARSE_INDEX(slot), block24 >> 4) ||
-		    block_clear(&prefilter_v4, slot * SG_PREFILTER_CHUNKS, block24))
-			return 0;
-	}
-	c = bpf_map_lookup_elem(table, &idx);
+	c = bpf_map_lookup_elem(&table_v6, &idx);
 	if (!c)
 		return SG_ENTRY_TRIE;
 	e = c->entry[addr[1]];
 #pragma unroll
-	for (int i = 0; i < levels; i++) {
+	for (int i = 0; i < SG_TABLE_V6_LEVELS; i++) {
 		if (!(e & SG_ENTRY_CHUNK))
 			return e;
 		idx = SG_TABLE_FIRST_CHUNK + (e & ~SG_ENTRY_CHUNK);
-		c = bpf_map_lookup_elem(table, &idx);
+		c = bpf_map_lookup_elem(&table_v6, &idx);
 		if (!c)
 			return SG_ENTRY_TRIE;
 		e = c->entry[addr[2 + i]];
@@ -467,6 +554,16 @@ static __always_inline __u32 table_walk(void *table, __u32 slot, const __u8 *add
 	/* A chunk pointer below the last level is a corrupt table: the trie
 	 * decides. */
 	return e & SG_ENTRY_CHUNK ? SG_ENTRY_TRIE : e;
+}
+
+/* The table's entry for a source: the summary's /16 bit first (a clear one:
+ * the default rule's, from 8 KiB of bits that stay in cache), then the
+ * family's lookup. */
+static __always_inline __u32 table_walk(__u32 slot, const __u8 *addr, const int family)
+{
+	if (block_clear(&summary, SG_SUMMARY_INDEX(slot, family), (__u32)addr[0] << 8 | addr[1]))
+		return 0;
+	return family == 4 ? lookup_v4(slot, addr) : table_walk_v6(slot, addr);
 }
 
 /* The slow path, for what the table hands on: the LPM trie of the slot, keyed
@@ -888,8 +985,7 @@ static __always_inline int leave(int action, __u32 verdict, __u32 reason, __u32 
  * stride table's, or the trie's where the table hands on. */
 static __always_inline __u32 allowlist_entry(const struct pkt *p, const __u8 *src, __u32 slot)
 {
-	__u32 e = p->family == 4 ? table_walk(&table_v4, slot, src, 4, SG_TABLE_V4_LEVELS)
-				 : table_walk(&table_v6, slot, src, 6, SG_TABLE_V6_LEVELS);
+	__u32 e = p->family == 4 ? table_walk(slot, src, 4) : table_walk(slot, src, 6);
 
 	if (e & SG_ENTRY_TRIE)
 		e = trie_lookup(slot, p->family, src);

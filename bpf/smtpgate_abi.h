@@ -148,11 +148,12 @@ struct sg_rule_ref {
 };
 
 /*
- * The stride table: the allowlist compiled into a direct-indexed multibit
- * trie, so that a judged SYN costs two to seven array reads instead of a walk
- * of the LPM trie (see docs/design.md, "The stride table"). One ARRAY map per
- * family; every element is a chunk of 256 entries indexed by one byte of the
- * source address:
+ * The stride table: the allowlist compiled into arrays, so that a judged SYN
+ * costs a few array reads instead of a walk of the LPM trie (see
+ * docs/design.md, "The stride table"). One ARRAY map per family of chunks of
+ * 256 entries. IPv6 reads it as a direct-indexed multibit trie, a chunk
+ * indexed by one byte of the source address; IPv4 reads only its pool, for
+ * the /24 entries and the nodes below (the IPv4 lookup, below):
  *
  *   elements [slot * 256, slot * 256 + 256)  the root of allowlist slot `slot`:
  *                                          element = first byte, entry = second
@@ -165,7 +166,6 @@ struct sg_rule_ref {
  */
 #define SG_CHUNK_ENTRIES 256
 #define SG_TABLE_FIRST_CHUNK (SG_SLOTS * 256)
-#define SG_TABLE_V4_LEVELS 2 /* chunk levels below the root: bytes 2..3 */
 #define SG_TABLE_V6_LEVELS 6 /* bytes 2..7: prefixes up to /64 */
 #define SG_DEFAULT_TABLE_CHUNKS 1024 /* chunk pool per family, both slots */
 
@@ -181,25 +181,70 @@ struct sg_chunk {
 };
 
 /*
- * The IPv4 prefilter: bits set for the blocks some prefix of the allowlist
- * overlaps, at two sizes, read after the summary and before the root. A
- * source in a clear block is the default rule's at once, so a scan from
- * spread sources reads bits instead of the root and the chunk pool.
- *   - the coarse bits, one per /20 block (128 KiB a slot): read first; small
- *     enough to stay mostly in cache under a flood, and with up to about
- *     100 000 prefixes most of them are clear;
- *   - the fine bits, one per /24 block (2 MiB a slot): read only for a source
- *     in a set /20 block.
- * prefilter_v4 elements [slot * SG_PREFILTER_CHUNKS, ...) hold a slot's /24
- * bits, [SG_PREFILTER_COARSE_INDEX(slot), ...) its /20 bits, 8192 bits to an
- * element (its 256 32-bit words).
+ * The IPv4 lookup: one structure that is both the filter and the lookup (in
+ * the spirit of Poptrie and DXR; see docs/design.md, "The stride table").
+ * IPv4 does not use table_v4's roots: a source is looked up through
+ *   1. the /20 directory: one bit per /20 block that some prefix overlaps,
+ *      64 to a 16-byte word that also holds the number of bits set in the
+ *      words before it (its rank), so one read gives the bit and the rank.
+ *      256 KiB a slot. A clear bit: the default rule's.
+ *   2. the /20 groups: per set /20 block, in order, a 16-bit mask of its /24
+ *      blocks that some prefix overlaps; six masks to a 16-byte group, which
+ *      also holds the number of /24 bits set in the groups before it (its
+ *      base). A clear bit: the default rule's; base SG_GROUP_TRIE: ask the
+ *      trie (the pool is full).
+ *   3. the /24 entries, one per set /24 block in order, in table_v4's chunk
+ *      pool (entry number base + the /24 bits before this one): a leaf for
+ *      the whole /24, SG_ENTRY_TRIE, or SG_ENTRY_CHUNK with the number of a
+ *      node in the pool that resolves the last byte:
+ *        - small (SG_ENTRY_NODE_BITMAP clear): a header of up to three
+ *          boundaries (9 bits each, SG_NODE_NO_BOUNDARY when unused), then
+ *          one leaf per run of equal leaves: the run of the last byte b is
+ *          the number of boundaries <= b;
+ *        - bitmap (SG_ENTRY_NODE_BITMAP set): 256 bits (four 64-bit words,
+ *          at an even entry), bit b set where a run starts (bit 0 always),
+ *          then the leaves of the runs: the run of b is the number of bits
+ *          set at or below b, minus one.
+ *      Entry and node numbers count 32-bit entries from the first chunk of
+ *      the pool (element SG_TABLE_FIRST_CHUNK); a node never spans two
+ *      chunks.
+ * prefilter_v4 holds the directories from SG_DIR_INDEX(slot) and the groups
+ * from SG_GROUP_INDEX(slot), in 1 KiB elements. Every check that fails
+ * (a number past the end of a map) asks the trie, never admits.
  */
-#define SG_PREFILTER_BITS_PER_CHUNK (SG_CHUNK_ENTRIES * 32)
-#define SG_PREFILTER_CHUNKS ((1u << 24) / SG_PREFILTER_BITS_PER_CHUNK) /* 2048 */
-#define SG_PREFILTER_COARSE_CHUNKS ((1u << 20) / SG_PREFILTER_BITS_PER_CHUNK) /* 128 */
-#define SG_PREFILTER_COARSE_INDEX(slot)                                                            \
-	(SG_SLOTS * SG_PREFILTER_CHUNKS + (slot)*SG_PREFILTER_COARSE_CHUNKS)
-#define SG_PREFILTER_ELEMENTS (SG_SLOTS * (SG_PREFILTER_CHUNKS + SG_PREFILTER_COARSE_CHUNKS))
+#define SG_DIR_WORDS (1u << 14) /* 64 /20 blocks a word */
+#define SG_DIR_WORDS_PER_CHUNK 64 /* 16 bytes a word */
+#define SG_DIR_CHUNKS (SG_DIR_WORDS / SG_DIR_WORDS_PER_CHUNK) /* 256 */
+#define SG_GROUP_MASKS 6 /* /20 blocks a group */
+#define SG_GROUPS (((1u << 20) + SG_GROUP_MASKS - 1) / SG_GROUP_MASKS)
+#define SG_GROUPS_PER_CHUNK 64 /* 16 bytes a group */
+#define SG_GROUP_CHUNKS ((SG_GROUPS + SG_GROUPS_PER_CHUNK - 1) / SG_GROUPS_PER_CHUNK)
+#define SG_GROUP_TRIE 0xffffffffu
+/* n / SG_GROUP_MASKS as (n * MUL) >> SHIFT, exact for n < 2^20. */
+#define SG_GROUP_DIV_MUL 5726623062ull
+#define SG_GROUP_DIV_SHIFT 35
+#define SG_DIR_INDEX(slot) ((slot)*SG_DIR_CHUNKS)
+#define SG_GROUP_INDEX(slot) (SG_SLOTS * SG_DIR_CHUNKS + (slot)*SG_GROUP_CHUNKS)
+#define SG_PREFILTER_ELEMENTS (SG_SLOTS * (SG_DIR_CHUNKS + SG_GROUP_CHUNKS))
+#define SG_ENTRY_NODE_BITMAP 0x20000000u /* node entry: a bitmap node */
+#define SG_ENTRY_NODE_MASK 0x1fffffffu /* node entry: its number */
+#define SG_NODE_SMALL_RUNS 4
+#define SG_NODE_NO_BOUNDARY 0x100u
+#define SG_NODE_BITMAP_WORDS 8 /* 32-bit entries of a bitmap node's bits */
+#define SG_NODE_MAX_LEAVES (SG_CHUNK_ENTRIES - SG_NODE_BITMAP_WORDS)
+
+/* A directory word and a group, as they lie in a prefilter_v4 element. */
+struct sg_dir_word {
+	__u64 bits; /* bit i: /20 block 64 * word + i */
+	__u32 rank; /* bits set in the words before */
+	__u32 pad;
+};
+
+struct sg_group {
+	__u64 masks; /* masks 0..3, 16 bits each, mask 0 lowest */
+	__u32 masks_hi; /* masks 4 and 5 */
+	__u32 base; /* /24 entry number of the group's first set /24 */
+};
 
 /*
  * The summary: one bit per /16 block of each family, set when some prefix of
@@ -210,7 +255,8 @@ struct sg_chunk {
  * [SG_SUMMARY_INDEX(slot, family), + SG_SUMMARY_CHUNKS) hold the bits of a
  * slot and family (family 4 or 6), 8192 to an element.
  */
-#define SG_SUMMARY_CHUNKS ((1u << 16) / SG_PREFILTER_BITS_PER_CHUNK) /* 8 */
+#define SG_SUMMARY_BITS_PER_CHUNK (SG_CHUNK_ENTRIES * 32)
+#define SG_SUMMARY_CHUNKS ((1u << 16) / SG_SUMMARY_BITS_PER_CHUNK) /* 8 */
 #define SG_SUMMARY_INDEX(slot, family) ((((slot)*2u) + ((family) == 6)) * SG_SUMMARY_CHUNKS)
 #define SG_SUMMARY_ELEMENTS (SG_SLOTS * 2u * SG_SUMMARY_CHUNKS)
 

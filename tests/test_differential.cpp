@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <set>
 #include <sstream>
 
 #include "differential.hpp"
@@ -66,6 +68,63 @@ TEST(Differential, HundredThousandRandomPacketsAgree) {
   // Held against Linux: the reference judges every guarded SYN Linux delivers.
   EXPECT_GT(st.linux_guarded, 5000u);
   EXPECT_EQ(st.spec_bypasses, 0u) << (st.spec_bypass_cases.empty() ? "" : st.spec_bypass_cases[0].note);
+}
+
+// Large allowlists of the flood's shape (thousands of random /22 to /28
+// prefixes in one /8, and some IPv6): SYNs from sources inside the prefixes,
+// at their edges and in empty space agree on verdict, rule and counters,
+// whether the table answers or, past a pool too small for the nodes (64
+// chunks) or even the /24 entries (16), the trie. Every packet reads every
+// rule's counters, which bounds the size here; tests/test_stride_table.cpp
+// holds the table alone against larger ones.
+TEST(Differential, LargeRandomAllowlistsAgreeInsideAndOutside) {
+  using namespace sgtest;
+  uint64_t seed = 20261207;
+  if (const char* s = std::getenv("SG_DIFF_SEED")) seed = std::stoull(s);
+  std::mt19937_64 rng(seed);
+  auto dotted = [](uint32_t a) {
+    return std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 255) + "." + std::to_string(a >> 8 & 255) + "." +
+           std::to_string(a & 255);
+  };
+  for (uint32_t chunks : {4096u, 64u, 16u}) {
+    SCOPED_TRACE("table_chunks " + std::to_string(chunks));
+    GateSetup s;
+    std::set<std::pair<uint32_t, unsigned>> seen;
+    std::vector<std::pair<uint32_t, unsigned>> v4;
+    while (v4.size() < 2000) {
+      unsigned len = 22 + unsigned(rng() % 7);
+      uint32_t a = (40u << 24 | uint32_t(rng() & 0x00ffffff)) & ~((1u << (32 - len)) - 1);  // in 40.0.0.0/8
+      if (!seen.insert({a, len}).second) continue;
+      v4.push_back({a, len});
+      s.prefixes.push_back(prefix(4, {uint8_t(a >> 24), uint8_t(a >> 16), uint8_t(a >> 8), uint8_t(a)}, len,
+                                  uint32_t(s.prefixes.size() + 1), static_cast<Kind>(rng() % 3)));
+    }
+    for (int i = 0; i < 50; i++)
+      s.prefixes.push_back(prefix(6, {0x2a, 0x01, uint8_t(rng()), uint8_t(rng()), uint8_t(rng())}, 40,
+                                  uint32_t(s.prefixes.size() + 1), static_cast<Kind>(rng() % 3)));
+    Differential d(chunks);
+    size_t judged = 0, in_range = 0;
+    for (int i = 0; i < 1000; i++) {
+      const auto& [a, len] = v4[rng() % v4.size()];
+      uint32_t size = 1u << (32 - len), src;
+      switch (i % 4) {
+        case 0: src = a + uint32_t(rng() % size); break;                // inside
+        case 1: src = rng() % 2 ? a - 1 : a + size; break;              // just outside
+        case 2: src = 40u << 24 | uint32_t(rng() & 0x00ffffff); break;  // the prefixes' /8
+        default: src = uint32_t(rng()); break;                          // anywhere
+      }
+      Case c{s, Packet().eth().ipv4(dotted(src), "192.0.2.1").tcp(40000, 25, SYN).bytes(), {}, ""};
+      c.expected = classify(c.frame, s);
+      c.note = "large allowlist " + std::to_string(chunks) + " " + dotted(src);
+      Outcome got = d.observe(c);
+      ASSERT_EQ(got, c.expected) << dotted(src) << ": want " << describe(c.expected) << ", got " << describe(got);
+      judged += got.judged;
+      in_range += got.rule_id != 0;
+    }
+    EXPECT_EQ(judged, 1000u);
+    EXPECT_GT(in_range, 250u);
+    EXPECT_GT(judged - in_range, 400u);
+  }
 }
 
 TEST(Differential, EveryTruncationOfEveryShapeAgrees) {

@@ -241,13 +241,13 @@ TEST_F(GateOps, PinsWithValuesOfAnotherSizeAreNamedWithTheFix) {
 }
 
 // A bitmap map of the same type and sizes but fewer elements (here:
-// prefilter_v4 as it was before it held the /20 bits after the /24 bits) is
-// from another version: this one would write past its end.
+// prefilter_v4 as it was when it held only the /24 bits, 2048 elements a
+// slot) is from another version: this one would write past its end.
 TEST_F(GateOps, PinsWithFewerElementsAreNamedWithTheFix) {
   const std::string path = paths.pin_dir + "/prefilter_v4";
   fs::remove(path);
   LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
-  const uint32_t before = SG_SLOTS * SG_PREFILTER_CHUNKS;
+  const uint32_t before = SG_SLOTS * 2048;
   int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "prefilter_v4", sizeof(uint32_t), sizeof(sg_chunk), before, &opts);
   ASSERT_GE(fd, 0) << std::strerror(errno);
   ASSERT_EQ(bpf_obj_pin(fd, path.c_str()), 0) << std::strerror(errno);

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 
+#include <bit>
+#include <cstring>
 #include <random>
 #include <set>
 
@@ -95,7 +97,9 @@ TEST(StrideTable, AgreesWithLongestPrefixMatchOnRandomAllowlists) {
   std::mt19937_64 rng(20261124);
   for (int round = 0; round < 40; round++) {
     auto entries = random_entries(rng, 1 + rng() % 60);
-    StrideImage v4 = compile_stride_table(Family::V4, entries, 0, 1 << 16);
+    // Room for every /24 block of IPv4 and the nodes: no IPv4 block goes to
+    // the trie, whatever short prefixes the round draws.
+    StrideImage v4 = compile_stride_table(Family::V4, entries, 0, 1 << 17);
     StrideImage v6 = compile_stride_table(Family::V6, entries, 7, 1 << 16);
     for (const Cidr& a : probes(rng, entries)) {
       const StrideImage& img = a.family() == Family::V4 ? v4 : v6;
@@ -119,7 +123,7 @@ TEST(StrideTable, AgreesWithLongestPrefixMatchOnRandomAllowlists) {
 TEST(StrideTable, AnExhaustedPoolHandsBlocksToTheTrieAndNothingElseChanges) {
   std::mt19937_64 rng(7);
   auto entries = random_entries(rng, 200);
-  StrideImage full = compile_stride_table(Family::V4, entries, 0, 1 << 16);
+  StrideImage full = compile_stride_table(Family::V4, entries, 0, 1 << 17);
   StrideImage small = compile_stride_table(Family::V4, entries, 0, 3);
   EXPECT_LE(small.chunks.size(), 3u);
   ASSERT_GT(small.trie_blocks_pool, 0u);
@@ -199,57 +203,141 @@ TEST(StrideTableInKernel, VerdictsAreRightWhetherTableOrTrieAnswers) {
 
 namespace {
 
-// The bit of a block (a prefix of block_len bits, the first of its block) in
-// a bitmap laid out as the program reads it: the prefilter (/24 and /20) or
-// the summary (/16).
-bool block_bit(const std::vector<sg_chunk>& bits, const char* block, unsigned block_len) {
+// The /20 directory's bit of a /20 block, and the /24 bit of a /24 block in
+// the group of its /20 (false when the /20 bit is clear), as the program
+// reads them.
+sg_dir_word dir_word(const StrideImage& img, uint32_t w) {
+  sg_dir_word d;
+  std::memcpy(&d, reinterpret_cast<const unsigned char*>(&img.dir[w / 64]) + (w % 64) * sizeof(d), sizeof(d));
+  return d;
+}
+uint32_t block_number(const char* block, unsigned block_len) {
   Cidr c = Cidr::parse(block);
   const auto& b = c.bytes();
-  uint32_t n = (uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2]) >> (24 - block_len);
-  return bits[n / SG_PREFILTER_BITS_PER_CHUNK].entry[(n >> 5) % SG_CHUNK_ENTRIES] & (1u << (n & 31));
+  return (uint32_t(b[0]) << 16 | uint32_t(b[1]) << 8 | b[2]) >> (24 - block_len);
 }
-bool prefilter_bit(const StrideImage& img, const char* block24) { return block_bit(img.prefilter, block24, 24); }
-bool coarse_bit(const StrideImage& img, const char* block20) { return block_bit(img.prefilter_coarse, block20, 20); }
-bool summary_bit(const StrideImage& img, const char* block16) { return block_bit(img.summary, block16, 16); }
+bool dir_bit(const StrideImage& img, const char* block20) {
+  uint32_t n = block_number(block20, 20);
+  return dir_word(img, n >> 6).bits >> (n & 63) & 1;
+}
+bool group_bit(const StrideImage& img, const char* block24) {
+  uint32_t n = block_number(block24, 24), b20 = n >> 4;
+  sg_dir_word d = dir_word(img, b20 >> 6);
+  if (!(d.bits >> (b20 & 63) & 1)) return false;
+  uint32_t i = d.rank + uint32_t(std::popcount(d.bits & ((uint64_t(1) << (b20 & 63)) - 1)));
+  sg_group g;
+  std::memcpy(&g,
+              reinterpret_cast<const unsigned char*>(&img.groups[i / SG_GROUP_MASKS / 64]) +
+                  (i / SG_GROUP_MASKS % 64) * sizeof(g),
+              sizeof(g));
+  unsigned p = (i % SG_GROUP_MASKS) * 16 + (n & 15);
+  return (p < 64 ? g.masks >> p : g.masks_hi >> (p - 64)) & 1;
+}
+bool summary_bit(const StrideImage& img, const char* block16) {
+  uint32_t n = block_number(block16, 16);
+  return img.summary[n / SG_SUMMARY_BITS_PER_CHUNK].entry[(n >> 5) % SG_CHUNK_ENTRIES] & (1u << (n & 31));
+}
 
-TEST(StrideTable, PrefilterMarksExactlyTheBlocksPrefixesTouch) {
+TEST(StrideTable, DirectoryAndGroupsMarkExactlyTheBlocksPrefixesTouch) {
   std::vector<TrieEntry> e = {{Cidr::parse("40.1.2.16/28"), 1, RuleKind::Admit},
                               {Cidr::parse("40.8.0.0/22"), 2, RuleKind::Deny},
-                              {Cidr::parse("2a01:111:f400::/48"), 3, RuleKind::Admit}};
+                              {Cidr::parse("44.16.0.0/18"), 3, RuleKind::Deny},
+                              {Cidr::parse("2a01:111:f400::/48"), 4, RuleKind::Admit}};
   StrideImage img = compile_stride_table(Family::V4, e, 0, 64);
-  ASSERT_EQ(img.prefilter.size(), size_t(SG_PREFILTER_CHUNKS));
-  EXPECT_TRUE(prefilter_bit(img, "40.1.2.0/24"));
-  EXPECT_FALSE(prefilter_bit(img, "40.1.3.0/24"));
-  for (const char* b : {"40.8.0.0/24", "40.8.1.0/24", "40.8.2.0/24", "40.8.3.0/24"}) EXPECT_TRUE(prefilter_bit(img, b));
-  EXPECT_FALSE(prefilter_bit(img, "40.8.4.0/24"));
-  // A source in a clear block of a chunked /16 is the default rule's.
+  ASSERT_EQ(img.dir.size(), size_t(SG_DIR_CHUNKS));
+  ASSERT_EQ(img.groups.size(), size_t(SG_GROUP_CHUNKS));
+  EXPECT_EQ(img.n20, 2u + 4u);
+  EXPECT_EQ(img.n24, 1u + 4u + 64u);
+  EXPECT_TRUE(dir_bit(img, "40.1.0.0/20"));
+  EXPECT_FALSE(dir_bit(img, "40.1.16.0/20"));
+  EXPECT_FALSE(dir_bit(img, "40.0.240.0/20"));
+  for (const char* b : {"44.16.0.0/20", "44.16.16.0/20", "44.16.32.0/20", "44.16.48.0/20"})
+    EXPECT_TRUE(dir_bit(img, b)) << b;
+  EXPECT_FALSE(dir_bit(img, "44.16.64.0/20"));
+  EXPECT_FALSE(dir_bit(img, "44.15.240.0/20"));
+  EXPECT_TRUE(group_bit(img, "40.1.2.0/24"));
+  EXPECT_FALSE(group_bit(img, "40.1.3.0/24"));
+  for (const char* b : {"40.8.0.0/24", "40.8.1.0/24", "40.8.2.0/24", "40.8.3.0/24", "44.16.63.0/24"})
+    EXPECT_TRUE(group_bit(img, b)) << b;
+  EXPECT_FALSE(group_bit(img, "40.8.4.0/24"));
+  // A source in a clear block is the default rule's.
   EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.3.1")), 0u);
+  EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.2.15")), 0u);
   EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.2.17")), leaf_entry(RuleKind::Admit, 1));
-  EXPECT_TRUE(compile_stride_table(Family::V6, e, 0, 64).prefilter.empty());
+  EXPECT_EQ(stride_walk(img, Cidr::parse_address("44.16.63.255")), leaf_entry(RuleKind::Deny, 3));
+  // The walk stops at a clear /20 bit, whatever the groups say.
+  uint32_t b20 = block_number("40.1.0.0/20", 20);
+  sg_dir_word d = dir_word(img, b20 >> 6);
+  d.bits &= ~(uint64_t(1) << (b20 & 63));
+  std::memcpy(reinterpret_cast<unsigned char*>(&img.dir[(b20 >> 6) / 64]) + ((b20 >> 6) % 64) * sizeof(d), &d,
+              sizeof(d));
+  EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.2.17")), 0u);
+  StrideImage v6 = compile_stride_table(Family::V6, e, 0, 64);
+  EXPECT_TRUE(v6.dir.empty());
+  EXPECT_TRUE(v6.groups.empty());
 }
 
-TEST(StrideTable, CoarsePrefilterMarksExactlyTheTwentiesPrefixesTouch) {
+// Every address of /24 blocks cut into few runs (small nodes), many (bitmap
+// nodes) and more than a node holds (the trie's).
+TEST(StrideTable, NodesBelowTwentyFourAnswerForEveryAddress) {
   std::vector<TrieEntry> e = {{Cidr::parse("40.1.2.16/28"), 1, RuleKind::Admit},
-                              {Cidr::parse("44.16.0.0/18"), 2, RuleKind::Deny},
-                              {Cidr::parse("2a01:111:f400::/48"), 3, RuleKind::Admit}};
-  StrideImage img = compile_stride_table(Family::V4, e, 0, 64);
-  ASSERT_EQ(img.prefilter_coarse.size(), size_t(SG_PREFILTER_COARSE_CHUNKS));
-  EXPECT_TRUE(coarse_bit(img, "40.1.0.0/20"));
-  EXPECT_FALSE(coarse_bit(img, "40.1.16.0/20"));
-  EXPECT_FALSE(coarse_bit(img, "40.0.240.0/20"));
-  for (const char* b : {"44.16.0.0/20", "44.16.16.0/20", "44.16.32.0/20", "44.16.48.0/20"})
-    EXPECT_TRUE(coarse_bit(img, b)) << b;
-  EXPECT_FALSE(coarse_bit(img, "44.16.64.0/20"));
-  EXPECT_FALSE(coarse_bit(img, "44.15.240.0/20"));
-  // The walk stops at a clear /20 bit, whatever the /24 bits and the root
-  // say: 40.1.20.0/24 is in a clear /20.
-  const uint32_t b24 = 40u << 16 | 1u << 8 | 20u;
-  img.prefilter[b24 / SG_PREFILTER_BITS_PER_CHUNK].entry[(b24 >> 5) % SG_CHUNK_ENTRIES] |= 1u << (b24 & 31);
-  ASSERT_TRUE(prefilter_bit(img, "40.1.20.0/24"));
-  EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.20.1")), 0u);
-  EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.2.17")), leaf_entry(RuleKind::Admit, 1));
-  EXPECT_EQ(stride_walk(img, Cidr::parse_address("44.16.63.255")), leaf_entry(RuleKind::Deny, 2));
-  EXPECT_TRUE(compile_stride_table(Family::V6, e, 0, 64).prefilter_coarse.empty());
+                              {Cidr::parse("40.1.3.0/25"), 2, RuleKind::Deny},
+                              {Cidr::parse("40.1.3.0/26"), 3, RuleKind::Admit},
+                              {Cidr::parse("40.1.3.255/32"), 4, RuleKind::Watch},
+                              {Cidr::parse("40.1.4.0/22"), 5, RuleKind::Admit}};
+  uint32_t id = 10;
+  for (unsigned a = 0; a < 256; a += 8)
+    e.push_back({Cidr::parse("40.1.5." + std::to_string(a) + "/30"), id++, RuleKind::Deny});
+  for (unsigned a = 0; a < 256; a += 4)
+    e.push_back({Cidr::parse("40.1.6." + std::to_string(a) + "/32"), id++, RuleKind::Admit});
+  StrideImage img = compile_stride_table(Family::V4, e, 5, 64);
+  EXPECT_EQ(img.trie_blocks_deep, 0u);
+  EXPECT_EQ(img.trie_blocks_pool, 0u);
+  EXPECT_EQ(img.nodes, 4u);  // 40.1.2, 40.1.3, 40.1.5, 40.1.6
+  for (unsigned c = 1; c <= 7; c++)
+    for (unsigned x = 0; x < 256; x++) {
+      Cidr a = Cidr::parse_address("40.1." + std::to_string(c) + "." + std::to_string(x));
+      EXPECT_EQ(stride_walk(img, a), expected_entry(e, a)) << a.str();
+    }
+  // 256 runs in one /24: more than a node holds.
+  for (unsigned a = 2; a < 256; a += 4)
+    e.push_back({Cidr::parse("40.1.6." + std::to_string(a) + "/32"), id++, RuleKind::Deny});
+  img = compile_stride_table(Family::V4, e, 5, 64);
+  EXPECT_EQ(img.trie_blocks_deep, 1u);
+  EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.6.7")), SG_ENTRY_TRIE);
+  EXPECT_EQ(stride_walk(img, Cidr::parse_address("40.1.5.8")), leaf_entry(RuleKind::Deny, 11));
+}
+
+// The flood's shape: thousands of random /22 to /28 prefixes, sources inside
+// and outside them.
+TEST(StrideTable, AgreesWithLongestPrefixMatchOnLargeAllowlists) {
+  std::mt19937_64 rng(18);
+  std::set<Cidr> seen;
+  std::vector<TrieEntry> e;
+  while (e.size() < 4000) {
+    uint8_t b[4];
+    for (auto& x : b) x = uint8_t(rng());
+    b[0] = 40 + (b[0] & 7);  // dense enough that /20 blocks hold several
+    Cidr c = Cidr::from_bytes(Family::V4, b, 22 + unsigned(rng() % 7));
+    if (seen.insert(c).second) e.push_back({c, uint32_t(e.size() + 1), static_cast<RuleKind>(1 + rng() % 3)});
+  }
+  StrideImage img = compile_stride_table(Family::V4, e, 40, 4096);
+  EXPECT_EQ(img.trie_blocks_pool + img.trie_blocks_deep, 0u);
+  std::vector<Cidr> addrs = probes(rng, e);
+  for (int i = 0; i < 4000; i++) {
+    uint8_t b[4];
+    for (auto& x : b) x = uint8_t(rng());
+    b[0] = 40 + (b[0] & 7);
+    addrs.push_back(Cidr::from_bytes(Family::V4, b, 32));
+  }
+  size_t inside = 0;
+  for (const Cidr& a : addrs) {
+    uint32_t want = expected_entry(e, a);
+    inside += want != 0;
+    ASSERT_EQ(stride_walk(img, a), want) << a.str();
+  }
+  EXPECT_GT(inside, 4000u);
+  EXPECT_GT(addrs.size() - inside, 4000u);
 }
 
 TEST(StrideTable, SummaryMarksExactlyTheSixteensPrefixesTouch) {
@@ -273,9 +361,10 @@ TEST(StrideTable, SummaryMarksExactlyTheSixteensPrefixesTouch) {
   EXPECT_FALSE(summary_bit(v6, "2402::/16"));
   // The other family's prefixes leave no bits.
   EXPECT_FALSE(summary_bit(v6, "2801::/16"));  // 40.1 read as IPv6
-  // The walk stops at a clear bit, whatever the root says.
-  v4.root[40].entry[2] = leaf_entry(RuleKind::Admit, 9);
-  EXPECT_EQ(stride_walk(v4, Cidr::parse_address("40.2.0.1")), 0u);
+  // The walk stops at a clear bit, whatever the rest says.
+  ASSERT_EQ(stride_walk(v4, Cidr::parse_address("40.1.2.17")), leaf_entry(RuleKind::Admit, 1));
+  v4.summary[(40u << 8 | 1) / SG_SUMMARY_BITS_PER_CHUNK].entry[((40u << 8 | 1) >> 5) % SG_CHUNK_ENTRIES] = 0;
+  EXPECT_EQ(stride_walk(v4, Cidr::parse_address("40.1.2.17")), 0u);
 }
 
 // The XDP action of the gate for a SYN to port 25 from src.
@@ -318,30 +407,30 @@ TEST(StrideTableInKernel, TheProgramConsultsTheSummaryFirst) {
   EXPECT_EQ(syn("2a01:111:f400::1"), XDP_PASS);
 }
 
-// The program reads both levels of the prefilter for IPv4: with the active
-// slot's /20 bits, or its /24 bits, cleared, a source its range admits gets
-// the default rule; a publish writes them again.
-TEST(StrideTableInKernel, TheProgramConsultsBothPrefilterLevels) {
+// The program reads the IPv4 directory and groups: with the active slot's
+// directory, or its groups, cleared, a source its range admits gets the
+// default rule; a publish writes them again.
+TEST(StrideTableInKernel, TheProgramConsultsTheDirectoryAndTheGroups) {
   XdpGate gate;
   gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
   std::vector<TrieEntry> e = {{Cidr::parse("40.92.0.0/15"), 1, RuleKind::Admit},
                               {Cidr::parse("52.100.7.0/28"), 2, RuleKind::Admit}};
   gate.maps().publish(e);
   auto syn = [&](const char* src) { return syn_action(gate, src); };
-  // Clears the active slot's /20 bits (coarse) or its /24 bits.
+  // Clears the active slot's directory (coarse) or its groups.
   auto clear = [&](bool coarse) {
     sg_config cfg{};
     uint32_t zero = 0;
     ASSERT_EQ(bpf_map_lookup_elem(gate.map_fd("gate_config"), &zero, &cfg), 0);
     uint32_t slot = cfg.state.active_slot;
-    uint32_t first = coarse ? SG_PREFILTER_COARSE_INDEX(slot) : slot * SG_PREFILTER_CHUNKS;
-    uint32_t n = coarse ? SG_PREFILTER_COARSE_CHUNKS : SG_PREFILTER_CHUNKS;
+    uint32_t first = coarse ? SG_DIR_INDEX(slot) : SG_GROUP_INDEX(slot);
+    uint32_t n = coarse ? SG_DIR_CHUNKS : SG_GROUP_CHUNKS;
     sg_chunk none{};
     for (uint32_t idx = first; idx < first + n; idx++)
       ASSERT_EQ(bpf_map_update_elem(gate.map_fd("prefilter_v4"), &idx, &none, BPF_ANY), 0);
   };
   for (bool coarse : {true, false}) {
-    SCOPED_TRACE(coarse ? "the /20 bits cleared" : "the /24 bits cleared");
+    SCOPED_TRACE(coarse ? "the directory cleared" : "the groups cleared");
     ASSERT_EQ(syn("40.93.1.1"), XDP_PASS);
     ASSERT_EQ(syn("52.100.7.9"), XDP_PASS);
     clear(coarse);

@@ -41,18 +41,17 @@ void TableMapping::write(uint32_t slot, Family family, const StrideImage& img, T
   std::copy(img.root.begin(), img.root.end(), element(slot * 256));
   std::copy(img.chunks.begin(), img.chunks.end(), element(SG_TABLE_FIRST_CHUNK + img.first_chunk));
   std::copy(img.summary.begin(), img.summary.end(), summary.element(summary_index(slot, family)));
-  if (prefilter && !img.prefilter.empty()) {
-    std::copy(img.prefilter.begin(), img.prefilter.end(), prefilter->element(slot * SG_PREFILTER_CHUNKS));
-    std::copy(img.prefilter_coarse.begin(), img.prefilter_coarse.end(),
-              prefilter->element(SG_PREFILTER_COARSE_INDEX(slot)));
+  if (prefilter && !img.dir.empty()) {
+    std::copy(img.dir.begin(), img.dir.end(), prefilter->element(SG_DIR_INDEX(slot)));
+    std::copy(img.groups.begin(), img.groups.end(), prefilter->element(SG_GROUP_INDEX(slot)));
   }
 }
 
 uint32_t TableMapping::walk(uint32_t slot, const Cidr& address, TableMapping& summary, TableMapping* prefilter) {
   return stride_walk(StrideView{summary.element(summary_index(slot, address.family())), element(slot * 256),
                                 element(SG_TABLE_FIRST_CHUNK), 0, elements_ - SG_TABLE_FIRST_CHUNK,
-                                prefilter ? prefilter->element(slot * SG_PREFILTER_CHUNKS) : nullptr,
-                                prefilter ? prefilter->element(SG_PREFILTER_COARSE_INDEX(slot)) : nullptr},
+                                prefilter ? prefilter->element(SG_DIR_INDEX(slot)) : nullptr,
+                                prefilter ? prefilter->element(SG_GROUP_INDEX(slot)) : nullptr},
                      address);
 }
 

@@ -28,9 +28,9 @@ class TableMapping {
   uint32_t pool_per_slot() const { return (elements_ - SG_TABLE_FIRST_CHUNK) / 2; }
   uint32_t first_chunk_of(uint32_t slot) const { return slot * pool_per_slot(); }
 
-  /// Writes a compiled image of one family into its slot: the root, then its
-  /// chunks; the /16 bits into `summary` (the summary map), IPv4's /20 and
-  /// /24 bits into `prefilter` (the prefilter map).
+  /// Writes a compiled image of one family into its slot: the root (IPv6),
+  /// then its chunks; the /16 bits into `summary` (the summary map), IPv4's
+  /// directory and groups into `prefilter` (the prefilter map).
   void write(uint32_t slot, Family family, const StrideImage& img, TableMapping& summary, TableMapping* prefilter);
   /// Walks a slot's table in place, as the program does.
   uint32_t walk(uint32_t slot, const Cidr& address, TableMapping& summary, TableMapping* prefilter);

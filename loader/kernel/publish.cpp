@@ -3,8 +3,8 @@
 #include <bpf/bpf.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <set>
 #include <utility>
 
 #include "gate_maps.hpp"
@@ -21,15 +21,19 @@ namespace {
 // Refuses entries the maps cannot hold (before the first map changes);
 // returns the number of IPv4 and IPv6 prefixes.
 std::pair<size_t, size_t> count_checked(const std::vector<TrieEntry>& entries, uint32_t max_rules) {
-  std::set<Cidr> seen;
+  std::vector<Cidr> prefixes;
+  prefixes.reserve(entries.size());
   size_t n4 = 0, n6 = 0;
   for (const auto& e : entries) {
     if (e.rule_id == SG_RULE_DEFAULT || e.rule_id >= max_rules)
       throw InputError("rule id " + std::to_string(e.rule_id) + " for " + e.prefix.str() + " is outside 1.." +
                        std::to_string(max_rules - 1) + ": too many ranges for this gate's max_rules");
-    if (!seen.insert(e.prefix).second) throw InputError(e.prefix.str() + " appears twice in one allowlist");
+    prefixes.push_back(e.prefix);
     (e.prefix.family() == Family::V4 ? n4 : n6)++;
   }
+  std::sort(prefixes.begin(), prefixes.end());
+  if (auto twice = std::adjacent_find(prefixes.begin(), prefixes.end()); twice != prefixes.end())
+    throw InputError(twice->str() + " appears twice in one allowlist");
   return {n4, n6};
 }
 
@@ -37,9 +41,8 @@ std::pair<size_t, size_t> count_checked(const std::vector<TrieEntry>& entries, u
 std::pair<Fd, Fd> build_tries(const std::vector<TrieEntry>& entries, std::pair<size_t, size_t> counts) {
   Fd v4 = create_trie(Family::V4, counts.first);
   Fd v6 = create_trie(Family::V6, counts.second);
-  for (const auto& e : entries)
-    if (!trie_insert(e.prefix.family() == Family::V4 ? v4.fd : v6.fd, e))
-      throw SystemError("insert " + e.prefix.str() + " into the new allowlist", errno);
+  trie_insert_all(v4.fd, Family::V4, entries);
+  trie_insert_all(v6.fd, Family::V6, entries);
   return {std::move(v4), std::move(v6)};
 }
 

@@ -65,6 +65,52 @@ bool trie_insert(int trie_fd, const TrieEntry& e) {
   return bpf_map_update_elem(trie_fd, &k, &ref, BPF_NOEXIST) == 0;
 }
 
+namespace {
+template <typename Key>
+void insert_all(int fd, Family fam, const std::vector<TrieEntry>& entries) {
+  constexpr size_t kBatch = 4096;
+  std::vector<Key> keys;
+  std::vector<sg_rule_ref> values;
+  std::vector<const TrieEntry*> pending;
+  auto flush = [&] {
+    uint32_t count = uint32_t(keys.size());
+    // BPF_ANY: batches take no other flag; the trie is new and the entries
+    // distinct (publish checked).
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+    if (count && bpf_map_update_batch(fd, keys.data(), values.data(), &count, &opts) != 0) {
+      int err = errno;
+      // Kernels without batches for tries: one element at a time.
+      if (err == EOPNOTSUPP || err == 524 /* ENOTSUPP */) {
+        for (const TrieEntry* e : pending)
+          if (!trie_insert(fd, *e)) throw SystemError("insert " + e->prefix.str() + " into the new allowlist", errno);
+      } else {
+        const TrieEntry* bad = pending[std::min<size_t>(count, pending.size() - 1)];
+        throw SystemError("insert " + bad->prefix.str() + " into the new allowlist", err);
+      }
+    }
+    keys.clear();
+    values.clear();
+    pending.clear();
+  };
+  for (const auto& e : entries) {
+    if (e.prefix.family() != fam) continue;
+    keys.push_back(key_of<Key>(e.prefix, e.prefix.prefix_len()));
+    values.push_back(
+        sg_rule_ref{e.rule_id, static_cast<uint16_t>(e.kind), static_cast<uint16_t>(e.prefix.prefix_len())});
+    pending.push_back(&e);
+    if (keys.size() == kBatch) flush();
+  }
+  flush();
+}
+}  // namespace
+
+void trie_insert_all(int trie_fd, Family family, const std::vector<TrieEntry>& entries) {
+  if (family == Family::V4)
+    insert_all<sg_lpm_v4_key>(trie_fd, family, entries);
+  else
+    insert_all<sg_lpm_v6_key>(trie_fd, family, entries);
+}
+
 std::optional<sg_rule_ref> trie_lookup(int trie_fd, const Cidr& address, uint32_t prefix_len) {
   sg_rule_ref ref{};
   int rc;

@@ -24,6 +24,9 @@ size_t trie_key_size(Family family);
 
 /// Adds one entry to a trie; false (errno set) when the kernel refuses.
 bool trie_insert(int trie_fd, const TrieEntry& entry);
+/// Inserts the entries of one family (others are skipped) in batches of
+/// system calls; throws SystemError naming the first prefix not inserted.
+void trie_insert_all(int trie_fd, Family family, const std::vector<TrieEntry>& entries);
 
 /// The trie's longest match for `address` cut to `prefix_len` bits; nullopt
 /// when nothing matches.

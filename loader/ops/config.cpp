@@ -278,13 +278,13 @@ MemoryBudget memory_budget(const DaemonConfig& cfg) {
   b.maps = map_memory(o, b.cpus);
   for (const auto& m : b.maps) (m.grows ? b.maps_grow : b.maps_loaded) += m.bytes;
   // smtpgated: its code, libraries and threads (about 16 MiB resident);
-  // the stride tables it compiles for one slot of both families (root,
-  // chunks, the IPv4 prefilter); and up to about 1 KiB per range (parsed
+  // the stride tables it compiles for one slot of both families (the IPv6
+  // root, chunks, the IPv4 directory and groups); and up to about 1 KiB per range (parsed
   // state, compiled rules: 737 bytes per range measured at a million).
   uint64_t pool = uint64_t(cfg.table_chunks / 2) * 2 * sizeof(sg_chunk);
   uint64_t ranges = uint64_t(cfg.max_rules) * 1024;
-  b.daemon = (16u << 20) + pool + ranges +
-             (2 * 256 + SG_PREFILTER_CHUNKS + SG_PREFILTER_COARSE_CHUNKS + 2 * SG_SUMMARY_CHUNKS) * sizeof(sg_chunk);
+  b.daemon =
+      (16u << 20) + pool + ranges + (256 + SG_DIR_CHUNKS + SG_GROUP_CHUNKS + 2 * SG_SUMMARY_CHUNKS) * sizeof(sg_chunk);
   auto map = [&](const std::string& name) {
     for (const auto& m : b.maps)
       if (m.map == name) return m.bytes;

@@ -78,6 +78,11 @@ std::string hex(const std::vector<uint8_t>& b) {
 }  // namespace
 
 Differential::Differential() : gate_(std::make_unique<sgtest::XdpGate>()) {}
+Differential::Differential(uint32_t table_chunks) {
+  smtpgate::ProgramOptions o;
+  o.table_chunks = table_chunks;
+  gate_ = std::make_unique<sgtest::XdpGate>(o);
+}
 Differential::~Differential() = default;
 
 void Differential::apply(GateSetup& s) {

@@ -51,6 +51,8 @@ struct RunStats {
 class Differential {
  public:
   Differential();
+  /// A gate whose stride tables have a pool of table_chunks chunks.
+  explicit Differential(uint32_t table_chunks);
   ~Differential();
   /// Random setups and packets from `seed`: `packets` in all, a new setup
   /// every `per_setup` packets. Stops collecting after max_reported

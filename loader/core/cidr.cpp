@@ -165,42 +165,6 @@ Cidr Cidr::last() const {
   return l;
 }
 
-std::vector<Cidr> aggregate(std::vector<Cidr> prefixes) {
-  std::sort(prefixes.begin(), prefixes.end());
-  prefixes.erase(std::unique(prefixes.begin(), prefixes.end()), prefixes.end());
-  // Sorted by address then length: a prefix contained in the previous kept one
-  // comes right after it.
-  std::vector<Cidr> out;
-  out.reserve(prefixes.size());
-  for (const auto& c : prefixes) {
-    if (!out.empty() && out.back().contains(c)) continue;
-    out.push_back(c);
-    // Merge adjacent siblings upwards: X/n and its sibling make X/(n-1).
-    while (out.size() >= 2) {
-      const Cidr& a = out[out.size() - 2];
-      const Cidr& b = out.back();
-      if (a.family() != b.family() || a.prefix_len() != b.prefix_len() || a.prefix_len() == 0) break;
-      Cidr pa = a.parent();
-      if (pa != b.parent()) break;
-      out.pop_back();
-      out.back() = pa;
-    }
-  }
-  return out;
-}
-
-CidrDiff diff(const std::vector<Cidr>& before, const std::vector<Cidr>& after) {
-  std::vector<Cidr> b = before, a = after;
-  std::sort(b.begin(), b.end());
-  b.erase(std::unique(b.begin(), b.end()), b.end());
-  std::sort(a.begin(), a.end());
-  a.erase(std::unique(a.begin(), a.end()), a.end());
-  CidrDiff d;
-  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(d.added));
-  std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(d.removed));
-  return d;
-}
-
 namespace {
 constexpr const char* kV4Reg = "IANA IPv4 Special-Purpose Address Registry";
 constexpr const char* kV6Reg = "IANA IPv6 Special-Purpose Address Registry";

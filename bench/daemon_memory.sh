@@ -62,4 +62,11 @@ awk -v n="$n" -v t0="$t0" -v t1="$t1" -v t2="$t2" '
     printf "smtpgated with %d ranges: VmRSS %.1f MiB (%.0f bytes per range), peak VmHWM %.1f MiB\n",
       n, rss / 1024, rss * 1024 / n, hwm / 1024
     printf "import of the range file: %.1f s; daemon start to attached: %.1f s\n", t1 - t0, t2 - t1
+    printf "target (issue 18): at most 150 bytes per range: %s\n", rss * 1024 / n <= 150 ? "met" : "missed"
   }' /proc/$daemon_pid/status
+# Where the resident memory is: mmapped BPF maps, the malloc heap (brk and
+# anonymous mappings), the binary and its libraries.
+awk '/^[0-9a-f]+-[0-9a-f]+ / { name = $6 == "" ? "[anon]" : $6 }
+  /^Rss:/ { if (name ~ /bpf/) bpf += $2; else if (name == "[heap]" || name == "[anon]") heap += $2; else other += $2 }
+  END { printf "of the resident memory: BPF map mmaps %.1f MiB, heap and anonymous %.1f MiB, binary, libraries and stack %.1f MiB\n",
+    bpf / 1024, heap / 1024, other / 1024 }' /proc/$daemon_pid/smaps

@@ -43,23 +43,23 @@ U net_mask(unsigned len) {
   return len == 0 ? U(0) : ~U(0) << (kBits<U> - len);
 }
 
-// Stable LSD radix sort by (address, length): 8 bits of length and 32 of
-// address, in passes of 16, 16 and 8 bits; a pass where every key has the
-// same digit is skipped.
+// Stable LSD radix sort by (address, length): the 40-bit key (address, 8
+// bits of length) in four passes of 11, 11, 11 and 7 bits (2 048 buckets
+// stay in cache); a pass where every key has the same digit is skipped, and
+// input already in order (a set read back sorted) is left as it is.
 void radix_sort(std::vector<Packed<uint32_t>>& v) {
+  auto less = [](const auto& a, const auto& b) { return a.addr != b.addr ? a.addr < b.addr : a.len < b.len; };
+  if (std::is_sorted(v.begin(), v.end(), less)) return;
   if (v.size() < 256) {
-    std::stable_sort(v.begin(), v.end(),
-                     [](const auto& a, const auto& b) { return a.addr != b.addr ? a.addr < b.addr : a.len < b.len; });
+    std::stable_sort(v.begin(), v.end(), less);
     return;
   }
   auto key = [](const Packed<uint32_t>& p) { return uint64_t(p.addr) << 8 | p.len; };
   std::vector<Packed<uint32_t>> tmp(v.size());
-  std::vector<uint32_t> count(1u << 16);
-  const unsigned shifts[] = {0, 16, 32};
-  const unsigned widths[] = {16, 16, 8};
-  for (unsigned pass = 0; pass < 3; pass++) {
-    unsigned shift = shifts[pass];
-    uint64_t mask = (uint64_t(1) << widths[pass]) - 1;
+  constexpr unsigned kDigit = 11;
+  std::vector<uint32_t> count(1u << kDigit);
+  for (unsigned shift = 0; shift < 40; shift += kDigit) {
+    const uint64_t mask = (uint64_t(1) << kDigit) - 1;
     std::fill(count.begin(), count.end(), 0);
     for (const auto& p : v) count[(key(p) >> shift) & mask]++;
     if (count[(key(v[0]) >> shift) & mask] == v.size()) continue;

@@ -66,3 +66,9 @@ awk -v n="$n" -v t0="$t0" -v t1="$t1" -v t2="$t2" '
       printf "target: smtpgated resident memory at 1 000 000 ranges, %.0f bytes per range <= 150: %s\n",
         rss * 1024 / n, (rss * 1024 / n <= 150 ? "met" : "missed")
   }' /proc/$daemon_pid/status
+# Where the resident memory is: mmapped BPF maps, the malloc heap (brk and
+# anonymous mappings), the binary and its libraries.
+awk '/^[0-9a-f]+-[0-9a-f]+ / { name = $6 == "" ? "[anon]" : $6 }
+  /^Rss:/ { if (name ~ /bpf/) bpf += $2; else if (name == "[heap]" || name == "[anon]") heap += $2; else other += $2 }
+  END { printf "of the resident memory: BPF map mmaps %.1f MiB, heap and anonymous %.1f MiB, binary, libraries and stack %.1f MiB\n",
+    bpf / 1024, heap / 1024, other / 1024 }' /proc/$daemon_pid/smaps

@@ -3,6 +3,7 @@
 // special-purpose registries, and range files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 
@@ -117,6 +118,59 @@ TEST(Cidr, AggregateMatchesBruteForceOnRandomSets) {
     // Minimal: no two outputs are mergeable siblings.
     for (size_t i = 0; i + 1 < out.size(); i++)
       EXPECT_FALSE(out[i].prefix_len() == out[i + 1].prefix_len() && out[i].parent() == out[i + 1].parent());
+  }
+}
+
+TEST(Cidr, AggregateOfALargeSetIsExactAndMinimal) {
+  // Thousands of prefixes (the radix-sorted path) in 10.0.0.0/16, with
+  // duplicates and IPv6 mixed in; the covered addresses compared exactly.
+  std::mt19937 rng(20251207);
+  std::vector<Cidr> in;
+  std::vector<bool> covered(65536);
+  for (int i = 0; i < 6000; i++) {
+    unsigned len = 17 + rng() % 16;
+    uint32_t host = (rng() % 65536) & ~((1u << (32 - len)) - 1);
+    uint8_t b[4] = {10, 0, uint8_t(host >> 8), uint8_t(host)};
+    in.push_back(Cidr::from_bytes(Family::V4, b, len));
+    if (i % 7 == 0) in.push_back(in.back());
+    for (uint32_t a = host; a < host + (1u << (32 - len)); a++) covered[a] = true;
+  }
+  in.push_back(Cidr::parse("2a01:111:f401::/48"));
+  in.push_back(Cidr::parse("2a01:111:f400::/48"));
+  std::vector<Cidr> out = aggregate(in);
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out.back().str(), "2a01:111:f400::/47");
+  out.pop_back();
+  EXPECT_TRUE(std::is_sorted(out.begin(), out.end()));
+  std::vector<bool> got(65536);
+  for (const auto& c : out) {
+    ASSERT_EQ(c.family(), Family::V4);
+    uint32_t base = uint32_t(c.bytes()[2]) << 8 | c.bytes()[3];
+    for (uint32_t a = base; a < base + (1u << (32 - c.prefix_len())); a++) {
+      EXPECT_FALSE(got[a]) << "overlap at " << a;
+      got[a] = true;
+    }
+  }
+  EXPECT_EQ(got, covered);
+  for (size_t i = 0; i + 1 < out.size(); i++)
+    EXPECT_FALSE(out[i].prefix_len() == out[i + 1].prefix_len() && out[i].parent() == out[i + 1].parent());
+}
+
+TEST(Cidr, PrefixOrderIsTheStableSortOfCidrOrder) {
+  std::mt19937 rng(7);
+  for (size_t n : {5u, 300u, 20000u}) {
+    std::vector<Cidr> v;
+    for (size_t i = 0; i < n; i++) {
+      uint8_t b[16];
+      for (auto& x : b) x = uint8_t(rng() % 3 == 0 ? 0 : rng());
+      bool v6 = rng() % 5 == 0;
+      v.push_back(Cidr::from_bytes(v6 ? Family::V6 : Family::V4, b, rng() % (v6 ? 129 : 33)));
+      if (i % 4 == 0) v.push_back(v.back());
+    }
+    std::vector<uint32_t> expect(v.size());
+    for (uint32_t i = 0; i < expect.size(); i++) expect[i] = i;
+    std::stable_sort(expect.begin(), expect.end(), [&](uint32_t a, uint32_t b) { return v[a] < v[b]; });
+    EXPECT_EQ(prefix_order(v), expect) << n;
   }
 }
 

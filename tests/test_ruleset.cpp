@@ -1,6 +1,10 @@
 // compile_rules: desired ranges -> trie entries with stable rule ids.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+#include <set>
+
 #include "ruleset.hpp"
 
 using namespace smtpgate;
@@ -84,4 +88,65 @@ TEST(Ruleset, LeavingIdsAreReusedOnlyWhenNothingElseIsFree) {
   auto second = compile_rules(b, first.entries, 16);  // every id is leaving: must reuse
   EXPECT_EQ(second.entries.size(), 15u);
   EXPECT_EQ(second.fresh_ids.size(), 15u);
+}
+
+TEST(Ruleset, ALargeRandomSetKeepsEveryRule) {
+  // Thousands of nested prefixes of every kind, compiled twice: each check
+  // below is made by brute force over the desired ranges.
+  std::mt19937 rng(18);
+  auto draw = [&] {
+    std::vector<DesiredRange> d;
+    for (int i = 0; i < 4000; i++) {
+      unsigned len = 12 + rng() % 17;
+      uint8_t b[4] = {40, uint8_t(rng() % 4), uint8_t(rng()), 0};
+      RuleKind k = rng() % 3 == 0 ? W : rng() % 5 == 0 ? X : A;
+      d.push_back(DesiredRange{Cidr::from_bytes(Family::V4, b, len), k, origin::kOperator, ""});
+    }
+    return d;
+  };
+  std::vector<DesiredRange> first_d = draw();
+  auto first = compile_rules(first_d, {}, 1u << 16);
+  std::vector<DesiredRange> second_d(first_d.begin(), first_d.begin() + 2000);
+  for (auto& d : draw()) second_d.push_back(d);
+  auto second = compile_rules(second_d, first.entries, 1u << 16);
+
+  std::map<uint32_t, Cidr> ids_before;
+  for (const auto& e : first.entries) ids_before.emplace(e.rule_id, e.prefix);
+  for (const auto* r : {&first, &second}) {
+    const auto& desired = r == &first ? first_d : second_d;
+    std::map<Cidr, RuleKind> strongest;
+    for (const auto& d : desired) {
+      auto [it, fresh] = strongest.emplace(d.cidr, d.kind);
+      auto rank = [](RuleKind k) { return k == X ? 3 : k == A ? 2 : 1; };
+      if (!fresh && rank(d.kind) > rank(it->second)) it->second = d.kind;
+    }
+    std::set<uint32_t> ids;
+    size_t i = 0;
+    for (const auto& [c, k] : strongest) {
+      bool covered = false;
+      for (const auto& [o, ok] : strongest) covered |= ok != W && o != c && o.contains(c);
+      if (k == W && covered) continue;
+      ASSERT_LT(i, r->entries.size());
+      const TrieEntry& e = r->entries[i++];
+      EXPECT_EQ(e.prefix, c);
+      EXPECT_EQ(e.kind, k);
+      EXPECT_TRUE(ids.insert(e.rule_id).second) << "id " << e.rule_id << " twice";
+    }
+    EXPECT_EQ(i, r->entries.size());
+  }
+  // The second compile keeps the id of every prefix that stays with its kind
+  // and gives new ones ids no first-compile entry held.
+  std::map<Cidr, TrieEntry> before;
+  for (const auto& e : first.entries) before.emplace(e.prefix, e);
+  std::set<uint32_t> fresh(second.fresh_ids.begin(), second.fresh_ids.end());
+  for (const auto& e : second.entries) {
+    auto it = before.find(e.prefix);
+    if (it != before.end() && it->second.kind == e.kind) {
+      EXPECT_EQ(e.rule_id, it->second.rule_id);
+      EXPECT_EQ(fresh.count(e.rule_id), 0u);
+    } else {
+      EXPECT_EQ(fresh.count(e.rule_id), 1u);
+      EXPECT_EQ(ids_before.count(e.rule_id), 0u);
+    }
+  }
 }

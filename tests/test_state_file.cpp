@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "error.hpp"
+#include "state.hpp"
 #include "state_file.hpp"
 
 using namespace smtpgate;
@@ -108,3 +109,50 @@ TEST_F(StateFile, WhatOnCorruptThrowsIsThrown) {
 }
 
 }  // namespace
+
+// ranges.json, read as a stream and written range by range: the same text
+// and the same ranges as through a document tree.
+TEST_F(StateFile, RangesJsonIsWrittenAsTheDocumentTreeWouldBe) {
+  std::vector<OperatorRange> rs{
+      {Cidr::parse("40.92.0.0/15"), RuleKind::Admit, "", 1796670507},
+      {Cidr::parse("2a01:111:f400::/48"), RuleKind::Deny, "quote \" back\\slash, caf\xc3\xa9", -5},
+  };
+  for (size_t n : {size_t(0), size_t(1), size_t(2)}) {
+    std::vector<OperatorRange> part(rs.begin(), rs.begin() + n);
+    StateStore(dir).save_operator_ranges(part);
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& r : part)
+      arr.push_back(
+          {{"cidr", r.cidr.str()}, {"kind", to_string(r.kind)}, {"comment", r.comment}, {"added", r.added_unix}});
+    std::ifstream in(dir + "/ranges.json", std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text, nlohmann::json({{"version", 1}, {"ranges", arr}}).dump(2) + "\n") << n;
+    EXPECT_EQ(StateStore(dir).operator_ranges(), part) << n;
+  }
+}
+
+TEST_F(StateFile, RangesJsonReadsDefaultsAndIgnoresOtherKeys) {
+  std::ofstream(dir + "/ranges.json")
+      << R"({"x": [1, {"ranges": 3}], "ranges": [{"cidr": "40.92.0.0/15", "note": {"a": [1, 2]}, "added": 7.0},)"
+      << R"( {"kind": "deny", "cidr": "52.100.0.0/14", "comment": "c", "comment": "d", "more": [[]]}], "version": 1})";
+  auto rs = StateStore(dir).operator_ranges();
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_EQ(rs[0], (OperatorRange{Cidr::parse("40.92.0.0/15"), RuleKind::Admit, "", 7}));
+  EXPECT_EQ(rs[1], (OperatorRange{Cidr::parse("52.100.0.0/14"), RuleKind::Deny, "d", 0}));
+}
+
+TEST_F(StateFile, RangesJsonThatIsNotAListOfRangesIsSetAside) {
+  for (const char* text :
+       {R"([])", R"({"version": 1})", R"({"ranges": 3})", R"({"ranges": {}})", R"({"ranges": [{"kind": "admit"}]})",
+        R"({"ranges": [{"cidr": 4}]})", R"({"ranges": [{"cidr": "40.92.0.0/15", "kind": 1}]})",
+        R"({"ranges": [{"cidr": "40.92.0.0/15", "added": "x"}]})",
+        R"({"ranges": [{"cidr": "40.92.0.0/15", "comment": []}]})", R"({"ranges": [[]]})",
+        R"({"ranges": ["40.92.0.0/15"]})", R"({"ranges": [{"cidr": "40.92.0.1/15"}]})",
+        R"({"ranges": [{"cidr": "40.92.0.0/15"})"}) {
+    fs::remove_all(dir);
+    fs::create_directory(dir);
+    std::ofstream(dir + "/ranges.json") << text;
+    EXPECT_THROW(StateStore(dir).operator_ranges(), InputError) << text;
+    EXPECT_FALSE(fs::exists(dir + "/ranges.json")) << text;
+  }
+}

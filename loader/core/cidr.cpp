@@ -59,20 +59,21 @@ Cidr Cidr::parse_address(std::string_view text) {
 
 Cidr Cidr::parse(std::string_view text) {
   if (text.empty()) throw InputError("empty range: give a CIDR such as 40.92.0.0/15 or 2a01:111:f400::/48");
-  std::string shown = quote_input(text);
+  // The text as error messages show it, made only for an error.
+  auto shown = [text] { return quote_input(text); };
   if (text.find_first_of(" \t\r\n") != std::string_view::npos)
-    throw InputError(shown + " contains white space: give one CIDR such as 40.92.0.0/15");
+    throw InputError(shown() + " contains white space: give one CIDR such as 40.92.0.0/15");
   // Only what a CIDR is made of: inet_pton stops at a NUL and would take
   // "40.109.0.0\0junk/16" for 40.109.0.0/16.
   size_t slash = text.find('/');
   size_t odd = text.find_first_not_of("0123456789abcdefABCDEF:./");
   if (odd != std::string_view::npos && slash != std::string_view::npos && odd > slash)
-    throw InputError(shown + " has no valid prefix length after '/': use 0..32 (IPv4) or 0..128 (IPv6)");
+    throw InputError(shown() + " has no valid prefix length after '/': use 0..32 (IPv4) or 0..128 (IPv6)");
   if (odd != std::string_view::npos || text.size() > kMaxCidrText) {
     char byte[8];
     std::snprintf(byte, sizeof(byte), "0x%02x",
                   static_cast<unsigned char>(text[odd == std::string_view::npos ? 0 : odd]));
-    throw InputError(shown + " is not an IPv4 or IPv6 " + (slash == std::string_view::npos ? "address" : "range") +
+    throw InputError(shown() + " is not an IPv4 or IPv6 " + (slash == std::string_view::npos ? "address" : "range") +
                      (odd != std::string_view::npos
                           ? " (byte " + std::string(byte) + " at " + std::to_string(odd + 1) + ")"
                           : " (too long)") +
@@ -86,17 +87,17 @@ Cidr Cidr::parse(std::string_view text) {
   } else if (inet_pton(AF_INET6, addr.c_str(), c.bytes_.data()) == 1) {
     c.family_ = Family::V6;
   } else {
-    throw InputError(shown + " is not an IPv4 or IPv6 " + (slash == std::string::npos ? "address" : "range") +
+    throw InputError(shown() + " is not an IPv4 or IPv6 " + (slash == std::string::npos ? "address" : "range") +
                      ": write it like 40.92.0.0/15 or 2a01:111:f400::/48");
   }
   unsigned len = c.max_len();
   if (slash != std::string::npos) {
     std::string l = t.substr(slash + 1);
     if (l.empty() || l.size() > 3 || !std::all_of(l.begin(), l.end(), ::isdigit) || (l.size() > 1 && l[0] == '0'))
-      throw InputError(shown + " has no valid prefix length after '/': use 0.." + std::to_string(c.max_len()));
+      throw InputError(shown() + " has no valid prefix length after '/': use 0.." + std::to_string(c.max_len()));
     len = static_cast<unsigned>(std::stoul(l));
     if (len > c.max_len())
-      throw InputError(shown + " has prefix length " + l + ", longer than the " + std::to_string(c.max_len()) +
+      throw InputError(shown() + " has prefix length " + l + ", longer than the " + std::to_string(c.max_len()) +
                        " bits of an " + (c.family_ == Family::V4 ? "IPv4" : "IPv6") + " address");
   }
   // ::a.b.c.d (IPv4-compatible, deprecated by RFC 4291 2.5.5.1) is an IPv6
@@ -106,7 +107,7 @@ Cidr Cidr::parse(std::string_view text) {
       std::all_of(c.bytes_.begin(), c.bytes_.begin() + 12, [](uint8_t b) { return b == 0; }) &&
       !(len == 128 && c.bytes_[12] == 0 && c.bytes_[13] == 0 && c.bytes_[14] == 0 && c.bytes_[15] <= 1)) {
     Cidr v4 = from_bytes(Family::V4, c.bytes_.data() + 12, len - 96);
-    throw InputError(shown + " is an IPv4-compatible IPv6 " + (len == 128 ? "address" : "range") +
+    throw InputError(shown() + " is an IPv4-compatible IPv6 " + (len == 128 ? "address" : "range") +
                      " (::/96, deprecated by RFC 4291): for the IPv4 " + (len == 128 ? "address" : "range") +
                      " write " + v4.str());
   }
@@ -165,42 +166,6 @@ Cidr Cidr::last() const {
   return l;
 }
 
-std::vector<Cidr> aggregate(std::vector<Cidr> prefixes) {
-  std::sort(prefixes.begin(), prefixes.end());
-  prefixes.erase(std::unique(prefixes.begin(), prefixes.end()), prefixes.end());
-  // Sorted by address then length: a prefix contained in the previous kept one
-  // comes right after it.
-  std::vector<Cidr> out;
-  out.reserve(prefixes.size());
-  for (const auto& c : prefixes) {
-    if (!out.empty() && out.back().contains(c)) continue;
-    out.push_back(c);
-    // Merge adjacent siblings upwards: X/n and its sibling make X/(n-1).
-    while (out.size() >= 2) {
-      const Cidr& a = out[out.size() - 2];
-      const Cidr& b = out.back();
-      if (a.family() != b.family() || a.prefix_len() != b.prefix_len() || a.prefix_len() == 0) break;
-      Cidr pa = a.parent();
-      if (pa != b.parent()) break;
-      out.pop_back();
-      out.back() = pa;
-    }
-  }
-  return out;
-}
-
-CidrDiff diff(const std::vector<Cidr>& before, const std::vector<Cidr>& after) {
-  std::vector<Cidr> b = before, a = after;
-  std::sort(b.begin(), b.end());
-  b.erase(std::unique(b.begin(), b.end()), b.end());
-  std::sort(a.begin(), a.end());
-  a.erase(std::unique(a.begin(), a.end()), a.end());
-  CidrDiff d;
-  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(d.added));
-  std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(d.removed));
-  return d;
-}
-
 namespace {
 constexpr const char* kV4Reg = "IANA IPv4 Special-Purpose Address Registry";
 constexpr const char* kV6Reg = "IANA IPv6 Special-Purpose Address Registry";
@@ -256,26 +221,38 @@ const SpecialPurpose kSpecial[] = {
     {"fe80::/10", "Link-Local Unicast", "RFC 4291", kV6Reg},
     {"ff00::/8", "Multicast", "RFC 4291", kMcReg6},
 };
+
+// kSpecial's blocks, parsed once.
+const std::vector<Cidr>& special_blocks() {
+  static const std::vector<Cidr> blocks = [] {
+    std::vector<Cidr> v;
+    for (const auto& s : kSpecial) v.push_back(Cidr::parse(s.block));
+    return v;
+  }();
+  return blocks;
+}
+
 }  // namespace
 
 std::optional<SpecialPurpose> find_special_purpose(const Cidr& prefix) {
   if (prefix.prefix_len() == 0)
     return SpecialPurpose{prefix.family() == Family::V4 ? "0.0.0.0/0" : "::/0", "the default route (every address)",
                           "RFC 4632", prefix.family() == Family::V4 ? kV4Reg : kV6Reg};
+  const std::vector<Cidr>& blocks = special_blocks();
+  constexpr size_t n = sizeof(kSpecial) / sizeof(kSpecial[0]);
   // The most specific entry that contains the prefix...
   const SpecialPurpose* best = nullptr;
   unsigned best_len = 0;
-  for (const auto& s : kSpecial) {
-    Cidr block = Cidr::parse(s.block);
-    if (block.contains(prefix) && (!best || block.prefix_len() > best_len)) {
-      best = &s;
-      best_len = block.prefix_len();
+  for (size_t i = 0; i < n; i++) {
+    if (blocks[i].contains(prefix) && (!best || blocks[i].prefix_len() > best_len)) {
+      best = &kSpecial[i];
+      best_len = blocks[i].prefix_len();
     }
   }
   if (best) return *best;
   // ...else the first entry the prefix contains.
-  for (const auto& s : kSpecial)
-    if (prefix.contains(Cidr::parse(s.block))) return s;
+  for (size_t i = 0; i < n; i++)
+    if (prefix.contains(blocks[i])) return kSpecial[i];
   return std::nullopt;
 }
 

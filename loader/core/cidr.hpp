@@ -63,7 +63,14 @@ class Cidr {
 
 /// The smallest set of prefixes covering exactly the same addresses: merges
 /// overlapping, nested and adjacent prefixes. Result sorted, both families.
+/// Works on packed integers (IPv4 radix-sorted): a million prefixes in tens
+/// of milliseconds.
 std::vector<Cidr> aggregate(std::vector<Cidr> prefixes);
+
+/// The order operator< gives, as indices into prefixes; stable (equal
+/// prefixes keep their order). IPv4 is radix-sorted on packed (address,
+/// length) keys, IPv6 compared as 128-bit integers.
+std::vector<uint32_t> prefix_order(const std::vector<Cidr>& prefixes);
 
 /// Exact difference of two prefix sets (compared as written, after sorting and
 /// de-duplication): what is only in `after`, what is only in `before`.

@@ -1,8 +1,6 @@
 #include "ruleset.hpp"
 
 #include <algorithm>
-#include <map>
-#include <set>
 
 #include "error.hpp"
 
@@ -18,82 +16,115 @@ int strength(RuleKind k) {
   return 0;
 }
 
-// Prefixes of admit/deny kind, to test "does one of them contain this watch
-// prefix". Walking up a prefix's ancestors costs at most 128 set lookups.
-bool covered_by(const std::set<Cidr>& decisive, const Cidr& c) {
-  Cidr p = c;
-  while (true) {
-    if (decisive.count(p)) return true;
-    if (p.prefix_len() == 0) return false;
-    p = p.parent();
-  }
-}
 }  // namespace
 
 CompiledRules compile_rules(const std::vector<DesiredRange>& desired, const std::vector<TrieEntry>& current,
                             uint32_t max_rules) {
-  std::map<Cidr, RuleKind> winner;
-  for (const auto& d : desired) {
-    auto [it, inserted] = winner.emplace(d.cidr, d.kind);
-    if (!inserted && strength(d.kind) > strength(it->second)) it->second = d.kind;
-  }
-  std::set<Cidr> decisive;
-  for (const auto& [c, k] : winner)
-    if (k != RuleKind::Watch) decisive.insert(c);
+  // Sorted arrays, no tree of nodes: a million ranges compile in a few
+  // radix passes and linear walks.
+  std::vector<Cidr> prefixes;
+  prefixes.reserve(desired.size());
+  for (const auto& d : desired) prefixes.push_back(d.cidr);
+  std::vector<uint32_t> order = prefix_order(prefixes);
+  prefixes.clear();
+  prefixes.shrink_to_fit();
 
-  std::map<Cidr, TrieEntry> kept;
-  for (const auto& e : current) kept.emplace(e.prefix, e);
+  // One entry per prefix, in prefix order, the strongest kind winning.
+  std::vector<TrieEntry> winners;
+  winners.reserve(order.size());
+  for (uint32_t i : order) {
+    const DesiredRange& d = desired[i];
+    if (!winners.empty() && winners.back().prefix == d.cidr) {
+      if (strength(d.kind) > strength(winners.back().kind)) winners.back().kind = d.kind;
+    } else {
+      winners.push_back(TrieEntry{d.cidr, 0, d.kind});
+    }
+  }
+  order.clear();
+  order.shrink_to_fit();
+
+  // The current entries in prefix order (the first of equal prefixes kept).
+  std::vector<Cidr> current_prefixes;
+  current_prefixes.reserve(current.size());
+  for (const auto& e : current) current_prefixes.push_back(e.prefix);
+  std::vector<uint32_t> current_order = prefix_order(current_prefixes);
+
+  uint32_t id_bound = max_rules;
+  for (const auto& e : current) id_bound = std::max(id_bound, e.rule_id + 1);
+  std::vector<bool> used(id_bound);
 
   CompiledRules out;
-  std::set<uint32_t> used;
-  std::vector<std::pair<Cidr, RuleKind>> needs_id;
-  for (const auto& [c, k] : winner) {
-    if (k == RuleKind::Watch && covered_by(decisive, c)) continue;
-    auto it = kept.find(c);
-    if (it != kept.end() && it->second.kind == k) {
-      out.entries.push_back(it->second);
-      used.insert(it->second.rule_id);
+  out.entries.reserve(winners.size());
+  // Admit and deny prefixes that contain the one being walked, each inside
+  // the one below it: sorted by address then length, every prefix that
+  // contains another comes before it, and what lies between lies inside it.
+  std::vector<Cidr> decisive;
+  size_t needs_id = 0;
+  size_t cur = 0;
+  for (const auto& w : winners) {
+    while (!decisive.empty() && !decisive.back().contains(w.prefix)) decisive.pop_back();
+    bool covered = !decisive.empty();
+    if (w.kind != RuleKind::Watch) decisive.push_back(w.prefix);
+    // A watch prefix inside an admit or deny one is left out.
+    if (w.kind == RuleKind::Watch && covered) continue;
+    while (cur < current_order.size() && current[current_order[cur]].prefix < w.prefix) cur++;
+    const TrieEntry* kept = cur < current_order.size() && current[current_order[cur]].prefix == w.prefix
+                                ? &current[current_order[cur]]
+                                : nullptr;
+    if (kept && kept->kind == w.kind) {
+      out.entries.push_back(*kept);
+      used[kept->rule_id] = true;
     } else {
-      needs_id.emplace_back(c, k);
+      out.entries.push_back(w);  // rule id 0: given below
+      needs_id++;
     }
   }
+  winners.clear();
+  winners.shrink_to_fit();
   // Ids of ranges that leave now are not reused in the same publish: a packet
   // judged just before the flip still counts against the old meaning.
-  for (const auto& e : current) used.insert(e.rule_id);
+  for (const auto& e : current) used[e.rule_id] = true;
 
-  if (out.entries.size() + needs_id.size() > max_rules - 1)
-    throw InputError("the allowlist needs " + std::to_string(out.entries.size() + needs_id.size()) +
+  if (out.entries.size() > max_rules - 1)
+    throw InputError("the allowlist needs " + std::to_string(out.entries.size()) +
                      " ranges but this gate holds at most " + std::to_string(max_rules - 1) +
                      ": raise max_rules in smtpgate.toml and restart smtpgated");
+  out.fresh_ids.reserve(needs_id);
   uint32_t next = 1;
-  for (const auto& [c, k] : needs_id) {
-    while (next < max_rules && used.count(next)) next++;
+  for (auto& e : out.entries) {
+    if (e.rule_id != 0) continue;
+    while (next < max_rules && used[next]) next++;
     if (next >= max_rules) {
       // Every free id is held by a range leaving now: reuse those after all.
-      used.clear();
-      for (const auto& e : out.entries) used.insert(e.rule_id);
-      for (const auto& f : out.fresh_ids) used.insert(f);
+      std::fill(used.begin(), used.end(), false);
+      for (const auto& k : out.entries) used[k.rule_id] = true;
+      for (uint32_t f : out.fresh_ids) used[f] = true;
       next = 1;
-      while (used.count(next)) next++;
+      while (used[next]) next++;
     }
-    out.entries.push_back(TrieEntry{c, next, k});
+    e.rule_id = next;
     out.fresh_ids.push_back(next);
-    used.insert(next);
+    used[next] = true;
   }
-  std::sort(out.entries.begin(), out.entries.end(),
-            [](const TrieEntry& a, const TrieEntry& b) { return a.prefix < b.prefix; });
   return out;
 }
 
 DesiredIndex::DesiredIndex(const std::vector<DesiredRange>& desired) {
-  for (const auto& d : desired) by_prefix_.emplace(d.cidr, &d);
+  std::vector<Cidr> prefixes;
+  prefixes.reserve(desired.size());
+  for (const auto& d : desired) prefixes.push_back(d.cidr);
+  by_prefix_.reserve(desired.size());
+  for (uint32_t i : prefix_order(prefixes)) by_prefix_.push_back(&desired[i]);
 }
 
 const DesiredRange* DesiredIndex::find(const TrieEntry& entry) const {
-  auto [first, last] = by_prefix_.equal_range(entry.prefix);
+  auto first = std::lower_bound(by_prefix_.begin(), by_prefix_.end(), entry.prefix,
+                                [](const DesiredRange* d, const Cidr& c) { return d->cidr < c; });
+  auto last = first;
+  while (last != by_prefix_.end() && (*last)->cidr == entry.prefix) ++last;
   for (auto it = first; it != last; ++it)
-    if (it->second->kind == entry.kind) return it->second;
-  return first != last ? first->second : nullptr;
+    if ((*it)->kind == entry.kind) return *it;
+  return first != last ? *first : nullptr;
 }
 
 }  // namespace smtpgate

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -60,7 +59,7 @@ class DesiredIndex {
   const DesiredRange* find(const TrieEntry& entry) const;
 
  private:
-  std::multimap<Cidr, const DesiredRange*> by_prefix_;
+  std::vector<const DesiredRange*> by_prefix_;  // in prefix order, stable
 };
 
 }  // namespace smtpgate

@@ -11,8 +11,9 @@
 
 namespace smtpgate {
 
-/// No state file smtpgate writes comes near this; a larger one is not ours.
-constexpr size_t kMaxStateFileBytes = 64u << 20;
+/// No state file smtpgate writes comes near this (ranges.json with a million
+/// ranges is about 115 MiB); a larger one is not ours.
+constexpr size_t kMaxStateFileBytes = size_t{1} << 30;
 
 /// A state file that could not be used.
 struct CorruptFile {

@@ -178,13 +178,14 @@ static __always_inline struct sg_config *gate_config_get(void)
 	return bpf_map_lookup_elem(&gate_config, &zero);
 }
 
-/* port_be: the destination port as it lies in the TCP header. One load and
- * a bit test; the index is below SG_PORT_WORDS for any 16-bit value. */
-static __always_inline int port_guarded(const struct sg_config *cfg, __u16 port_be)
+/* port: the destination port, host byte order. One load and a bit test;
+ * the index is below SG_PORT_WORDS for any 16-bit value. The bits of ports
+ * below 320 share the configuration's first line with the state. */
+static __always_inline int port_guarded(const struct sg_config *cfg, __u16 port)
 {
 	if (!cfg)
 		return 0;
-	return (cfg->port_bits[port_be >> 5] >> (port_be & 31)) & 1;
+	return (cfg->port_bits[port >> 5] >> (port & 31)) & 1;
 }
 
 /* Bytes the IP header(s) say follow them, for the reset's acknowledgment
@@ -237,12 +238,12 @@ static __always_inline __u32 classify_tcp(struct hdr_cursor *nh, void *data_end,
 		if (parse_tcp_ports(nh, data_end, &th) < 0)
 			return judge_source(p, ip, SG_JUDGED_TINY_FRAGMENT);
 		cfg = p->cfg = gate_config_get();
-		if (!port_guarded(cfg, th->dest))
+		p->dport = bpf_ntohs(th->dest);
+		if (!port_guarded(cfg, p->dport))
 			return SG_REASON_OTHER_PORT;
 		p->family = ip->family;
 		p->l3 = ip->l3;
 		p->can_reset = 0;
-		p->dport = bpf_ntohs(th->dest);
 		p->judged_as = SG_JUDGED_FIRST_FRAGMENT;
 		return JUDGE;
 	}
@@ -254,9 +255,9 @@ static __always_inline __u32 classify_tcp(struct hdr_cursor *nh, void *data_end,
 	if (!th->syn || th->ack)
 		return SG_REASON_NOT_SYN;
 	cfg = p->cfg = gate_config_get();
-	if (!port_guarded(cfg, th->dest))
-		return SG_REASON_OTHER_PORT;
 	p->dport = bpf_ntohs(th->dest);
+	if (!port_guarded(cfg, p->dport))
+		return SG_REASON_OTHER_PORT;
 
 	/* What the reset needs it reads from the packet itself: a SYN that is
 	 * admitted, or dropped, pays for none of it. */

@@ -112,19 +112,21 @@ struct sg_state {
 
 /* gate_config[0] (mmapable): written by userspace, read by every TCP packet.
  * The configuration fields and the state are written separately, so that a
- * change of action never touches the slot and a publish never the action. */
+ * change of action never touches the slot and a publish never the action.
+ * The map's value is page-aligned (mmapable), so its first 64 bytes are one
+ * cache line: the state, what a refusal reads, and the bits of ports 0-319
+ * (port 25 among them) lie in it, and a SYN to port 25 reads that line alone. */
 struct sg_config {
+	struct sg_state state; /* first: one aligned 8-byte word */
 	__u32 action; /* enum sg_action */
-	__u32 nports; /* entries used in ports[] */
-	__u16 ports[SG_MAX_PORTS]; /* host byte order */
 	__u32 events_per_sec; /* per-CPU ring buffer event budget; 0 = none */
 	__u32 recent_sets; /* sets in recent_refused (a power of two) */
-	/* Bit p of this bitmap is set when the port whose two bytes, read as
-	 * they lie in the TCP header (network order), make the number p is
-	 * guarded: the program tests it with one load, without a byte swap.
-	 * The same ports as ports[]; userspace writes both. */
+	__u32 nports; /* entries used in ports[] */
+	/* Bit p of this bitmap is set when port p (host byte order) is
+	 * guarded: the program tests it with one load. The same ports as
+	 * ports[]; userspace writes both. */
 	__u32 port_bits[SG_PORT_WORDS];
-	struct sg_state state __attribute__((aligned(8)));
+	__u16 ports[SG_MAX_PORTS]; /* host byte order; read by userspace */
 };
 
 /* LPM trie keys: prefixlen first, as the LPM trie requires. Address bytes in

@@ -897,9 +897,7 @@ void range_burst(Action action) {
 
 TEST(XdpRecent, ARangesSourcesAreRecordedWithinTheirOwnBudget) { range_burst(Action::Drop); }
 
-TEST(XdpRecent, ARangesSourcesAreRecordedWithinTheirOwnBudgetUnderMonitor) {
-  range_burst(Action::Monitor);
-}
+TEST(XdpRecent, ARangesSourcesAreRecordedWithinTheirOwnBudgetUnderMonitor) { range_burst(Action::Monitor); }
 
 TEST(XdpRecent, ASourceSeenOnSeveralCpusIsOneRow) {
   XdpGate gate;

@@ -105,11 +105,13 @@ void GateMaps::reset_rule_counters(uint32_t rule_id) {
 }
 
 std::array<sg_counter, SG_VERDICT_MAX> GateMaps::verdict_counters() const {
-  return sum_axis<SG_VERDICT_MAX, true>(packet_matrix(fds_->get(mapname::packet_counters), fds_->get(mapname::cpu_state)));
+  return sum_axis<SG_VERDICT_MAX, true>(
+      packet_matrix(fds_->get(mapname::packet_counters), fds_->get(mapname::cpu_state)));
 }
 
 std::array<sg_counter, SG_REASON_MAX> GateMaps::reason_counters() const {
-  return sum_axis<SG_REASON_MAX, false>(packet_matrix(fds_->get(mapname::packet_counters), fds_->get(mapname::cpu_state)));
+  return sum_axis<SG_REASON_MAX, false>(
+      packet_matrix(fds_->get(mapname::packet_counters), fds_->get(mapname::cpu_state)));
 }
 
 std::vector<RecentSource> GateMaps::recent_refused() const {
@@ -136,7 +138,8 @@ std::vector<RecentSource> GateMaps::recent_refused() const {
 
 uint64_t GateMaps::recent_skipped() const {
   uint64_t sum = 0;
-  for (const auto& v : lookup_percpu<sg_cpu_state>(fds_->get(mapname::cpu_state), 0)) sum += v.default_skipped + v.quiet_packets;
+  for (const auto& v : lookup_percpu<sg_cpu_state>(fds_->get(mapname::cpu_state), 0))
+    sum += v.default_skipped + v.quiet_packets;
   return sum;
 }
 

@@ -48,8 +48,8 @@ void GateMaps::set_config(const GateConfig& c) {
   // Every field but the state (the first), which belongs to the publish.
   static_assert(offsetof(sg_config, state) == 0 && offsetof(sg_config, action) == sizeof(sg_state));
   ConfigMapping config(fds_->get(mapname::gate_config));
-  std::memcpy(reinterpret_cast<char*>(config.get()) + sizeof(sg_state), reinterpret_cast<const char*>(&raw) + sizeof(sg_state),
-              sizeof(sg_config) - sizeof(sg_state));
+  std::memcpy(reinterpret_cast<char*>(config.get()) + sizeof(sg_state),
+              reinterpret_cast<const char*>(&raw) + sizeof(sg_state), sizeof(sg_config) - sizeof(sg_state));
 }
 
 }  // namespace smtpgate

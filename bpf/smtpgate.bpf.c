@@ -178,13 +178,14 @@ static __always_inline struct sg_config *gate_config_get(void)
 	return bpf_map_lookup_elem(&gate_config, &zero);
 }
 
-/* port_be: the destination port as it lies in the TCP header. One load and
- * a bit test; the index is below SG_PORT_WORDS for any 16-bit value. */
-static __always_inline int port_guarded(const struct sg_config *cfg, __u16 port_be)
+/* port: the destination port, host byte order. One load and a bit test;
+ * the index is below SG_PORT_WORDS for any 16-bit value. The bits of ports
+ * below 320 share the configuration's first line with the state. */
+static __always_inline int port_guarded(const struct sg_config *cfg, __u16 port)
 {
 	if (!cfg)
 		return 0;
-	return (cfg->port_bits[port_be >> 5] >> (port_be & 31)) & 1;
+	return (cfg->port_bits[port >> 5] >> (port & 31)) & 1;
 }
 
 /* Bytes the IP header(s) say follow them, for the reset's acknowledgment
@@ -237,12 +238,12 @@ static __always_inline __u32 classify_tcp(struct hdr_cursor *nh, void *data_end,
 		if (parse_tcp_ports(nh, data_end, &th) < 0)
 			return judge_source(p, ip, SG_JUDGED_TINY_FRAGMENT);
 		cfg = p->cfg = gate_config_get();
-		if (!port_guarded(cfg, th->dest))
+		p->dport = bpf_ntohs(th->dest);
+		if (!port_guarded(cfg, p->dport))
 			return SG_REASON_OTHER_PORT;
 		p->family = ip->family;
 		p->l3 = ip->l3;
 		p->can_reset = 0;
-		p->dport = bpf_ntohs(th->dest);
 		p->judged_as = SG_JUDGED_FIRST_FRAGMENT;
 		return JUDGE;
 	}
@@ -254,9 +255,9 @@ static __always_inline __u32 classify_tcp(struct hdr_cursor *nh, void *data_end,
 	if (!th->syn || th->ack)
 		return SG_REASON_NOT_SYN;
 	cfg = p->cfg = gate_config_get();
-	if (!port_guarded(cfg, th->dest))
-		return SG_REASON_OTHER_PORT;
 	p->dport = bpf_ntohs(th->dest);
+	if (!port_guarded(cfg, p->dport))
+		return SG_REASON_OTHER_PORT;
 
 	/* What the reset needs it reads from the packet itself: a SYN that is
 	 * admitted, or dropped, pays for none of it. */
@@ -880,35 +881,57 @@ static __always_inline int send_event(struct xdp_md *ctx, const struct pkt *p, _
 	return 0;
 }
 
-/* A refused source: the recently-refused table, then an event if the
- * per-CPU budget of its one-second window allows (a flood of SYNs must not
- * flood userspace). */
-static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_config *cfg,
-					 const struct pkt *p, __u32 rule_id, __u32 verdict,
-					 __u32 reason)
+static __always_inline struct sg_cpu_state *cpu_state_get(void)
 {
-	struct sg_cpu_state *cpu;
-	struct sg_recent_set *set;
-	__u32 zero = 0, idx;
-	__u64 now, j = bpf_jiffies64();
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&cpu_state, &zero);
+}
+
+/* True when a refusal earlier in this tick (of the default rule, or of a
+ * range: `range`) found both budgets spent, so that this one would only be
+ * counted: the quiet path. The clock does not move within a tick, and a
+ * window that opens in it (on the whole path) ends the quiet tick, so the
+ * budgets of recorded sources are still spent; the event budget is tested
+ * again (on the same line), so that a raised events_per_sec takes effect at
+ * once. A fresh map's zero never matches jiffies. */
+static __always_inline int quiet_tick(const struct sg_cpu_state *cpu, const struct sg_config *cfg,
+				      __u64 j, int range)
+{
+	return j == (range ? cpu->range_quiet_jiffies : cpu->quiet_jiffies) &&
+	       (!cfg->events_per_sec || cpu->sent >= cfg->events_per_sec);
+}
+
+/* A refusal on the quiet path: counted as not recorded and, when events
+ * are on, as suppressed; nothing else. */
+static __always_inline void note_quiet(struct sg_cpu_state *cpu, const struct sg_config *cfg,
+				       int range)
+{
+	if (range)
+		cpu->range_skipped++;
+	else
+		cpu->default_skipped++;
+	if (cfg->events_per_sec)
+		cpu->suppressed++;
+}
+
+/* A refused source: the recently-refused table if its budget (the default
+ * rule's, or the ranges') allows, then an event if the per-CPU budget of its
+ * one-second window allows (a flood of SYNs must not flood userspace). A
+ * refusal that finds both spent marks its tick quiet (quiet_tick()), and the
+ * rest of the tick's refusals of its kind are only counted. */
+static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_config *cfg,
+					 struct sg_cpu_state *cpu, __u64 j, const struct pkt *p,
+					 __u32 rule_id, __u32 verdict, __u32 reason)
+{
+	struct sg_recent_set *set = 0;
+	int range = rule_id != SG_RULE_DEFAULT;
+	__u32 idx;
+	__u64 now;
 	int spent = 0;
 
-	cpu = bpf_map_lookup_elem(&cpu_state, &zero);
-	if (!cpu)
-		return;
-	/* Quiet: a default-rule refusal earlier in this tick found both budgets
-	 * spent, so this one would only be counted; it is, and no more (what a
-	 * flood of sources no range explains costs per SYN). The clock does
-	 * not move within a tick, so no window can open in it; the tick's first
-	 * refusal takes the whole path below. The budgets are tested again (on
-	 * the same line), so that a raised events_per_sec takes effect at once
-	 * and a fresh map's zero cannot match. */
-	if (rule_id == SG_RULE_DEFAULT && j == cpu->quiet_jiffies &&
-	    cpu->default_noted >= SG_RECENT_DEFAULT_PER_SEC &&
-	    (!cfg->events_per_sec || cpu->sent >= cfg->events_per_sec)) {
-		cpu->default_skipped++;
-		if (cfg->events_per_sec)
-			cpu->suppressed++;
+	if (quiet_tick(cpu, cfg, j, range)) {
+		note_quiet(cpu, cfg, range);
 		return;
 	}
 	now = coarse_now(cpu, j);
@@ -916,14 +939,22 @@ static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_con
 		cpu->window_start_ns = now;
 		cpu->sent = 0;
 		cpu->default_noted = 0;
+		cpu->range_noted = 0;
+		cpu->quiet_jiffies = 0;
+		cpu->range_quiet_jiffies = 0;
 	}
 
-	if (rule_id == SG_RULE_DEFAULT && cpu->default_noted >= SG_RECENT_DEFAULT_PER_SEC) {
-		cpu->default_skipped++;
+	if (range ? cpu->range_noted >= SG_RECENT_RANGE_PER_SEC
+		  : cpu->default_noted >= SG_RECENT_DEFAULT_PER_SEC) {
+		if (range)
+			cpu->range_skipped++;
+		else
+			cpu->default_skipped++;
 		spent = 1;
-		set = 0;
 	} else {
-		if (rule_id == SG_RULE_DEFAULT)
+		if (range)
+			cpu->range_noted++;
+		else
 			cpu->default_noted++;
 		/* The set by the hash's top bits (recent_sets is a power of two). */
 		idx = ((__u64)source_hash(p) * cfg->recent_sets) >> 32;
@@ -932,22 +963,21 @@ static __always_inline void note_refusal(struct xdp_md *ctx, const struct sg_con
 	if (set)
 		record_source(set, p, now, rule_id, verdict);
 
-	if (!cfg->events_per_sec) {
-		if (spent)
-			cpu->quiet_jiffies = j;
+	if (cfg->events_per_sec && cpu->sent < cfg->events_per_sec) {
+		if (send_event(ctx, p, now, rule_id, verdict, reason) < 0)
+			cpu->suppressed++;
+		else
+			cpu->sent++;
 		return;
 	}
-	if (cpu->sent >= cfg->events_per_sec) {
+	if (cfg->events_per_sec)
 		cpu->suppressed++;
-		if (spent)
+	if (spent) {
+		if (range)
+			cpu->range_quiet_jiffies = j;
+		else
 			cpu->quiet_jiffies = j;
-		return;
 	}
-	if (send_event(ctx, p, now, rule_id, verdict, reason) < 0) {
-		cpu->suppressed++;
-		return;
-	}
-	cpu->sent++;
 }
 
 /* ---- the program ---------------------------------------------------------- */
@@ -996,10 +1026,12 @@ static __always_inline __u32 allowlist_entry(const struct pkt *p, const __u8 *sr
 static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_end, __u64 bytes)
 {
 	struct sg_config *cfg;
+	struct sg_cpu_state *cpu;
 	struct sg_state st;
 	const __u8 *src;
 	__u32 rule_id = SG_RULE_DEFAULT, reason, verdict;
 	int action;
+	__u64 j;
 
 	src = packet_source(p, data_end);
 	if (!src)
@@ -1027,7 +1059,20 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 						 : SG_REASON_DEFAULT;
 	}
 
-	/* Refused: the source is copied before a reset overwrites it. */
+	/* Refused. A quiet drop of the default rule is counted on the CPU's
+	 * state line alone, before the source is even copied: what a flood of
+	 * sources no range explains costs per SYN. */
+	j = bpf_jiffies64();
+	cpu = cpu_state_get();
+	if (cpu && reason == SG_REASON_DEFAULT && cfg->action == SG_ACTION_DROP &&
+	    quiet_tick(cpu, cfg, j, 0)) {
+		if (cfg->events_per_sec)
+			cpu->suppressed++;
+		cpu->quiet_packets++;
+		cpu->quiet_bytes += bytes;
+		return XDP_DROP;
+	}
+	/* The source is copied before a reset overwrites it. */
 	copy_source(p, src);
 	switch (cfg->action) {
 	case SG_ACTION_MONITOR:
@@ -1055,7 +1100,8 @@ static __always_inline int judge(struct xdp_md *ctx, struct pkt *p, void *data_e
 		action = XDP_DROP;
 		break;
 	}
-	note_refusal(ctx, cfg, p, rule_id, verdict, reason);
+	if (cpu) /* always: a one-entry array */
+		note_refusal(ctx, cfg, cpu, j, p, rule_id, verdict, reason);
 	return leave(action, verdict, reason, rule_id, bytes);
 }
 

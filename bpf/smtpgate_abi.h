@@ -112,19 +112,21 @@ struct sg_state {
 
 /* gate_config[0] (mmapable): written by userspace, read by every TCP packet.
  * The configuration fields and the state are written separately, so that a
- * change of action never touches the slot and a publish never the action. */
+ * change of action never touches the slot and a publish never the action.
+ * The map's value is page-aligned (mmapable), so its first 64 bytes are one
+ * cache line: the state, what a refusal reads, and the bits of ports 0-319
+ * (port 25 among them) lie in it, and a SYN to port 25 reads that line alone. */
 struct sg_config {
+	struct sg_state state; /* first: one aligned 8-byte word */
 	__u32 action; /* enum sg_action */
-	__u32 nports; /* entries used in ports[] */
-	__u16 ports[SG_MAX_PORTS]; /* host byte order */
 	__u32 events_per_sec; /* per-CPU ring buffer event budget; 0 = none */
 	__u32 recent_sets; /* sets in recent_refused (a power of two) */
-	/* Bit p of this bitmap is set when the port whose two bytes, read as
-	 * they lie in the TCP header (network order), make the number p is
-	 * guarded: the program tests it with one load, without a byte swap.
-	 * The same ports as ports[]; userspace writes both. */
+	__u32 nports; /* entries used in ports[] */
+	/* Bit p of this bitmap is set when port p (host byte order) is
+	 * guarded: the program tests it with one load. The same ports as
+	 * ports[]; userspace writes both. */
 	__u32 port_bits[SG_PORT_WORDS];
-	struct sg_state state __attribute__((aligned(8)));
+	__u16 ports[SG_MAX_PORTS]; /* host byte order; read by userspace */
 };
 
 /* LPM trie keys: prefixlen first, as the LPM trie requires. Address bytes in
@@ -292,9 +294,13 @@ struct sg_counter {
 /* Sources refused by the default rule (no range explains them) enter the
  * table at most this often per second per CPU: a scan from spread sources
  * must not churn out the sources of known ranges, nor pay a cache miss per
- * SYN for addresses nobody will ask about. Sources of a range are always
- * recorded. */
+ * SYN for addresses nobody will ask about. */
 #define SG_RECENT_DEFAULT_PER_SEC 4096
+/* Sources refused by a range (deny, watch) enter it at most this often per
+ * second per CPU, a budget of their own (a table's worth at the default
+ * size): a spoofed flood from a range is recorded this often and then only
+ * counted. */
+#define SG_RECENT_RANGE_PER_SEC 16384
 #define SG_RECENT_HASH_MUL 0x9E3779B1u /* Fibonacci hashing */
 
 struct sg_recent_source {
@@ -327,20 +333,30 @@ struct sg_event {
 };
 
 /* cpu_state[0], per CPU: the clock read once per tick, the one-second
- * window of the ring buffer's event budget, and the budget of the default
- * rule's sources. */
+ * window of the ring buffer's event budget and of the budgets of recorded
+ * sources, and the quiet path's state and counts. What a refusal on the quiet
+ * path touches comes first, within 40 bytes. */
 struct sg_cpu_state {
+	__u64 quiet_jiffies; /* the tick in which a default-rule refusal found
+			      * both budgets spent */
+	__u64 sent; /* events sent in this one-second window */
+	__u64 suppressed; /* events not sent, ever (monotonic) */
+	/* Default-rule SYNs dropped on the quiet path, counted here alone:
+	 * userspace adds them to rule 0's refusals, to the (drop, default)
+	 * packet counter and to the sources not recorded. */
+	__u64 quiet_packets;
+	__u64 quiet_bytes;
+	__u64 range_quiet_jiffies; /* the same, for the refusal of a range */
+	__u64 default_skipped; /* default-rule refusals not recorded, ever,
+				* beside quiet_packets */
+	__u64 range_skipped; /* range refusals not recorded, ever */
 	__u64 tick_jiffies; /* jiffies when tick_ns was read */
 	__u64 tick_ns; /* bpf_ktime_get_coarse_ns() at that tick (never
 			* less than the last reading), plus one per reading
 			* since (coarse_now) */
 	__u64 window_start_ns;
-	__u64 sent; /* events sent in this one-second window */
-	__u64 suppressed; /* events not sent, ever (monotonic) */
 	__u64 default_noted; /* default-rule sources recorded in this window */
-	__u64 default_skipped; /* default-rule refusals not recorded, ever */
-	__u64 quiet_jiffies; /* the tick in which both budgets were found
-			      * spent for a default-rule refusal */
+	__u64 range_noted; /* range sources recorded in this window */
 };
 
 #endif /* SMTPGATE_ABI_H */

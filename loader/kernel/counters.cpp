@@ -25,14 +25,29 @@ std::vector<T> lookup_percpu(int fd, uint32_t key) {
   return vals;
 }
 
-// The (verdict, reason) matrix, summed over CPUs.
-std::array<sg_counter, SG_PACKET_COUNTERS> packet_matrix(int fd) {
+// The default rule's SYNs the program dropped on its quiet path, summed over
+// CPUs: counted in cpu_state alone, they belong to rule 0's refusals and to
+// the (drop, default) packet counter.
+sg_counter quiet_drops(int cpu_state_fd) {
+  sg_counter sum{};
+  for (const auto& v : lookup_percpu<sg_cpu_state>(cpu_state_fd, 0)) {
+    sum.packets += v.quiet_packets;
+    sum.bytes += v.quiet_bytes;
+  }
+  return sum;
+}
+
+// The (verdict, reason) matrix, summed over CPUs, the quiet drops included.
+std::array<sg_counter, SG_PACKET_COUNTERS> packet_matrix(int fd, int cpu_state_fd) {
   std::array<sg_counter, SG_PACKET_COUNTERS> out{};
   for (uint32_t i = 0; i < SG_PACKET_COUNTERS; i++)
     for (const auto& v : lookup_percpu<sg_counter>(fd, i)) {
       out[i].packets += v.packets;
       out[i].bytes += v.bytes;
     }
+  sg_counter quiet = quiet_drops(cpu_state_fd);
+  out[SG_COUNTER_INDEX(SG_VERDICT_DROP, SG_REASON_DEFAULT)].packets += quiet.packets;
+  out[SG_COUNTER_INDEX(SG_VERDICT_DROP, SG_REASON_DEFAULT)].bytes += quiet.bytes;
   return out;
 }
 
@@ -75,6 +90,11 @@ sg_rule_counters GateMaps::rule_counters(uint32_t rule_id) const {
     sum.refuse_packets += v.refuse_packets;
     sum.refuse_bytes += v.refuse_bytes;
   }
+  if (rule_id == SG_RULE_DEFAULT) {
+    sg_counter quiet = quiet_drops(fds_->get(mapname::cpu_state));
+    sum.refuse_packets += quiet.packets;
+    sum.refuse_bytes += quiet.bytes;
+  }
   return sum;
 }
 
@@ -85,11 +105,13 @@ void GateMaps::reset_rule_counters(uint32_t rule_id) {
 }
 
 std::array<sg_counter, SG_VERDICT_MAX> GateMaps::verdict_counters() const {
-  return sum_axis<SG_VERDICT_MAX, true>(packet_matrix(fds_->get(mapname::packet_counters)));
+  return sum_axis<SG_VERDICT_MAX, true>(
+      packet_matrix(fds_->get(mapname::packet_counters), fds_->get(mapname::cpu_state)));
 }
 
 std::array<sg_counter, SG_REASON_MAX> GateMaps::reason_counters() const {
-  return sum_axis<SG_REASON_MAX, false>(packet_matrix(fds_->get(mapname::packet_counters)));
+  return sum_axis<SG_REASON_MAX, false>(
+      packet_matrix(fds_->get(mapname::packet_counters), fds_->get(mapname::cpu_state)));
 }
 
 std::vector<RecentSource> GateMaps::recent_refused() const {
@@ -116,7 +138,8 @@ std::vector<RecentSource> GateMaps::recent_refused() const {
 
 uint64_t GateMaps::recent_skipped() const {
   uint64_t sum = 0;
-  for (const auto& v : lookup_percpu<sg_cpu_state>(fds_->get(mapname::cpu_state), 0)) sum += v.default_skipped;
+  for (const auto& v : lookup_percpu<sg_cpu_state>(fds_->get(mapname::cpu_state), 0))
+    sum += v.default_skipped + v.quiet_packets;
   return sum;
 }
 

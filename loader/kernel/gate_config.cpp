@@ -1,6 +1,5 @@
 // GateMaps: the run-time configuration in gate_config (action, guarded
 // ports, event budget), read and written without touching the publish state.
-#include <arpa/inet.h>
 #include <bpf/bpf.h>
 
 #include <algorithm>
@@ -42,14 +41,15 @@ void GateMaps::set_config(const GateConfig& c) {
   for (size_t i = 0; i < c.ports.size(); i++) {
     if (c.ports[i] == 0) throw InputError("guarded port 0 is not a port: use 1..65535");
     raw.ports[i] = c.ports[i];
-    uint16_t be = htons(c.ports[i]);  // the bitmap is indexed by the port as the header holds it
-    raw.port_bits[be >> 5] |= 1u << (be & 31);
+    raw.port_bits[c.ports[i] >> 5] |= 1u << (c.ports[i] & 31);
   }
   raw.events_per_sec = c.events_per_sec;
   raw.recent_sets = map_info(fds_->get(mapname::recent_refused), mapname::recent_refused).max_entries;
-  // Every field but the state, which belongs to the publish.
+  // Every field but the state (the first), which belongs to the publish.
+  static_assert(offsetof(sg_config, state) == 0 && offsetof(sg_config, action) == sizeof(sg_state));
   ConfigMapping config(fds_->get(mapname::gate_config));
-  std::memcpy(config.get(), &raw, offsetof(sg_config, state));
+  std::memcpy(reinterpret_cast<char*>(config.get()) + sizeof(sg_state),
+              reinterpret_cast<const char*>(&raw) + sizeof(sg_state), sizeof(sg_config) - sizeof(sg_state));
 }
 
 }  // namespace smtpgate

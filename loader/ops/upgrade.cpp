@@ -113,6 +113,10 @@ NextGeneration::NextGeneration(const ProgramOptions& opts) : opts_(opts) {
     seed.load();  // pins every map in the new generation
     carry_all(old_dir_, new_dir_);
     GateMaps maps = open();
+    // The configuration, carried by name, written again by this version:
+    // its port bitmap and its recently-refused table's size are this
+    // version's, whatever the running gate's were.
+    if (GateConfig c = maps.config(); !c.ports.empty()) maps.set_config(c);
     running_allowlist_ = GateMaps::allowlist_at(old_dir_, maps.active_slot());
     if (running_allowlist_)  // ids past a smaller max_rules are given afresh
       std::erase_if(*running_allowlist_, [&](const TrieEntry& e) { return e.rule_id >= maps.max_rules(); });

@@ -378,12 +378,15 @@ setup_smtpgate() {
   local want t0 t1 out
   want=$(grep -vc '^#' "$RANGES")
   # Room for every range (rule ids 1..N) and a stride table that holds them
-  # all, so that no block is left to the trie: a chunk per /16 that holds a
-  # longer prefix and one per /24 that does, for each of the two slots. No
-  # metrics port.
+  # all, so that no block is left to the trie, for each of the two slots: an
+  # entry per /24 block a prefix of /24 or shorter covers, and per /24 block
+  # cut by longer prefixes a node, taken at its largest (a bitmap node: 8
+  # words and a leaf per run, two runs and one more per prefix, with room to
+  # spare). No metrics port.
   local need
-  need=$(grep -v '^#' "$RANGES" | awk -F'[./]' '$5 > 16 { a[$1 "." $2] = 1 } $5 > 24 { b[$1 "." $2 "." $3] = 1 }
-                                              END { print length(a) + length(b) }')
+  need=$(grep -v '^#' "$RANGES" | awk -F'[./]' '$5 <= 24 { e += 2 ^ (24 - $5) }
+                                              $5 > 24 { cut[$1 "." $2 "." $3]++ }
+                                              END { for (b in cut) e += 1 + 12 + 2 * cut[b]; print int(e / 256) + 1 }')
   local chunks=$(( 2 * need + 64 ))
   printf 'max_rules = %d\ntable_chunks = %d\n[metrics]\nlisten = ""\n' $((want + 16)) "$chunks" >"$WORK/smtpgate.toml"
   bg_in "$GW" "$WORK/smtpgated.log" "$SMTPGATED" -c "$WORK/smtpgate.toml" --interface gw0 --pin-dir "$PIN" \

@@ -100,6 +100,25 @@ TEST_F(StateFile, AFileLargerThanTheBoundIsCorruptAndNotRead) {
   EXPECT_EQ(aside().size(), 1u);
 }
 
+// Only ranges.json, read as a stream, may be larger than the bound of the
+// files parsed as a whole document (a million ranges are about 115 MiB).
+TEST_F(StateFile, OnlyRangesJsonMayExceedTheDocumentBound) {
+  std::string head = R"({"version": 1, "ranges": [{"cidr": "40.92.0.0/15"}]})";
+  std::string text = head + std::string(kMaxStateFileBytes + 1 - head.size(), ' ');
+  std::ofstream(dir + "/ranges.json", std::ios::binary) << text;
+  auto rs = StateStore(dir).operator_ranges();
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].cidr, Cidr::parse("40.92.0.0/15"));
+
+  std::ofstream(path, std::ios::binary) << text;
+  bool parsed = false;
+  CorruptFile seen;
+  read_state_json(
+      path, [&](const nlohmann::json&) { parsed = true; }, [&](const CorruptFile& c) { seen = c; });
+  EXPECT_FALSE(parsed);
+  EXPECT_NE(seen.cause.find("larger than"), std::string::npos) << seen.cause;
+}
+
 TEST_F(StateFile, WhatOnCorruptThrowsIsThrown) {
   write("[");
   EXPECT_THROW(

@@ -178,7 +178,7 @@ std::vector<OperatorRange> StateStore::operator_ranges() const {
         RangesReader reader(out);
         json::sax_parse(text, &reader);
       },
-      throw_corrupt);
+      throw_corrupt, true, kMaxRangesFileBytes);
   return out;
 }
 

@@ -9,12 +9,13 @@
 namespace smtpgate {
 
 bool read_state_file(const std::string& path, const std::function<void(const std::string& text)>& parse,
-                     const std::function<void(const CorruptFile&)>& on_corrupt, bool set_aside_corrupt) {
+                     const std::function<void(const CorruptFile&)>& on_corrupt, bool set_aside_corrupt,
+                     size_t max_bytes) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return false;
   CorruptFile corrupt{path, "", ""};
-  if (static_cast<uint64_t>(st.st_size) > kMaxStateFileBytes) {
-    corrupt.cause = "larger than " + std::to_string(kMaxStateFileBytes) + " bytes";
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    corrupt.cause = "larger than " + std::to_string(max_bytes) + " bytes";
   } else {
     std::string text = read_file(path);
     try {

@@ -165,6 +165,7 @@ TEST_F(StateFile, RangesJsonThatIsNotAListOfRangesIsSetAside) {
        {R"([])", R"({"version": 1})", R"({"ranges": 3})", R"({"ranges": {}})", R"({"ranges": [{"kind": "admit"}]})",
         R"({"ranges": [{"cidr": 4}]})", R"({"ranges": [{"cidr": "40.92.0.0/15", "kind": 1}]})",
         R"({"ranges": [{"cidr": "40.92.0.0/15", "added": "x"}]})",
+        R"({"ranges": [{"cidr": "40.92.0.0/15", "added": 1e300}]})",
         R"({"ranges": [{"cidr": "40.92.0.0/15", "comment": []}]})", R"({"ranges": [[]]})",
         R"({"ranges": ["40.92.0.0/15"]})", R"({"ranges": [{"cidr": "40.92.0.1/15"}]})",
         R"({"ranges": [{"cidr": "40.92.0.0/15"})"}) {

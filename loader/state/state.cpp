@@ -77,7 +77,12 @@ class RangesReader : public nlohmann::json_sax<json> {
   bool boolean(bool) override { return scalar("boolean"); }
   bool number_integer(number_integer_t v) override { return number(static_cast<int64_t>(v)); }
   bool number_unsigned(number_unsigned_t v) override { return number(static_cast<int64_t>(v)); }
-  bool number_float(number_float_t v, const string_t&) override { return number(static_cast<int64_t>(v)); }
+  bool number_float(number_float_t v, const string_t&) override {
+    // A time no int64 holds is not one smtpgate wrote (and its conversion
+    // would be undefined).
+    if (!(v >= -9.2e18 && v <= 9.2e18)) return scalar("number out of range");
+    return number(static_cast<int64_t>(v));
+  }
   bool binary(binary_t&) override { return scalar("binary"); }
   bool string(string_t& v) override {
     if (!known_field()) return scalar("string");

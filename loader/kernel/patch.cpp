@@ -120,9 +120,9 @@ uint32_t v4_of(const Cidr& c) {
 class ActiveTables {
  public:
   ActiveTables(int prefilter_fd, int summary_fd, int table6_fd, uint32_t slot)
-      : prefilter_(prefilter_fd, SG_PREFILTER_ELEMENTS),
+      : prefilter_(prefilter_fd, SG_PREFILTER_ELEMENTS, SG_DIR_INDEX(slot), SG_DIR_CHUNKS),
         summary_(summary_fd, SG_SUMMARY_ELEMENTS),
-        table6_(table6_fd),
+        table6_(table6_fd, SG_SLOTS * 256 + 2, slot * 256, 256),
         dir_(reinterpret_cast<sg_dir_word*>(prefilter_.element(SG_DIR_INDEX(slot)))),
         sum4_(summary_.element(SG_SUMMARY_INDEX(slot, 4))->entry),
         sum6_(summary_.element(SG_SUMMARY_INDEX(slot, 6))->entry),

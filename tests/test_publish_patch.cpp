@@ -199,7 +199,8 @@ TEST(PublishPatch, WhatIsNotASmallDisjointChangeTakesTheFullPublish) {
   }
   {  // more than 64 changes
     auto next = cur;
-    for (int i = 0; i < 65; i++) next.push_back(TrieEntry{v4(0x5a000000u + uint32_t(i) * 256, 24), id++, RuleKind::Admit});
+    for (int i = 0; i < 65; i++)
+      next.push_back(TrieEntry{v4(0x5a000000u + uint32_t(i) * 256, 24), id++, RuleKind::Admit});
     expect_full(next, cur, "65 changes");
   }
   {  // a stale current: it claims an entry the trie does not hold
@@ -325,9 +326,10 @@ TEST(PublishPatch, CountersStayExact) {
   uint32_t slot = gate.maps().active_slot();
   desired.pop_back();
   publish_desired(gate.maps(), desired);
+  EXPECT_EQ(gate.maps().active_slot(), slot) << "the removal was patched in";
   desired.push_back(range("40.4.0.0/24", RuleKind::Admit));
   publish_desired(gate.maps(), desired);
-  EXPECT_EQ(gate.maps().active_slot(), slot) << "both were patched in";
+  EXPECT_EQ(gate.maps().active_slot(), slot) << "the addition was patched in";
   uint32_t added = id_of("40.4.0.1");
   EXPECT_EQ(packets_of(gate.maps(), added), 0u);
   for (int i = 0; i < 3; i++) gate.run(syn_from(Cidr::parse_address("40.4.0.1")).bytes());
@@ -348,10 +350,10 @@ TEST(PublishPatch, PacketsDuringPatchesSeeTheOldOrTheNewRule) {
   // Set /20 blocks on both sides of the added one, in the same directory
   // word (40.16.0.0/14: /20 blocks 0x28100 to 0x2813f), and empty space.
   std::vector<TrieEntry> base{
-      TrieEntry{v4(0x28100000, 24), 1, RuleKind::Admit},   // 40.16.0.0/24: block 0 of the word
-      TrieEntry{v4(0x28130000, 22), 2, RuleKind::Deny},    // 40.19.0.0/22
-      TrieEntry{v4(0x2813f000, 20), 3, RuleKind::Admit},   // 40.19.240.0/20: the word's last block
-      TrieEntry{v4(0x28500000, 24), 4, RuleKind::Admit}};  // elsewhere
+      TrieEntry{v4(0x28100000, 24), 1, RuleKind::Admit},          // 40.16.0.0/24: block 0 of the word
+      TrieEntry{v4(0x28130000, 22), 2, RuleKind::Deny},           // 40.19.0.0/22
+      TrieEntry{v4(0x2813f000, 20), 3, RuleKind::Admit},          // 40.19.240.0/20: the word's last block
+      TrieEntry{v4(0x28500000, 24), 4, RuleKind::Admit}};         // elsewhere
   const TrieEntry added{v4(0x28118000, 20), 7, RuleKind::Admit};  // 40.17.128.0/20, between them
   std::vector<TrieEntry> with = base;
   with.push_back(added);
@@ -382,8 +384,7 @@ TEST(PublishPatch, PacketsDuringPatchesSeeTheOldOrTheNewRule) {
         uint64_t before = in ? packets_of(gate.maps(), 0) + packets_of(gate.maps(), added.rule_id)
                              : packets_of(gate.maps(), outside[i].rule);
         LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
-                    .data_size_in = uint32_t(frame.size()), .data_size_out = uint32_t(out.size()),
-                    .repeat = kRepeat);
+                    .data_size_in = uint32_t(frame.size()), .data_size_out = uint32_t(out.size()), .repeat = kRepeat);
         if (bpf_prog_test_run_opts(gate.prog_fd(), &opts) != 0) {
           wrong++;
           continue;

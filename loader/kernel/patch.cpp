@@ -203,7 +203,10 @@ bool trie_holds(int trie_fd, const Cidr& prefix, const TrieEntry* want) {
 
 bool GateMaps::patch(const std::vector<TrieEntry>& entries, const std::vector<TrieEntry>& current) {
   std::optional<std::vector<Change>> changes = small_change(entries, current, max_rules());
-  if (!changes) return false;
+  if (!changes) {
+    spdlog::debug("allowlist: not a small disjoint change: full publish");
+    return false;
+  }
   ConfigMapping config(fds_->get(mapname::gate_config));
   sg_state st = config.state();
   uint32_t slot = st.active_slot & 1;
@@ -258,8 +261,9 @@ bool GateMaps::patch(const std::vector<TrieEntry>& entries, const std::vector<Tr
     }
   // The same slot, the next generation: one store.
   config.set_state(sg_state{slot, st.generation + 1});
-  spdlog::debug("allowlist: {} change(s) patched into slot {} (generation {}); {} IPv4 words, {} IPv6 roots ask the trie",
-                changes->size(), slot, st.generation + 1, marked4, marked6);
+  spdlog::debug(
+      "allowlist: {} change(s) patched into slot {} (generation {}); {} IPv4 words, {} IPv6 roots ask the trie",
+      changes->size(), slot, st.generation + 1, marked4, marked6);
   return true;
 }
 

@@ -485,16 +485,20 @@ static __always_inline __u32 lookup_v4(__u32 slot, const __u8 *addr)
 	struct sg_dir_word *d;
 	struct sg_group *g;
 	struct sg_chunk *c;
-	__u64 below;
+	__u64 below, bits;
 	__u64 n;
 
 	c = bpf_map_lookup_elem(&prefilter_v4, &idx);
 	if (!c)
 		return SG_ENTRY_TRIE;
 	d = (struct sg_dir_word *)c + ((b20 >> 6) & (SG_DIR_WORDS_PER_CHUNK - 1));
-	if (!((d->bits >> pos) & 1))
+	bits = d->bits;
+	if (!((bits >> pos) & 1))
 		return 0;
-	n20 = d->rank + __builtin_popcountll(d->bits & ((1ull << pos) - 1));
+	/* The rank is loaded after the bits, never before (a patch relies on
+	 * it: see SG_DIR_TRIE); the barrier keeps the compiler to that order. */
+	asm volatile("" ::: "memory");
+	n20 = d->rank + __builtin_popcountll(bits & ((1ull << pos) - 1));
 	if (n20 >= SG_GROUPS * SG_GROUP_MASKS)
 		return SG_ENTRY_TRIE;
 	/* n20 / 6 without a division: exact for n20 < 2^20. */

@@ -173,6 +173,10 @@ struct sg_rule_ref {
 
 #define SG_ENTRY_CHUNK 0x80000000u /* low bits: chunk number */
 #define SG_ENTRY_TRIE 0x40000000u /* ask the LPM trie */
+/* An IPv6 root entry a patch handed to the trie (see SG_DIR_TRIE): asks the
+ * trie as SG_ENTRY_TRIE does (the program tests the bit), told apart so that
+ * the patches' cost can be counted. */
+#define SG_ENTRY_TRIE_PATCHED (SG_ENTRY_TRIE | 1u)
 #define SG_ENTRY_KIND_SHIFT 24 /* leaf: kind in bits 24..25 */
 #define SG_ENTRY_KIND_MASK 0x3u
 #define SG_ENTRY_RULE_MASK 0x00ffffffu /* leaf: rule id in bits 0..23 */
@@ -228,6 +232,14 @@ struct sg_chunk {
 #define SG_DIR_INDEX(slot) ((slot)*SG_DIR_CHUNKS)
 #define SG_GROUP_INDEX(slot) (SG_SLOTS * SG_DIR_CHUNKS + (slot)*SG_GROUP_CHUNKS)
 #define SG_PREFILTER_ELEMENTS (SG_SLOTS * (SG_DIR_CHUNKS + SG_GROUP_CHUNKS))
+/* A patch (docs/design.md, "Patching the allowlist") hands what a changed
+ * prefix covers to the trie in the active slot, in place: the rank of each
+ * directory word the prefix overlaps becomes SG_DIR_TRIE, so that every set
+ * bit of that word asks the trie (rank + 63 stays below 2^32 and at least
+ * SG_GROUPS * SG_GROUP_MASKS; a full publish never writes a rank that high).
+ * The program loads a word's bits before its rank; a patch stores the rank
+ * before the bits, so a program that sees a new bit sees the new rank. */
+#define SG_DIR_TRIE 0xffffff00u
 #define SG_ENTRY_NODE_BITMAP 0x20000000u /* node entry: a bitmap node */
 #define SG_ENTRY_NODE_MASK 0x1fffffffu /* node entry: its number */
 #define SG_NODE_SMALL_RUNS 4

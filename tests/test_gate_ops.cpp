@@ -126,13 +126,21 @@ TEST_F(GateOps, TooManyRangesWithTheFeedsIsRefusedAndChangesNothing) {
 }
 
 // A publish the kernel refuses after ranges.json was written (here: allow_v4
-// frozen, so installing the new tries fails) puts ranges.json back: the
-// state and the maps still agree.
+// and its tries frozen, so neither the patch's insert nor installing new
+// tries succeeds) puts ranges.json back: the state and the maps still agree.
 TEST_F(GateOps, PublishRefusedAfterTheWritePutsTheStateBack) {
   add("40.92.0.0/15");
   std::string before = state_file();
   int fd = bpf_obj_get((paths.pin_dir + "/allow_v4").c_str());
   ASSERT_GE(fd, 0) << std::strerror(errno);
+  for (uint32_t slot = 0; slot < SG_SLOTS; slot++) {
+    uint32_t id = 0;
+    if (bpf_map_lookup_elem(fd, &slot, &id) != 0) continue;
+    int trie = bpf_map_get_fd_by_id(id);
+    ASSERT_GE(trie, 0) << std::strerror(errno);
+    ASSERT_EQ(bpf_map_freeze(trie), 0) << std::strerror(errno);
+    ::close(trie);
+  }
   ASSERT_EQ(bpf_map_freeze(fd), 0) << std::strerror(errno);
   ::close(fd);
   try {

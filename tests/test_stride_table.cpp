@@ -13,6 +13,7 @@
 #include <set>
 
 #include "packet_builder.hpp"
+#include "prefix_probes.hpp"
 #include "stride_table.hpp"
 #include "xdp_runner.hpp"
 
@@ -64,31 +65,6 @@ std::vector<TrieEntry> random_entries(std::mt19937_64& rng, size_t n) {
                  : random_prefix(rng, fam, fam == Family::V4 ? 32 : 128);
     if (!seen.insert(c).second) continue;
     out.push_back(TrieEntry{c, id++, static_cast<RuleKind>(1 + rng() % 3)});
-  }
-  return out;
-}
-
-// Addresses worth asking about: each prefix's first and last address and
-// their neighbours, and random ones near the prefixes.
-std::vector<Cidr> probes(std::mt19937_64& rng, const std::vector<TrieEntry>& entries) {
-  std::vector<Cidr> out;
-  auto host = [](const Cidr& c) { return Cidr::from_bytes(c.family(), c.bytes().data(), c.max_len()); };
-  auto step = [](Cidr a, int delta) {
-    auto b = a.bytes();
-    int i = a.family() == Family::V4 ? 3 : 15;
-    for (; i >= 0; i--) {
-      int v = b[i] + delta;
-      b[i] = uint8_t(v);
-      if (v >= 0 && v <= 255) break;
-    }
-    return Cidr::from_bytes(a.family(), b.data(), a.max_len());
-  };
-  for (const auto& e : entries) {
-    Cidr first = host(e.prefix), last = e.prefix.last();
-    for (Cidr a : {first, last, step(first, -1), step(last, 1)}) out.push_back(a);
-    auto b = e.prefix.bytes();
-    for (size_t i = e.prefix.family() == Family::V4 ? 2 : 4; i < 16; i++) b[i] = uint8_t(rng());
-    out.push_back(Cidr::from_bytes(e.prefix.family(), b.data(), e.prefix.max_len()));
   }
   return out;
 }
@@ -185,13 +161,7 @@ TEST(StrideTableInKernel, VerdictsAreRightWhetherTableOrTrieAnswers) {
       auto m = longest_match(entries, a);
       bool admitted = m && m->kind == RuleKind::Admit;
       (gate.maps().table_entry(a) == SG_ENTRY_TRIE ? via_trie : via_table)++;
-      Packet p;
-      p.eth();
-      if (a.family() == Family::V4)
-        p.ipv4(a.address_str(), "192.0.2.1");
-      else
-        p.ipv6(a.address_str(), "2001:db8::1");
-      RunResult r = gate.run(p.tcp(40000, 25, SYN).bytes());
+      RunResult r = gate.run(syn_from(a).bytes());
       EXPECT_EQ(r.action, admitted ? XDP_PASS : XDP_DROP) << a.str();
     }
   }

@@ -2,7 +2,7 @@
 // publish an allowlist atomically, read and write the run-time config, read the
 // counters and the recently-refused table. See docs/design.md for the protocol.
 // Its methods are defined by job: gate_maps.cpp (opening, layout checks),
-// gate_config.cpp, allowlist.cpp (reads), publish.cpp, counters.cpp.
+// gate_config.cpp, allowlist.cpp (reads), publish.cpp, patch.cpp, counters.cpp.
 #pragma once
 
 #include <array>
@@ -65,13 +65,19 @@ class GateMaps {
   GateMaps& operator=(const GateMaps&) = delete;
   ~GateMaps();
 
+  /// How publish changed the allowlist.
+  enum class PublishPath { Full, Patch };
   /// Replaces the whole allowlist atomically: builds fresh tries and stride
   /// tables in the inactive slot, flips the active slot with one store of the
   /// state word (through mmap), waits until no program still reads the old
   /// slot, then releases its tries. Entries must have distinct prefixes and
   /// rule ids 1..max_rules()-1; throws InputError before anything changes if
   /// they do not.
-  void publish(const std::vector<TrieEntry>& entries);
+  /// With `current` (the allowlist the active slot holds, which the entries
+  /// were compiled against; both in prefix order), a small change is patched
+  /// into the active slot instead, each packet seeing its source's old rule
+  /// or its new one (patch.cpp; docs/design.md, "Patching the allowlist").
+  PublishPath publish(const std::vector<TrieEntry>& entries, const std::vector<TrieEntry>* current = nullptr);
   /// The allowlist the program reads now, sorted by prefix.
   std::vector<TrieEntry> active_entries() const;
   /// Longest-prefix match of an address in the active allowlist, as the program
@@ -118,6 +124,9 @@ class GateMaps {
   /// publish's step between the tries and the flip: the stride tables
   /// compiled into `slot`.
   void write_stride_tables(uint32_t slot, const std::vector<TrieEntry>& entries);
+  /// publish's small path: true when the change from current to entries was
+  /// patched into the active slot, false when the full publish must do it.
+  bool patch(const std::vector<TrieEntry>& entries, const std::vector<TrieEntry>& current);
   struct Fds;  // gate_maps_fds.hpp
   Fds* fds_ = nullptr;
 };

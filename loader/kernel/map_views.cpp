@@ -23,13 +23,19 @@ size_t config_bytes() {
 }
 }  // namespace
 
-TableMapping::TableMapping(int fd, uint32_t min_elements) {
+TableMapping::TableMapping(int fd, uint32_t min_elements) : TableMapping(fd, min_elements, 0, 0) {}
+
+TableMapping::TableMapping(int fd, uint32_t min_elements, uint32_t first, uint32_t count) : first_(first) {
   bpf_map_info info = map_info(fd, "stride table");
   if (info.value_size != sizeof(sg_chunk) || info.max_entries < min_elements)
     throw SystemError("stride table has an unexpected layout", EINVAL);
   elements_ = info.max_entries;
-  bytes_ = size_t(info.max_entries) * sizeof(sg_chunk);
-  void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (count == 0) count = elements_ - first;
+  size_t offset = size_t(first) * sizeof(sg_chunk);
+  if (first + uint64_t(count) > elements_ || offset % size_t(::sysconf(_SC_PAGESIZE)) != 0)
+    throw SystemError("map part of the stride table", EINVAL);
+  bytes_ = size_t(count) * sizeof(sg_chunk);
+  void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(offset));
   if (p == MAP_FAILED) throw SystemError("map the stride table", errno);
   chunks_ = static_cast<sg_chunk*>(p);
 }

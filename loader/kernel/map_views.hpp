@@ -19,11 +19,15 @@ class TableMapping {
   /// Maps `fd`; throws SystemError when its values are not chunks or it has
   /// fewer than min_elements.
   explicit TableMapping(int fd, uint32_t min_elements = SG_SLOTS * 256 + 2);
+  /// Maps only elements [first, first + count) of `fd` (first at a page
+  /// boundary), which element() still numbers as in the map; the rest of
+  /// the map is not to be asked for (the patch: one slot's part).
+  TableMapping(int fd, uint32_t min_elements, uint32_t first, uint32_t count);
   TableMapping(const TableMapping&) = delete;
   TableMapping& operator=(const TableMapping&) = delete;
   ~TableMapping();
 
-  sg_chunk* element(uint32_t i) { return chunks_ + i; }
+  sg_chunk* element(uint32_t i) { return chunks_ + (i - first_); }
   /// Chunks each slot may use: the pool after the roots, split in halves.
   uint32_t pool_per_slot() const { return (elements_ - SG_TABLE_FIRST_CHUNK) / 2; }
   uint32_t first_chunk_of(uint32_t slot) const { return slot * pool_per_slot(); }
@@ -39,6 +43,7 @@ class TableMapping {
   sg_chunk* chunks_ = nullptr;
   size_t bytes_ = 0;
   uint32_t elements_ = 0;
+  uint32_t first_ = 0;  // the first element mapped
 };
 
 /// gate_config mapped into this process: the state is read and written as one

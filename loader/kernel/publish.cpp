@@ -37,10 +37,14 @@ std::pair<size_t, size_t> count_checked(const std::vector<TrieEntry>& entries, u
   return {n4, n6};
 }
 
+// Room in each trie for the prefixes patches add (patch.cpp): the tries are
+// not preallocated, so room costs nothing until it is used.
+constexpr size_t kPatchRoom = 1024;
+
 // New tries holding the entries, off to the side: nothing reads them yet.
 std::pair<Fd, Fd> build_tries(const std::vector<TrieEntry>& entries, std::pair<size_t, size_t> counts) {
-  Fd v4 = create_trie(Family::V4, counts.first);
-  Fd v6 = create_trie(Family::V6, counts.second);
+  Fd v4 = create_trie(Family::V4, counts.first + kPatchRoom);
+  Fd v6 = create_trie(Family::V6, counts.second + kPatchRoom);
   trie_insert_all(v4.fd, Family::V4, entries);
   trie_insert_all(v6.fd, Family::V6, entries);
   return {std::move(v4), std::move(v6)};
@@ -48,7 +52,8 @@ std::pair<Fd, Fd> build_tries(const std::vector<TrieEntry>& entries, std::pair<s
 
 }  // namespace
 
-void GateMaps::publish(const std::vector<TrieEntry>& entries) {
+GateMaps::PublishPath GateMaps::publish(const std::vector<TrieEntry>& entries, const std::vector<TrieEntry>* current) {
+  if (current && patch(entries, *current)) return PublishPath::Patch;
   auto [v4, v6] = build_tries(entries, count_checked(entries, max_rules()));
 
   ConfigMapping config(fds_->get(mapname::gate_config));
@@ -76,6 +81,7 @@ void GateMaps::publish(const std::vector<TrieEntry>& entries) {
     throw SystemError("wait for readers of the old allowlist", errno);
   bpf_map_delete_elem(out4, &old_slot);
   bpf_map_delete_elem(out6, &old_slot);
+  return PublishPath::Full;
 }
 
 void GateMaps::write_stride_tables(uint32_t slot, const std::vector<TrieEntry>& entries) {

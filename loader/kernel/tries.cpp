@@ -55,14 +55,23 @@ Fd inner_map(int outer_fd, uint32_t slot) {
   return Fd(bpf_map_get_fd_by_id(id));
 }
 
-bool trie_insert(int trie_fd, const TrieEntry& e) {
+bool trie_insert(int trie_fd, const TrieEntry& e, uint64_t flags) {
   sg_rule_ref ref{e.rule_id, static_cast<uint16_t>(e.kind), static_cast<uint16_t>(e.prefix.prefix_len())};
   if (e.prefix.family() == Family::V4) {
     auto k = key_of<sg_lpm_v4_key>(e.prefix, e.prefix.prefix_len());
-    return bpf_map_update_elem(trie_fd, &k, &ref, BPF_NOEXIST) == 0;
+    return bpf_map_update_elem(trie_fd, &k, &ref, flags) == 0;
   }
   auto k = key_of<sg_lpm_v6_key>(e.prefix, e.prefix.prefix_len());
-  return bpf_map_update_elem(trie_fd, &k, &ref, BPF_NOEXIST) == 0;
+  return bpf_map_update_elem(trie_fd, &k, &ref, flags) == 0;
+}
+
+bool trie_delete(int trie_fd, const Cidr& prefix) {
+  if (prefix.family() == Family::V4) {
+    auto k = key_of<sg_lpm_v4_key>(prefix, prefix.prefix_len());
+    return bpf_map_delete_elem(trie_fd, &k) == 0;
+  }
+  auto k = key_of<sg_lpm_v6_key>(prefix, prefix.prefix_len());
+  return bpf_map_delete_elem(trie_fd, &k) == 0;
 }
 
 namespace {

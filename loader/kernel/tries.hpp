@@ -2,6 +2,8 @@
 // allow_v4 and allow_v6 (arrays of maps). Used by GateMaps only.
 #pragma once
 
+#include <linux/bpf.h>
+
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -22,8 +24,11 @@ Fd inner_map(int outer_fd, uint32_t slot);
 /// The key size of a family's trie.
 size_t trie_key_size(Family family);
 
-/// Adds one entry to a trie; false (errno set) when the kernel refuses.
-bool trie_insert(int trie_fd, const TrieEntry& entry);
+/// Adds one entry to a trie (flags: BPF_NOEXIST, or BPF_EXIST to replace the
+/// entry of the same prefix); false (errno set) when the kernel refuses.
+bool trie_insert(int trie_fd, const TrieEntry& entry, uint64_t flags = BPF_NOEXIST);
+/// Removes the entry of exactly this prefix; false (errno set) when there is none.
+bool trie_delete(int trie_fd, const Cidr& prefix);
 /// Inserts the entries of one family (others are skipped) in batches of
 /// system calls; throws SystemError naming the first prefix not inserted.
 void trie_insert_all(int trie_fd, Family family, const std::vector<TrieEntry>& entries);

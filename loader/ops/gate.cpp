@@ -59,9 +59,12 @@ DaemonLock::DaemonLock(const Paths& paths) : pins_(lock_daemon_pins(paths)), sta
 
 PublishResult publish_desired(GateMaps& maps, const std::vector<DesiredRange>& desired,
                               const std::optional<std::vector<TrieEntry>>& current) {
-  CompiledRules compiled = compile_rules(desired, current ? *current : maps.active_entries(), maps.max_rules());
+  // Entries compiled against what these maps hold may be patched in; those
+  // compiled against another gate's are published in full.
+  std::vector<TrieEntry> held = current ? std::vector<TrieEntry>{} : maps.active_entries();
+  CompiledRules compiled = compile_rules(desired, current ? *current : held, maps.max_rules());
   for (uint32_t id : compiled.fresh_ids) maps.reset_rule_counters(id);
-  maps.publish(compiled.entries);
+  maps.publish(compiled.entries, current ? nullptr : &held);
   return PublishResult{compiled.entries.size(), maps.generation()};
 }
 
@@ -75,12 +78,13 @@ std::vector<DesiredRange> GateChange::desired(const DesiredInputs& next) const {
 
 std::optional<CompiledRules> GateChange::compile(const std::vector<DesiredRange>& desired) {
   if (!maps_) return std::nullopt;
-  return compile_rules(desired, maps_->active_entries(), maps_->max_rules());
+  compiled_against_ = maps_->active_entries();
+  return compile_rules(desired, compiled_against_, maps_->max_rules());
 }
 
 void GateChange::publish_compiled(const CompiledRules& compiled, std::vector<DesiredRange> desired) {
   for (uint32_t id : compiled.fresh_ids) maps_->reset_rule_counters(id);
-  maps_->publish(compiled.entries);
+  maps_->publish(compiled.entries, &compiled_against_);
   published_ = std::move(desired);
 }
 

@@ -90,6 +90,7 @@ class GateChange {
   DesiredInputs before_;
   std::optional<GateMaps> maps_;
   std::optional<std::vector<DesiredRange>> published_;  // what this change last published
+  std::vector<TrieEntry> compiled_against_;             // the maps' allowlist compile() read
 };
 
 /// Re-publishes the state directory's ranges if a gate is pinned. Returns

@@ -393,7 +393,8 @@ uint32_t stride_walk(const StrideView& t, const Cidr& address) {
     if (n >= t.n_chunks) return SG_ENTRY_TRIE;
     e = t.chunks[n].entry[b[2 + i]];
   }
-  return e & SG_ENTRY_CHUNK ? SG_ENTRY_TRIE : e;
+  // SG_ENTRY_TRIE_PATCHED asks the trie as SG_ENTRY_TRIE does.
+  return e & (SG_ENTRY_CHUNK | SG_ENTRY_TRIE) ? SG_ENTRY_TRIE : e;
 }
 
 }  // namespace smtpgate

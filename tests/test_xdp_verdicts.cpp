@@ -844,6 +844,8 @@ void burst_past_both_budgets(uint32_t events_per_sec) {
   // one recorded or skipped.
   EXPECT_EQ(seen + gate.maps().events_suppressed(), kBurst + 1);
   EXPECT_EQ(count[Cidr::parse_address(STRANGER4)] + gate.maps().recent_skipped(), kBurst);
+  // The ranges' budget is another.
+  EXPECT_EQ(gate.maps().range_skipped(), 0u);
   if (one_window) {  // the usual case, by far: the burst takes milliseconds
     EXPECT_EQ(count[Cidr::parse_address(STRANGER4)], uint64_t(SG_RECENT_DEFAULT_PER_SEC));
     EXPECT_EQ(seen, uint64_t(events_per_sec));
@@ -889,10 +891,14 @@ void range_burst(Action action) {
   EXPECT_EQ(gate.maps().rule_counters(5).refuse_packets, kBurst);
   EXPECT_EQ(gate.maps().reason_counters()[SG_REASON_RULE_WATCH].packets, kBurst);
   EXPECT_EQ(events.consume() + gate.maps().events_suppressed(), kBurst + 1);
-  if (one_window)
+  // Whatever the windows: each of the range's refusals recorded or skipped.
+  EXPECT_EQ(count[Cidr::parse_address(WATCHED4)] + gate.maps().range_skipped(), kBurst);
+  if (one_window) {
     EXPECT_EQ(count[Cidr::parse_address(WATCHED4)], uint64_t(SG_RECENT_RANGE_PER_SEC));
-  else
+    EXPECT_EQ(gate.maps().range_skipped(), kBurst - SG_RECENT_RANGE_PER_SEC);
+  } else {
     std::cerr << "the burst took over 0.9 s: its exact counts are not checked\n";
+  }
 }
 
 TEST(XdpRecent, ARangesSourcesAreRecordedWithinTheirOwnBudget) { range_burst(Action::Drop); }

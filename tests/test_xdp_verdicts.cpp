@@ -699,6 +699,37 @@ TEST_F(Xdp, EveryTruncationOfASynIsSafe) {
   }
 }
 
+// The packets passed unjudged, looped on every CPU: each is counted once,
+// packets and bytes, under its reason and the pass verdict, and under
+// nothing else, wherever the program keeps the pass path's counts.
+TEST_F(Xdp, PassesAreCountedExactlyOnEveryCpu) {
+  const uint64_t kRuns = 10000;
+  const auto ack = v4(STRANGER4).tcp(1, 25, ACK).bytes(), ack6 = v6(STRANGER6).tcp(1, 25, ACK).bytes(),
+             udp = v4(STRANGER4).udp(1, 25).bytes();
+  cpu_set_t before;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
+  uint64_t cpus = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (!CPU_ISSET(cpu, &before)) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    for (const auto* f : {&ack, &ack6, &udp}) run_repeated(gate, *f, uint32_t(kRuns));
+    cpus++;
+  }
+  sched_setaffinity(0, sizeof(before), &before);
+  auto r = gate.maps().reason_counters();
+  EXPECT_EQ(r[SG_REASON_NOT_SYN].packets, 2 * kRuns * cpus);
+  EXPECT_EQ(r[SG_REASON_NOT_SYN].bytes, kRuns * cpus * (ack.size() + ack6.size()));
+  EXPECT_EQ(r[SG_REASON_NOT_TCP].packets, kRuns * cpus);
+  EXPECT_EQ(r[SG_REASON_NOT_TCP].bytes, kRuns * cpus * udp.size());
+  auto v = gate.maps().verdict_counters();
+  EXPECT_EQ(v[SG_VERDICT_PASS].packets, 3 * kRuns * cpus);
+  EXPECT_EQ(v[SG_VERDICT_PASS].bytes, kRuns * cpus * (ack.size() + ack6.size() + udp.size()));
+  for (uint32_t i = SG_VERDICT_PASS + 1; i < SG_VERDICT_MAX; i++) EXPECT_EQ(v[i].packets, 0u) << i;
+}
+
 TEST_F(Xdp, RecentRefusedRecordsCountsTimesAndRule) {
   pin_to_cpu0();
   for (int i = 0; i < 4; i++) gate.run(v4(DENIED4).tcp(1, 25, SYN).bytes());

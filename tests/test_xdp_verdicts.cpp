@@ -699,6 +699,38 @@ TEST_F(Xdp, EveryTruncationOfASynIsSafe) {
   }
 }
 
+// A group whose base would carry a /24 entry number past 32 bits (a corrupt
+// table) asks the trie. Truncated, the number would name another block's
+// entry: here the pool's first, which is not the deny range's.
+TEST_F(Xdp, AnEntryNumberPast32BitsAsksTheTrie) {
+  sg_config cfg{};
+  uint32_t zero = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(gate.map_fd("gate_config"), &zero, &cfg), 0);
+  const uint32_t slot = cfg.state.active_slot & 1;
+  const int prefilter = gate.map_fd("prefilter_v4");
+  const uint8_t a[4] = {40, 92, 66, 7};  // DENIED4
+  const uint32_t b20 = uint32_t(a[0]) << 12 | uint32_t(a[1]) << 4 | a[2] >> 4, pos = b20 & 63;
+  sg_chunk c{};
+  uint32_t idx = SG_DIR_INDEX(slot) + (b20 >> 6) / SG_DIR_WORDS_PER_CHUNK;
+  ASSERT_EQ(bpf_map_lookup_elem(prefilter, &idx, &c), 0);
+  const auto* d = reinterpret_cast<const sg_dir_word*>(&c) + ((b20 >> 6) & (SG_DIR_WORDS_PER_CHUNK - 1));
+  ASSERT_TRUE((d->bits >> pos) & 1);
+  const uint32_t n20 = d->rank + uint32_t(__builtin_popcountll(d->bits & ((1ull << pos) - 1)));
+  const uint32_t gn = n20 / SG_GROUP_MASKS, p = (n20 - gn * SG_GROUP_MASKS) * 16 + (a[2] & 15);
+  idx = SG_GROUP_INDEX(slot) + gn / SG_GROUPS_PER_CHUNK;
+  ASSERT_EQ(bpf_map_lookup_elem(prefilter, &idx, &c), 0);
+  auto* g = reinterpret_cast<sg_group*>(&c) + gn % SG_GROUPS_PER_CHUNK;
+  const uint32_t k =
+      p < 64 ? __builtin_popcountll(g->masks & ((1ull << p) - 1))
+             : __builtin_popcountll(g->masks) + __builtin_popcountll(g->masks_hi & ((1ull << (p - 64)) - 1));
+  ASSERT_GE(k, 2u);  // every /24 of the /15 is set: at least 40.92.64 and .65 before it
+  g->base = 0u - k;  // base + k = 2^32, the pool's first entry once truncated
+  ASSERT_EQ(bpf_map_update_elem(prefilter, &idx, &c, BPF_ANY), 0);
+  EXPECT_EQ(gate.run(v4(DENIED4).tcp(1, 25, SYN).bytes()).action, uint32_t(XDP_DROP));
+  EXPECT_EQ(gate.maps().rule_counters(3).refuse_packets, 1u);
+  EXPECT_EQ(gate.maps().reason_counters()[SG_REASON_RULE_DENY].packets, 1u);
+}
+
 // The packets passed unjudged, looped on every CPU: each is counted once,
 // packets and bytes, under its reason and the pass verdict, and under
 // nothing else, wherever the program keeps the pass path's counts.

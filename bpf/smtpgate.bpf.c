@@ -481,12 +481,11 @@ static __always_inline __u32 lookup_v4(__u32 slot, const __u8 *addr)
 {
 	__u32 b20 = (__u32)addr[0] << 12 | (__u32)addr[1] << 4 | addr[2] >> 4;
 	__u32 idx = SG_DIR_INDEX(slot) + (b20 >> 6) / SG_DIR_WORDS_PER_CHUNK;
-	__u32 pos = b20 & 63, n20, gn, p, e;
+	__u32 pos = b20 & 63, n20, gn, p, e, n;
 	struct sg_dir_word *d;
 	struct sg_group *g;
 	struct sg_chunk *c;
-	__u64 below, bits;
-	__u64 n;
+	__u64 below, bits, k;
 
 	c = bpf_map_lookup_elem(&prefilter_v4, &idx);
 	if (!c)
@@ -513,16 +512,21 @@ static __always_inline __u32 lookup_v4(__u32 slot, const __u8 *addr)
 		if (!((g->masks >> p) & 1))
 			return 0;
 		below = (1ull << p) - 1;
-		n = __builtin_popcountll(g->masks & below);
+		k = __builtin_popcountll(g->masks & below);
 	} else {
 		if (!((g->masks_hi >> (p - 64)) & 1))
 			return 0;
 		below = (1ull << (p - 64)) - 1;
-		n = __builtin_popcountll(g->masks) + __builtin_popcountll(g->masks_hi & below);
+		k = __builtin_popcountll(g->masks) + __builtin_popcountll(g->masks_hi & below);
 	}
-	if (g->base == SG_GROUP_TRIE)
+	/* The entry's number: the group's base plus the set /24 bits before
+	 * this one (k < 96), summed in 64 bits. One compare refuses both a
+	 * base of SG_GROUP_TRIE and a sum past 32 bits (a corrupt group),
+	 * which a 32-bit entry number would wrap to another block's entry. */
+	k += g->base;
+	if (k >= SG_GROUP_TRIE)
 		return SG_ENTRY_TRIE;
-	n += g->base;
+	n = (__u32)k;
 	c = pool_chunk(n);
 	if (!c)
 		return SG_ENTRY_TRIE;

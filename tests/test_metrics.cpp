@@ -4,10 +4,12 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <iostream>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -133,6 +135,9 @@ smtpgate_events_suppressed_total 0
 # HELP smtpgate_recent_skipped_total Default-rule refusals not recorded in the recently-refused table (its per-CPU budget was spent)
 # TYPE smtpgate_recent_skipped_total counter
 smtpgate_recent_skipped_total 0
+# HELP smtpgate_recent_range_skipped_total Range refusals not recorded in the recently-refused table (the ranges' per-CPU budget was spent)
+# TYPE smtpgate_recent_range_skipped_total counter
+smtpgate_recent_range_skipped_total 0
 # HELP smtpgate_allowlist_generation Publishes of the allowlist since the maps were created
 # TYPE smtpgate_allowlist_generation gauge
 smtpgate_allowlist_generation 2
@@ -176,6 +181,31 @@ TEST(Metrics, ExpositionOfARealGateIsUnchanged) {
   fix_feed_times(scene.paths());
   std::string text = render_metrics(scene.paths(), {"lo"});
   EXPECT_EQ(text, kSceneExposition);
+}
+
+TEST(Metrics, RangeRefusalsPastTheirRecordingBudgetAreCounted) {
+  // The recently-refused table's budget is per CPU: one CPU for the burst.
+  cpu_set_t before, one;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
+  CPU_ZERO(&one);
+  CPU_SET(0, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  RefusalScene scene("metrics-range");
+  const uint64_t kBurst = 2 * SG_RECENT_RANGE_PER_SEC;
+  const auto t0 = std::chrono::steady_clock::now();
+  scene.syn(RefusalScene::kDod, int(kBurst));  // a watch range
+  const bool one_window = std::chrono::steady_clock::now() - t0 < 900ms;
+  sched_setaffinity(0, sizeof(before), &before);
+  const uint64_t skipped = scene.gate().maps().range_skipped();
+  if (one_window)
+    EXPECT_EQ(skipped, kBurst - SG_RECENT_RANGE_PER_SEC);
+  else
+    std::cerr << "the burst took over 0.9 s: its exact count is not checked\n";
+  EXPECT_GT(skipped, 0u);
+  EXPECT_EQ(scene.gate().maps().recent_skipped(), 0u);
+  std::string text = render_metrics(scene.paths(), {"lo"});
+  EXPECT_TRUE(has(text, "\nsmtpgate_recent_range_skipped_total " + std::to_string(skipped) + "\n")) << text;
+  EXPECT_TRUE(has(text, "\nsmtpgate_recent_skipped_total 0\n")) << text;
 }
 
 TEST(Metrics, TextfileAndScrapeCarryTheSameExposition) {

@@ -699,6 +699,69 @@ TEST_F(Xdp, EveryTruncationOfASynIsSafe) {
   }
 }
 
+// A group whose base would carry a /24 entry number past 32 bits (a corrupt
+// table) asks the trie. Truncated, the number would name another block's
+// entry: here the pool's first, which is not the deny range's.
+TEST_F(Xdp, AnEntryNumberPast32BitsAsksTheTrie) {
+  sg_config cfg{};
+  uint32_t zero = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(gate.map_fd("gate_config"), &zero, &cfg), 0);
+  const uint32_t slot = cfg.state.active_slot & 1;
+  const int prefilter = gate.map_fd("prefilter_v4");
+  const uint8_t a[4] = {40, 92, 66, 7};  // DENIED4
+  const uint32_t b20 = uint32_t(a[0]) << 12 | uint32_t(a[1]) << 4 | a[2] >> 4, pos = b20 & 63;
+  sg_chunk c{};
+  uint32_t idx = SG_DIR_INDEX(slot) + (b20 >> 6) / SG_DIR_WORDS_PER_CHUNK;
+  ASSERT_EQ(bpf_map_lookup_elem(prefilter, &idx, &c), 0);
+  const auto* d = reinterpret_cast<const sg_dir_word*>(&c) + ((b20 >> 6) & (SG_DIR_WORDS_PER_CHUNK - 1));
+  ASSERT_TRUE((d->bits >> pos) & 1);
+  const uint32_t n20 = d->rank + uint32_t(__builtin_popcountll(d->bits & ((1ull << pos) - 1)));
+  const uint32_t gn = n20 / SG_GROUP_MASKS, p = (n20 - gn * SG_GROUP_MASKS) * 16 + (a[2] & 15);
+  idx = SG_GROUP_INDEX(slot) + gn / SG_GROUPS_PER_CHUNK;
+  ASSERT_EQ(bpf_map_lookup_elem(prefilter, &idx, &c), 0);
+  auto* g = reinterpret_cast<sg_group*>(&c) + gn % SG_GROUPS_PER_CHUNK;
+  const uint32_t k =
+      p < 64 ? __builtin_popcountll(g->masks & ((1ull << p) - 1))
+             : __builtin_popcountll(g->masks) + __builtin_popcountll(g->masks_hi & ((1ull << (p - 64)) - 1));
+  ASSERT_GE(k, 2u);  // every /24 of the /15 is set: at least 40.92.64 and .65 before it
+  g->base = 0u - k;  // base + k = 2^32, the pool's first entry once truncated
+  ASSERT_EQ(bpf_map_update_elem(prefilter, &idx, &c, BPF_ANY), 0);
+  EXPECT_EQ(gate.run(v4(DENIED4).tcp(1, 25, SYN).bytes()).action, uint32_t(XDP_DROP));
+  EXPECT_EQ(gate.maps().rule_counters(3).refuse_packets, 1u);
+  EXPECT_EQ(gate.maps().reason_counters()[SG_REASON_RULE_DENY].packets, 1u);
+}
+
+// The packets passed unjudged, looped on every CPU: each is counted once,
+// packets and bytes, under its reason and the pass verdict, and under
+// nothing else, wherever the program keeps the pass path's counts.
+TEST_F(Xdp, PassesAreCountedExactlyOnEveryCpu) {
+  const uint64_t kRuns = 10000;
+  const auto ack = v4(STRANGER4).tcp(1, 25, ACK).bytes(), ack6 = v6(STRANGER6).tcp(1, 25, ACK).bytes(),
+             udp = v4(STRANGER4).udp(1, 25).bytes();
+  cpu_set_t before;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
+  uint64_t cpus = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (!CPU_ISSET(cpu, &before)) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    for (const auto* f : {&ack, &ack6, &udp}) run_repeated(gate, *f, uint32_t(kRuns));
+    cpus++;
+  }
+  sched_setaffinity(0, sizeof(before), &before);
+  auto r = gate.maps().reason_counters();
+  EXPECT_EQ(r[SG_REASON_NOT_SYN].packets, 2 * kRuns * cpus);
+  EXPECT_EQ(r[SG_REASON_NOT_SYN].bytes, kRuns * cpus * (ack.size() + ack6.size()));
+  EXPECT_EQ(r[SG_REASON_NOT_TCP].packets, kRuns * cpus);
+  EXPECT_EQ(r[SG_REASON_NOT_TCP].bytes, kRuns * cpus * udp.size());
+  auto v = gate.maps().verdict_counters();
+  EXPECT_EQ(v[SG_VERDICT_PASS].packets, 3 * kRuns * cpus);
+  EXPECT_EQ(v[SG_VERDICT_PASS].bytes, kRuns * cpus * (ack.size() + ack6.size() + udp.size()));
+  for (uint32_t i = SG_VERDICT_PASS + 1; i < SG_VERDICT_MAX; i++) EXPECT_EQ(v[i].packets, 0u) << i;
+}
+
 TEST_F(Xdp, RecentRefusedRecordsCountsTimesAndRule) {
   pin_to_cpu0();
   for (int i = 0; i < 4; i++) gate.run(v4(DENIED4).tcp(1, 25, SYN).bytes());
@@ -844,6 +907,8 @@ void burst_past_both_budgets(uint32_t events_per_sec) {
   // one recorded or skipped.
   EXPECT_EQ(seen + gate.maps().events_suppressed(), kBurst + 1);
   EXPECT_EQ(count[Cidr::parse_address(STRANGER4)] + gate.maps().recent_skipped(), kBurst);
+  // The ranges' budget is another.
+  EXPECT_EQ(gate.maps().range_skipped(), 0u);
   if (one_window) {  // the usual case, by far: the burst takes milliseconds
     EXPECT_EQ(count[Cidr::parse_address(STRANGER4)], uint64_t(SG_RECENT_DEFAULT_PER_SEC));
     EXPECT_EQ(seen, uint64_t(events_per_sec));
@@ -889,10 +954,14 @@ void range_burst(Action action) {
   EXPECT_EQ(gate.maps().rule_counters(5).refuse_packets, kBurst);
   EXPECT_EQ(gate.maps().reason_counters()[SG_REASON_RULE_WATCH].packets, kBurst);
   EXPECT_EQ(events.consume() + gate.maps().events_suppressed(), kBurst + 1);
-  if (one_window)
+  // Whatever the windows: each of the range's refusals recorded or skipped.
+  EXPECT_EQ(count[Cidr::parse_address(WATCHED4)] + gate.maps().range_skipped(), kBurst);
+  if (one_window) {
     EXPECT_EQ(count[Cidr::parse_address(WATCHED4)], uint64_t(SG_RECENT_RANGE_PER_SEC));
-  else
+    EXPECT_EQ(gate.maps().range_skipped(), kBurst - SG_RECENT_RANGE_PER_SEC);
+  } else {
     std::cerr << "the burst took over 0.9 s: its exact counts are not checked\n";
+  }
 }
 
 TEST(XdpRecent, ARangesSourcesAreRecordedWithinTheirOwnBudget) { range_burst(Action::Drop); }

@@ -178,6 +178,9 @@ void add_map_metrics(Exposition& e, const Paths& paths) {
       e.add("smtpgate_recent_skipped_total",
             "Default-rule refusals not recorded in the recently-refused table (its per-CPU budget was spent)", kCounter,
             {}, maps.recent_skipped());
+      e.add("smtpgate_recent_range_skipped_total",
+            "Range refusals not recorded in the recently-refused table (the ranges' per-CPU budget was spent)",
+            kCounter, {}, maps.range_skipped());
       e.add("smtpgate_allowlist_generation", "Publishes of the allowlist since the maps were created", kGauge, {},
             maps.generation());
       e.add("smtpgate_action", "The action for refused sources (1 for the one in force)", kGauge, {{"action", action}},

@@ -143,6 +143,12 @@ uint64_t GateMaps::recent_skipped() const {
   return sum;
 }
 
+uint64_t GateMaps::range_skipped() const {
+  uint64_t sum = 0;
+  for (const auto& v : lookup_percpu<sg_cpu_state>(fds_->get(mapname::cpu_state), 0)) sum += v.range_skipped;
+  return sum;
+}
+
 uint64_t GateMaps::events_suppressed() const {
   uint64_t sum = 0;
   for (const auto& v : lookup_percpu<sg_cpu_state>(fds_->get(mapname::cpu_state), 0)) sum += v.suppressed;

@@ -116,6 +116,9 @@ class GateMaps {
   /// Default-rule refusals not recorded in the recently-refused table (its
   /// per-CPU budget for them was spent: a scan), summed over CPUs.
   uint64_t recent_skipped() const;
+  /// The same for range refusals (deny, watch): their own per-CPU budget
+  /// was spent, as under a flood spoofed from a range.
+  uint64_t range_skipped() const;
   /// The ring buffer's fd, for ring_buffer__new.
   int events_fd() const;
 

@@ -340,6 +340,12 @@ Options parse(int argc, char** argv) {
 const char* mark(bool met) { return met ? "met" : "MISSED"; }
 
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -426,6 +432,8 @@ bool publish_one(const Options& opt) {
   std::printf("one range added or removed within 1 ms: %s (%.3f ms, the slowest median above)\n",
               met ? "met" : "missed", worst);
   return met;
+}
+
 // The program's own time per packet (bpf_stats) over one looped test run:
 // fractions of a nanosecond, where the loop's own timing gives whole ones.
 double loop_stats_ns(int fd, const std::vector<uint8_t>& f, int repeat) {
@@ -437,12 +445,6 @@ double loop_stats_ns(int fd, const std::vector<uint8_t>& f, int repeat) {
   }
   auto [t1, n1] = prog_stats(fd);
   return double(t1 - t0) / double(n1 - n0);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 // The program's own time per packet (bpf_stats) over single test runs of

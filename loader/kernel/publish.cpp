@@ -124,6 +124,10 @@ GateMaps::PublishPath GateMaps::publish(const std::vector<TrieEntry>& entries, c
     table.write(new_slot, fam, img, summary, is4 ? &prefilter : nullptr);
   }
 
+  // The compiled images are freed on a second thread while the grace periods
+  // below run.
+  auto freed = std::async(std::launch::async, [&images] { images = {}; });
+
   // The publish: one store of the state (slot and generation). A packet
   // reads it once, so it sees the old set or the new one, never a mix.
   config.set_state(sg_state{new_slot, st.generation + 1});

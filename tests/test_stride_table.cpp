@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 
+#include "error.hpp"
 #include "packet_builder.hpp"
 #include "prefix_probes.hpp"
 #include "stride_table.hpp"
@@ -409,6 +410,32 @@ TEST(StrideTableInKernel, TheProgramConsultsTheDirectoryAndTheGroups) {
     gate.maps().publish(e);
     EXPECT_EQ(syn("40.93.1.1"), XDP_PASS);
     EXPECT_EQ(syn("52.100.7.9"), XDP_PASS);
+  }
+}
+
+// A prefix twice is refused before any map changes, whether the entries come
+// sorted (checked in place) or not (checked on a sorted copy).
+TEST(StrideTableInKernel, APrefixTwiceIsRefusedAndNothingChanges) {
+  XdpGate gate;
+  gate.maps().set_config(GateConfig{Action::Drop, {25}, 0});
+  std::vector<TrieEntry> e = {{Cidr::parse("40.92.0.0/15"), 1, RuleKind::Admit},
+                              {Cidr::parse("52.100.7.0/28"), 2, RuleKind::Admit}};
+  gate.maps().publish(e);
+  uint32_t generation = gate.maps().generation();
+  auto syn = [&](const char* src) { return syn_action(gate, src); };
+  std::vector<TrieEntry> sorted = {{Cidr::parse("10.0.0.0/8"), 3, RuleKind::Admit},
+                                   {Cidr::parse("52.100.7.0/28"), 4, RuleKind::Admit},
+                                   {Cidr::parse("52.100.7.0/28"), 5, RuleKind::Admit}};
+  std::vector<TrieEntry> unsorted = {{Cidr::parse("52.100.7.0/28"), 4, RuleKind::Admit},
+                                     {Cidr::parse("10.0.0.0/8"), 3, RuleKind::Admit},
+                                     {Cidr::parse("52.100.7.0/28"), 5, RuleKind::Admit}};
+  for (const auto* twice : {&sorted, &unsorted}) {
+    SCOPED_TRACE(twice == &sorted ? "sorted" : "unsorted");
+    EXPECT_THROW(gate.maps().publish(*twice), InputError);
+    EXPECT_EQ(gate.maps().generation(), generation);
+    EXPECT_EQ(syn("40.93.1.1"), XDP_PASS);
+    EXPECT_EQ(syn("52.100.7.9"), XDP_PASS);
+    EXPECT_EQ(syn("10.1.1.1"), XDP_DROP);
   }
 }
 

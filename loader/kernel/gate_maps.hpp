@@ -124,9 +124,6 @@ class GateMaps {
 
  private:
   GateMaps() = default;
-  /// publish's step between the tries and the flip: the stride tables
-  /// compiled into `slot`.
-  void write_stride_tables(uint32_t slot, const std::vector<TrieEntry>& entries);
   /// publish's small path: true when the change from current to entries was
   /// patched into the active slot, false when the full publish must do it.
   bool patch(const std::vector<TrieEntry>& entries, const std::vector<TrieEntry>& current);

@@ -345,7 +345,6 @@ Options parse(int argc, char** argv) {
 
 const char* mark(bool met) { return met ? "met" : "MISSED"; }
 
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t n = v.size();

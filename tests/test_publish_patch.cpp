@@ -410,3 +410,37 @@ TEST(PublishPatch, PacketsDuringPatchesSeeTheOldOrTheNewRule) {
   EXPECT_EQ(wrong.load(), 0u) << "first at " << first_wrong;
   EXPECT_GT(runs.load(), 10000u);
 }
+
+// A kernel refusal part-way through a patch (the trie is full) undoes the
+// trie changes already made, so that when the full publish fails too the
+// running allowlist is still the one before the change.
+TEST(PublishPatch, ARefusalPartWayUndoesWhatThePatchChanged) {
+  XdpGate gate;
+  gate.maps().set_config(quiet_drop());
+  std::vector<TrieEntry> cur{TrieEntry{v4(0x3c000000, 24), 1, RuleKind::Admit}};
+  gate.maps().publish(cur);
+  // The trie's room for patches, filled with /32s under one directory word.
+  uint32_t id = 2;
+  for (uint32_t round = 0; round < 16; round++) {
+    auto next = cur;
+    for (uint32_t i = 0; i < 64; i++)
+      next.push_back(TrieEntry{v4(0x32000000u + round * 64 + i, 32), id++, RuleKind::Admit});
+    sort_by_prefix(next);
+    ASSERT_EQ(gate.maps().publish(next, &cur), Path::Patch) << "round " << round;
+    cur = next;
+  }
+  // The full publish cannot install its tries either.
+  ASSERT_EQ(bpf_map_freeze(gate.map_fd(mapname::allow_v4)), 0) << std::strerror(errno);
+  // Removing 60.0.0.0/24 makes room for 60.1.0.0/24, not for 60.2.0.0/24
+  // (the changes side by side at the end: the patch compares the lists from
+  // both ends).
+  auto next = cur;
+  next.pop_back();
+  next.push_back(TrieEntry{v4(0x3c010000, 24), id++, RuleKind::Admit});
+  next.push_back(TrieEntry{v4(0x3c020000, 24), id++, RuleKind::Admit});
+  sort_by_prefix(next);
+  EXPECT_THROW(gate.maps().publish(next, &cur), SystemError);
+  EXPECT_TRUE(gate.maps().active_entries() == cur) << "the trie is not the allowlist from before the change";
+  EXPECT_EQ(program_answer(gate, v4(0x3c000001, 32), 1), std::make_pair(uint32_t(XDP_PASS), true));
+  EXPECT_EQ(program_answer(gate, v4(0x3c010001, 32), SG_RULE_DEFAULT), std::make_pair(uint32_t(XDP_DROP), true));
+}

@@ -244,27 +244,50 @@ bool GateMaps::patch(const std::vector<TrieEntry>& entries, const std::vector<Tr
     return false;
   }
 
-  // Removed first (their room in the trie serves the added), then changed,
-  // then added. A kernel refusal leaves some changes made, each atomically:
-  // the full publish then makes the rest.
+  // Every changed prefix is handed to the trie first: the trie still holds
+  // the old set, so each mark is exact, and a process killed part-way leaves
+  // marks and whole trie changes, never a table that answers for a range the
+  // trie has changed. Then the trie: removed first (their room serves the
+  // added), then changed, then added.
+  for (const Change& c : *changes) tables.mark(c.any().prefix);
+  // A kernel refusal part-way undoes the trie changes already made, newest
+  // first, so that the running allowlist stays the one the caller's state
+  // says (the caller then tries the full publish); the marks stay, exact.
+  std::vector<const Change*> done;
   auto failed = [&](const char* what, const Cidr& p) {
-    spdlog::info("allowlist: {} {} in place failed ({}): full publish", what, p.str(), std::strerror(errno));
+    int err = errno;
+    bool undone = true;
+    for (auto it = done.rbegin(); it != done.rend(); ++it) {
+      const Change& c = **it;
+      int fd = trie_of(c.any().prefix);
+      undone &=
+          !c.before ? trie_delete(fd, c.after->prefix) : trie_insert(fd, *c.before, c.after ? BPF_EXIST : BPF_NOEXIST);
+    }
+    if (!undone) {
+      // What the trie holds is neither set: a new generation, so that no
+      // reader trusts what it cached of the old one.
+      config.set_state(sg_state{slot, st.generation + 1});
+      spdlog::error("allowlist: {} {} in place failed ({}) and the changes made could not all be undone: full publish",
+                    what, p.str(), std::strerror(err));
+    } else {
+      spdlog::info("allowlist: {} {} in place failed ({}): undone, full publish", what, p.str(), std::strerror(err));
+    }
     return false;
   };
   for (const Change& c : *changes)
     if (!c.after) {
-      tables.mark(c.before->prefix);
       if (!trie_delete(trie_of(c.before->prefix), c.before->prefix)) return failed("removing", c.before->prefix);
+      done.push_back(&c);
     }
   for (const Change& c : *changes)
     if (c.after && c.before) {
-      tables.mark(c.after->prefix);
       if (!trie_insert(trie_of(c.after->prefix), *c.after, BPF_EXIST)) return failed("changing", c.after->prefix);
+      done.push_back(&c);
     }
   for (const Change& c : *changes)
     if (!c.before) {
       if (!trie_insert(trie_of(c.after->prefix), *c.after, BPF_NOEXIST)) return failed("adding", c.after->prefix);
-      tables.mark(c.after->prefix);
+      done.push_back(&c);
     }
   // The same slot, the next generation: one store.
   config.set_state(sg_state{slot, st.generation + 1});

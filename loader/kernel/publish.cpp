@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <functional>
 #include <future>
+#include <system_error>
 #include <utility>
 
 #include "gate_maps.hpp"
@@ -70,7 +71,15 @@ std::pair<Fd, Fd> build_tries(const std::vector<TrieEntry>& entries, std::pair<s
 // Each returns only after an RCU grace period; run together, they wait out
 // the same one.
 std::pair<int, int> at_once(const std::function<int()>& a, const std::function<int()>& b) {
-  auto second = std::async(std::launch::async, b);
+  std::future<int> second;
+  try {
+    second = std::async(std::launch::async, b);
+  } catch (const std::system_error&) {
+    // No thread to be had: one after the other (two grace periods), never
+    // an exception between the flip and the release of the old tries.
+    int first = a();
+    return {first, b()};
+  }
   int first = a();
   return {first, second.get()};
 }
@@ -100,7 +109,16 @@ GateMaps::PublishPath GateMaps::publish(const std::vector<TrieEntry>& entries, c
         compile_stride_table(Family::V4, entries, table4.first_chunk_of(new_slot), table4.pool_per_slot()),
         compile_stride_table(Family::V6, entries, table6.first_chunk_of(new_slot), table6.pool_per_slot())};
   });
-  auto [v4, v6] = build_tries(entries, counts);
+  std::pair<Fd, Fd> tries;
+  try {
+    tries = build_tries(entries, counts);
+  } catch (...) {
+    // A prefix twice fails the trie's fill too: the InputError that names it
+    // is the one to report.
+    compiled.get();
+    throw;
+  }
+  auto& [v4, v6] = tries;
   std::array<StrideImage, 2> images = compiled.get();
 
   // Install the tries into the inactive slot. Each map-in-map update returns

@@ -36,6 +36,10 @@ class Cidr {
   unsigned max_len() const { return family_ == Family::V4 ? 32 : 128; }
   bool is_host() const { return prefix_len_ == max_len(); }
   const std::array<uint8_t, 16>& bytes() const { return bytes_; }
+  /// An IPv4 address as one integer, first byte highest.
+  uint32_t v4_value() const {
+    return uint32_t(bytes_[0]) << 24 | uint32_t(bytes_[1]) << 16 | uint32_t(bytes_[2]) << 8 | bytes_[3];
+  }
 
   /// Canonical text: "40.92.0.0/15", "2a01:111:f400::/48" (RFC 5952).
   std::string str() const;

@@ -111,11 +111,6 @@ void store(T* where, T value) {
   __atomic_store_n(where, value, __ATOMIC_RELEASE);
 }
 
-uint32_t v4_of(const Cidr& c) {
-  const auto& b = c.bytes();
-  return uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
-}
-
 // The active slot's tables, where a patch hands prefixes to the trie.
 class ActiveTables {
  public:
@@ -176,7 +171,7 @@ class ActiveTables {
   // how many.
   static std::pair<uint32_t, uint32_t> blocks(const Cidr& p, unsigned level) {
     unsigned len = p.prefix_len();
-    return {v4_of(p) >> (32 - level), len >= level ? 1u : 1u << (level - len)};
+    return {p.v4_value() >> (32 - level), len >= level ? 1u : 1u << (level - len)};
   }
   static void set_bits(uint32_t* words, uint32_t first, uint32_t count) {
     for (uint32_t n = first; n < first + count; n++)

@@ -100,11 +100,6 @@ struct Run {
   uint32_t value;
 };
 
-uint32_t v4_address(const Cidr& c) {
-  const auto& b = c.bytes();
-  return uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
-}
-
 // An IPv4 prefix as the runs are made of it: its address and length in one
 // key (address first), its leaf entry.
 struct V4Prefix {
@@ -369,7 +364,7 @@ StrideImage compile_stride_table(Family family, const std::vector<TrieEntry>& en
     prefixes.reserve(mine.size());
     for (const TrieEntry* e : mine)
       prefixes.push_back(
-          {uint64_t(v4_address(e->prefix)) << 6 | e->prefix.prefix_len(), leaf_entry(e->kind, e->rule_id)});
+          {uint64_t(e->prefix.v4_value()) << 6 | e->prefix.prefix_len(), leaf_entry(e->kind, e->rule_id)});
     V4Compiler(img, max_chunks).compile(runs_of(std::move(prefixes)));
     return img;
   }
